@@ -1,0 +1,94 @@
+//! Every command-line flag, in one place, with its documentation.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// See the Linux kernel's mechanisms work, and measure them.
+///
+/// klab builds the mechanisms described in LWN's kernel pages (the radix
+/// tree, SLUB, workqueues, the page cache, ...) and turns each claim of a
+/// page into an experiment.
+#[derive(Debug, Parser)]
+#[command(name = "klab", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// List every experiment: its name, the seed page it comes from, its claim.
+    List(ListArgs),
+    /// Run experiments (all of them by default) and write the reports.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Print the names only, one per line.
+    #[arg(long)]
+    pub(crate) names: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Experiments to run, by name; all of them when none is given.
+    #[arg(value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+
+    /// Directory for report.json and report.html (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "klab-report")]
+    pub(crate) out: PathBuf,
+
+    /// Seed for every random choice: the same seed gives the same numbers.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) seed: u64,
+
+    /// Small sizes (for CI): every table and plot, in seconds.
+    #[arg(long)]
+    pub(crate) quick: bool,
+
+    /// Also write the JSON report to FILE; `-` writes it to standard output
+    /// instead of the terminal report.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// A cache trace to run on, for experiments that take one.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trace: Option<PathBuf>,
+
+    /// A packet capture (pcap or pcapng), for experiments that take one.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pcap: Option<PathBuf>,
+
+    /// A scenario file, for experiments that take one.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) scenario: Option<PathBuf>,
+
+    /// A git repository or source tree, for experiments that take one.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) repo: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flag_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_defaults() {
+        let cli = Cli::try_parse_from(["klab", "run"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.out, PathBuf::from("klab-report"));
+        assert_eq!(args.seed, 1);
+        assert!(!args.quick && args.names.is_empty() && args.json.is_none());
+    }
+}

@@ -1,0 +1,31 @@
+//! `klab`: the command-line program. Thin: parse the flags, call a library,
+//! print. Exit status 0 on success, 1 when a command ran and found
+//! differences, 2 on errors.
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod flags;
+mod messages;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+/// Exit statuses.
+pub(crate) const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = flags::Cli::parse();
+    let result = match cli.command {
+        flags::Command::List(args) => cmd::list::run(&args),
+        flags::Command::Run(args) => cmd::run::run(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            messages::error(format_args!("{e:#}"));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
