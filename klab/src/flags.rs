@@ -22,6 +22,10 @@ pub(crate) enum Command {
     List(ListArgs),
     /// Run experiments (all of them by default) and write the reports.
     Run(RunArgs),
+    /// Time klab's mechanisms against their peers (std collections, the
+    /// system allocator, rayon, ...) in one process and report the ratios.
+    /// Timings vary between runs; `klab run` stays reproducible.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +73,34 @@ pub(crate) struct RunArgs {
     /// A git repository or source tree, for experiments that take one.
     #[arg(long, value_name = "PATH")]
     pub(crate) repo: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Benchmarks to run, by name; all of them when none is given.
+    #[arg(value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+
+    /// Directory for report.json and report.html (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "klab-bench")]
+    pub(crate) out: PathBuf,
+
+    /// Seed for the generated keys and workloads.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) seed: u64,
+
+    /// Small sizes and few repetitions: a smoke test, not a measurement.
+    #[arg(long)]
+    pub(crate) quick: bool,
+
+    /// Also write the JSON report to FILE; `-` writes it to standard output
+    /// instead of the terminal report.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// List the benchmarks instead of running them.
+    #[arg(long)]
+    pub(crate) list: bool,
 }
 
 #[cfg(test)]

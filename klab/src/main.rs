@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         flags::Command::List(args) => cmd::list::run(&args),
         flags::Command::Run(args) => cmd::run::run(&args),
+        flags::Command::Bench(args) => cmd::run::bench(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,29 +1,31 @@
 //! `klab list`: every experiment, its seed page and its claim.
 
-use klab_experiments::registry;
+use klab_experiments::registry::{self, Experiment};
 
 use crate::flags::ListArgs;
 use crate::messages;
 
 pub(crate) fn run(args: &ListArgs) -> anyhow::Result<u8> {
-    let all = registry::all();
+    print(registry::all(), args.names);
+    Ok(0)
+}
+
+/// Prints a list of experiments: names only, or name, seed page and claim.
+pub(crate) fn print(list: &[&'static dyn Experiment], names_only: bool) {
     let mut out = String::new();
-    if args.names {
-        for e in all {
+    let width = list.iter().map(|e| e.name().len()).max().unwrap_or(0);
+    for e in list {
+        if names_only {
             out.push_str(e.name());
-            out.push('\n');
-        }
-    } else {
-        let width = all.iter().map(|e| e.name().len()).max().unwrap_or(0);
-        for e in all {
+        } else {
             out.push_str(&format!(
-                "{:<width$}  {}  {}\n",
+                "{:<width$}  {}  {}",
                 e.name(),
                 e.seed_page(),
                 e.claim()
             ));
         }
+        out.push('\n');
     }
     messages::out(&out);
-    Ok(0)
 }

@@ -1,5 +1,7 @@
-//! `klab run`: run experiments and write the terminal, JSON and HTML
-//! reports.
+//! `klab run` and `klab bench`: run experiments (or benchmarks) and write
+//! the terminal, JSON and HTML reports.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use klab_experiments::output::{self, write_reports};
@@ -7,12 +9,12 @@ use klab_experiments::registry::{self, Ctx, Experiment, Inputs};
 use klab_experiments::render;
 use klab_experiments::report::{FORMAT_VERSION, ReportFile};
 
-use crate::flags::RunArgs;
+use crate::flags::{BenchArgs, RunArgs};
 use crate::progress::Bar;
 use crate::{EXIT_ERROR, messages};
 
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<u8> {
-    let selected = select(&args.names)?;
+    let selected = select(registry::all(), "experiment", &args.names)?;
     let inputs = Inputs {
         trace: args.trace.clone(),
         pcap: args.pcap.clone(),
@@ -20,17 +22,59 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<u8> {
         repo: args.repo.clone(),
     };
     check_inputs(&selected, &inputs)?;
-    let json_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    execute(
+        &selected,
+        &Options {
+            seed: args.seed,
+            quick: args.quick,
+            out: &args.out,
+            json: args.json.as_deref(),
+            inputs: &inputs,
+        },
+    )
+}
+
+pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
+    if args.list {
+        super::list::print(registry::benches(), false);
+        return Ok(0);
+    }
+    let selected = select(registry::benches(), "benchmark", &args.names)?;
+    execute(
+        &selected,
+        &Options {
+            seed: args.seed,
+            quick: args.quick,
+            out: &args.out,
+            json: args.json.as_deref(),
+            inputs: &Inputs::default(),
+        },
+    )
+}
+
+struct Options<'a> {
+    seed: u64,
+    quick: bool,
+    out: &'a Path,
+    json: Option<&'a Path>,
+    inputs: &'a Inputs,
+}
+
+/// Runs each experiment, printing its report as it finishes, then writes
+/// the report files. An experiment that fails is reported and the others
+/// still run; the exit status is then 2.
+fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::Result<u8> {
+    let json_stdout = opts.json.is_some_and(|p| p.as_os_str() == "-");
     let bar = Bar::new();
     let ctx = Ctx {
-        seed: args.seed,
-        quick: args.quick,
-        inputs: &inputs,
+        seed: opts.seed,
+        quick: opts.quick,
+        inputs: opts.inputs,
         progress: &bar,
     };
     let mut reports = Vec::new();
     let mut failed = false;
-    for e in &selected {
+    for e in selected {
         match e.run(&ctx) {
             Ok(report) => {
                 if !json_stdout {
@@ -50,14 +94,17 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<u8> {
         format: FORMAT_VERSION,
         reports,
     };
-    let written = write_reports(&args.out, &file)?;
-    match args.json.as_deref() {
+    let written = write_reports(opts.out, &file)?;
+    match opts.json {
         Some(p) if p.as_os_str() == "-" => messages::out(&render::json(&file)),
         Some(p) => output::write_atomic(p, &render::json(&file))?,
         None => {}
     }
     if !json_stdout {
-        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        let names: Vec<String> = written
+            .iter()
+            .map(|p: &PathBuf| p.display().to_string())
+            .collect();
         messages::out(&format!("reports: {}\n", names.join(", ")));
     }
     Ok(if failed { EXIT_ERROR } else { 0 })
@@ -65,26 +112,33 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<u8> {
 
 /// The experiments named, in registry order, or all of them. An unknown
 /// name is an error that lists the known ones.
-fn select(names: &[String]) -> anyhow::Result<Vec<&'static dyn Experiment>> {
-    let all = registry::all();
+fn select(
+    list: &'static [&'static dyn Experiment],
+    what: &str,
+    names: &[String],
+) -> anyhow::Result<Vec<&'static dyn Experiment>> {
     if names.is_empty() {
-        return Ok(all.to_vec());
+        return Ok(list.to_vec());
     }
     let unknown: Vec<&str> = names
         .iter()
-        .filter(|n| registry::find(n).is_none())
+        .filter(|n| registry::find_in(list, n).is_none())
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
-        let known: Vec<&str> = all.iter().map(|e| e.name()).collect();
+        let known: Vec<&str> = list.iter().map(|e| e.name()).collect();
         anyhow::bail!(
-            "unknown experiment{} {}; known experiments: {}",
+            "unknown {what}{} {}; known: {}",
             if unknown.len() > 1 { "s" } else { "" },
             unknown.join(", "),
-            known.join(", ")
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
         );
     }
-    Ok(all
+    Ok(list
         .iter()
         .copied()
         .filter(|e| names.iter().any(|n| n == e.name()))

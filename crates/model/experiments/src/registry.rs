@@ -42,9 +42,30 @@ pub fn all() -> &'static [&'static dyn Experiment] {
     &[]
 }
 
+/// Every benchmark, in the order `klab bench` runs them.
+///
+/// A benchmark is an [`Experiment`] that times a klab mechanism against a
+/// peer (a std collection, the system allocator, rayon, ...) in the same
+/// process and reports the ratios. Its report has
+/// `host: Host::measured(..)`: the numbers are real and vary between runs,
+/// which is why benchmarks are kept out of `klab run`, whose reports are
+/// reproducible. The criterion benches in each crate's `benches/` measure
+/// the same operations more thoroughly.
+pub fn benches() -> &'static [&'static dyn Experiment] {
+    &[]
+}
+
+/// Looks a name up in a list of experiments.
+pub fn find_in(
+    list: &'static [&'static dyn Experiment],
+    name: &str,
+) -> Option<&'static dyn Experiment> {
+    list.iter().copied().find(|e| e.name() == name)
+}
+
 /// Looks an experiment up by name.
 pub fn find(name: &str) -> Option<&'static dyn Experiment> {
-    all().iter().copied().find(|e| e.name() == name)
+    find_in(all(), name)
 }
 
 /// A kind of real-data input an experiment can take.
