@@ -1,0 +1,112 @@
+//! Errors of the trace readers: every one names the file, and where the
+//! fault is in it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A trace could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct TraceError {
+    /// The file (or the name given to [`crate::parse`]).
+    pub path: PathBuf,
+    /// Where in the file: `None` for faults of the whole file.
+    pub at: Option<Location>,
+    /// What was wrong.
+    pub kind: ErrorKind,
+}
+
+/// Where a fault is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// The record (0-based) for binary formats, the line (1-based) for text.
+    pub record: u64,
+    /// Byte offset of the record or line in the file.
+    pub offset: u64,
+    /// True when `record` is a 1-based line number.
+    pub is_line: bool,
+}
+
+/// What was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorKind {
+    /// The file could not be read.
+    #[error("{0}")]
+    Io(String),
+    /// No format was given and the extension names none.
+    #[error(
+        "cannot tell the trace format from the file name; give one of: oracleGeneral, vscsi, csv, txt, klab"
+    )]
+    UnknownFormat,
+    /// The file ends inside a record.
+    #[error("truncated record: {have} of {need} bytes")]
+    Truncated {
+        /// Bytes a record needs.
+        need: usize,
+        /// Bytes left.
+        have: usize,
+    },
+    /// A field holds a value the format does not allow.
+    #[error("{field} field is {value}; expected {expected}")]
+    Field {
+        /// The field's name.
+        field: &'static str,
+        /// What it holds, as text.
+        value: String,
+        /// What the format allows.
+        expected: &'static str,
+    },
+    /// A text line has the wrong shape.
+    #[error("{0}")]
+    Syntax(String),
+}
+
+impl TraceError {
+    /// A fault of the whole file.
+    pub fn whole(path: &Path, kind: ErrorKind) -> Self {
+        TraceError {
+            path: path.to_owned(),
+            at: None,
+            kind,
+        }
+    }
+
+    /// A fault in binary record `record` at byte `offset`.
+    pub fn record(path: &Path, record: u64, offset: u64, kind: ErrorKind) -> Self {
+        TraceError {
+            path: path.to_owned(),
+            at: Some(Location {
+                record,
+                offset,
+                is_line: false,
+            }),
+            kind,
+        }
+    }
+
+    /// A fault on text line `line` (1-based) starting at byte `offset`.
+    pub fn line(path: &Path, line: u64, offset: u64, kind: ErrorKind) -> Self {
+        TraceError {
+            path: path.to_owned(),
+            at: Some(Location {
+                record: line,
+                offset,
+                is_line: true,
+            }),
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.path.display())?;
+        if let Some(at) = self.at {
+            if at.is_line {
+                write!(f, "line {} (offset {}): ", at.record, at.offset)?;
+            } else {
+                write!(f, "record {} at offset {}: ", at.record, at.offset)?;
+            }
+        }
+        write!(f, "{}", self.kind)
+    }
+}
