@@ -41,6 +41,16 @@ pub use queue::{Fifo, Lru};
 pub use sim::{ObjectRequest, SimStats, replay};
 pub use twoq::TwoQ;
 
+/// Bytes of state a textbook policy keeps per resident object: one arena
+/// node and one hash-map slot (key and node index, plus hashbrown's control
+/// byte) at the map's highest load factor, 7/8. Ghost entries (2Q's A1out,
+/// ARC's B1 and B2) cost the same.
+pub fn bytes_per_object() -> f64 {
+    let node = std::mem::size_of::<list::Node>() as f64;
+    let slot = (std::mem::size_of::<(u64, u32)>() + 1) as f64;
+    node + slot * 8.0 / 7.0
+}
+
 /// An object cache with a replacement policy.
 ///
 /// Sizes are in bytes (or 1 per object when a replay ignores sizes). A miss
@@ -171,6 +181,12 @@ impl FromStr for PolicyKind {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn state_per_object_is_a_24_byte_node_and_a_map_slot() {
+        assert_eq!(std::mem::size_of::<list::Node>(), 24);
+        assert!((bytes_per_object() - (24.0 + 17.0 * 8.0 / 7.0)).abs() < 1e-9);
+    }
 
     #[test]
     fn policy_names_parse_back() {

@@ -13,6 +13,7 @@ pub mod output;
 pub mod plot;
 pub mod registry;
 pub mod render;
+pub mod replay;
 pub mod report;
 
 pub use registry::{Ctx, Experiment, ExperimentError, InputKind, Inputs, Progress};
