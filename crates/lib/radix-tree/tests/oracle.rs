@@ -240,7 +240,7 @@ fn check_insert<const SHIFT: u32>(
     match t.insert_entry(k, e) {
         Ok(()) => {
             assert!(!o.contains_key(&k), "insert {k} over an entry");
-            assert!(!e.value().is_some_and(|v| v > VALUE_MAX));
+            assert!(e.value().is_none_or(|v| v <= VALUE_MAX));
             o.insert(k, (e, [false; MAX_TAGS]));
             *preloaded = false;
         }
