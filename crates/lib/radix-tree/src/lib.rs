@@ -98,12 +98,14 @@
 mod entry;
 mod error;
 mod iter;
+mod leaf;
 mod node;
 mod tree;
 
 pub use entry::{Entry, MAX_TAGS, Tag, VALUE_BITS, VALUE_MAX};
 pub use error::{EEXIST, EINVAL, ENOENT, ENOMEM, Error, InsertError};
 pub use iter::{GangResults, Iter, WalkCost};
+pub use leaf::MAP_SHIFT;
 pub use tree::{MemoryUsage, RadixTree, SlotMut};
 
 #[cfg(test)]

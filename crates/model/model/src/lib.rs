@@ -23,4 +23,11 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod machine;
+pub mod mm;
 pub mod rng;
+
+pub use machine::{Access, AccessKind, Machine, MachineConfig, Outcome, ShadowLimit};
+
+#[cfg(test)]
+mod machine_tests;

@@ -1,0 +1,674 @@
+//! The machine: page frames on NUMA nodes, the page cache of every file,
+//! anonymous memory of every task, the LRU lists, and the rules that move
+//! pages between them.
+//!
+//! # An access, step by step
+//!
+//! ```text
+//!  access(Read file i)
+//!    │ lookup i in the file's radix tree
+//!    ├─ Item(pfn)  ── hit: mark_page_accessed(pfn)
+//!    └─ Value(shadow) or empty ── miss (pgmajfault):
+//!         alloc_page(node)            may reclaim (mm/vmscan.rs)
+//!         insert pfn at i             returns the shadow it replaces
+//!         shadow? workingset refault: distance R, the rule decides
+//!         add to inactive (or active) file list, mark_page_accessed(pfn)
+//! ```
+//!
+//! Mirrors, in 3.15's shape: mm/filemap.c `do_generic_file_read()` and
+//! `add_to_page_cache_lru()`, mm/swap.c `mark_page_accessed()`,
+//! mm/workingset.c `workingset_refault()`, mm/memory.c
+//! `do_anonymous_page()` and `do_swap_page()` for anonymous memory.
+//!
+//! # What is simplified
+//!
+//! * No per-CPU page vectors: pages reach the LRU lists at once (the kernel
+//!   batches up to 14 per CPU, which delays `PG_lru` and so a page's first
+//!   promotion).
+//! * No readahead: an access is one page.
+//! * Writeback is instant: a dirty page at the tail of the inactive list is
+//!   written (`nr_written`) and reclaimed in the same pass.
+//! * Reclaim is direct and synchronous, run when an allocation finds no free
+//!   frame (no kswapd, no watermarks).
+//! * One zone per node.
+//!
+//! # Determinism
+//!
+//! Nothing here reads a clock or a random generator: the same config and
+//! the same accesses give the same counters, bit for bit.
+
+use std::collections::BTreeMap;
+
+use klab_mm_policy::LruBalance;
+use klab_radix_tree::{Entry, RadixTree};
+
+use crate::mm::filemap::AddressSpace;
+use crate::mm::lru::{LruList, Lruvec};
+use crate::mm::page::{FileId, Owner, Pfn, TaskId, flags};
+use crate::mm::page_alloc::PageAlloc;
+use crate::mm::vmstat::VmStat;
+use crate::mm::workingset::{self, ShadowNodes};
+
+/// Bytes per page.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// `SWAP_CLUSTER_MAX`: pages reclaim tries to free per pass.
+pub const SWAP_CLUSTER_MAX: u64 = 32;
+
+/// How many shadow-only radix-tree nodes may accumulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShadowLimit {
+    /// 3.15's `count_shadow_nodes()`: memory pages >> 4.
+    Kernel315,
+    /// Never reclaim shadow nodes.
+    Unlimited,
+    /// At most this many.
+    Nodes(u64),
+}
+
+/// What a machine is made of.
+#[derive(Clone, Debug)]
+pub struct MachineConfig {
+    /// Page frames on each NUMA node.
+    pub pages_per_node: Vec<u64>,
+    /// The file LRU balancing rule.
+    pub balance: LruBalance,
+    /// Pages reclaim frees per pass.
+    pub reclaim_batch: u64,
+    /// Swap slots (0: no swap, anonymous memory is never reclaimed).
+    pub swap_pages: u64,
+    /// Bound on shadow nodes.
+    pub shadow_limit: ShadowLimit,
+    /// Record list sizes every this many accesses (0: never).
+    pub sample_every: u64,
+}
+
+impl MachineConfig {
+    /// One node of `pages` frames, the given rule, kernel defaults
+    /// otherwise.
+    pub fn new(pages: u64, balance: LruBalance) -> Self {
+        MachineConfig {
+            pages_per_node: vec![pages],
+            balance,
+            reclaim_batch: SWAP_CLUSTER_MAX,
+            swap_pages: 0,
+            shadow_limit: ShadowLimit::Kernel315,
+            sample_every: 0,
+        }
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.pages_per_node.is_empty() || self.pages_per_node.len() > 64 {
+            return Err(format!(
+                "a machine needs 1 to 64 NUMA nodes (NODES_SHIFT = 6), not {}",
+                self.pages_per_node.len()
+            ));
+        }
+        if self.pages_per_node.contains(&0) {
+            return Err("every NUMA node needs at least one page frame".into());
+        }
+        let total: u64 = self.pages_per_node.iter().sum();
+        if total >= u64::from(u32::MAX) {
+            return Err(format!(
+                "{total} page frames: the model addresses fewer than 2^32"
+            ));
+        }
+        if self.reclaim_batch == 0 {
+            return Err("reclaim_batch must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What an access does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessKind {
+    /// Read page `index` of a file.
+    Read(FileId, u64),
+    /// Write page `index` of a file (reads it in first if needed).
+    Write(FileId, u64),
+    /// Touch virtual page `vpage` of a task's anonymous memory.
+    Anon(TaskId, u64),
+}
+
+/// One access, from a CPU on `node`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// What is accessed.
+    pub kind: AccessKind,
+    /// The NUMA node of the CPU making the access (where new pages go).
+    pub node: u8,
+}
+
+impl Access {
+    /// A read from node 0.
+    pub fn read(file: u32, index: u64) -> Self {
+        Access {
+            kind: AccessKind::Read(FileId(file), index),
+            node: 0,
+        }
+    }
+
+    /// A write from node 0.
+    pub fn write(file: u32, index: u64) -> Self {
+        Access {
+            kind: AccessKind::Write(FileId(file), index),
+            node: 0,
+        }
+    }
+
+    /// An anonymous-memory touch from node 0.
+    pub fn anon(task: u32, vpage: u64) -> Self {
+        Access {
+            kind: AccessKind::Anon(TaskId(task), vpage),
+            node: 0,
+        }
+    }
+
+    /// The same access from another node.
+    pub fn on_node(mut self, node: u8) -> Self {
+        self.node = node;
+        self
+    }
+}
+
+/// What an access found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The page was resident.
+    Hit,
+    /// A file page read in for the first time (or after its shadow was
+    /// reclaimed).
+    Miss,
+    /// A file page read in again: its shadow gave the refault distance.
+    Refault {
+        /// Pages that left the inactive list while it was out.
+        distance: u64,
+        /// Whether the rule put it straight on the active list.
+        activated: bool,
+    },
+    /// An anonymous page touched for the first time.
+    AnonNew,
+    /// An anonymous page read back from swap.
+    SwapIn,
+    /// No frame could be freed: the access failed.
+    OutOfMemory,
+}
+
+impl Outcome {
+    /// True for [`Outcome::Hit`].
+    pub fn is_hit(self) -> bool {
+        self == Outcome::Hit
+    }
+}
+
+/// List sizes at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// Accesses so far.
+    pub accesses: u64,
+    /// Pages on each list, summed over nodes, in [`LruList::ALL`] order.
+    pub lists: [u64; 4],
+    /// Free frames.
+    pub free: u64,
+    /// Shadow entries in all files.
+    pub shadows: u64,
+}
+
+/// Swap space: slot numbers handed out and returned LIFO.
+#[derive(Clone, Debug, Default)]
+struct Swap {
+    total: u64,
+    next_new: u64,
+    free: Vec<u64>,
+}
+
+impl Swap {
+    fn alloc(&mut self) -> Option<u64> {
+        self.free.pop().or_else(|| {
+            (self.next_new < self.total).then(|| {
+                self.next_new += 1;
+                self.next_new - 1
+            })
+        })
+    }
+
+    fn release(&mut self, slot: u64) {
+        self.free.push(slot);
+    }
+
+    fn available(&self) -> u64 {
+        self.total - self.next_new + self.free.len() as u64
+    }
+}
+
+/// The machine.
+pub struct Machine {
+    pub(crate) cfg: MachineConfig,
+    pub(crate) mem: PageAlloc,
+    pub(crate) lruvecs: Vec<Lruvec>,
+    pub(crate) files: BTreeMap<FileId, AddressSpace>,
+    pub(crate) tasks: BTreeMap<TaskId, RadixTree<Pfn>>,
+    swap: Swap,
+    pub(crate) shadow_nodes: ShadowNodes,
+    pub(crate) stat: VmStat,
+    samples: Vec<Sample>,
+}
+
+impl Machine {
+    /// Boots a machine.
+    ///
+    /// # Errors
+    /// When the configuration is invalid ([`MachineConfig::validate`]).
+    pub fn new(cfg: MachineConfig) -> Result<Self, String> {
+        cfg.validate()?;
+        let mem = PageAlloc::new(&cfg.pages_per_node);
+        let lruvecs = (0..cfg.pages_per_node.len())
+            .map(|n| Lruvec::new(n as u16))
+            .collect();
+        let swap = Swap {
+            total: cfg.swap_pages,
+            ..Swap::default()
+        };
+        Ok(Machine {
+            cfg,
+            mem,
+            lruvecs,
+            files: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            swap,
+            shadow_nodes: ShadowNodes::default(),
+            stat: VmStat::default(),
+            samples: Vec::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MachineConfig {
+        &self.cfg
+    }
+
+    /// Event counters.
+    pub fn stat(&self) -> &VmStat {
+        &self.stat
+    }
+
+    /// List-size samples recorded so far.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Pages on `list`, summed over nodes.
+    pub fn lru_len(&self, list: LruList) -> u64 {
+        self.lruvecs.iter().map(|v| v.len(list)).sum()
+    }
+
+    /// Free frames.
+    pub fn nr_free(&self) -> u64 {
+        self.mem.nr_free_total()
+    }
+
+    /// All frames.
+    pub fn nr_pages(&self) -> u64 {
+        self.mem.nr_pages()
+    }
+
+    /// Shadow entries in all files.
+    pub fn nr_shadows(&self) -> u64 {
+        self.files.values().map(AddressSpace::nrshadows).sum()
+    }
+
+    /// Radix-tree nodes that hold only shadows.
+    pub fn nr_shadow_nodes(&self) -> u64 {
+        self.shadow_nodes.len()
+    }
+
+    /// Bytes of radix-tree nodes over all files.
+    pub fn page_cache_tree_bytes(&self) -> u64 {
+        self.files.values().map(AddressSpace::tree_bytes).sum()
+    }
+
+    /// The workingset clock of node `n`.
+    pub fn inactive_age(&self, n: usize) -> u64 {
+        self.lruvecs[n].inactive_age
+    }
+
+    /// A file's page cache, if the file was ever accessed.
+    pub fn file(&self, file: FileId) -> Option<&AddressSpace> {
+        self.files.get(&file)
+    }
+
+    /// Whether page `index` of `file` is resident.
+    pub fn is_cached(&self, file: u32, index: u64) -> bool {
+        matches!(
+            self.file(FileId(file)).and_then(|a| a.lookup(index)),
+            Some(Entry::Item(_))
+        )
+    }
+
+    /// Whether page `index` of `file` is on an active list.
+    pub fn is_active(&self, file: u32, index: u64) -> bool {
+        match self.file(FileId(file)).and_then(|a| a.lookup(index)) {
+            Some(Entry::Item(pfn)) => self.mem.page(pfn).test(flags::ACTIVE),
+            _ => false,
+        }
+    }
+
+    /// File pages on `list` of node 0 from head to tail, as `(file, index)`.
+    pub fn file_list(&self, list: LruList) -> Vec<(u32, u64)> {
+        self.lruvecs[0]
+            .pages_of(self.mem.pages(), list)
+            .into_iter()
+            .filter_map(|pfn| match self.mem.page(pfn).owner {
+                Owner::File { file, index } => Some((file.0, index)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Runs one access.
+    pub fn access(&mut self, a: Access) -> Outcome {
+        self.stat.accesses += 1;
+        let out = match a.kind {
+            AccessKind::Read(file, index) => self.file_access(a.node, file, index, false),
+            AccessKind::Write(file, index) => self.file_access(a.node, file, index, true),
+            AccessKind::Anon(task, vpage) => self.anon_access(a.node, task, vpage),
+        };
+        if out.is_hit() {
+            self.stat.hits += 1;
+        }
+        if self.cfg.sample_every > 0 && self.stat.accesses.is_multiple_of(self.cfg.sample_every) {
+            self.record_sample();
+        }
+        out
+    }
+
+    /// Runs every access of a workload.
+    pub fn run(&mut self, accesses: impl IntoIterator<Item = Access>) {
+        for a in accesses {
+            self.access(a);
+        }
+    }
+
+    /// Records the list sizes now.
+    pub fn record_sample(&mut self) {
+        let mut lists = [0; 4];
+        for (i, l) in LruList::ALL.into_iter().enumerate() {
+            lists[i] = self.lru_len(l);
+        }
+        self.samples.push(Sample {
+            accesses: self.stat.accesses,
+            lists,
+            free: self.nr_free(),
+            shadows: self.nr_shadows(),
+        });
+    }
+
+    /// Page cache read or write of one page.
+    fn file_access(&mut self, node: u8, file: FileId, index: u64, write: bool) -> Outcome {
+        let found = self.files.get(&file).and_then(|a| a.lookup(index));
+        if let Some(Entry::Item(pfn)) = found {
+            self.mark_page_accessed(pfn);
+            if write {
+                self.set_dirty(pfn, file, index);
+            }
+            return Outcome::Hit;
+        }
+        // A major fault: a frame first (which may reclaim, and may even
+        // reclaim the shadow in this slot), then the page cache insert,
+        // which hands back whatever shadow is there now.
+        self.stat.pgmajfault += 1;
+        let Some(pfn) = self.alloc_page(node) else {
+            self.stat.alloc_fail += 1;
+            return Outcome::OutOfMemory;
+        };
+        {
+            let p = self.mem.page_mut(pfn);
+            p.owner = Owner::File { file, index };
+            p.flags = 0;
+        }
+        let shadow = self.files.entry(file).or_default().insert_page(index, pfn);
+        self.update_shadow_node(file, index);
+        let lv = self.mem.page(pfn).node as usize;
+
+        let mut outcome = Outcome::Miss;
+        let mut activate = false;
+        if let Some(shadow) = shadow {
+            let (eviction, nid) = workingset::unpack_shadow(shadow);
+            let home = (nid as usize).min(self.lruvecs.len() - 1);
+            let distance = workingset::refault_distance(self.lruvecs[home].inactive_age, eviction);
+            self.stat.workingset_refault += 1;
+            let action = self
+                .cfg
+                .balance
+                .on_refault(distance, self.lruvecs[home].len(LruList::ActiveFile));
+            activate = action.activate;
+            if action.deactivate_one {
+                self.deactivate_one_file(home);
+            }
+            outcome = Outcome::Refault {
+                distance,
+                activated: activate,
+            };
+        }
+        if activate {
+            self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::ActiveFile);
+            workingset::activation(&mut self.lruvecs[lv].inactive_age);
+            self.stat.workingset_activate += 1;
+        } else {
+            self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::InactiveFile);
+        }
+        self.mark_page_accessed(pfn);
+        if write {
+            self.set_dirty(pfn, file, index);
+        }
+        outcome
+    }
+
+    fn set_dirty(&mut self, pfn: Pfn, file: FileId, index: u64) {
+        let p = self.mem.page_mut(pfn);
+        if !p.test(flags::DIRTY) {
+            p.set(flags::DIRTY);
+            self.files
+                .get_mut(&file)
+                .expect("cached file")
+                .tag_dirty(index);
+        }
+    }
+
+    /// The page's rule: one page from the active file list's tail to the
+    /// inactive list's head, next to the refaulting page.
+    fn deactivate_one_file(&mut self, lv: usize) {
+        if let Some(victim) = self.lruvecs[lv].tail(LruList::ActiveFile) {
+            self.lruvecs[lv].move_to(
+                self.mem.pages_mut(),
+                victim,
+                LruList::ActiveFile,
+                LruList::InactiveFile,
+            );
+            self.stat.pgdeactivate += 1;
+            self.stat.workingset_deactivate += 1;
+        }
+    }
+
+    /// mm/swap.c `mark_page_accessed()` (3.15): an inactive page already
+    /// referenced is activated (and, for file pages, the workingset clock
+    /// ticks); otherwise the page is marked referenced.
+    pub(crate) fn mark_page_accessed(&mut self, pfn: Pfn) {
+        let p = *self.mem.page(pfn);
+        if !p.test(flags::ACTIVE) && p.test(flags::REFERENCED) && p.test(flags::LRU) {
+            let file = p.is_file();
+            let lv = p.lruvec as usize;
+            self.lruvecs[lv].move_to(
+                self.mem.pages_mut(),
+                pfn,
+                LruList::of(file, false),
+                LruList::of(file, true),
+            );
+            self.mem.page_mut(pfn).clear(flags::REFERENCED);
+            self.stat.pgactivate += 1;
+            if file {
+                workingset::activation(&mut self.lruvecs[lv].inactive_age);
+            }
+        } else if !p.test(flags::REFERENCED) {
+            self.mem.page_mut(pfn).set(flags::REFERENCED);
+        }
+    }
+
+    /// Anonymous memory: a hit sets the referenced bit (the PTE young bit's
+    /// stand-in); a first touch maps a new page on the active anon list
+    /// (`lru_cache_add_active_or_unevictable()`); a swapped-out page is read
+    /// back onto the inactive anon list, referenced.
+    fn anon_access(&mut self, node: u8, task: TaskId, vpage: u64) -> Outcome {
+        let entry = self
+            .tasks
+            .get(&task)
+            .and_then(|t| t.lookup(vpage).map(|e| e.map(|p| *p)));
+        if let Some(Entry::Item(pfn)) = entry {
+            self.mem.page_mut(pfn).set(flags::REFERENCED);
+            return Outcome::Hit;
+        }
+        let Some(pfn) = self.alloc_page(node) else {
+            self.stat.alloc_fail += 1;
+            return Outcome::OutOfMemory;
+        };
+        {
+            let p = self.mem.page_mut(pfn);
+            p.owner = Owner::Anon { task, vpage };
+            p.flags = flags::SWAPBACKED;
+        }
+        // Re-read the slot: reclaim during the allocation may have swapped
+        // out other pages of this task, never this one (it was not resident).
+        let table = self.tasks.entry(task).or_default();
+        let lv = self.mem.page(pfn).node as usize;
+        match table.lookup(vpage).map(|e| e.map(|p| *p)) {
+            Some(Entry::Value(slot)) => {
+                let mut s = table.lookup_slot(vpage).expect("swap entry present");
+                s.replace(Entry::Item(pfn))
+                    .expect("a page is always storable");
+                self.swap.release(slot);
+                self.stat.pswpin += 1;
+                self.stat.pgmajfault += 1;
+                self.mem.page_mut(pfn).set(flags::REFERENCED);
+                self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::InactiveAnon);
+                Outcome::SwapIn
+            }
+            Some(Entry::Item(_)) => unreachable!(
+                "page {vpage} of task {} became resident during its own fault",
+                task.0
+            ),
+            None => {
+                table
+                    .insert(vpage, pfn)
+                    .expect("page tables have no node limit");
+                self.stat.pgminfault += 1;
+                self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::ActiveAnon);
+                Outcome::AnonNew
+            }
+        }
+    }
+
+    /// A free frame, reclaiming if there is none.
+    fn alloc_page(&mut self, node: u8) -> Option<Pfn> {
+        let node = (node as usize).min(self.lruvecs.len() - 1);
+        if let Some(p) = self.mem.alloc(node) {
+            return Some(p);
+        }
+        self.try_to_free_pages(node);
+        self.mem.alloc(node)
+    }
+
+    /// Writes back every dirty page of a file, found through the radix
+    /// tree's dirty tag (`filemap_fdatawrite()`); returns pages written.
+    pub fn sync_file(&mut self, file: u32) -> u64 {
+        let file = FileId(file);
+        let Some(a) = self.files.get(&file) else {
+            return 0;
+        };
+        let dirty = a.dirty_pages();
+        for &(index, pfn) in &dirty {
+            self.mem.page_mut(pfn).clear(flags::DIRTY);
+            self.files.get_mut(&file).expect("file").clear_dirty(index);
+        }
+        self.stat.nr_written += dirty.len() as u64;
+        dirty.len() as u64
+    }
+
+    /// Tracks the leaf node holding `index` on the shadow-node LRU.
+    pub(crate) fn update_shadow_node(&mut self, file: FileId, index: u64) {
+        let leaf = index >> klab_radix_tree::MAP_SHIFT;
+        match self.files.get(&file).and_then(|a| a.leaf_counts(index)) {
+            Some((items, values)) => self.shadow_nodes.update(file, leaf, items, values),
+            None => self.shadow_nodes.update(file, leaf, 0, 0),
+        }
+    }
+
+    pub(crate) fn swap_available(&self) -> u64 {
+        self.swap.available()
+    }
+
+    pub(crate) fn swap_alloc(&mut self) -> Option<u64> {
+        self.swap.alloc()
+    }
+
+    /// Checks every invariant: each lruvec's lists, every page's owner
+    /// against the page cache and page tables, frame conservation, and the
+    /// shadow-node LRU against the trees.
+    pub fn assert_invariants(&self) {
+        let pages = self.mem.pages();
+        for v in &self.lruvecs {
+            v.assert_invariants(pages);
+        }
+        let on_lru: u64 = self.lruvecs.iter().map(Lruvec::total).sum();
+        assert_eq!(
+            on_lru + self.nr_free(),
+            self.nr_pages(),
+            "every frame is free or on an LRU list"
+        );
+        let mut cached = 0;
+        for (file, a) in &self.files {
+            a.assert_invariants();
+            for (index, e) in a.entries_in(0, u64::MAX) {
+                match e {
+                    Entry::Item(pfn) => {
+                        cached += 1;
+                        assert_eq!(
+                            pages[pfn as usize].owner,
+                            Owner::File { file: *file, index }
+                        );
+                        assert!(pages[pfn as usize].test(flags::LRU));
+                    }
+                    Entry::Value(_) => {
+                        let leaf = index >> klab_radix_tree::MAP_SHIFT;
+                        if let Some((0, _)) = a.leaf_counts(index) {
+                            assert!(
+                                self.shadow_nodes.contains(*file, leaf),
+                                "shadow-only leaf {leaf} of file {} tracked",
+                                file.0
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let mut anon = 0;
+        for (task, t) in &self.tasks {
+            t.assert_invariants();
+            for (vpage, e) in t.iter() {
+                if let Entry::Item(pfn) = e {
+                    anon += 1;
+                    assert_eq!(
+                        pages[*pfn as usize].owner,
+                        Owner::Anon { task: *task, vpage }
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            cached + anon,
+            on_lru,
+            "LRU pages = cached file pages + resident anon pages"
+        );
+    }
+}

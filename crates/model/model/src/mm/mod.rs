@@ -1,0 +1,22 @@
+//! Memory management of the model: page frames, the page cache, LRU lists,
+//! workingset detection and reclaim. Each file mirrors the kernel file of
+//! the same name.
+//!
+//! * [`page`]: `struct page`: flags, owner, LRU links.
+//! * [`page_alloc`]: frames per NUMA node and their free lists.
+//! * [`lru`]: the four LRU lists of an `lruvec` and the workingset clock.
+//! * [`filemap`]: a file's page cache: a radix tree of pages and shadows.
+//! * [`workingset`]: shadow entries, refault distance, the shadow-node LRU.
+//! * [`vmscan`]: reclaim of pages from the LRU lists.
+//! * [`vmstat`]: the event counters.
+//!
+//! The machine ([`crate::machine`]) ties them together; the rules that
+//! balance the lists come from `klab_mm_policy::LruBalance`.
+
+pub mod filemap;
+pub mod lru;
+pub mod page;
+pub mod page_alloc;
+pub mod vmscan;
+pub mod vmstat;
+pub mod workingset;

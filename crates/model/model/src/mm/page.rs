@@ -1,0 +1,122 @@
+//! The model's `struct page`: one per page frame, with the flags and links
+//! the page cache and reclaim need.
+//!
+//! ```text
+//!   Page { flags, owner, lru.prev, lru.next, node, lruvec }
+//!            │       │
+//!            │       └── Free | File { file, index } | Anon { task, vpage }
+//!            └── PG_referenced, PG_active, PG_lru, PG_dirty, PG_swapbacked
+//! ```
+//!
+//! Pages are addressed by page frame number ([`Pfn`]), an index into the
+//! machine's frame table; list links are pfns, as the kernel links
+//! `struct page`s through `page->lru`.
+
+/// A page frame number: an index into the machine's frame table.
+pub type Pfn = u32;
+
+/// The end of a page list.
+pub const NIL: Pfn = Pfn::MAX;
+
+/// A file (address space) of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId(pub u32);
+
+/// A task (process) of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(pub u32);
+
+/// What a page frame holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Nothing: the frame is on a free list.
+    Free,
+    /// Page `index` of a file's page cache.
+    File {
+        /// The file.
+        file: FileId,
+        /// Page offset in the file.
+        index: u64,
+    },
+    /// Anonymous memory: virtual page `vpage` of a task.
+    Anon {
+        /// The task.
+        task: TaskId,
+        /// Virtual page number.
+        vpage: u64,
+    },
+}
+
+/// Page flags (include/linux/page-flags.h), the subset reclaim reads.
+pub mod flags {
+    /// Accessed once since it was last looked at (`PG_referenced`).
+    pub const REFERENCED: u16 = 1 << 0;
+    /// On an active list (`PG_active`).
+    pub const ACTIVE: u16 = 1 << 1;
+    /// On an LRU list (`PG_lru`).
+    pub const LRU: u16 = 1 << 2;
+    /// Modified since written back (`PG_dirty`).
+    pub const DIRTY: u16 = 1 << 3;
+    /// Backed by swap rather than a file (`PG_swapbacked`): anonymous.
+    pub const SWAPBACKED: u16 = 1 << 4;
+}
+
+/// One page frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    /// [`flags`] bits.
+    pub flags: u16,
+    /// The NUMA node the frame belongs to.
+    pub node: u8,
+    /// The LRU vector whose lists hold the page (while `PG_lru`).
+    pub lruvec: u16,
+    /// What the frame holds.
+    pub owner: Owner,
+    pub(crate) prev: Pfn,
+    pub(crate) next: Pfn,
+}
+
+impl Page {
+    /// A free frame of `node`.
+    pub fn free(node: u8) -> Self {
+        Page {
+            flags: 0,
+            node,
+            lruvec: 0,
+            owner: Owner::Free,
+            prev: NIL,
+            next: NIL,
+        }
+    }
+
+    /// Whether a flag is set.
+    #[inline]
+    pub fn test(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Sets a flag.
+    #[inline]
+    pub fn set(&mut self, flag: u16) {
+        self.flags |= flag;
+    }
+
+    /// Clears a flag.
+    #[inline]
+    pub fn clear(&mut self, flag: u16) {
+        self.flags &= !flag;
+    }
+
+    /// Clears a flag and says whether it was set (`TestClearPage*`).
+    #[inline]
+    pub fn test_and_clear(&mut self, flag: u16) -> bool {
+        let was = self.test(flag);
+        self.clear(flag);
+        was
+    }
+
+    /// True for page-cache pages (`page_is_file_cache()`).
+    pub fn is_file(&self) -> bool {
+        matches!(self.owner, Owner::File { .. })
+    }
+}

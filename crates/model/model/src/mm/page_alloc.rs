@@ -1,0 +1,137 @@
+//! Physical page frames, per NUMA node: the frame table and a free list per
+//! node (the buddy allocator reduced to order-0 pages, which is all the
+//! page cache and anonymous memory of the model ask for).
+//!
+//! Allocation prefers the requesting node and falls back to the others in
+//! node order, as the kernel's zonelist does with `zone_reclaim_mode = 0`;
+//! only when every node is empty does the caller reclaim. Free lists are
+//! LIFO stacks, so the same run reuses frames in the same order.
+
+use super::page::{Page, Pfn};
+
+/// The frame table and free lists.
+#[derive(Clone, Debug)]
+pub struct PageAlloc {
+    pages: Vec<Page>,
+    free: Vec<Vec<Pfn>>,
+    node_start: Vec<Pfn>,
+}
+
+impl PageAlloc {
+    /// Frames for each node: `pages_per_node[n]` frames on node `n`.
+    ///
+    /// # Panics
+    /// With no nodes, more than 256 nodes, or more than `u32::MAX - 1`
+    /// frames: configuration errors caught by the machine's config check.
+    pub fn new(pages_per_node: &[u64]) -> Self {
+        assert!(!pages_per_node.is_empty() && pages_per_node.len() <= 256);
+        let total: u64 = pages_per_node.iter().sum();
+        assert!(total < u64::from(Pfn::MAX), "too many frames");
+        let mut pages = Vec::with_capacity(total as usize);
+        let mut free = Vec::with_capacity(pages_per_node.len());
+        let mut node_start = Vec::with_capacity(pages_per_node.len());
+        for (n, &count) in pages_per_node.iter().enumerate() {
+            let start = pages.len() as Pfn;
+            node_start.push(start);
+            pages.extend((0..count).map(|_| Page::free(n as u8)));
+            // Highest pfn at the bottom, so frames come out in ascending order.
+            free.push((start..start + count as Pfn).rev().collect());
+        }
+        PageAlloc {
+            pages,
+            free,
+            node_start,
+        }
+    }
+
+    /// Number of NUMA nodes.
+    pub fn nr_nodes(&self) -> usize {
+        self.free.len()
+    }
+
+    /// All frames.
+    pub fn nr_pages(&self) -> u64 {
+        self.pages.len() as u64
+    }
+
+    /// Frames of node `n`.
+    pub fn node_pages(&self, n: usize) -> u64 {
+        let end = self
+            .node_start
+            .get(n + 1)
+            .copied()
+            .unwrap_or(self.pages.len() as Pfn);
+        u64::from(end - self.node_start[n])
+    }
+
+    /// Free frames on node `n`.
+    pub fn nr_free(&self, n: usize) -> u64 {
+        self.free[n].len() as u64
+    }
+
+    /// Free frames on all nodes.
+    pub fn nr_free_total(&self) -> u64 {
+        self.free.iter().map(|f| f.len() as u64).sum()
+    }
+
+    /// A free frame, from `node` first, then from the others in order.
+    pub fn alloc(&mut self, node: usize) -> Option<Pfn> {
+        let n = self.free.len();
+        (0..n)
+            .map(|i| (node + i) % n)
+            .find_map(|nd| self.free[nd].pop())
+    }
+
+    /// Returns a frame to its node's free list, resetting it.
+    pub fn free(&mut self, pfn: Pfn) {
+        let node = self.pages[pfn as usize].node;
+        self.pages[pfn as usize] = Page::free(node);
+        self.free[node as usize].push(pfn);
+    }
+
+    /// The frame table.
+    #[inline]
+    pub fn pages(&self) -> &[Page] {
+        &self.pages
+    }
+
+    /// The frame table, for list and flag updates.
+    #[inline]
+    pub fn pages_mut(&mut self) -> &mut [Page] {
+        &mut self.pages
+    }
+
+    /// One frame.
+    #[inline]
+    pub fn page(&self, pfn: Pfn) -> &Page {
+        &self.pages[pfn as usize]
+    }
+
+    /// One frame, mutably.
+    #[inline]
+    pub fn page_mut(&mut self, pfn: Pfn) -> &mut Page {
+        &mut self.pages[pfn as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocates_locally_then_falls_back_in_node_order() {
+        let mut a = PageAlloc::new(&[2, 2, 1]);
+        assert_eq!(a.nr_pages(), 5);
+        assert_eq!(a.node_pages(1), 2);
+        assert_eq!(a.alloc(1), Some(2));
+        assert_eq!(a.alloc(1), Some(3));
+        assert_eq!(a.alloc(1), Some(4), "node 1 empty: node 2 next");
+        assert_eq!(a.alloc(1), Some(0), "then node 0");
+        assert_eq!(a.page(4).node, 2);
+        a.free(3);
+        assert_eq!(a.nr_free(1), 1);
+        assert_eq!(a.alloc(1), Some(3));
+        assert_eq!(a.alloc(0), Some(1));
+        assert_eq!(a.alloc(0), None);
+    }
+}

@@ -1,0 +1,215 @@
+//! Reclaim: who is evicted, when, and why.
+//!
+//! Mirrors mm/vmscan.c of the 2.6.28-3.15 era, reduced to what the page
+//! cache experiments need:
+//!
+//! ```text
+//!  try_to_free_pages(node)            an allocation found no free frame
+//!    for each priority pass (at most DEF_PRIORITY = 12), node first:
+//!      shrink_lruvec(lruvec, batch)
+//!        file: if the rule says the inactive list is low (or it is
+//!              empty), shrink_active_list: deactivate a batch
+//!              shrink_inactive_list: evict from the tail, leave shadows
+//!        anon: only with free swap, the same with inactive_anon_is_low()
+//!      stop once a frame is free
+//!    shrink the shadow nodes (3.15's workingset shrinker)
+//! ```
+//!
+//! * `shrink_active_list()`: file pages are deactivated whether referenced
+//!   or not (only mapped executable pages were rotated, and the model maps
+//!   no files); `PG_referenced` is kept, so a page used while active is
+//!   re-activated by a single touch on the inactive list. Anonymous pages
+//!   lose their young bit and are deactivated too.
+//! * `shrink_page_list()` with `page_check_references()`: an unmapped file
+//!   page at the inactive tail is reclaimed even if `PG_referenced` is set
+//!   (promotion happens at access time, in `mark_page_accessed()`); a dirty
+//!   one is written back first. An anonymous page whose young bit is set is
+//!   activated; otherwise it is swapped out, or activated when swap is
+//!   full.
+//! * The scan batch is the reclaim batch (`SWAP_CLUSTER_MAX`); the kernel
+//!   sizes scans from list sizes and priority (`get_scan_count()`), which
+//!   the model does not.
+
+use klab_mm_policy::balance::inactive_anon_is_low;
+use klab_radix_tree::Entry;
+
+use crate::machine::{Machine, PAGE_SIZE, ShadowLimit};
+use crate::mm::lru::LruList;
+use crate::mm::page::{Owner, Pfn, flags};
+use crate::mm::workingset;
+
+/// `DEF_PRIORITY`: reclaim passes before giving up.
+pub const DEF_PRIORITY: u32 = 12;
+
+impl Machine {
+    /// Direct reclaim for an allocation on `node`
+    /// (`do_try_to_free_pages()`): passes over the nodes, local first,
+    /// until a frame is free; then the shadow-node shrinker.
+    pub(crate) fn try_to_free_pages(&mut self, node: usize) {
+        self.stat.reclaim_runs += 1;
+        let n = self.lruvecs.len();
+        let batch = self.cfg.reclaim_batch;
+        'passes: for _ in 0..DEF_PRIORITY {
+            let scanned_before = self.stat.pgscan + self.stat.pgrefill;
+            for i in 0..n {
+                self.shrink_lruvec((node + i) % n, batch);
+                if self.mem.nr_free_total() > 0 {
+                    break 'passes;
+                }
+            }
+            if self.stat.pgscan + self.stat.pgrefill == scanned_before {
+                // Nothing left to scan: every page is unevictable here
+                // (anonymous without swap).
+                break;
+            }
+        }
+        self.shrink_shadow_nodes();
+    }
+
+    /// `shrink_lruvec()`: returns pages reclaimed.
+    fn shrink_lruvec(&mut self, lv: usize, nr_to_reclaim: u64) -> u64 {
+        let batch = self.cfg.reclaim_batch;
+        let v = &self.lruvecs[lv];
+        let (active, inactive) = (v.len(LruList::ActiveFile), v.len(LruList::InactiveFile));
+        if self.cfg.balance.inactive_file_is_low(active, inactive) || (inactive == 0 && active > 0)
+        {
+            self.shrink_active_list(lv, LruList::ActiveFile, batch);
+        }
+        let mut reclaimed = self.shrink_inactive_list(lv, LruList::InactiveFile, nr_to_reclaim);
+        if reclaimed < nr_to_reclaim && self.swap_available() > 0 {
+            let v = &self.lruvecs[lv];
+            let (aa, ia) = (v.len(LruList::ActiveAnon), v.len(LruList::InactiveAnon));
+            let total = self.mem.node_pages(lv);
+            if inactive_anon_is_low(aa, ia, total, PAGE_SIZE) || (ia == 0 && aa > 0) {
+                self.shrink_active_list(lv, LruList::ActiveAnon, batch);
+            }
+            reclaimed +=
+                self.shrink_inactive_list(lv, LruList::InactiveAnon, nr_to_reclaim - reclaimed);
+        }
+        reclaimed
+    }
+
+    /// `shrink_active_list()`: up to `nr` pages from the active tail to the
+    /// inactive head.
+    fn shrink_active_list(&mut self, lv: usize, list: LruList, nr: u64) {
+        let to = if list.is_file() {
+            LruList::InactiveFile
+        } else {
+            LruList::InactiveAnon
+        };
+        for _ in 0..nr {
+            let Some(pfn) = self.lruvecs[lv].tail(list) else {
+                break;
+            };
+            self.stat.pgrefill += 1;
+            if !list.is_file() {
+                // page_referenced() clears the young bit; anon pages are
+                // deactivated anyway.
+                self.mem.page_mut(pfn).clear(flags::REFERENCED);
+            }
+            self.lruvecs[lv].move_to(self.mem.pages_mut(), pfn, list, to);
+            self.stat.pgdeactivate += 1;
+        }
+    }
+
+    /// `shrink_inactive_list()`: scans up to `nr` pages from the inactive
+    /// tail; returns pages reclaimed.
+    fn shrink_inactive_list(&mut self, lv: usize, list: LruList, nr: u64) -> u64 {
+        let mut reclaimed = 0;
+        for _ in 0..nr {
+            let Some(pfn) = self.lruvecs[lv].tail(list) else {
+                break;
+            };
+            self.stat.pgscan += 1;
+            if list.is_file() {
+                self.evict_file_page(lv, pfn);
+                reclaimed += 1;
+            } else if self.mem.page_mut(pfn).test_and_clear(flags::REFERENCED) {
+                // PAGEREF_ACTIVATE for a referenced swap-backed page.
+                self.lruvecs[lv].move_to(self.mem.pages_mut(), pfn, list, LruList::ActiveAnon);
+                self.stat.pgactivate += 1;
+            } else if self.swap_out(lv, pfn) {
+                reclaimed += 1;
+            } else {
+                self.lruvecs[lv].move_to(self.mem.pages_mut(), pfn, list, LruList::ActiveAnon);
+                self.stat.pgactivate += 1;
+            }
+        }
+        self.stat.pgsteal += reclaimed;
+        reclaimed
+    }
+
+    /// `__remove_mapping()` for a file page: write it back if dirty, put a
+    /// shadow entry in its slot (`workingset_eviction()`), free the frame.
+    fn evict_file_page(&mut self, lv: usize, pfn: Pfn) {
+        let page = *self.mem.page(pfn);
+        let Owner::File { file, index } = page.owner else {
+            unreachable!("page {pfn} on a file list is not a file page")
+        };
+        self.lruvecs[lv].del(self.mem.pages_mut(), pfn, LruList::InactiveFile);
+        if page.test(flags::DIRTY) {
+            self.stat.nr_written += 1;
+        }
+        let eviction = workingset::eviction(&mut self.lruvecs[lv].inactive_age);
+        let shadow = workingset::pack_shadow(eviction, page.node);
+        self.files
+            .get_mut(&file)
+            .expect("a cached page's file exists")
+            .replace_with_shadow(index, shadow);
+        self.update_shadow_node(file, index);
+        self.mem.free(pfn);
+    }
+
+    /// Swaps an anonymous page out: a swap entry replaces it in its task's
+    /// page table. False when swap is full.
+    fn swap_out(&mut self, lv: usize, pfn: Pfn) -> bool {
+        let Owner::Anon { task, vpage } = self.mem.page(pfn).owner else {
+            unreachable!("page {pfn} on an anon list is not anonymous")
+        };
+        let Some(slot) = self.swap_alloc() else {
+            return false;
+        };
+        self.lruvecs[lv].del(self.mem.pages_mut(), pfn, LruList::InactiveAnon);
+        let table = self
+            .tasks
+            .get_mut(&task)
+            .expect("an anon page's task exists");
+        table
+            .lookup_slot(vpage)
+            .expect("a resident anon page is mapped")
+            .replace(Entry::Value(slot))
+            .expect("swap slots fit a value entry");
+        self.stat.pswpout += 1;
+        self.mem.free(pfn);
+        true
+    }
+
+    /// 3.15's workingset shrinker: frees the oldest shadow-only nodes beyond
+    /// the limit, deleting their shadows (`shadow_lru_isolate()`).
+    pub(crate) fn shrink_shadow_nodes(&mut self) {
+        let max = match self.cfg.shadow_limit {
+            ShadowLimit::Unlimited => return,
+            ShadowLimit::Nodes(n) => n,
+            ShadowLimit::Kernel315 => klab_mm_policy::balance::max_shadow_nodes(
+                self.mem.nr_pages(),
+                klab_radix_tree::MAP_SHIFT,
+            ),
+        };
+        while self.shadow_nodes.len() > max {
+            let Some((file, leaf)) = self.shadow_nodes.pop_oldest() else {
+                break;
+            };
+            let first = leaf << klab_radix_tree::MAP_SHIFT;
+            let last = first | ((1 << klab_radix_tree::MAP_SHIFT) - 1);
+            let a = self
+                .files
+                .get_mut(&file)
+                .expect("a shadow node's file exists");
+            for (index, e) in a.entries_in(first, last) {
+                debug_assert!(e.is_value(), "a shadow node holds only shadows");
+                a.delete(index);
+            }
+            self.stat.workingset_nodereclaim += 1;
+        }
+    }
+}
