@@ -22,6 +22,9 @@ pub(crate) enum Command {
     List(ListArgs),
     /// Run experiments (all of them by default) and write the reports.
     Run(RunArgs),
+    /// Replay a cache trace through a page-replacement policy: hits, misses,
+    /// refaults, activations, speed, and optionally a miss-ratio curve.
+    Replay(ReplayArgs),
     /// Time klab's mechanisms against their peers (std collections, the
     /// system allocator, rayon, ...) in one process and report the ratios.
     /// Timings vary between runs; `klab run` stays reproducible.
@@ -73,6 +76,72 @@ pub(crate) struct RunArgs {
     /// A git repository or source tree, for experiments that take one.
     #[arg(long, value_name = "PATH")]
     pub(crate) repo: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// The trace: libCacheSim oracleGeneral (.oracleGeneral.bin), csv, txt,
+    /// VMware vscsi (.vscsi) or klab (.ktr).
+    #[arg(value_name = "TRACE")]
+    pub(crate) trace: PathBuf,
+
+    /// Cache size: bytes, or with a binary unit (64MiB, 1GiB); with
+    /// --ignore-size, a number of objects.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) memory: u64,
+
+    /// Policy: lru, fifo, clock, 2q, arc, or a kernel rule (classic,
+    /// refault-distance, workingset-3.15) run in the machine model.
+    #[arg(long, value_name = "P", default_value = "lru")]
+    pub(crate) policy: klab_mm_policy::PolicyKind,
+
+    /// Unit of caching: object (default for textbook policies) or page
+    /// (4 KiB pages of each request's byte range; default for kernel rules).
+    #[arg(long, value_name = "UNIT", value_parser = parse_unit)]
+    pub(crate) unit: Option<klab_experiments::replay::Unit>,
+
+    /// Every object has size 1 and --memory counts objects.
+    #[arg(long)]
+    pub(crate) ignore_size: bool,
+
+    /// Trace format, when the file name does not tell it.
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) format: Option<klab_trace::Format>,
+
+    /// Bytes per block number in page mode (default: 512 for vscsi, csv and
+    /// oracleGeneral; 4096 for txt and klab traces).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub(crate) block_size: Option<u64>,
+
+    /// Also sweep 16 memory sizes from 1/64 to twice --memory, in parallel,
+    /// and write the miss-ratio curve to the report.
+    #[arg(long)]
+    pub(crate) mrc: bool,
+
+    /// Threads for --mrc (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<usize>,
+
+    /// Directory for report.json and report.html.
+    #[arg(long, value_name = "DIR", default_value = "klab-replay")]
+    pub(crate) out: PathBuf,
+
+    /// Also write the JSON report to FILE; `-` writes it to standard output
+    /// instead of the summary.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    klab_experiments::replay::parse_size(s)
+}
+
+fn parse_unit(s: &str) -> Result<klab_experiments::replay::Unit, String> {
+    match s {
+        "object" => Ok(klab_experiments::replay::Unit::Object),
+        "page" => Ok(klab_experiments::replay::Unit::Page),
+        _ => Err(format!("unknown unit {s:?}; use object or page")),
+    }
 }
 
 #[derive(Debug, Args)]

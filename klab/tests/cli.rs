@@ -189,3 +189,113 @@ fn bench_list_and_unknown_bench() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown benchmark no-such-bench"));
 }
+
+fn shared_trace(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/traces")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn replay_lru_reports_libcachesims_miss_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = shared_trace("cloudPhysicsIO.oracleGeneral.bin");
+    let o = klab(
+        &["replay", &trace, "--memory", "512MiB", "--policy", "lru"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    // libCacheSim's test_LRU pins 81722 misses at 512 MiB.
+    assert!(out.contains("misses:       81722\n"), "{out}");
+    assert!(out.contains("requests/s"), "{out}");
+    let json = std::fs::read_to_string(dir.path().join("klab-replay/report.json")).unwrap();
+    assert!(json.contains("\"experiment\": \"replay\""));
+}
+
+#[test]
+fn replay_kernel_rule_in_page_mode_with_mrc() {
+    let dir = tempfile::tempdir().unwrap();
+    // A klab trace: 3000 reads cycling over 300 pages of file 2.
+    let mut trace = String::from("klab-trace v1\n");
+    for i in 0..3000u64 {
+        trace.push_str(&format!("{i} 2 {} 4096 r\n", (i * 7) % 300));
+    }
+    std::fs::write(dir.path().join("t.ktr"), trace).unwrap();
+    let o = klab(
+        &[
+            "replay",
+            "t.ktr",
+            "--memory",
+            "1MiB",
+            "--policy",
+            "workingset-3.15",
+            "--mrc",
+            "--threads",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("(page unit, 1MiB)")
+            && out.contains("refaults:")
+            && out.contains("miss-ratio curve:"),
+        "{out}"
+    );
+    // 256 frames for a 300-page loop: the first pass misses 300 times.
+    assert!(out.contains("requests:     3000\n"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("klab-replay/report.json")).unwrap(),
+    )
+    .unwrap();
+    let pts = v["reports"][0]["series"][0]["lines"][0]["points"]
+        .as_array()
+        .unwrap();
+    assert_eq!(pts.len(), 16);
+    // At twice the memory (512 pages) the loop fits: only cold misses.
+    assert_eq!(pts[15][1].as_f64().unwrap(), 300.0 / 3000.0);
+}
+
+#[test]
+fn replay_rejects_bad_input_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = shared_trace("cloudPhysicsIO.txt");
+    let cases: [(&[&str], &str); 4] = [
+        (&["replay", &trace, "--memory", "12XB"], "unknown unit"),
+        (
+            &["replay", &trace, "--memory", "1MiB", "--policy", "mru"],
+            "unknown policy",
+        ),
+        (
+            &[
+                "replay", &trace, "--memory", "1MiB", "--policy", "classic", "--unit", "object",
+            ],
+            "use --unit page",
+        ),
+        (
+            &["replay", "missing.vscsi", "--memory", "1MiB"],
+            "missing.vscsi",
+        ),
+    ];
+    for (args, msg) in cases {
+        let o = klab(args, dir.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(msg), "{args:?}: {}", stderr(&o));
+    }
+    // A corrupt trace names the record and offset.
+    std::fs::write(dir.path().join("bad.oracleGeneral.bin"), [0u8; 30]).unwrap();
+    let o = klab(
+        &["replay", "bad.oracleGeneral.bin", "--memory", "1MiB"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("record 0 at offset 0: obj_size field is 0"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -17,8 +17,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use klab_mm_policy::{ObjectRequest, PolicyKind, SimStats};
-use klab_trace::{Format, Request};
+use klab_mm_policy::{LruBalance, ObjectRequest, PolicyKind, SimStats};
+use klab_model::{Access, Machine, MachineConfig};
+use klab_trace::{Format, Op, Request};
 
 use crate::registry::Progress;
 use crate::report::{Axis, Host, Report, Series, Table, Verdict};
@@ -199,16 +200,50 @@ pub fn default_block_size(format: Format) -> u64 {
     }
 }
 
-/// Replays page requests under a kernel rule: `(requests, block_size,
-/// memory_bytes, rule) -> outcome`. The machine model provides it.
-pub type KernelReplay = dyn Fn(&[Request], u64, u64, klab_mm_policy::LruBalance) -> Outcome + Sync;
+/// Replays page requests through the machine model under a kernel rule:
+/// one node of `memory / 4096` frames; each request reads (or, for writes,
+/// writes) every page it covers, and hits when every one was resident.
+pub fn kernel_replay(reqs: &[Request], block_size: u64, memory: u64, rule: LruBalance) -> Outcome {
+    let frames = (memory / PAGE_SIZE).max(1);
+    let mut m = Machine::new(MachineConfig::new(frames, rule))
+        .expect("one node of at least one frame is valid");
+    let mut hits = 0u64;
+    let mut miss_bytes = 0u64;
+    let mut request_bytes = 0u64;
+    for r in reqs {
+        let mut all_hit = true;
+        for page in pages_of(r, block_size) {
+            let a = match r.op {
+                Op::Write => Access::write(r.file, page),
+                _ => Access::read(r.file, page),
+            };
+            all_hit &= m.access(a).is_hit();
+        }
+        hits += u64::from(all_hit);
+        request_bytes += u64::from(r.size);
+        if !all_hit {
+            miss_bytes += u64::from(r.size);
+        }
+    }
+    let requests = reqs.len() as u64;
+    let s = m.stat();
+    Outcome {
+        memory,
+        stats: SimStats {
+            requests,
+            hits,
+            misses: requests - hits,
+            request_bytes,
+            miss_bytes,
+            evictions: s.pgsteal,
+        },
+        refaults: Some(s.workingset_refault),
+        activations: Some(s.pgactivate + s.workingset_activate),
+    }
+}
 
-/// Runs a replay. Kernel rules need the machine model, given as `kernel`.
-pub fn run(
-    opts: &ReplayOptions,
-    progress: &dyn Progress,
-    kernel: &KernelReplay,
-) -> Result<ReplayResult, ExperimentError> {
+/// Runs a replay.
+pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult, ExperimentError> {
     let format = opts
         .format
         .or_else(|| Format::from_path(&opts.trace))
@@ -261,7 +296,7 @@ pub fn run(
 
     let replay_at = |memory: u64| -> Outcome {
         match opts.policy {
-            PolicyKind::Kernel(rule) => kernel(&reqs, block_size, memory, rule),
+            PolicyKind::Kernel(rule) => kernel_replay(&reqs, block_size, memory, rule),
             p => Outcome {
                 memory,
                 stats: p.replay(memory, &objects).expect("textbook policy"),

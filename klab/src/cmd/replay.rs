@@ -1,0 +1,88 @@
+//! `klab replay`: a trace through a policy.
+
+use klab_experiments::output::{self, write_reports};
+use klab_experiments::render;
+use klab_experiments::replay::{self, ReplayOptions, format_size};
+use klab_experiments::report::{FORMAT_VERSION, ReportFile};
+
+use crate::flags::ReplayArgs;
+use crate::messages;
+use crate::progress::Bar;
+
+pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = ReplayOptions {
+        trace: args.trace.clone(),
+        format: args.format,
+        memory: args.memory,
+        policy: args.policy,
+        unit: args.unit,
+        ignore_size: args.ignore_size,
+        block_size: args.block_size,
+        mrc: args.mrc,
+        threads,
+    };
+    let result = replay::run(&opts, &Bar::new())?;
+    let file = ReportFile {
+        klab_version: env!("CARGO_PKG_VERSION").to_owned(),
+        format: FORMAT_VERSION,
+        reports: vec![result.report.clone()],
+    };
+    let written = write_reports(&args.out, &file)?;
+    let json_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    match args.json.as_deref() {
+        Some(_) if json_stdout => messages::out(&render::json(&file)),
+        Some(p) => output::write_atomic(p, &render::json(&file))?,
+        None => {}
+    }
+    if !json_stdout {
+        let s = result.main.stats;
+        let memory = if args.ignore_size {
+            format!("{} objects", args.memory)
+        } else {
+            format_size(args.memory)
+        };
+        let mut out = format!(
+            "trace:        {}\npolicy:       {} ({} unit, {memory})\nrequests:     {}\nhits:         {}\nmisses:       {}\nhit ratio:    {:.4}\nmiss bytes:   {}\nevictions:    {}\n",
+            args.trace.display(),
+            args.policy,
+            result.unit.name(),
+            s.requests,
+            s.hits,
+            s.misses,
+            s.hit_ratio(),
+            s.miss_bytes,
+            s.evictions,
+        );
+        if let Some(r) = result.main.refaults {
+            out.push_str(&format!("refaults:     {r}\n"));
+        }
+        if let Some(a) = result.main.activations {
+            out.push_str(&format!("activations:  {a}\n"));
+        }
+        out.push_str(&format!(
+            "speed:        {:.0} requests/s (trace parsed in {:.3} s)\nkeys:         {} distinct\n",
+            result.requests_per_sec, result.parse_secs, result.distinct_keys
+        ));
+        if let Some(b) = result.bytes_per_key {
+            out.push_str(&format!("state:        {b:.1} bytes per cached object\n"));
+        }
+        if !result.mrc.is_empty() {
+            out.push_str("\nmiss-ratio curve:\n");
+            for o in &result.mrc {
+                let m = if args.ignore_size {
+                    o.memory.to_string()
+                } else {
+                    format_size(o.memory)
+                };
+                out.push_str(&format!("  {m:>12}  {:.4}\n", o.stats.miss_ratio()));
+            }
+        }
+        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        out.push_str(&format!("reports: {}\n", names.join(", ")));
+        messages::out(&out);
+    }
+    Ok(0)
+}
