@@ -14,6 +14,7 @@ pub mod plot;
 pub mod registry;
 pub mod render;
 pub mod replay;
+pub mod replay_bench;
 pub mod report;
 pub mod workingset;
 
