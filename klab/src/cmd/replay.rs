@@ -66,8 +66,12 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
             "speed:        {:.0} requests/s (trace parsed in {:.3} s)\nkeys:         {} distinct\n",
             result.requests_per_sec, result.parse_secs, result.distinct_keys
         ));
-        if let Some(b) = result.bytes_per_key {
-            out.push_str(&format!("state:        {b:.1} bytes per cached object\n"));
+        match (result.bytes_per_key, args.policy.is_kernel()) {
+            (Some(b), false) => out.push_str(&format!("state:        {b:.1} bytes per cached object\n")),
+            (Some(b), true) => out.push_str(&format!(
+                "state:        {b:.1} bytes per page frame (struct page and page-cache radix-tree nodes, shadows included)\n"
+            )),
+            (None, _) => {}
         }
         if !result.mrc.is_empty() {
             out.push_str("\nmiss-ratio curve:\n");

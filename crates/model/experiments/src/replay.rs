@@ -125,6 +125,10 @@ pub struct Outcome {
     pub refaults: Option<u64>,
     /// Activations (kernel rules only).
     pub activations: Option<u64>,
+    /// Bytes of model state per page frame at the end (kernel rules only):
+    /// `struct page` plus the page cache's radix-tree nodes, shadows
+    /// included, spread over the frames.
+    pub bytes_per_frame: Option<f64>,
 }
 
 /// Everything `klab replay` reports.
@@ -239,6 +243,7 @@ pub fn kernel_replay(reqs: &[Request], block_size: u64, memory: u64, rule: LruBa
         },
         refaults: Some(s.workingset_refault),
         activations: Some(s.pgactivate + s.workingset_activate),
+        bytes_per_frame: Some(m.mm_state_bytes() as f64 / frames as f64),
     }
 }
 
@@ -302,6 +307,7 @@ pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult
                 stats: p.replay(memory, &objects).expect("textbook policy"),
                 refaults: None,
                 activations: None,
+                bytes_per_frame: None,
             },
         }
     };
@@ -321,7 +327,7 @@ pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult
     } else {
         f64::INFINITY
     };
-    let bytes_per_key = measure_bytes_per_key(opts, &objects);
+    let bytes_per_key = measure_bytes_per_key(opts, &objects).or(main.bytes_per_frame);
 
     let mut mrc = Vec::new();
     if opts.mrc {

@@ -329,6 +329,15 @@ impl Machine {
         self.files.values().map(AddressSpace::tree_bytes).sum()
     }
 
+    /// Bytes of model state for memory management: one `Page` per frame
+    /// plus every radix-tree node of the page cache (shadows included) and
+    /// of the anonymous page tables.
+    pub fn mm_state_bytes(&self) -> u64 {
+        let frames = self.nr_pages() * std::mem::size_of::<crate::mm::page::Page>() as u64;
+        let tables: u64 = self.tasks.values().map(|t| t.memory().bytes as u64).sum();
+        frames + self.page_cache_tree_bytes() + tables
+    }
+
     /// The workingset clock of node `n`.
     pub fn inactive_age(&self, n: usize) -> u64 {
         self.lruvecs[n].inactive_age
