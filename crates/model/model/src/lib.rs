@@ -31,3 +31,5 @@ pub use machine::{Access, AccessKind, Machine, MachineConfig, Outcome, ShadowLim
 
 #[cfg(test)]
 mod machine_tests;
+#[cfg(test)]
+mod memcg_tests;

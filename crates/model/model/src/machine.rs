@@ -44,6 +44,7 @@ use klab_radix_tree::{Entry, RadixTree};
 
 use crate::mm::filemap::AddressSpace;
 use crate::mm::lru::{LruList, Lruvec};
+use crate::mm::memcontrol::{MemCgroup, MemcgId};
 use crate::mm::page::{FileId, Owner, Pfn, TaskId, flags};
 use crate::mm::page_alloc::PageAlloc;
 use crate::mm::vmstat::VmStat;
@@ -128,47 +129,60 @@ pub enum AccessKind {
     Read(FileId, u64),
     /// Write page `index` of a file (reads it in first if needed).
     Write(FileId, u64),
-    /// Touch virtual page `vpage` of a task's anonymous memory.
-    Anon(TaskId, u64),
+    /// Touch virtual page `vpage` of the task's anonymous memory.
+    Anon(u64),
 }
 
-/// One access, from a CPU on `node`.
+/// One access, by a task, from a CPU on `node`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Access {
     /// What is accessed.
     pub kind: AccessKind,
     /// The NUMA node of the CPU making the access (where new pages go).
     pub node: u8,
+    /// The task making it: new pages are charged to its container. Task 0
+    /// (init) is in the root container; a task seen for the first time
+    /// joins the root container.
+    pub task: TaskId,
 }
 
 impl Access {
-    /// A read from node 0.
+    /// A read by task 0 from node 0.
     pub fn read(file: u32, index: u64) -> Self {
         Access {
             kind: AccessKind::Read(FileId(file), index),
             node: 0,
+            task: TaskId(0),
         }
     }
 
-    /// A write from node 0.
+    /// A write by task 0 from node 0.
     pub fn write(file: u32, index: u64) -> Self {
         Access {
             kind: AccessKind::Write(FileId(file), index),
             node: 0,
+            task: TaskId(0),
         }
     }
 
-    /// An anonymous-memory touch from node 0.
+    /// A touch of `task`'s anonymous memory from node 0.
     pub fn anon(task: u32, vpage: u64) -> Self {
         Access {
-            kind: AccessKind::Anon(TaskId(task), vpage),
+            kind: AccessKind::Anon(vpage),
             node: 0,
+            task: TaskId(task),
         }
     }
 
     /// The same access from another node.
     pub fn on_node(mut self, node: u8) -> Self {
         self.node = node;
+        self
+    }
+
+    /// The same access by another task.
+    pub fn by(mut self, task: u32) -> Self {
+        self.task = TaskId(task);
         self
     }
 }
@@ -192,8 +206,12 @@ pub enum Outcome {
     AnonNew,
     /// An anonymous page read back from swap.
     SwapIn,
-    /// No frame could be freed: the access failed.
+    /// No frame could be freed, or the container could not be charged and
+    /// its OOM killer found no task to kill: the access failed.
     OutOfMemory,
+    /// The task was killed (by its container's OOM killer, during this
+    /// access or before it): the access did not happen.
+    Killed,
 }
 
 impl Outcome {
@@ -243,13 +261,36 @@ impl Swap {
     }
 }
 
+/// A task of the model: its container, its anonymous memory and its page
+/// table.
+#[derive(Debug, Default)]
+pub struct Task {
+    /// The container new pages are charged to.
+    pub memcg: MemcgId,
+    /// Resident anonymous pages.
+    pub rss: u64,
+    /// Anonymous pages in swap.
+    pub swapents: u64,
+    /// False once killed.
+    pub alive: bool,
+    pub(crate) table: RadixTree<Pfn>,
+}
+
 /// The machine.
 pub struct Machine {
     pub(crate) cfg: MachineConfig,
     pub(crate) mem: PageAlloc,
+    /// One lruvec per container and node: index `memcg * nodes + node`.
     pub(crate) lruvecs: Vec<Lruvec>,
+    /// The workingset clock of each node (3.15's `zone->inactive_age`,
+    /// the page's `workingset_time`): file pages leaving the inactive list,
+    /// by eviction or by activation.
+    pub(crate) node_age: Vec<u64>,
     pub(crate) files: BTreeMap<FileId, AddressSpace>,
-    pub(crate) tasks: BTreeMap<TaskId, RadixTree<Pfn>>,
+    pub(crate) tasks: BTreeMap<TaskId, Task>,
+    pub(crate) memcgs: Vec<MemCgroup>,
+    /// Where global reclaim starts its walk over containers next.
+    pub(crate) reclaim_cursor: usize,
     swap: Swap,
     pub(crate) shadow_nodes: ShadowNodes,
     pub(crate) stat: VmStat,
@@ -264,9 +305,8 @@ impl Machine {
     pub fn new(cfg: MachineConfig) -> Result<Self, String> {
         cfg.validate()?;
         let mem = PageAlloc::new(&cfg.pages_per_node);
-        let lruvecs = (0..cfg.pages_per_node.len())
-            .map(|n| Lruvec::new(n as u16))
-            .collect();
+        let nodes = cfg.pages_per_node.len();
+        let lruvecs = (0..nodes).map(|n| Lruvec::new(n as u16)).collect();
         let swap = Swap {
             total: cfg.swap_pages,
             ..Swap::default()
@@ -275,8 +315,11 @@ impl Machine {
             cfg,
             mem,
             lruvecs,
+            node_age: vec![0; nodes],
             files: BTreeMap::new(),
             tasks: BTreeMap::new(),
+            memcgs: vec![MemCgroup::new("/", None)],
+            reclaim_cursor: 0,
             swap,
             shadow_nodes: ShadowNodes::default(),
             stat: VmStat::default(),
@@ -334,13 +377,53 @@ impl Machine {
     /// of the anonymous page tables.
     pub fn mm_state_bytes(&self) -> u64 {
         let frames = self.nr_pages() * std::mem::size_of::<crate::mm::page::Page>() as u64;
-        let tables: u64 = self.tasks.values().map(|t| t.memory().bytes as u64).sum();
+        let tables: u64 = self
+            .tasks
+            .values()
+            .map(|t| t.table.memory().bytes as u64)
+            .sum();
         frames + self.page_cache_tree_bytes() + tables
     }
 
     /// The workingset clock of node `n`.
     pub fn inactive_age(&self, n: usize) -> u64 {
-        self.lruvecs[n].inactive_age
+        self.node_age[n]
+    }
+
+    /// NUMA nodes.
+    pub fn nr_nodes(&self) -> usize {
+        self.node_age.len()
+    }
+
+    /// The lruvec of a container on a node.
+    #[inline]
+    pub(crate) fn lv(&self, memcg: MemcgId, node: usize) -> usize {
+        memcg.0 as usize * self.nr_nodes() + node
+    }
+
+    /// Pages on `list` of every container, on node `node`.
+    pub fn node_lru_len(&self, node: usize, list: LruList) -> u64 {
+        (0..self.memcgs.len())
+            .map(|m| self.lruvecs[self.lv(MemcgId(m as u16), node)].len(list))
+            .sum()
+    }
+
+    /// A task, if it exists.
+    pub fn task(&self, task: u32) -> Option<&Task> {
+        self.tasks.get(&TaskId(task))
+    }
+
+    /// The task, created in the root container when first seen.
+    pub(crate) fn task_entry(&mut self, task: TaskId) -> &mut Task {
+        let memcgs = &mut self.memcgs;
+        self.tasks.entry(task).or_insert_with(|| {
+            memcgs[0].tasks.insert(task);
+            Task {
+                memcg: MemcgId::ROOT,
+                alive: true,
+                ..Task::default()
+            }
+        })
     }
 
     /// A file's page cache, if the file was ever accessed.
@@ -364,7 +447,8 @@ impl Machine {
         }
     }
 
-    /// File pages on `list` of node 0 from head to tail, as `(file, index)`.
+    /// File pages on `list` of the root container on node 0, from head to
+    /// tail, as `(file, index)`.
     pub fn file_list(&self, list: LruList) -> Vec<(u32, u64)> {
         self.lruvecs[0]
             .pages_of(self.mem.pages(), list)
@@ -379,10 +463,18 @@ impl Machine {
     /// Runs one access.
     pub fn access(&mut self, a: Access) -> Outcome {
         self.stat.accesses += 1;
-        let out = match a.kind {
-            AccessKind::Read(file, index) => self.file_access(a.node, file, index, false),
-            AccessKind::Write(file, index) => self.file_access(a.node, file, index, true),
-            AccessKind::Anon(task, vpage) => self.anon_access(a.node, task, vpage),
+        let out = if self.task_entry(a.task).alive {
+            match a.kind {
+                AccessKind::Read(file, index) => {
+                    self.file_access(a.node, a.task, file, index, false)
+                }
+                AccessKind::Write(file, index) => {
+                    self.file_access(a.node, a.task, file, index, true)
+                }
+                AccessKind::Anon(vpage) => self.anon_access(a.node, a.task, vpage),
+            }
+        } else {
+            Outcome::Killed
         };
         if out.is_hit() {
             self.stat.hits += 1;
@@ -415,7 +507,14 @@ impl Machine {
     }
 
     /// Page cache read or write of one page.
-    fn file_access(&mut self, node: u8, file: FileId, index: u64, write: bool) -> Outcome {
+    fn file_access(
+        &mut self,
+        node: u8,
+        task: TaskId,
+        file: FileId,
+        index: u64,
+        write: bool,
+    ) -> Outcome {
         let found = self.files.get(&file).and_then(|a| a.lookup(index));
         if let Some(Entry::Item(pfn)) = found {
             self.mark_page_accessed(pfn);
@@ -432,29 +531,37 @@ impl Machine {
             self.stat.alloc_fail += 1;
             return Outcome::OutOfMemory;
         };
+        let memcg = self.tasks[&task].memcg;
+        if let Err(out) = self.try_charge(memcg, task) {
+            self.mem.free(pfn);
+            return out;
+        }
         {
             let p = self.mem.page_mut(pfn);
             p.owner = Owner::File { file, index };
             p.flags = 0;
+            p.memcg = memcg.0;
         }
         let shadow = self.files.entry(file).or_default().insert_page(index, pfn);
         self.update_shadow_node(file, index);
-        let lv = self.mem.page(pfn).node as usize;
+        let lv = self.lv(memcg, self.mem.page(pfn).node as usize);
 
         let mut outcome = Outcome::Miss;
         let mut activate = false;
         if let Some(shadow) = shadow {
             let (eviction, nid) = workingset::unpack_shadow(shadow);
-            let home = (nid as usize).min(self.lruvecs.len() - 1);
-            let distance = workingset::refault_distance(self.lruvecs[home].inactive_age, eviction);
+            let home = (nid as usize).min(self.nr_nodes() - 1);
+            let distance = workingset::refault_distance(self.node_age[home], eviction);
             self.stat.workingset_refault += 1;
+            // 3.15 compares against the zone's NR_ACTIVE_FILE: every
+            // container's active file pages on the node.
             let action = self
                 .cfg
                 .balance
-                .on_refault(distance, self.lruvecs[home].len(LruList::ActiveFile));
+                .on_refault(distance, self.node_lru_len(home, LruList::ActiveFile));
             activate = action.activate;
             if action.deactivate_one {
-                self.deactivate_one_file(home);
+                self.deactivate_one_file(lv);
             }
             outcome = Outcome::Refault {
                 distance,
@@ -463,7 +570,8 @@ impl Machine {
         }
         if activate {
             self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::ActiveFile);
-            workingset::activation(&mut self.lruvecs[lv].inactive_age);
+            let node = self.mem.page(pfn).node as usize;
+            workingset::activation(&mut self.node_age[node]);
             self.stat.workingset_activate += 1;
         } else {
             self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::InactiveFile);
@@ -518,7 +626,7 @@ impl Machine {
             self.mem.page_mut(pfn).clear(flags::REFERENCED);
             self.stat.pgactivate += 1;
             if file {
-                workingset::activation(&mut self.lruvecs[lv].inactive_age);
+                workingset::activation(&mut self.node_age[p.node as usize]);
             }
         } else if !p.test(flags::REFERENCED) {
             self.mem.page_mut(pfn).set(flags::REFERENCED);
@@ -528,12 +636,10 @@ impl Machine {
     /// Anonymous memory: a hit sets the referenced bit (the PTE young bit's
     /// stand-in); a first touch maps a new page on the active anon list
     /// (`lru_cache_add_active_or_unevictable()`); a swapped-out page is read
-    /// back onto the inactive anon list, referenced.
+    /// back onto the inactive anon list, referenced. New pages are charged
+    /// to the task's container.
     fn anon_access(&mut self, node: u8, task: TaskId, vpage: u64) -> Outcome {
-        let entry = self
-            .tasks
-            .get(&task)
-            .and_then(|t| t.lookup(vpage).map(|e| e.map(|p| *p)));
+        let entry = self.tasks[&task].table.lookup(vpage).map(|e| e.map(|p| *p));
         if let Some(Entry::Item(pfn)) = entry {
             self.mem.page_mut(pfn).set(flags::REFERENCED);
             return Outcome::Hit;
@@ -542,20 +648,31 @@ impl Machine {
             self.stat.alloc_fail += 1;
             return Outcome::OutOfMemory;
         };
+        let memcg = self.tasks[&task].memcg;
+        if let Err(out) = self.try_charge(memcg, task) {
+            self.mem.free(pfn);
+            return out;
+        }
         {
             let p = self.mem.page_mut(pfn);
             p.owner = Owner::Anon { task, vpage };
             p.flags = flags::SWAPBACKED;
+            p.memcg = memcg.0;
         }
+        let lv = self.lv(memcg, self.mem.page(pfn).node as usize);
         // Re-read the slot: reclaim during the allocation may have swapped
         // out other pages of this task, never this one (it was not resident).
-        let table = self.tasks.entry(task).or_default();
-        let lv = self.mem.page(pfn).node as usize;
-        match table.lookup(vpage).map(|e| e.map(|p| *p)) {
+        let t = self
+            .tasks
+            .get_mut(&task)
+            .expect("the accessing task exists");
+        t.rss += 1;
+        match t.table.lookup(vpage).map(|e| e.map(|p| *p)) {
             Some(Entry::Value(slot)) => {
-                let mut s = table.lookup_slot(vpage).expect("swap entry present");
+                let mut s = t.table.lookup_slot(vpage).expect("swap entry present");
                 s.replace(Entry::Item(pfn))
                     .expect("a page is always storable");
+                t.swapents -= 1;
                 self.swap.release(slot);
                 self.stat.pswpin += 1;
                 self.stat.pgmajfault += 1;
@@ -568,7 +685,7 @@ impl Machine {
                 task.0
             ),
             None => {
-                table
+                t.table
                     .insert(vpage, pfn)
                     .expect("page tables have no node limit");
                 self.stat.pgminfault += 1;
@@ -621,6 +738,10 @@ impl Machine {
         self.swap.alloc()
     }
 
+    pub(crate) fn swap_release(&mut self, slot: u64) {
+        self.swap.release(slot);
+    }
+
     /// Checks every invariant: each lruvec's lists, every page's owner
     /// against the page cache and page tables, frame conservation, and the
     /// shadow-node LRU against the trees.
@@ -663,17 +784,34 @@ impl Machine {
         }
         let mut anon = 0;
         for (task, t) in &self.tasks {
-            t.assert_invariants();
-            for (vpage, e) in t.iter() {
-                if let Entry::Item(pfn) = e {
-                    anon += 1;
-                    assert_eq!(
-                        pages[*pfn as usize].owner,
-                        Owner::Anon { task: *task, vpage }
-                    );
+            t.table.assert_invariants();
+            let mut rss = 0;
+            let mut swapents = 0;
+            for (vpage, e) in t.table.iter() {
+                match e {
+                    Entry::Item(pfn) => {
+                        rss += 1;
+                        assert_eq!(
+                            pages[*pfn as usize].owner,
+                            Owner::Anon { task: *task, vpage }
+                        );
+                    }
+                    Entry::Value(_) => swapents += 1,
                 }
             }
+            assert_eq!(
+                (t.rss, t.swapents),
+                (rss, swapents),
+                "rss and swap of task {}",
+                task.0
+            );
+            assert!(
+                t.alive || rss + swapents == 0,
+                "a killed task holds no memory"
+            );
+            anon += rss;
         }
+        self.assert_memcg_invariants();
         assert_eq!(
             cached + anon,
             on_lru,

@@ -8,7 +8,6 @@
 //!     lists[ACTIVE_ANON]
 //!     lists[INACTIVE_FILE]  new file pages enter at the head;
 //!     lists[ACTIVE_FILE]    reclaim takes from the tail
-//!     inactive_age          the workingset clock (mm/workingset.c)
 //! ```
 //!
 //! Invariants ([`Lruvec::assert_invariants`]): each list's length is the
@@ -84,15 +83,11 @@ const EMPTY: Ends = Ends {
     len: 0,
 };
 
-/// Four LRU lists and the workingset clock of one node (and container).
+/// Four LRU lists of one node and container.
 #[derive(Clone, Debug)]
 pub struct Lruvec {
     id: u16,
     lists: [Ends; 4],
-    /// The workingset clock: `zone->inactive_age` in 3.15, the page's
-    /// `workingset_time`. It counts file pages leaving the inactive list,
-    /// by eviction or by activation.
-    pub inactive_age: u64,
 }
 
 impl Lruvec {
@@ -101,7 +96,6 @@ impl Lruvec {
         Lruvec {
             id,
             lists: [EMPTY; 4],
-            inactive_age: 0,
         }
     }
 

@@ -4,7 +4,9 @@
 //!
 //! * [`page`]: `struct page`: flags, owner, LRU links.
 //! * [`page_alloc`]: frames per NUMA node and their free lists.
-//! * [`lru`]: the four LRU lists of an `lruvec` and the workingset clock.
+//! * [`lru`]: the four LRU lists of an `lruvec`.
+//! * [`memcontrol`]: containers: resource counters, charging, limit
+//!   reclaim, the container OOM killer, the v1 control files.
 //! * [`filemap`]: a file's page cache: a radix tree of pages and shadows.
 //! * [`workingset`]: shadow entries, refault distance, the shadow-node LRU.
 //! * [`vmscan`]: reclaim of pages from the LRU lists.
@@ -15,6 +17,7 @@
 
 pub mod filemap;
 pub mod lru;
+pub mod memcontrol;
 pub mod page;
 pub mod page_alloc;
 pub mod vmscan;

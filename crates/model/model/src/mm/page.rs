@@ -70,6 +70,9 @@ pub struct Page {
     pub node: u8,
     /// The LRU vector whose lists hold the page (while `PG_lru`).
     pub lruvec: u16,
+    /// The container the page is charged to (the 2007 patch's `meta_page`,
+    /// reduced to the one field the model needs).
+    pub memcg: u16,
     /// What the frame holds.
     pub owner: Owner,
     pub(crate) prev: Pfn,
@@ -83,6 +86,7 @@ impl Page {
             flags: 0,
             node,
             lruvec: 0,
+            memcg: 0,
             owner: Owner::Free,
             prev: NIL,
             next: NIL,

@@ -47,14 +47,26 @@ impl Machine {
     /// until a frame is free; then the shadow-node shrinker.
     pub(crate) fn try_to_free_pages(&mut self, node: usize) {
         self.stat.reclaim_runs += 1;
-        let n = self.lruvecs.len();
+        let nodes = self.nr_nodes();
+        let memcgs = self.memcgs.len();
         let batch = self.cfg.reclaim_batch;
         'passes: for _ in 0..DEF_PRIORITY {
             let scanned_before = self.stat.pgscan + self.stat.pgrefill;
-            for i in 0..n {
-                self.shrink_lruvec((node + i) % n, batch);
-                if self.mem.nr_free_total() > 0 {
-                    break 'passes;
+            for i in 0..nodes {
+                let n = (node + i) % nodes;
+                // Every container's lists on the node, starting where the
+                // last reclaim left off (mem_cgroup_iter's round robin).
+                for j in 0..memcgs {
+                    let m = (self.reclaim_cursor + j) % memcgs;
+                    if self.memcgs[m].removed {
+                        continue;
+                    }
+                    let lv = self.lv(crate::mm::memcontrol::MemcgId(m as u16), n);
+                    self.shrink_lruvec(lv, batch);
+                    if self.mem.nr_free_total() > 0 {
+                        self.reclaim_cursor = (m + 1) % memcgs;
+                        break 'passes;
+                    }
                 }
             }
             if self.stat.pgscan + self.stat.pgrefill == scanned_before {
@@ -67,7 +79,7 @@ impl Machine {
     }
 
     /// `shrink_lruvec()`: returns pages reclaimed.
-    fn shrink_lruvec(&mut self, lv: usize, nr_to_reclaim: u64) -> u64 {
+    pub(crate) fn shrink_lruvec(&mut self, lv: usize, nr_to_reclaim: u64) -> u64 {
         let batch = self.cfg.reclaim_batch;
         let v = &self.lruvecs[lv];
         let (active, inactive) = (v.len(LruList::ActiveFile), v.len(LruList::InactiveFile));
@@ -79,7 +91,7 @@ impl Machine {
         if reclaimed < nr_to_reclaim && self.swap_available() > 0 {
             let v = &self.lruvecs[lv];
             let (aa, ia) = (v.len(LruList::ActiveAnon), v.len(LruList::InactiveAnon));
-            let total = self.mem.node_pages(lv);
+            let total = self.mem.node_pages(lv % self.nr_nodes());
             if inactive_anon_is_low(aa, ia, total, PAGE_SIZE) || (ia == 0 && aa > 0) {
                 self.shrink_active_list(lv, LruList::ActiveAnon, batch);
             }
@@ -150,13 +162,14 @@ impl Machine {
         if page.test(flags::DIRTY) {
             self.stat.nr_written += 1;
         }
-        let eviction = workingset::eviction(&mut self.lruvecs[lv].inactive_age);
+        let eviction = workingset::eviction(&mut self.node_age[page.node as usize]);
         let shadow = workingset::pack_shadow(eviction, page.node);
         self.files
             .get_mut(&file)
             .expect("a cached page's file exists")
             .replace_with_shadow(index, shadow);
         self.update_shadow_node(file, index);
+        self.uncharge(page.memcg);
         self.mem.free(pfn);
     }
 
@@ -170,16 +183,20 @@ impl Machine {
             return false;
         };
         self.lruvecs[lv].del(self.mem.pages_mut(), pfn, LruList::InactiveAnon);
-        let table = self
+        let t = self
             .tasks
             .get_mut(&task)
             .expect("an anon page's task exists");
-        table
+        t.table
             .lookup_slot(vpage)
             .expect("a resident anon page is mapped")
             .replace(Entry::Value(slot))
             .expect("swap slots fit a value entry");
+        t.rss -= 1;
+        t.swapents += 1;
         self.stat.pswpout += 1;
+        let memcg = self.mem.page(pfn).memcg;
+        self.uncharge(memcg);
         self.mem.free(pfn);
         true
     }
