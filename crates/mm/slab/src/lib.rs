@@ -44,9 +44,9 @@
 //! where the page source is [`HeapPages`].
 
 pub mod cache;
-//pub mod capi;
+pub mod capi;
 pub mod debug;
-//pub mod global;
+pub mod global;
 pub mod kmalloc;
 pub mod layout;
 pub mod page;
@@ -62,7 +62,7 @@ use std::sync::Arc;
 
 pub use cache::{CreateError, KmemCache, Slub, SlubConfig};
 pub use debug::{AbortSink, CollectSink, ReportKind, ReportSink, SlabReport, StderrSink};
-//pub use global::SlubAlloc;
+pub use global::SlubAlloc;
 pub use layout::{CacheLayout, SlabFlags, SlubParams};
 pub use page_alloc::PageAllocator;
 pub use page_source::{DefaultPages, FramePool, HeapPages, HostPages, PageSource};

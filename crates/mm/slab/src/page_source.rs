@@ -19,7 +19,7 @@
 //!   [`PageSource`] over its own frames, or uses a [`FramePool`] directly
 //!   and reads frame numbers with [`FramePool::pfn`].
 
-use std::alloc::Layout;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
@@ -112,7 +112,8 @@ unsafe impl PageSource for HostPages {
     }
 }
 
-/// The Rust global allocator as a page source, one node (used under Miri).
+/// The system allocator (`std::alloc::System`, not the global allocator,
+/// which may be klab's own) as a page source, one node; used under Miri.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HeapPages;
 
@@ -122,14 +123,14 @@ unsafe impl PageSource for HeapPages {
     fn alloc_region(&self, nr_sections: usize, _node: usize) -> Option<NonNull<u8>> {
         let layout = Layout::from_size_align(nr_sections * SECTION_SIZE, SECTION_SIZE).ok()?;
         // SAFETY: the layout has non-zero size.
-        NonNull::new(unsafe { std::alloc::alloc(layout) })
+        NonNull::new(unsafe { System.alloc(layout) })
     }
 
     unsafe fn free_region(&self, base: NonNull<u8>, nr_sections: usize) {
         let layout = Layout::from_size_align(nr_sections * SECTION_SIZE, SECTION_SIZE)
             .expect("layout was valid at allocation");
         // SAFETY: same pointer and layout as the allocation.
-        unsafe { std::alloc::dealloc(base.as_ptr(), layout) }
+        unsafe { System.dealloc(base.as_ptr(), layout) }
     }
 }
 
@@ -175,7 +176,7 @@ impl FramePool {
         assert!(nodes > 0 && sections_per_node > 0, "empty frame pool");
         let layout = Self::layout(nodes * sections_per_node);
         // SAFETY: non-zero size.
-        let base = NonNull::new(unsafe { std::alloc::alloc(layout) })
+        let base = NonNull::new(unsafe { System.alloc(layout) })
             .unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
         FramePool {
             base,
@@ -228,7 +229,7 @@ impl Drop for FramePool {
         // out die with the pool (the caller's caches must be gone first,
         // which the borrow of `&FramePool` or the Arc holding it enforces).
         unsafe {
-            std::alloc::dealloc(
+            System.dealloc(
                 self.base.as_ptr(),
                 Self::layout(self.nodes * self.sections_per_node),
             )

@@ -205,7 +205,7 @@ pub struct CacheStats {
 impl CacheCore {
     /// A cache with a computed layout.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
+    pub(crate) const fn new(
         name: Cow<'static, str>,
         layout: CacheLayout,
         ctor: Option<Ctor>,
