@@ -53,7 +53,7 @@ pub mod page;
 pub mod page_alloc;
 pub mod page_source;
 pub(crate) mod primitive;
-//pub mod slob;
+pub mod slob;
 pub mod slub;
 //pub mod workload;
 
@@ -66,7 +66,7 @@ pub use global::SlubAlloc;
 pub use layout::{CacheLayout, SlabFlags, SlubParams};
 pub use page_alloc::PageAllocator;
 pub use page_source::{DefaultPages, FramePool, HeapPages, HostPages, PageSource};
-//pub use slob::Slob;
+pub use slob::{Slob, SlobCache};
 pub use slub::CpuSlab;
 
 /// A constructor: initialises an object's bytes once, when its slab is
