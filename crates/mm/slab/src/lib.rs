@@ -55,7 +55,7 @@ pub mod page_source;
 pub(crate) mod primitive;
 pub mod slob;
 pub mod slub;
-//pub mod workload;
+pub mod workload;
 
 use std::ops::Deref;
 use std::sync::Arc;
