@@ -73,7 +73,11 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> 
 /// # Safety
 /// `memptr` is valid for a pointer write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn posix_memalign(memptr: *mut *mut c_void, align: usize, size: usize) -> i32 {
+pub unsafe extern "C" fn posix_memalign(
+    memptr: *mut *mut c_void,
+    align: usize,
+    size: usize,
+) -> i32 {
     // SAFETY: forwarded.
     unsafe { capi::posix_memalign(memptr, align, size) }
 }

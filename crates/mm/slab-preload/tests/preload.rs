@@ -3,8 +3,8 @@
 //! compile, checking their output against a run without the preload.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// Builds the cdylib once (release, in its own target directory: the
 /// outer cargo holds the lock on the test's) and returns its path.
@@ -13,9 +13,19 @@ fn library() -> PathBuf {
     LIB.get_or_init(|| {
         let exe = std::env::current_exe().expect("test exe");
         // target/<profile>/deps/preload-xxxx -> target/
-        let target = exe.ancestors().nth(3).expect("target dir").join("preload-build");
+        let target = exe
+            .ancestors()
+            .nth(3)
+            .expect("target dir")
+            .join("preload-build");
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "-p", "klab-slab-preload", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "klab-slab-preload",
+                "--target-dir",
+            ])
             .arg(&target)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
@@ -78,7 +88,10 @@ print(len(d), sum(map(len, l)), sorted(out), s, hashlib.sha256("".join(d.values(
 "#;
     let a = run(Command::new("python3").args(["-c", script]), false);
     let b = run(Command::new("python3").args(["-c", script]), true);
-    assert_eq!(String::from_utf8_lossy(&a.stdout), String::from_utf8_lossy(&b.stdout));
+    assert_eq!(
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout)
+    );
 }
 
 #[test]
@@ -90,7 +103,13 @@ fn larson_in_c_with_threads_and_fork_runs_on_the_preload() {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("larson");
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/larson.c");
-    run(Command::new("gcc").args(["-O2", "-pthread", "-o"]).arg(&bin).arg(src), false);
+    run(
+        Command::new("gcc")
+            .args(["-O2", "-pthread", "-o"])
+            .arg(&bin)
+            .arg(src),
+        false,
+    );
     let a = run(&mut Command::new(&bin), false);
     let b = run(&mut Command::new(&bin), true);
     assert_eq!(a.stdout, b.stdout);
@@ -112,7 +131,10 @@ fn gcc_compiles_a_program_on_the_preload() {
     .unwrap();
     let bin = dir.path().join("hello");
     // gcc, cc1 and the assembler and linker all run on the preload.
-    run(Command::new("gcc").args(["-O2", "-o"]).arg(&bin).arg(&src), true);
+    run(
+        Command::new("gcc").args(["-O2", "-o"]).arg(&bin).arg(&src),
+        true,
+    );
     let out = run(&mut Command::new(&bin), false);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "fib 6765\n");
 }

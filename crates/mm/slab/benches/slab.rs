@@ -12,13 +12,17 @@
 
 use std::alloc::{GlobalAlloc, System};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use klab_slab::workload::{larson, producer_consumer, single_thread, Larson};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use klab_slab::SlubAlloc;
+use klab_slab::workload::{Larson, larson, producer_consumer, single_thread};
 use mimalloc::MiMalloc;
 
 fn peers() -> [(&'static str, &'static (dyn GlobalAllocSync)); 3] {
-    [("klab-slub", &SlubAlloc), ("glibc", &System), ("mimalloc", &MiMalloc)]
+    [
+        ("klab-slub", &SlubAlloc),
+        ("glibc", &System),
+        ("mimalloc", &MiMalloc),
+    ]
 }
 
 /// `GlobalAlloc + Sync` as one object type.
@@ -42,7 +46,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("single_thread");
     g.throughput(Throughput::Elements(2 * 100 * 100));
     for (name, a) in peers() {
-        g.bench_function(name, |b| b.iter(|| single_thread(&Dyn(a), 100, 100, 16, 128, 1)));
+        g.bench_function(name, |b| {
+            b.iter(|| single_thread(&Dyn(a), 100, 100, 16, 128, 1))
+        });
     }
     g.finish();
     let mut g = c.benchmark_group("producer_consumer");
@@ -53,7 +59,11 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
     let mut g = c.benchmark_group("larson");
-    let p = Larson { rounds: 4, ops_per_round: 20_000, ..Larson::small(2, true) };
+    let p = Larson {
+        rounds: 4,
+        ops_per_round: 20_000,
+        ..Larson::small(2, true)
+    };
     g.throughput(Throughput::Elements(2 * 2 * 4 * 20_000));
     g.sample_size(10);
     for (name, a) in peers() {

@@ -4,8 +4,8 @@
 
 use std::alloc::{GlobalAlloc, System};
 
-use klab_slab::workload::{larson, peak_rss, producer_consumer, single_thread, Larson, Run};
 use klab_slab::SlubAlloc;
+use klab_slab::workload::{Larson, Run, larson, peak_rss, producer_consumer, single_thread};
 use mimalloc::MiMalloc;
 
 fn show<A: GlobalAlloc + Sync>(name: &str, a: &A) {
@@ -13,7 +13,14 @@ fn show<A: GlobalAlloc + Sync>(name: &str, a: &A) {
     let pc = producer_consumer(a, 400_000, 64);
     let la = larson(a, Larson::small(2, false));
     let rss = peak_rss(|| {
-        larson(a, Larson { slots: 20_000, rounds: 4, ..Larson::small(2, true) });
+        larson(
+            a,
+            Larson {
+                slots: 20_000,
+                rounds: 4,
+                ..Larson::small(2, true)
+            },
+        );
     });
     println!(
         "{name:>10}: single {:>7.1} Mops/s  prod/cons {:>6.1} Mops/s  larson {:>6.1} Mops/s  larson peak RSS {:?} KiB",

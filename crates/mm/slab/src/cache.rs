@@ -37,12 +37,14 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::debug::{ReportSink, StderrSink};
-use crate::kmalloc::{class_for, class_name, size_index, FINE_CLASSES, INDEX_LEN, KERNEL_CLASSES};
-use crate::layout::{calculate_alignment, calculate_sizes, CacheLayout, LayoutError, SlabFlags, SlubParams, WORD};
+use crate::kmalloc::{FINE_CLASSES, INDEX_LEN, KERNEL_CLASSES, class_for, class_name, size_index};
+use crate::layout::{
+    CacheLayout, LayoutError, SlabFlags, SlubParams, WORD, calculate_alignment, calculate_sizes,
+};
 use crate::page::Page;
-use crate::page_alloc::{get_order, make_compound, PageAllocator, MAX_ORDER};
+use crate::page_alloc::{MAX_ORDER, PageAllocator, get_order, make_compound};
 use crate::page_source::{DefaultPages, PageSource};
-use crate::slub::{min_partial_for, obj_to_cache, CacheCore, CacheStats, CpuSlab};
+use crate::slub::{CacheCore, CacheStats, CpuSlab, min_partial_for, obj_to_cache};
 use crate::{Ctor, ObjectAllocator, ObjectCache, Shared};
 
 /// Which kmalloc size classes to build.
@@ -227,7 +229,11 @@ impl Slub {
     /// SLUB with the 2.6.24 defaults over the host's pages (the heap under
     /// Miri), printing findings to stderr.
     pub fn with_defaults() -> Slub {
-        Slub::new(Arc::new(DefaultPages::default()), SlubConfig::default(), Arc::new(StderrSink))
+        Slub::new(
+            Arc::new(DefaultPages::default()),
+            SlubConfig::default(),
+            Arc::new(StderrSink),
+        )
     }
 
     /// SLUB over `source`, configured by `config`, findings to `sink`.
@@ -247,7 +253,14 @@ impl Slub {
         };
         for (i, &size) in sizes.iter().enumerate() {
             let core = shared
-                .create_core(Cow::Owned(class_name(size)), size, 8, SlabFlags::NONE, None, i as u32)
+                .create_core(
+                    Cow::Owned(class_name(size)),
+                    size,
+                    8,
+                    SlabFlags::NONE,
+                    None,
+                    i as u32,
+                )
                 .expect("kmalloc classes fit in slabs");
             let core = Arc::new(core);
             shared.lock().push(Entry {
@@ -289,14 +302,23 @@ impl Slub {
         if let Some(e) = sh.find_mergeable(&reg, size, align, flags, ctor) {
             let e = &mut reg[e];
             e.refcount += 1;
-            e.core.objsize.fetch_max(size, crate::primitive::Ordering::Relaxed);
+            e.core
+                .objsize
+                .fetch_max(size, crate::primitive::Ordering::Relaxed);
             e.aliases.push(name.to_owned());
             return Ok(KmemCache {
                 core: e.core.clone(),
                 name: name.into(),
             });
         }
-        let core = Arc::new(sh.create_core(Cow::Owned(name.to_owned()), size, align, flags, ctor, u32::MAX)?);
+        let core = Arc::new(sh.create_core(
+            Cow::Owned(name.to_owned()),
+            size,
+            align,
+            flags,
+            ctor,
+            u32::MAX,
+        )?);
         reg.push(Entry {
             core: core.clone(),
             refcount: 1,
@@ -321,7 +343,14 @@ impl Slub {
     ) -> Result<KmemCache, CreateError> {
         let sh = &self.shared;
         let flags = sh.config.cache_flags(name, flags);
-        let core = Arc::new(sh.create_core(Cow::Owned(name.to_owned()), size, align, flags, ctor, u32::MAX)?);
+        let core = Arc::new(sh.create_core(
+            Cow::Owned(name.to_owned()),
+            size,
+            align,
+            flags,
+            ctor,
+            u32::MAX,
+        )?);
         sh.lock().push(Entry {
             core: core.clone(),
             refcount: 1,
@@ -471,11 +500,18 @@ impl SlubShared {
         ctor: Option<Ctor>,
         kmalloc_index: u32,
     ) -> Result<CacheCore, CreateError> {
-        let layout = calculate_sizes(size, align, flags, ctor.is_some(), self.config.params, MAX_ORDER)
-            .map_err(|source| CreateError::Layout {
-                name: name.to_string(),
-                source,
-            })?;
+        let layout = calculate_sizes(
+            size,
+            align,
+            flags,
+            ctor.is_some(),
+            self.config.params,
+            MAX_ORDER,
+        )
+        .map_err(|source| CreateError::Layout {
+            name: name.to_string(),
+            source,
+        })?;
         Ok(CacheCore::new(
             name,
             layout,
@@ -605,7 +641,12 @@ pub struct KmallocCpu {
 
 /// Allocates `size` bytes as whole pages: a compound page from the page
 /// allocator, or a region straight from the page source.
-pub(crate) fn large_alloc(pages: &PageAllocator, size: usize, align: usize, node: usize) -> Option<NonNull<u8>> {
+pub(crate) fn large_alloc(
+    pages: &PageAllocator,
+    size: usize,
+    align: usize,
+    node: usize,
+) -> Option<NonNull<u8>> {
     let order = get_order(size.max(align));
     if order <= MAX_ORDER {
         let page = pages.alloc_pages(order, node)?;

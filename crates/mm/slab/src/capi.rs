@@ -196,11 +196,19 @@ mod tests {
         let q = calloc(10, 10);
         // SAFETY: live blocks from these functions.
         unsafe {
-            assert!(std::slice::from_raw_parts(q.cast::<u8>(), 100).iter().all(|b| *b == 0));
+            assert!(
+                std::slice::from_raw_parts(q.cast::<u8>(), 100)
+                    .iter()
+                    .all(|b| *b == 0)
+            );
             assert_eq!(q.addr() % 16, 0);
             assert!(malloc_usable_size(q) >= 100);
             let r = realloc(q, 20_000);
-            assert!(std::slice::from_raw_parts(r.cast::<u8>(), 100).iter().all(|b| *b == 0));
+            assert!(
+                std::slice::from_raw_parts(r.cast::<u8>(), 100)
+                    .iter()
+                    .all(|b| *b == 0)
+            );
             assert!(realloc(r, 0).is_null());
             free(p);
             free(ptr::null_mut());

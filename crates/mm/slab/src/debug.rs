@@ -210,7 +210,11 @@ impl ReportSink for AbortSink {
 ///
 /// # Safety
 /// The range is readable.
-pub(crate) unsafe fn check_bytes(start: *const u8, value: u8, len: usize) -> Option<(usize, usize)> {
+pub(crate) unsafe fn check_bytes(
+    start: *const u8,
+    value: u8,
+    len: usize,
+) -> Option<(usize, usize)> {
     // SAFETY: the caller guarantees the range is readable.
     let bytes = unsafe { std::slice::from_raw_parts(start, len) };
     let first = bytes.iter().position(|b| *b != value)?;

@@ -63,16 +63,16 @@ use std::borrow::Cow;
 use std::cell::{Cell, UnsafeCell};
 use std::ptr;
 
+use crate::Shared;
 use crate::cache::{ksize, large_alloc, large_free};
 use crate::debug::{ReportSink, StderrSink};
-use crate::kmalloc::{class_for, size_index, FINE_CLASSES, INDEX_LEN};
-use crate::layout::{calculate_sizes, SlabFlags, SlubParams};
-use crate::page::{virt_to_page, Page, PG_SLAB};
-use crate::page_alloc::{PageAllocator, MAX_ORDER};
+use crate::kmalloc::{FINE_CLASSES, INDEX_LEN, class_for, size_index};
+use crate::layout::{SlabFlags, SlubParams, calculate_sizes};
+use crate::page::{PG_SLAB, Page, virt_to_page};
+use crate::page_alloc::{MAX_ORDER, PageAllocator};
 use crate::page_source::DefaultPages;
-use crate::primitive::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
-use crate::slub::{min_partial_for, CacheCore, KmemCacheCpu};
-use crate::Shared;
+use crate::primitive::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use crate::slub::{CacheCore, KmemCacheCpu, min_partial_for};
 
 /// Number of size classes.
 pub const NR_CLASSES: usize = FINE_CLASSES.len();
@@ -83,16 +83,50 @@ static SINK: StderrSink = StderrSink;
 static INDEX: [u8; INDEX_LEN] = size_index(FINE_CLASSES);
 
 const NAMES: [&str; NR_CLASSES] = [
-    "kmalloc-8", "kmalloc-16", "kmalloc-32", "kmalloc-48", "kmalloc-64", "kmalloc-80",
-    "kmalloc-96", "kmalloc-112", "kmalloc-128", "kmalloc-160", "kmalloc-192", "kmalloc-224",
-    "kmalloc-256", "kmalloc-320", "kmalloc-384", "kmalloc-448", "kmalloc-512", "kmalloc-640",
-    "kmalloc-768", "kmalloc-896", "kmalloc-1024", "kmalloc-1280", "kmalloc-1536",
-    "kmalloc-1792", "kmalloc-2048", "kmalloc-2560", "kmalloc-3072", "kmalloc-3584",
-    "kmalloc-4096", "kmalloc-5120", "kmalloc-6144", "kmalloc-7168", "kmalloc-8192",
+    "kmalloc-8",
+    "kmalloc-16",
+    "kmalloc-32",
+    "kmalloc-48",
+    "kmalloc-64",
+    "kmalloc-80",
+    "kmalloc-96",
+    "kmalloc-112",
+    "kmalloc-128",
+    "kmalloc-160",
+    "kmalloc-192",
+    "kmalloc-224",
+    "kmalloc-256",
+    "kmalloc-320",
+    "kmalloc-384",
+    "kmalloc-448",
+    "kmalloc-512",
+    "kmalloc-640",
+    "kmalloc-768",
+    "kmalloc-896",
+    "kmalloc-1024",
+    "kmalloc-1280",
+    "kmalloc-1536",
+    "kmalloc-1792",
+    "kmalloc-2048",
+    "kmalloc-2560",
+    "kmalloc-3072",
+    "kmalloc-3584",
+    "kmalloc-4096",
+    "kmalloc-5120",
+    "kmalloc-6144",
+    "kmalloc-7168",
+    "kmalloc-8192",
 ];
 
 const fn class_core(i: usize) -> CacheCore {
-    let layout = match calculate_sizes(FINE_CLASSES[i], 8, SlabFlags::NONE, false, SlubParams::ALLOCATOR, MAX_ORDER) {
+    let layout = match calculate_sizes(
+        FINE_CLASSES[i],
+        8,
+        SlabFlags::NONE,
+        false,
+        SlubParams::ALLOCATOR,
+        MAX_ORDER,
+    ) {
         Ok(l) => l,
         Err(_) => panic!("kmalloc class does not fit"),
     };
@@ -158,7 +192,8 @@ static UNREG_IN_SLOW: AtomicUsize = AtomicUsize::new(0);
 /// Guards the list of live threads.
 static THREADS_LOCK: AtomicBool = AtomicBool::new(false);
 /// Head of the list of live threads.
-static THREADS: crate::primitive::AtomicPtr<ThreadMeta> = crate::primitive::AtomicPtr::new(ptr::null_mut());
+static THREADS: crate::primitive::AtomicPtr<ThreadMeta> =
+    crate::primitive::AtomicPtr::new(ptr::null_mut());
 /// 0: not initialised; 1: being initialised; 2: done.
 static INIT: AtomicU8 = AtomicU8::new(0);
 /// The pthread key whose destructor flushes a thread's slabs.
@@ -431,7 +466,9 @@ fn register() {
     threads_lock();
     // SAFETY: meta is live; list under THREADS_LOCK.
     unsafe {
-        (*meta).next.store(THREADS.load(Ordering::Relaxed), Ordering::Relaxed);
+        (*meta)
+            .next
+            .store(THREADS.load(Ordering::Relaxed), Ordering::Relaxed);
     }
     THREADS.store(meta.cast_mut(), Ordering::Relaxed);
     META.with(|m| m.state.set(LIVE));

@@ -20,7 +20,9 @@
 //! the page-aligned start of their slab).
 
 /// 2.6.24-style classes.
-pub const KERNEL_CLASSES: &[usize] = &[8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
+pub const KERNEL_CLASSES: &[usize] = &[
+    8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192,
+];
 
 /// Finer classes for a general-purpose allocator.
 pub const FINE_CLASSES: &[usize] = &[
@@ -56,7 +58,12 @@ pub const fn size_index(classes: &[usize]) -> [u8; INDEX_LEN] {
 /// The class index for `size` at alignment `align`, or `None` if no class
 /// serves it (too large, or an alignment no class size is a multiple of).
 #[inline(always)]
-pub fn class_for(classes: &[usize], index: &[u8; INDEX_LEN], size: usize, align: usize) -> Option<usize> {
+pub fn class_for(
+    classes: &[usize],
+    index: &[u8; INDEX_LEN],
+    size: usize,
+    align: usize,
+) -> Option<usize> {
     let want = if size < align { align } else { size };
     if want > KMALLOC_MAX_CACHE_SIZE {
         return None;
@@ -107,8 +114,14 @@ mod tests {
         assert_eq!(c(70, 64), 128);
         assert_eq!(c(10, 4096), 4096);
         let f = size_index(FINE_CLASSES);
-        assert_eq!(FINE_CLASSES[class_for(FINE_CLASSES, &f, 40, 8).unwrap()], 48);
-        assert_eq!(FINE_CLASSES[class_for(FINE_CLASSES, &f, 1000, 8).unwrap()], 1024);
+        assert_eq!(
+            FINE_CLASSES[class_for(FINE_CLASSES, &f, 40, 8).unwrap()],
+            48
+        );
+        assert_eq!(
+            FINE_CLASSES[class_for(FINE_CLASSES, &f, 1000, 8).unwrap()],
+            1024
+        );
         assert!(FINE_CLASSES.len() <= MAX_CLASSES);
         assert!(FINE_CLASSES[1..].iter().all(|s| s % 16 == 0));
     }

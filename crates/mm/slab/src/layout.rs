@@ -70,7 +70,11 @@ impl SlabFlags {
         SlabFlags(Self::DEBUG_FREE.0 | Self::RED_ZONE.0 | Self::POISON.0 | Self::STORE_USER.0);
     /// `SLUB_NEVER_MERGE`: a cache with any of these is never merged.
     pub const NEVER_MERGE: SlabFlags = SlabFlags(
-        Self::RED_ZONE.0 | Self::POISON.0 | Self::STORE_USER.0 | Self::TRACE.0 | Self::DESTROY_BY_RCU.0,
+        Self::RED_ZONE.0
+            | Self::POISON.0
+            | Self::STORE_USER.0
+            | Self::TRACE.0
+            | Self::DESTROY_BY_RCU.0,
     );
     /// `SLUB_MERGE_SAME`: merged caches must agree on these.
     pub const MERGE_SAME: SlabFlags =
@@ -267,7 +271,11 @@ const fn fls(v: usize) -> u32 {
 /// `calculate_alignment()`.
 pub const fn calculate_alignment(flags: SlabFlags, align: usize, size: usize) -> usize {
     if flags.contains(SlabFlags::HWCACHE_ALIGN) && size > CACHE_LINE / 2 {
-        return if align > CACHE_LINE { align } else { CACHE_LINE };
+        return if align > CACHE_LINE {
+            align
+        } else {
+            CACHE_LINE
+        };
     }
     if align < ARCH_SLAB_MINALIGN {
         return ARCH_SLAB_MINALIGN;
@@ -287,7 +295,11 @@ pub const fn slab_order(
     fract_leftover: usize,
 ) -> u32 {
     let need = fls(min_objects * size - 1);
-    let from = if need > PAGE_SHIFT { need - PAGE_SHIFT } else { 0 };
+    let from = if need > PAGE_SHIFT {
+        need - PAGE_SHIFT
+    } else {
+        0
+    };
     let mut order = if min_order > from { min_order } else { from };
     while order <= max_order {
         let slab_size = PAGE_SIZE << order;
@@ -448,7 +460,10 @@ mod tests {
     fn plain_objects_overlay_the_free_pointer() {
         // kmalloc-8: size 8, order 0, 512 objects, free pointer in word 0.
         let l = lay(8, 8, SlabFlags::NONE, false);
-        assert_eq!((l.size, l.inuse, l.offset, l.order, l.objects), (8, 8, 0, 0, 512));
+        assert_eq!(
+            (l.size, l.inuse, l.offset, l.order, l.objects),
+            (8, 8, 0, 0, 512)
+        );
         // kmalloc-192: 4096 / 192 = 21 objects, 64 bytes left (<= 4096/8).
         let l = lay(192, 8, SlabFlags::NONE, false);
         assert_eq!((l.size, l.order, l.objects), (192, 0, 21));
@@ -506,8 +521,14 @@ mod tests {
 
     #[test]
     fn debug_letters_parse_like_slub_debug() {
-        assert_eq!(SlabFlags::from_debug_letters("FZpu"), Ok(SlabFlags::DEBUG_DEFAULT));
+        assert_eq!(
+            SlabFlags::from_debug_letters("FZpu"),
+            Ok(SlabFlags::DEBUG_DEFAULT)
+        );
         assert_eq!(SlabFlags::from_debug_letters("x"), Err('x'));
-        assert_eq!(format!("{:?}", SlabFlags::RED_ZONE | SlabFlags::POISON), "RED_ZONE|POISON");
+        assert_eq!(
+            format!("{:?}", SlabFlags::RED_ZONE | SlabFlags::POISON),
+            "RED_ZONE|POISON"
+        );
     }
 }

@@ -303,7 +303,9 @@ impl Page {
 /// live (so its header can be read).
 #[inline(always)]
 pub(crate) unsafe fn virt_to_page(p: *const u8) -> Option<*const Page> {
-    let base = p.map_addr(|a| a & !(SECTION_SIZE - 1)).cast::<SectionHeader>();
+    let base = p
+        .map_addr(|a| a & !(SECTION_SIZE - 1))
+        .cast::<SectionHeader>();
     // SAFETY: the caller guarantees the section is live.
     if unsafe { (*base).kind } != SectionKind::Frames {
         return None;

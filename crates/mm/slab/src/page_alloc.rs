@@ -35,12 +35,12 @@
 use std::ptr::{self, NonNull};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::Shared;
 use crate::page::{
-    frame, Page, SectionHeader, SectionKind, PAGES_PER_SECTION, PAGE_SHIFT, PAGE_SIZE, PG_BUDDY,
-    PG_TAIL, RESERVED_PAGES, SECTION_SIZE, USABLE_PAGES,
+    PAGE_SHIFT, PAGE_SIZE, PAGES_PER_SECTION, PG_BUDDY, PG_TAIL, Page, RESERVED_PAGES,
+    SECTION_SIZE, SectionHeader, SectionKind, USABLE_PAGES, frame,
 };
 use crate::page_source::PageSource;
-use crate::Shared;
 
 /// Largest order the buddy allocator hands out (`2^8` frames = 1 MiB).
 pub const MAX_ORDER: u32 = 8;
@@ -345,7 +345,9 @@ impl PageAllocator {
             // Clear the tail marks a compound page left behind.
             let mut idx = Page::index(page);
             for i in 0..(1usize << order) {
-                (*frame(s, idx + i)).flags.store(0, crate::primitive::Ordering::Relaxed);
+                (*frame(s, idx + i))
+                    .flags
+                    .store(0, crate::primitive::Ordering::Relaxed);
             }
             *(*section).nr_free.get() += 1 << order;
             let mut order = order;
@@ -475,7 +477,8 @@ pub(crate) unsafe fn make_compound(head: *const Page, order: u32) {
         for i in 1..(1usize << order) {
             let t = frame(s, idx + i);
             (*t).set_freelist(head.cast_mut().cast());
-            (*t).flags.store(PG_TAIL, crate::primitive::Ordering::Relaxed);
+            (*t).flags
+                .store(PG_TAIL, crate::primitive::Ordering::Relaxed);
         }
     }
 }
@@ -527,7 +530,9 @@ mod tests {
     fn a_second_free_section_goes_back_to_the_source() {
         let pool = Arc::new(FramePool::new(1, 4));
         let pa = PageAllocator::new(pool.clone());
-        let blocks: Vec<_> = (0..3).map(|_| pa.alloc_pages(MAX_ORDER, 0).unwrap()).collect();
+        let blocks: Vec<_> = (0..3)
+            .map(|_| pa.alloc_pages(MAX_ORDER, 0).unwrap())
+            .collect();
         // One 256-frame block per section fits (frames 256..512).
         assert_eq!(pool.sections_in_use(), 3);
         for b in blocks {

@@ -50,9 +50,9 @@ use std::ptr::{self, NonNull};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::cache::CreateError;
-use crate::layout::{LayoutError, SlabFlags, CACHE_LINE};
-use crate::page::{virt_to_page, Page, PAGE_SIZE, PG_SLOB, PG_SLOB_FREE};
-use crate::page_alloc::{get_order, PageAllocator, MAX_ORDER};
+use crate::layout::{CACHE_LINE, LayoutError, SlabFlags};
+use crate::page::{PAGE_SIZE, PG_SLOB, PG_SLOB_FREE, Page, virt_to_page};
+use crate::page_alloc::{MAX_ORDER, PageAllocator, get_order};
 use crate::page_source::PageSource;
 use crate::{Ctor, ObjectAllocator, ObjectCache};
 
@@ -200,7 +200,9 @@ impl Slob {
         // SAFETY: a fresh page, now a SLOB page under the lock.
         unsafe {
             let base = Page::address(page);
-            (*page).flags.store(PG_SLOB, crate::primitive::Ordering::Relaxed);
+            (*page)
+                .flags
+                .store(PG_SLOB, crate::primitive::Ordering::Relaxed);
             (*page).set_inuse(PAGE_UNITS as u32);
             (*page).set_freelist(base);
             (*page).set_offset(li as u32);
@@ -215,7 +217,12 @@ impl Slob {
     ///
     /// # Safety
     /// `sp` is a listed SLOB page; lock held.
-    unsafe fn page_alloc(l: &mut Lists, sp: *mut Page, want: usize, align: usize) -> Option<*mut u8> {
+    unsafe fn page_alloc(
+        l: &mut Lists,
+        sp: *mut Page,
+        want: usize,
+        align: usize,
+    ) -> Option<*mut u8> {
         // SAFETY: all blocks walked lie in the page; lock held.
         unsafe {
             let base = Page::address(sp);
@@ -249,7 +256,11 @@ impl Slob {
                             let (pu, _) = slob_get(at(p));
                             slob_set(at(p), pu, rest);
                         }
-                        None => (*sp).set_freelist(if rest == PAGE_UNITS { ptr::null_mut() } else { at(rest) }),
+                        None => (*sp).set_freelist(if rest == PAGE_UNITS {
+                            ptr::null_mut()
+                        } else {
+                            at(rest)
+                        }),
                     }
                     let left = (*sp).inuse() as usize - want;
                     (*sp).set_inuse(left as u32);
@@ -276,7 +287,9 @@ impl Slob {
         let n = units(size);
         // SAFETY: b lies in a live SLOB page; lock held below.
         unsafe {
-            let sp = virt_to_page(b).expect("slob_free: not a SLOB block").cast_mut();
+            let sp = virt_to_page(b)
+                .expect("slob_free: not a SLOB block")
+                .cast_mut();
             let mut l = self.lock();
             let base = Page::address(sp);
             let off = (b.addr() - base.addr()) / SLOB_UNIT;
@@ -458,7 +471,10 @@ impl Slob {
                     loop {
                         let (u, next) = slob_get(base.add(off * SLOB_UNIT));
                         sum += u;
-                        assert!(next > off + u || next == PAGE_UNITS, "blocks overlap or touch");
+                        assert!(
+                            next > off + u || next == PAGE_UNITS,
+                            "blocks overlap or touch"
+                        );
                         if next == PAGE_UNITS {
                             break;
                         }
@@ -500,7 +516,11 @@ impl ObjectAllocator for Slob {
                 source: LayoutError::BadAlign(align),
             });
         }
-        let mut a = if flags.contains(SlabFlags::HWCACHE_ALIGN) { CACHE_LINE } else { 0 };
+        let mut a = if flags.contains(SlabFlags::HWCACHE_ALIGN) {
+            CACHE_LINE
+        } else {
+            0
+        };
         a = a.max(align).max(SLOB_MINALIGN);
         Ok(SlobCache {
             slob: self.clone(),
@@ -595,7 +615,12 @@ mod tests {
             assert_eq!(s.ksize(k), 180);
             s.kfree(k);
         }
-        for p in v.iter().enumerate().filter(|(i, _)| *i != 2 && *i != 3).map(|(_, p)| p) {
+        for p in v
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2 && *i != 3)
+            .map(|(_, p)| p)
+        {
             // SAFETY: live objects.
             unsafe { c.free(&mut (), *p) };
             s.assert_invariants();
@@ -623,7 +648,11 @@ mod tests {
                 let (p, size) = live.swap_remove((x >> 8) as usize % live.len());
                 // SAFETY: live block written with the pattern.
                 unsafe {
-                    assert!(std::slice::from_raw_parts(p.as_ptr(), size).iter().all(|b| *b == 0x5c));
+                    assert!(
+                        std::slice::from_raw_parts(p.as_ptr(), size)
+                            .iter()
+                            .all(|b| *b == 0x5c)
+                    );
                     s.kfree(p);
                 }
             }

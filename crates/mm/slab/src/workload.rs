@@ -54,6 +54,29 @@ impl XorShift {
     }
 }
 
+/// `GlobalAlloc + Sync` as one object type, so peers can sit in one list.
+pub trait SyncAlloc: GlobalAlloc + Sync {}
+impl<T: GlobalAlloc + Sync> SyncAlloc for T {}
+
+/// A `GlobalAlloc` that forwards to a `&dyn SyncAlloc`.
+#[derive(Clone, Copy)]
+pub struct DynAlloc<'a>(pub &'a dyn SyncAlloc);
+
+// SAFETY: every call is forwarded unchanged to an allocator that upholds
+// the GlobalAlloc contract.
+unsafe impl GlobalAlloc for DynAlloc<'_> {
+    #[inline]
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        // SAFETY: forwarded.
+        unsafe { self.0.alloc(l) }
+    }
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: forwarded.
+        unsafe { self.0.dealloc(p, l) }
+    }
+}
+
 #[inline]
 fn layout(size: usize) -> Layout {
     // Sizes here are small and non-zero; alignment 8 is always valid.
@@ -78,7 +101,14 @@ impl Run {
 
 /// `rounds` rounds of `batch` allocations of sizes in `[min, max]`, each
 /// written once, then freed in reverse order.
-pub fn single_thread<A: GlobalAlloc>(a: &A, rounds: usize, batch: usize, min: usize, max: usize, seed: u64) -> Run {
+pub fn single_thread<A: GlobalAlloc>(
+    a: &A,
+    rounds: usize,
+    batch: usize,
+    min: usize,
+    max: usize,
+    seed: u64,
+) -> Run {
     let mut rng = XorShift::new(seed);
     let mut ptrs: Vec<(*mut u8, usize)> = Vec::with_capacity(batch);
     let t = Instant::now();
@@ -270,10 +300,18 @@ pub fn larson<A: GlobalAlloc + Sync>(a: &A, p: Larson) -> Run {
 /// kmem_cache churn on an [`ObjectAllocator`]: caches of the given object
 /// sizes, `rounds` rounds of `batch` allocations per cache freed in
 /// allocation order.
-pub fn object_churn<O: ObjectAllocator>(o: &O, sizes: &[usize], rounds: usize, batch: usize) -> Run {
+pub fn object_churn<O: ObjectAllocator>(
+    o: &O,
+    sizes: &[usize],
+    rounds: usize,
+    batch: usize,
+) -> Run {
     let caches: Vec<O::Cache> = sizes
         .iter()
-        .map(|&s| o.create_cache(&format!("churn-{s}"), s, 8, SlabFlags::NONE, None).expect("cache"))
+        .map(|&s| {
+            o.create_cache(&format!("churn-{s}"), s, 8, SlabFlags::NONE, None)
+                .expect("cache")
+        })
         .collect();
     let mut cpus: Vec<_> = caches.iter().map(|c| c.cpu()).collect();
     let mut live = Vec::with_capacity(batch);
@@ -301,9 +339,11 @@ pub fn object_churn<O: ObjectAllocator>(o: &O, sizes: &[usize], rounds: usize, b
 /// The peak resident set of a child process running `f`, minus its
 /// resident set when `f` started, in KiB (`VmHWM` after resetting it
 /// through `/proc/self/clear_refs`). `None` where fork or /proc is
-/// unavailable.
-#[cfg(not(miri))]
+/// unavailable (and under Miri).
 pub fn peak_rss<F: FnOnce()>(f: F) -> Option<u64> {
+    if cfg!(miri) {
+        return None;
+    }
     fn status_kib(field: &str) -> Option<u64> {
         let s = std::fs::read_to_string("/proc/self/status").ok()?;
         let line = s.lines().find(|l| l.starts_with(field))?;

@@ -15,7 +15,7 @@
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
-use super::{obj_to_cache, CacheCore};
+use super::{CacheCore, obj_to_cache};
 use crate::page::Page;
 
 /// Counters of one CPU's use of a cache (the later `CONFIG_SLUB_STATS`
@@ -171,7 +171,8 @@ impl CpuSlab {
         // SAFETY: obj is an object of a live slab by contract.
         unsafe {
             let page = Page::head(
-                crate::page::virt_to_page(obj.as_ptr()).expect("kmem_cache_free: not a slab object"),
+                crate::page::virt_to_page(obj.as_ptr())
+                    .expect("kmem_cache_free: not a slab object"),
             );
             self.core.slab_free(&mut self.c, page, obj.as_ptr(), caller);
         }

@@ -89,16 +89,16 @@ mod node;
 use std::borrow::Cow;
 use std::ptr;
 
-pub use cpu::{free_remote, CpuSlab, CpuStats, KmemCacheCpu};
+pub use cpu::{CpuSlab, CpuStats, KmemCacheCpu, free_remote};
 pub(crate) use node::KmemCacheNode;
 
 use crate::debug::{
-    check_bytes, ReportKind, ReportSink, SlabReport, POISON_END, POISON_FREE, POISON_INUSE,
-    RED_ACTIVE, RED_INACTIVE,
+    POISON_END, POISON_FREE, POISON_INUSE, RED_ACTIVE, RED_INACTIVE, ReportKind, ReportSink,
+    SlabReport, check_bytes,
 };
 use crate::layout::{CacheLayout, SlabFlags, TRACK_SIZE};
-use crate::page::{virt_to_page, Page, PG_DEBUG, PG_FROZEN, PG_FULL, PG_SLAB};
-use crate::page_alloc::{make_compound, order_bytes, PageAllocator, MAX_NUMNODES};
+use crate::page::{PG_DEBUG, PG_FROZEN, PG_FULL, PG_SLAB, Page, virt_to_page};
+use crate::page_alloc::{MAX_NUMNODES, PageAllocator, make_compound, order_bytes};
 use crate::primitive::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::{Ctor, Shared};
 
@@ -378,7 +378,9 @@ impl CacheCore {
         unsafe {
             make_compound(page, l.order);
             let p = &*page;
-            self.nodes[Page::node(page)].nr_slabs.fetch_add(1, Ordering::Relaxed);
+            self.nodes[Page::node(page)]
+                .nr_slabs
+                .fetch_add(1, Ordering::Relaxed);
             p.set_slab((self as *const CacheCore).cast());
             p.set_offset(l.offset as u32);
             let mut flags = PG_SLAB;
@@ -414,7 +416,8 @@ impl CacheCore {
         let f = self.layout.flags;
         // SAFETY: forwarded.
         unsafe {
-            if f.intersects(SlabFlags::STORE_USER | SlabFlags::RED_ZONE | SlabFlags::OBJECT_POISON) {
+            if f.intersects(SlabFlags::STORE_USER | SlabFlags::RED_ZONE | SlabFlags::OBJECT_POISON)
+            {
                 self.init_object(obj, false);
                 self.init_tracking(obj);
             }
@@ -465,7 +468,8 @@ impl CacheCore {
         unsafe {
             let p = &*page;
             p.lock();
-            if p.test(PG_DEBUG) && self.free_debug_processing(page, obj, caller) != DebugVerdict::Ok {
+            if p.test(PG_DEBUG) && self.free_debug_processing(page, obj, caller) != DebugVerdict::Ok
+            {
                 p.unlock();
                 return;
             }
@@ -574,7 +578,9 @@ impl CacheCore {
                     self.check_object(page, base.add(i * self.layout.size), false);
                 }
             }
-            self.nodes[Page::node(page)].nr_slabs.fetch_sub(1, Ordering::Relaxed);
+            self.nodes[Page::node(page)]
+                .nr_slabs
+                .fetch_sub(1, Ordering::Relaxed);
             p.flags.store(0, Ordering::Relaxed);
             p.set_slab(ptr::null());
             self.pages.free_pages(page, self.layout.order);
@@ -609,7 +615,11 @@ impl CacheCore {
                 unsafe { self.discard_slab(page) };
             }
         }
-        let left: usize = self.nodes.iter().map(|n| n.nr_slabs.load(Ordering::Relaxed)).sum();
+        let left: usize = self
+            .nodes
+            .iter()
+            .map(|n| n.nr_slabs.load(Ordering::Relaxed))
+            .sum();
         if left > 0 {
             self.report(
                 ptr::null(),
@@ -642,14 +652,27 @@ impl CacheCore {
                     let mut nr_free = 0;
                     let mut fp = p.freelist();
                     while !fp.is_null() {
-                        assert!(self.valid_pointer(page, fp), "{}: bad free pointer", self.name);
+                        assert!(
+                            self.valid_pointer(page, fp),
+                            "{}: bad free pointer",
+                            self.name
+                        );
                         nr_free += 1;
-                        assert!(nr_free <= self.layout.objects, "{}: free list loops", self.name);
+                        assert!(
+                            nr_free <= self.layout.objects,
+                            "{}: free list loops",
+                            self.name
+                        );
                         fp = get_fp(fp, self.layout.offset);
                     }
                     let inuse = p.inuse() as usize;
                     p.unlock();
-                    assert_eq!(inuse + nr_free, self.layout.objects, "{}: inuse + free", self.name);
+                    assert_eq!(
+                        inuse + nr_free,
+                        self.layout.objects,
+                        "{}: inuse + free",
+                        self.name
+                    );
                     if on_partial {
                         assert!(nr_free > 0, "{}: full slab on the partial list", self.name);
                     } else {
@@ -730,7 +753,10 @@ impl CacheCore {
     unsafe fn init_tracking(&self, obj: *mut u8) {
         if self.layout.flags.contains(SlabFlags::STORE_USER) {
             // SAFETY: the tracks lie within the stride.
-            unsafe { obj.add(self.layout.track_offset()).write_bytes(0, 2 * TRACK_SIZE) };
+            unsafe {
+                obj.add(self.layout.track_offset())
+                    .write_bytes(0, 2 * TRACK_SIZE)
+            };
         }
     }
 
@@ -875,7 +901,10 @@ impl CacheCore {
                 page,
                 None,
                 ReportKind::PaddingOverwritten,
-                format!("Padding overwritten. {from:#x}-{:#x}", tail.addr() + end - 1),
+                format!(
+                    "Padding overwritten. {from:#x}-{:#x}",
+                    tail.addr() + end - 1
+                ),
                 format!("Restoring {from:#x}-{:#x}=0x5a", tail.addr() + end - 1),
             );
             tail.add(first).write_bytes(POISON_INUSE, end - first);
@@ -971,7 +1000,13 @@ impl CacheCore {
         unsafe {
             let p = &*page;
             if !p.test(PG_SLAB) {
-                self.report(page, None, ReportKind::SlabCorrupt, "Not a valid slab page".into(), String::new());
+                self.report(
+                    page,
+                    None,
+                    ReportKind::SlabCorrupt,
+                    "Not a valid slab page".into(),
+                    String::new(),
+                );
                 return false;
             }
             if p.inuse() as usize > self.layout.objects {
@@ -1040,7 +1075,10 @@ impl CacheCore {
                     page,
                     None,
                     ReportKind::WrongObjectCount,
-                    format!("Wrong object count. Counter is {} but counted were {want}", p.inuse()),
+                    format!(
+                        "Wrong object count. Counter is {} but counted were {want}",
+                        p.inuse()
+                    ),
                     "Object count adjusted".into(),
                 );
                 p.set_inuse(want);
@@ -1054,7 +1092,12 @@ impl CacheCore {
     /// # Safety
     /// `page` is a frozen debug slab of this cache, locked; `obj` is the
     /// head of its free list.
-    unsafe fn alloc_debug_processing(&self, page: *const Page, obj: *mut u8, caller: usize) -> DebugVerdict {
+    unsafe fn alloc_debug_processing(
+        &self,
+        page: *const Page,
+        obj: *mut u8,
+        caller: usize,
+    ) -> DebugVerdict {
         // SAFETY: locked slab of this cache.
         unsafe {
             let ok = self.check_slab(page)
@@ -1087,7 +1130,13 @@ impl CacheCore {
             }
             self.set_track(obj, false, caller);
             if self.layout.flags.contains(SlabFlags::TRACE) {
-                self.report(page, Some(obj), ReportKind::Trace, "alloc".into(), String::new());
+                self.report(
+                    page,
+                    Some(obj),
+                    ReportKind::Trace,
+                    "alloc".into(),
+                    String::new(),
+                );
             }
             self.init_object(obj, true);
         }
@@ -1098,26 +1147,53 @@ impl CacheCore {
     ///
     /// # Safety
     /// `page` is the head frame holding `obj` and is locked.
-    unsafe fn free_debug_processing(&self, page: *const Page, obj: *mut u8, caller: usize) -> DebugVerdict {
+    unsafe fn free_debug_processing(
+        &self,
+        page: *const Page,
+        obj: *mut u8,
+        caller: usize,
+    ) -> DebugVerdict {
         // SAFETY: locked slab; obj is checked before being trusted.
         unsafe {
             let p = &*page;
             let refuse = |this: &Self, kind: ReportKind, detail: String| {
-                this.report(page, Some(obj), kind, detail, format!("Object at {:#x} not freed", obj.addr()));
+                this.report(
+                    page,
+                    Some(obj),
+                    kind,
+                    detail,
+                    format!("Object at {:#x} not freed", obj.addr()),
+                );
                 DebugVerdict::Refused
             };
             if !p.test(PG_SLAB) || !ptr::eq(p.slab(), (self as *const CacheCore).cast()) {
-                return refuse(self, ReportKind::InvalidFree, "page slab pointer corrupt or outside of slab".into());
+                return refuse(
+                    self,
+                    ReportKind::InvalidFree,
+                    "page slab pointer corrupt or outside of slab".into(),
+                );
             }
             if !self.check_slab(page) {
-                return refuse(self, ReportKind::SlabCorrupt, "free into a corrupt slab".into());
+                return refuse(
+                    self,
+                    ReportKind::SlabCorrupt,
+                    "free into a corrupt slab".into(),
+                );
             }
             if !self.valid_pointer(page, obj) {
-                return refuse(self, ReportKind::InvalidFree, format!("Invalid object pointer {:#x}", obj.addr()));
+                return refuse(
+                    self,
+                    ReportKind::InvalidFree,
+                    format!("Invalid object pointer {:#x}", obj.addr()),
+                );
             }
             if self.on_freelist(page, obj) {
                 let owner = self.owner(obj);
-                return refuse(self, ReportKind::DoubleFree, format!("Object already free{owner}"));
+                return refuse(
+                    self,
+                    ReportKind::DoubleFree,
+                    format!("Object already free{owner}"),
+                );
             }
             if !self.check_object(page, obj, true) {
                 self.report(
@@ -1134,7 +1210,13 @@ impl CacheCore {
             }
             self.set_track(obj, true, caller);
             if self.layout.flags.contains(SlabFlags::TRACE) {
-                self.report(page, Some(obj), ReportKind::Trace, "free".into(), String::new());
+                self.report(
+                    page,
+                    Some(obj),
+                    ReportKind::Trace,
+                    "free".into(),
+                    String::new(),
+                );
             }
             self.init_object(obj, false);
         }

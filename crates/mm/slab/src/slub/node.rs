@@ -13,7 +13,7 @@
 use std::ptr;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::page::{Page, PG_FROZEN, PG_FULL, PG_PARTIAL};
+use crate::page::{PG_FROZEN, PG_FULL, PG_PARTIAL, Page};
 use crate::primitive::{AtomicUsize, Ordering};
 
 /// The lists, guarded by the node's list lock.
@@ -252,6 +252,10 @@ impl KmemCacheNode {
                 page = unsafe { (*page).next() };
             }
         }
-        assert_eq!(n, self.nr_partial.load(Ordering::Relaxed), "nr_partial != |partial|");
+        assert_eq!(
+            n,
+            self.nr_partial.load(Ordering::Relaxed),
+            "nr_partial != |partial|"
+        );
     }
 }

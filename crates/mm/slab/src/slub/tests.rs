@@ -26,7 +26,9 @@ fn a_slab_fills_is_forgotten_and_comes_back_partial() {
     let (slub, sink, _pool) = slub();
     // 1000-byte objects, 2.6.24 params: 4 objects need order 0 (4096 / 1000
     // = 4, 96 bytes left), so a slab holds 4.
-    let c = slub.kmem_cache_create_unmergeable("obj1000", 1000, 8, SlabFlags::NONE, None).unwrap();
+    let c = slub
+        .kmem_cache_create_unmergeable("obj1000", 1000, 8, SlabFlags::NONE, None)
+        .unwrap();
     assert_eq!((c.layout().order, c.layout().objects), (0, 4));
     let mut cpu = c.cpu();
     let objs: Vec<_> = (0..5).map(|_| cpu.alloc().unwrap()).collect();
@@ -65,7 +67,9 @@ fn a_slab_fills_is_forgotten_and_comes_back_partial() {
 #[test]
 fn empty_slabs_beyond_min_partial_go_back_to_the_page_allocator() {
     let (slub, _sink, _pool) = slub();
-    let c = slub.kmem_cache_create_unmergeable("big", 2000, 8, SlabFlags::NONE, None).unwrap();
+    let c = slub
+        .kmem_cache_create_unmergeable("big", 2000, 8, SlabFlags::NONE, None)
+        .unwrap();
     // min_partial = clamp(ilog2(2000) / 2, 5, 10) = 5; order 1, 4 objects.
     assert_eq!(c.layout().objects, 4);
     let mut cpu = c.cpu();
@@ -88,15 +92,23 @@ fn empty_slabs_beyond_min_partial_go_back_to_the_page_allocator() {
 #[test]
 fn remote_frees_into_a_frozen_slab_are_collected_by_its_owner() {
     let (slub, _sink, _pool) = slub();
-    let c = slub.kmem_cache_create_unmergeable("r", 64, 8, SlabFlags::NONE, None).unwrap();
+    let c = slub
+        .kmem_cache_create_unmergeable("r", 64, 8, SlabFlags::NONE, None)
+        .unwrap();
     let objects = c.layout().objects;
     let mut cpu = c.cpu();
     let objs: Vec<_> = (0..objects).map(|_| cpu.alloc().unwrap()).collect();
     assert_eq!(cpu.state().nr_free(), 0);
     // Another thread frees half: they land on the slab's own freelist.
     let c2 = c.clone();
-    let half: Vec<usize> = objs[..objects / 2].iter().map(|p| p.as_ptr().addr()).collect();
-    let ptrs: Vec<usize> = objs[..objects / 2].iter().map(|p| p.as_ptr().expose_provenance()).collect();
+    let half: Vec<usize> = objs[..objects / 2]
+        .iter()
+        .map(|p| p.as_ptr().addr())
+        .collect();
+    let ptrs: Vec<usize> = objs[..objects / 2]
+        .iter()
+        .map(|p| p.as_ptr().expose_provenance())
+        .collect();
     std::thread::scope(|s| {
         s.spawn(|| {
             for a in ptrs {
@@ -129,7 +141,9 @@ fn constructors_run_once_per_object_at_slab_creation() {
         obj.fill(0x42);
     }
     let (slub, _sink, _pool) = slub();
-    let c = slub.kmem_cache_create("ctor", 24, 8, SlabFlags::NONE, Some(ctor)).unwrap();
+    let c = slub
+        .kmem_cache_create("ctor", 24, 8, SlabFlags::NONE, Some(ctor))
+        .unwrap();
     assert!(!c.is_alias(), "caches with a constructor never merge");
     assert_eq!(c.layout().offset, 24, "free pointer outside the object");
     let mut cpu = c.cpu();
@@ -154,25 +168,39 @@ fn caches_merge_into_compatible_ones_and_keep_aliases() {
     let before = slub.nr_caches();
     assert_eq!(before, 13, "the kmalloc caches");
     // 60 bytes -> ALIGN(60, 8) = 64: merges into kmalloc-64.
-    let a = slub.kmem_cache_create("a60", 60, 0, SlabFlags::NONE, None).unwrap();
+    let a = slub
+        .kmem_cache_create("a60", 60, 0, SlabFlags::NONE, None)
+        .unwrap();
     assert!(a.is_alias());
     assert_eq!(a.cache_name(), "kmalloc-64");
     // 50 bytes -> 56; kmalloc-64 leaves 8 >= one word: a new cache.
-    let b = slub.kmem_cache_create("b50", 50, 0, SlabFlags::NONE, None).unwrap();
+    let b = slub
+        .kmem_cache_create("b50", 50, 0, SlabFlags::NONE, None)
+        .unwrap();
     assert!(!b.is_alias());
     // ...which the next 56-byte request merges into (newest first).
-    let b2 = slub.kmem_cache_create("b56", 56, 0, SlabFlags::NONE, None).unwrap();
+    let b2 = slub
+        .kmem_cache_create("b56", 56, 0, SlabFlags::NONE, None)
+        .unwrap();
     assert!(b2.same_cache(&b));
     // Reclaim-account caches only merge with reclaim-account caches.
-    let r = slub.kmem_cache_create("r64", 64, 0, SlabFlags::RECLAIM_ACCOUNT, None).unwrap();
+    let r = slub
+        .kmem_cache_create("r64", 64, 0, SlabFlags::RECLAIM_ACCOUNT, None)
+        .unwrap();
     assert!(!r.is_alias());
     // RCU caches never merge, nor does anything merge into them.
-    let rcu = slub.kmem_cache_create("rcu", 96, 0, SlabFlags::DESTROY_BY_RCU, None).unwrap();
+    let rcu = slub
+        .kmem_cache_create("rcu", 96, 0, SlabFlags::DESTROY_BY_RCU, None)
+        .unwrap();
     assert!(!rcu.is_alias());
-    let after_rcu = slub.kmem_cache_create("n96", 96, 0, SlabFlags::NONE, None).unwrap();
+    let after_rcu = slub
+        .kmem_cache_create("n96", 96, 0, SlabFlags::NONE, None)
+        .unwrap();
     assert_eq!(after_rcu.cache_name(), "kmalloc-96");
     // Hardware cache alignment: 40 bytes -> align 64, size 64: kmalloc-64.
-    let hw = slub.kmem_cache_create("hw40", 40, 0, SlabFlags::HWCACHE_ALIGN, None).unwrap();
+    let hw = slub
+        .kmem_cache_create("hw40", 40, 0, SlabFlags::HWCACHE_ALIGN, None)
+        .unwrap();
     assert_eq!(hw.cache_name(), "kmalloc-64");
     assert_eq!(slub.nr_caches(), before + 3);
     assert_eq!(slub.nr_aliases(), 4);
@@ -196,15 +224,21 @@ fn slub_nomerge_and_debug_stop_merging() {
         nomerge: true,
         ..SlubConfig::default()
     });
-    let a = slub.kmem_cache_create("a", 64, 0, SlabFlags::NONE, None).unwrap();
+    let a = slub
+        .kmem_cache_create("a", 64, 0, SlabFlags::NONE, None)
+        .unwrap();
     assert!(!a.is_alias());
     let mut cfg = SlubConfig::default();
     cfg.slub_debug(Some("Z,dentry")).unwrap();
     assert_eq!(cfg.debug, SlabFlags::RED_ZONE);
     let (slub, _s, _p) = slub_with(cfg);
-    let d = slub.kmem_cache_create("dentry_cache", 64, 0, SlabFlags::NONE, None).unwrap();
+    let d = slub
+        .kmem_cache_create("dentry_cache", 64, 0, SlabFlags::NONE, None)
+        .unwrap();
     assert!(!d.is_alias(), "a debugged cache never merges");
-    let o = slub.kmem_cache_create("other", 64, 0, SlabFlags::NONE, None).unwrap();
+    let o = slub
+        .kmem_cache_create("other", 64, 0, SlabFlags::NONE, None)
+        .unwrap();
     assert!(o.is_alias());
 }
 
@@ -212,16 +246,25 @@ fn slub_nomerge_and_debug_stop_merging() {
 fn slub_debug_option_parses_like_the_kernel() {
     let mut c = SlubConfig::default();
     c.slub_debug(None).unwrap();
-    assert_eq!((c.debug, c.debug_slabs.as_deref()), (SlabFlags::DEBUG_DEFAULT, None));
+    assert_eq!(
+        (c.debug, c.debug_slabs.as_deref()),
+        (SlabFlags::DEBUG_DEFAULT, None)
+    );
     c.slub_debug(Some(",kmalloc")).unwrap();
-    assert_eq!((c.debug, c.debug_slabs.as_deref()), (SlabFlags::DEBUG_DEFAULT, Some("kmalloc")));
+    assert_eq!(
+        (c.debug, c.debug_slabs.as_deref()),
+        (SlabFlags::DEBUG_DEFAULT, Some("kmalloc"))
+    );
     c.slub_debug(Some("-")).unwrap();
     assert_eq!(c.debug, SlabFlags::NONE);
     c.slub_debug(Some("fp")).unwrap();
     assert_eq!(c.debug, SlabFlags::DEBUG_FREE | SlabFlags::POISON);
     let e = c.slub_debug(Some("FQ")).unwrap_err();
     assert_eq!((e.letter, e.offset), ('Q', 1));
-    assert_eq!(c.cache_flags("x", SlabFlags::NONE), SlabFlags::NONE.with(c.debug));
+    assert_eq!(
+        c.cache_flags("x", SlabFlags::NONE),
+        SlabFlags::NONE.with(c.debug)
+    );
 }
 
 // ----------------------------------------------------------------------
@@ -230,7 +273,9 @@ fn slub_debug_option_parses_like_the_kernel() {
 
 fn debug_cache(flags: SlabFlags) -> (Slub, Arc<CollectSink>, crate::KmemCache) {
     let (slub, sink, _pool) = slub();
-    let c = slub.kmem_cache_create("victim", 64, 8, flags, None).unwrap();
+    let c = slub
+        .kmem_cache_create("victim", 64, 8, flags, None)
+        .unwrap();
     (slub, sink, c)
 }
 
@@ -250,7 +295,11 @@ fn red_zone_overwrite_is_reported_on_free() {
     assert_eq!(r[0].kind, ReportKind::RedzoneOverwritten);
     assert_eq!(r[0].cache, "victim");
     assert_eq!(r[0].object, Some(p.as_ptr().addr()));
-    assert!(r[0].detail.contains("first byte 0x00 instead of 0xcc"), "{}", r[0].detail);
+    assert!(
+        r[0].detail.contains("first byte 0x00 instead of 0xcc"),
+        "{}",
+        r[0].detail
+    );
     assert!(r[0].fix.starts_with("Restoring"));
     assert_eq!(r[1].kind, ReportKind::SlabCorrupt);
     assert!(r[1].fix.contains("not freed"));
@@ -300,7 +349,10 @@ fn double_free_is_refused_and_reported() {
     assert_eq!(r.len(), 1, "{r:#?}");
     assert_eq!(r[0].kind, ReportKind::DoubleFree);
     assert_eq!(r[0].object, Some(p.as_ptr().addr()));
-    assert_eq!(r[0].fix, format!("Object at {:#x} not freed", p.as_ptr().addr()));
+    assert_eq!(
+        r[0].fix,
+        format!("Object at {:#x} not freed", p.as_ptr().addr())
+    );
     // The free list is intact: both objects come back, once each.
     // SAFETY: q is live.
     unsafe { cpu.free(q) };
@@ -322,11 +374,17 @@ fn corrupted_free_pointer_is_caught() {
     // q, whose free pointer (in its stride) is overwritten: the bug.
     unsafe {
         cpu.free(q);
-        q.as_ptr().add(off).cast::<usize>().write_unaligned(0xdead_beef);
+        q.as_ptr()
+            .add(off)
+            .cast::<usize>()
+            .write_unaligned(0xdead_beef);
     }
     let x = cpu.alloc().unwrap();
     let r = sink.take();
-    assert!(r.iter().any(|x| x.kind == ReportKind::FreepointerCorrupt), "{r:#?}");
+    assert!(
+        r.iter().any(|x| x.kind == ReportKind::FreepointerCorrupt),
+        "{r:#?}"
+    );
     assert!(r.iter().all(|x| x.cache == "victim"));
     // SAFETY: live objects.
     unsafe {
@@ -361,7 +419,9 @@ fn validate_counts_findings_on_a_clobbered_free_object() {
 #[test]
 fn destroying_a_cache_with_live_objects_reports_them() {
     let (slub, sink, _pool) = slub();
-    let c = slub.kmem_cache_create_unmergeable("leaky", 128, 8, SlabFlags::NONE, None).unwrap();
+    let c = slub
+        .kmem_cache_create_unmergeable("leaky", 128, 8, SlabFlags::NONE, None)
+        .unwrap();
     let mut cpu = c.cpu();
     let _leak = cpu.alloc().unwrap();
     drop(cpu);
@@ -406,8 +466,14 @@ fn kmalloc_serves_classes_pages_and_regions() {
 fn frame_pool_slabs_get_the_same_frames_every_run() {
     fn run() -> Vec<usize> {
         let pool = Arc::new(FramePool::new(1, 2));
-        let slub = Slub::new(pool.clone(), SlubConfig::default(), Arc::new(CollectSink::new()));
-        let c = slub.kmem_cache_create_unmergeable("det", 500, 8, SlabFlags::NONE, None).unwrap();
+        let slub = Slub::new(
+            pool.clone(),
+            SlubConfig::default(),
+            Arc::new(CollectSink::new()),
+        );
+        let c = slub
+            .kmem_cache_create_unmergeable("det", 500, 8, SlabFlags::NONE, None)
+            .unwrap();
         let mut cpu = c.cpu();
         let v: Vec<NonNull<u8>> = (0..40).map(|_| cpu.alloc().unwrap()).collect();
         let pfns = v.iter().map(|p| pool.pfn(p.as_ptr())).collect();
@@ -428,7 +494,9 @@ fn frame_pool_slabs_get_the_same_frames_every_run() {
 #[test]
 fn threads_allocating_and_freeing_each_others_objects() {
     let (slub, sink, _pool) = slub();
-    let c = slub.kmem_cache_create("stress", 48, 8, SlabFlags::DEBUG_FREE, None).unwrap();
+    let c = slub
+        .kmem_cache_create("stress", 48, 8, SlabFlags::DEBUG_FREE, None)
+        .unwrap();
     let rounds = if cfg!(miri) { 20 } else { 20_000 };
     let threads = if cfg!(miri) { 2 } else { 4 };
     let (tx, rx) = std::sync::mpsc::channel::<Vec<usize>>();
@@ -453,7 +521,9 @@ fn threads_allocating_and_freeing_each_others_objects() {
                         let batch = rx.lock().unwrap().try_recv();
                         if let Ok(batch) = batch {
                             for a in batch {
-                                let p = NonNull::new(std::ptr::with_exposed_provenance_mut::<u8>(a)).unwrap();
+                                let p =
+                                    NonNull::new(std::ptr::with_exposed_provenance_mut::<u8>(a))
+                                        .unwrap();
                                 // SAFETY: allocated by some thread, sent once.
                                 unsafe { cpu.free(p) };
                             }
