@@ -9,6 +9,7 @@
 //!
 //! Throughput is reported in elements (allocations + frees) per second;
 //! `klab bench slub` prints the ratios of the same workloads.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use std::alloc::{GlobalAlloc, System};
 
@@ -17,7 +18,7 @@ use klab_slab::SlubAlloc;
 use klab_slab::workload::{Larson, larson, producer_consumer, single_thread};
 use mimalloc::MiMalloc;
 
-fn peers() -> [(&'static str, &'static (dyn GlobalAllocSync)); 3] {
+fn peers() -> [(&'static str, &'static dyn GlobalAllocSync); 3] {
     [
         ("klab-slub", &SlubAlloc),
         ("glibc", &System),

@@ -125,7 +125,7 @@ fn aligned(align: usize, size: usize) -> *mut c_void {
 /// # Safety
 /// `memptr` is valid for a pointer write.
 pub unsafe fn posix_memalign(memptr: *mut *mut c_void, align: usize, size: usize) -> i32 {
-    if !align.is_power_of_two() || align % size_of::<usize>() != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(size_of::<usize>()) {
         return libc::EINVAL;
     }
     let p = aligned(align, size);

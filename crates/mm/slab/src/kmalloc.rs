@@ -71,7 +71,7 @@ pub fn class_for(
     let mut idx = index[want.div_ceil(8)] as usize;
     if align > 8 {
         // 16 divides every class above 8; larger alignments look further.
-        while classes[idx] % align != 0 {
+        while !classes[idx].is_multiple_of(align) {
             idx += 1;
             if idx == classes.len() {
                 return None;

@@ -283,10 +283,11 @@ pub const fn calculate_alignment(flags: SlabFlags, align: usize, size: usize) ->
     align_up(align, WORD)
 }
 
-/// `slab_order()`: the smallest order from `max(min_order, fls(min_objects
-/// * size - 1) - PAGE_SHIFT)` whose slab holds `min_objects` objects and
-/// leaves at most `slab_size / fract_leftover` bytes unused; `max_order + 1`
-/// when none does.
+/// `slab_order()`: the smallest order from
+/// `max(min_order, fls(min_objects * size - 1) - PAGE_SHIFT)` whose slab
+/// holds `min_objects` objects and leaves at most
+/// `slab_size / fract_leftover` bytes unused; `max_order + 1` when none
+/// does.
 pub const fn slab_order(
     size: usize,
     min_objects: usize,
@@ -295,11 +296,7 @@ pub const fn slab_order(
     fract_leftover: usize,
 ) -> u32 {
     let need = fls(min_objects * size - 1);
-    let from = if need > PAGE_SHIFT {
-        need - PAGE_SHIFT
-    } else {
-        0
-    };
+    let from = need.saturating_sub(PAGE_SHIFT);
     let mut order = if min_order > from { min_order } else { from };
     while order <= max_order {
         let slab_size = PAGE_SIZE << order;

@@ -224,7 +224,7 @@ impl Page {
         loop {
             while self.flags.load(Ordering::Relaxed) & PG_LOCKED != 0 {
                 spins = spins.wrapping_add(1);
-                if spins % 64 == 0 {
+                if spins.is_multiple_of(64) {
                     std::thread::yield_now();
                 } else {
                     std::hint::spin_loop();

@@ -239,7 +239,7 @@ impl PageAllocator {
                         assert_eq!((*p).offset(), order);
                         if order < MAX_ORDER {
                             let b = idx ^ (1 << order);
-                            if b >= RESERVED_PAGES && b < PAGES_PER_SECTION {
+                            if (RESERVED_PAGES..PAGES_PER_SECTION).contains(&b) {
                                 let s = NonNull::new_unchecked(Page::section(p));
                                 let bp = frame(s, b);
                                 assert!(
@@ -297,7 +297,7 @@ impl PageAllocator {
             let mut idx = RESERVED_PAGES;
             while idx < PAGES_PER_SECTION {
                 let mut order = MAX_ORDER;
-                while idx % (1 << order) != 0 || idx + (1 << order) > PAGES_PER_SECTION {
+                while !idx.is_multiple_of(1 << order) || idx + (1 << order) > PAGES_PER_SECTION {
                     order -= 1;
                 }
                 Self::push(z, frame(s, idx), order);

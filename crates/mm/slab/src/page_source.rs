@@ -213,8 +213,8 @@ impl FramePool {
     /// First run of `n` free sections in `[lo, hi)`.
     fn find(used: &[bool], lo: usize, hi: usize, n: usize) -> Option<usize> {
         let mut run = 0;
-        for s in lo..hi {
-            run = if used[s] { 0 } else { run + 1 };
+        for (s, &u) in used.iter().enumerate().take(hi).skip(lo) {
+            run = if u { 0 } else { run + 1 };
             if run == n {
                 return Some(s + 1 - n);
             }

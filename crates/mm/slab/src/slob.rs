@@ -181,8 +181,8 @@ impl Slob {
                 // SAFETY: listed SLOB pages, lock held.
                 unsafe {
                     let next = (*sp).next();
-                    if (*sp).inuse() as usize >= want {
-                        if let Some(b) = Self::page_alloc(&mut l, sp, want, align) {
+                    if (*sp).inuse() as usize >= want
+                        && let Some(b) = Self::page_alloc(&mut l, sp, want, align) {
                             // Next fit: start the next search here.
                             if (*sp).test(PG_SLOB_FREE) && l.heads[li] != sp {
                                 Self::unlink(&mut l, sp, li);
@@ -190,7 +190,6 @@ impl Slob {
                             }
                             return Some(b);
                         }
-                    }
                     sp = next;
                 }
             }
@@ -638,7 +637,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 3 != 0 || live.is_empty() {
+            if !x.is_multiple_of(3) || live.is_empty() {
                 let size = 1 + (x >> 8) as usize % 1500;
                 let p = s.kmalloc(size).unwrap();
                 // SAFETY: fresh block of size bytes.

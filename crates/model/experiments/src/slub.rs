@@ -12,13 +12,13 @@
 //! 2. **Queues**: "On our systems with 1k nodes / processors we have
 //!    several gigabytes just tied up for storing references to objects for
 //!    those queues". Computed from the rules of mm/slab.c (2.6.22:
-//!    `enable_cpucache()` limits by object size, `batchcount = (limit +
-//!    1) / 2`, a shared array of `8 * batchcount` per node when there is
+//!    `enable_cpucache()` limits by object size,
+//!    `batchcount = (limit + 1) / 2`, a shared array of `8 * batchcount` per node when there is
 //!    more than one CPU, `alloc_alien_cache()` arrays of 12 entries per
 //!    node for every other node) and of SLUB (one `kmem_cache_cpu` per CPU
-//!    and one `kmem_cache_node` per node, per cache) for machines of 2 to
-//!    1024 CPUs, two CPUs per node (SGI Altix). Every allocation is rounded
-//!    up to its kmalloc class, as the kernel's are.
+//!    and one `kmem_cache_node` per node, per cache) for machines from two
+//!    to a thousand CPUs, two CPUs per node (SGI Altix). Every allocation
+//!    is rounded up to its kmalloc class, as the kernel's are.
 //! 3. **Speed**: SLUB against SLOB, timed on the host through the same
 //!    `ObjectAllocator` interface (the page's "5-10% performance increase"
 //!    is SLUB against SLAB; klab has no SLAB, so the figure it reports is

@@ -697,7 +697,7 @@ impl CacheCore {
         let base = Page::address(page);
         let l = &self.layout;
         let off = obj.addr().wrapping_sub(base.addr());
-        obj.addr() >= base.addr() && off < l.objects * l.size && off % l.size == 0
+        obj.addr() >= base.addr() && off < l.objects * l.size && off.is_multiple_of(l.size)
     }
 
     fn report(

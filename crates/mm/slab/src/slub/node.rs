@@ -211,7 +211,7 @@ impl KmemCacheNode {
                 page = next;
             }
         }
-        keep.sort_by(|a, b| b.0.cmp(&a.0));
+        keep.sort_by_key(|k| std::cmp::Reverse(k.0));
         l.head = ptr::null_mut();
         l.tail = ptr::null_mut();
         for &(_, page) in &keep {
