@@ -182,14 +182,15 @@ impl Slob {
                 unsafe {
                     let next = (*sp).next();
                     if (*sp).inuse() as usize >= want
-                        && let Some(b) = Self::page_alloc(&mut l, sp, want, align) {
-                            // Next fit: start the next search here.
-                            if (*sp).test(PG_SLOB_FREE) && l.heads[li] != sp {
-                                Self::unlink(&mut l, sp, li);
-                                Self::push(&mut l, sp, li);
-                            }
-                            return Some(b);
+                        && let Some(b) = Self::page_alloc(&mut l, sp, want, align)
+                    {
+                        // Next fit: start the next search here.
+                        if (*sp).test(PG_SLOB_FREE) && l.heads[li] != sp {
+                            Self::unlink(&mut l, sp, li);
+                            Self::push(&mut l, sp, li);
                         }
+                        return Some(b);
+                    }
                     sp = next;
                 }
             }
