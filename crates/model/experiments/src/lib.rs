@@ -16,6 +16,7 @@ pub mod render;
 pub mod replay;
 pub mod replay_bench;
 pub mod report;
+pub mod slub;
 pub mod workingset;
 
 pub use registry::{Ctx, Experiment, ExperimentError, InputKind, Inputs, Progress};

@@ -1,0 +1,38 @@
+//! Prints throughput of klab's SLUB, glibc and mimalloc on the shared
+//! workloads, and the peak RSS of each in a forked child: a quick look
+//! without criterion (`cargo run --release -p klab-slab --example ratios`).
+
+use std::alloc::{GlobalAlloc, System};
+
+use klab_slab::SlubAlloc;
+use klab_slab::workload::{Larson, Run, larson, peak_rss, producer_consumer, single_thread};
+use mimalloc::MiMalloc;
+
+fn show<A: GlobalAlloc + Sync>(name: &str, a: &A) {
+    let st: Run = single_thread(a, 2000, 100, 16, 128, 1);
+    let pc = producer_consumer(a, 400_000, 64);
+    let la = larson(a, Larson::small(2, false));
+    let rss = peak_rss(|| {
+        larson(
+            a,
+            Larson {
+                slots: 20_000,
+                rounds: 4,
+                ..Larson::small(2, true)
+            },
+        );
+    });
+    println!(
+        "{name:>10}: single {:>7.1} Mops/s  prod/cons {:>6.1} Mops/s  larson {:>6.1} Mops/s  larson peak RSS {:?} KiB",
+        st.ops_per_sec() / 1e6,
+        pc.ops_per_sec() / 1e6,
+        la.ops_per_sec() / 1e6,
+        rss
+    );
+}
+
+fn main() {
+    show("klab-slub", &SlubAlloc);
+    show("glibc", &System);
+    show("mimalloc", &MiMalloc);
+}

@@ -1,0 +1,234 @@
+//! The C allocation functions, on [`SlubAlloc`], as plain Rust functions
+//! with C semantics (errno, alignment rules, `realloc(p, 0)`). The
+//! `klab-slab-preload` cdylib exports them under their C names; they are
+//! not exported from this crate, so a program linking it keeps its own
+//! `malloc`.
+//!
+//! Every block is at least 16-byte aligned when it is at least 16 bytes
+//! long (glibc's `MALLOC_ALIGNMENT`); 8-byte blocks are 8-byte aligned.
+//! Nothing here allocates from anywhere but klab's own caches and pages,
+//! so no call can recurse into another allocator.
+
+use std::ffi::c_void;
+use std::ptr;
+
+use crate::global::SlubAlloc;
+use crate::page::PAGE_SIZE;
+
+const MIN_ALIGN: usize = 16;
+
+fn set_errno(e: i32) {
+    // SAFETY: __errno_location returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() = e };
+}
+
+#[inline]
+fn align_for(size: usize) -> usize {
+    if size <= 8 { 8 } else { MIN_ALIGN }
+}
+
+/// `malloc(size)`: `malloc(0)` returns a unique 8-byte block.
+#[inline]
+pub fn malloc(size: usize) -> *mut c_void {
+    let size = size.max(1);
+    let p = SlubAlloc::allocate(size, align_for(size));
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    p.cast()
+}
+
+/// `free(p)`.
+///
+/// # Safety
+/// `p` is null or a live block from these functions.
+#[inline]
+pub unsafe fn free(p: *mut c_void) {
+    if !p.is_null() {
+        // SAFETY: forwarded.
+        unsafe { SlubAlloc::deallocate(p.cast()) }
+    }
+}
+
+/// `calloc(n, size)`: zeroed; `ENOMEM` when `n * size` overflows.
+pub fn calloc(n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    let p = malloc(total);
+    if !p.is_null() {
+        // SAFETY: a fresh block of at least total bytes.
+        unsafe { p.cast::<u8>().write_bytes(0, total.max(1)) };
+    }
+    p
+}
+
+/// `realloc(p, size)`: `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)`
+/// frees `p` and returns null (glibc's behaviour); a block that still fits
+/// and is not wasting more than half of itself stays where it is.
+///
+/// # Safety
+/// `p` is null or a live block from these functions.
+pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if p.is_null() {
+        return malloc(size);
+    }
+    if size == 0 {
+        // SAFETY: forwarded.
+        unsafe { free(p) };
+        return ptr::null_mut();
+    }
+    // SAFETY: p is live.
+    let usable = unsafe { SlubAlloc::usable_size(p.cast()) };
+    if size <= usable && size >= usable / 2 {
+        return p;
+    }
+    let q = malloc(size);
+    if !q.is_null() {
+        // SAFETY: both live and distinct; usable bytes of p are readable.
+        unsafe {
+            ptr::copy_nonoverlapping(p.cast::<u8>(), q.cast::<u8>(), usable.min(size));
+            free(p);
+        }
+    }
+    q
+}
+
+/// `reallocarray(p, n, size)`.
+///
+/// # Safety
+/// As [`realloc`].
+pub unsafe fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        // SAFETY: forwarded.
+        Some(total) => unsafe { realloc(p, total) },
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+fn aligned(align: usize, size: usize) -> *mut c_void {
+    let size = size.max(1);
+    let p = SlubAlloc::allocate(size, align.max(align_for(size)));
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    p.cast()
+}
+
+/// `posix_memalign(memptr, align, size)`: `EINVAL` unless `align` is a
+/// power of two multiple of `sizeof(void *)`, `ENOMEM` when out of memory.
+///
+/// # Safety
+/// `memptr` is valid for a pointer write.
+pub unsafe fn posix_memalign(memptr: *mut *mut c_void, align: usize, size: usize) -> i32 {
+    if !align.is_power_of_two() || !align.is_multiple_of(size_of::<usize>()) {
+        return libc::EINVAL;
+    }
+    let p = aligned(align, size);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller guarantees memptr is writable.
+    unsafe { *memptr = p };
+    0
+}
+
+/// `aligned_alloc(align, size)`: `EINVAL` unless `align` is a power of two.
+pub fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    aligned(align, size)
+}
+
+/// `memalign(align, size)`: a non-power-of-two alignment is rounded up,
+/// as glibc does.
+pub fn memalign(align: usize, size: usize) -> *mut c_void {
+    let Some(a) = align.max(1).checked_next_power_of_two() else {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    };
+    aligned(a, size)
+}
+
+/// `valloc(size)`: page-aligned.
+pub fn valloc(size: usize) -> *mut c_void {
+    aligned(PAGE_SIZE, size)
+}
+
+/// `pvalloc(size)`: page-aligned, size rounded up to whole pages.
+pub fn pvalloc(size: usize) -> *mut c_void {
+    match size.checked_next_multiple_of(PAGE_SIZE) {
+        Some(s) => aligned(PAGE_SIZE, s.max(PAGE_SIZE)),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `malloc_usable_size(p)`: 0 for null.
+///
+/// # Safety
+/// `p` is null or a live block from these functions.
+pub unsafe fn malloc_usable_size(p: *mut c_void) -> usize {
+    if p.is_null() {
+        0
+    } else {
+        // SAFETY: forwarded.
+        unsafe { SlubAlloc::usable_size(p.cast()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_semantics() {
+        let p = malloc(0);
+        assert!(!p.is_null());
+        let q = calloc(10, 10);
+        // SAFETY: live blocks from these functions.
+        unsafe {
+            assert!(
+                std::slice::from_raw_parts(q.cast::<u8>(), 100)
+                    .iter()
+                    .all(|b| *b == 0)
+            );
+            assert_eq!(q.addr() % 16, 0);
+            assert!(malloc_usable_size(q) >= 100);
+            let r = realloc(q, 20_000);
+            assert!(
+                std::slice::from_raw_parts(r.cast::<u8>(), 100)
+                    .iter()
+                    .all(|b| *b == 0)
+            );
+            assert!(realloc(r, 0).is_null());
+            free(p);
+            free(ptr::null_mut());
+            let mut m = ptr::null_mut();
+            assert_eq!(posix_memalign(&mut m, 3, 10), libc::EINVAL);
+            assert_eq!(posix_memalign(&mut m, 256, 10), 0);
+            assert_eq!(m.addr() % 256, 0);
+            free(m);
+            let v = valloc(1);
+            assert_eq!(v.addr() % PAGE_SIZE, 0);
+            free(v);
+            let pv = pvalloc(5000);
+            assert!(malloc_usable_size(pv) >= 8192);
+            free(pv);
+            let a = memalign(48, 10);
+            assert_eq!(a.addr() % 64, 0);
+            free(a);
+            assert!(aligned_alloc(3, 8).is_null());
+            assert!(calloc(usize::MAX, 2).is_null());
+            assert!(reallocarray(ptr::null_mut(), usize::MAX, 2).is_null());
+        }
+    }
+}

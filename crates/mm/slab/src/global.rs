@@ -1,0 +1,715 @@
+//! A real allocator on SLUB: [`SlubAlloc`] implements `GlobalAlloc`, and
+//! the C functions of [`crate::capi`] (which the `klab-slab-preload`
+//! cdylib exports as `malloc`, `free`, ...) sit on the same state.
+//!
+//! # Data structures
+//!
+//! * `CACHES`: one static SLUB cache per size class ([`FINE_CLASSES`],
+//!   `kmalloc-8` … `kmalloc-8192`), built at compile time over `PAGES`, a
+//!   static page allocator over the host's pages ([`DefaultPages`]).
+//!   Larger requests get compound pages from `PAGES`, and above
+//!   `2^MAX_ORDER` pages a region straight from the page source.
+//! * Per thread (the host's stand-in for a CPU): `CPUS`, one
+//!   [`KmemCacheCpu`] per class (active slab + lockless freelist), and
+//!   `META`, the thread's registration: its state, its slow-path counter
+//!   for fork quiescence and its link on the list of live threads.
+//!
+//! # Fast and slow paths
+//!
+//! `malloc` looks the class up, pops the thread's freelist for it and is
+//! done: no lock, no atomic. `free` finds the slab through the memory map
+//! and, if it is the thread's active slab for that class, pushes on the
+//! thread's freelist; otherwise `__slab_free()` under the slab lock. All
+//! else is the slow path.
+//!
+//! # Thread exit without recursion
+//!
+//! Both thread-locals are `const`-initialised and have no destructor, so
+//! touching them never registers a TLS destructor (which allocates in
+//! glibc) and never fails, even while the thread is exiting. At its first
+//! slow path a thread registers a `pthread` key destructor (created once
+//! per process; `pthread_setspecific` may allocate: the thread is in state
+//! `REGISTERING` meanwhile and any nested allocation takes the CPU-less
+//! path). The destructor flushes the thread's active slabs to their
+//! partial lists, marks the thread `DEAD` and unlinks it; allocations by
+//! later destructors of the same thread take the CPU-less path, which
+//! borrows a slab for one object and gives it straight back.
+//!
+//! # Fork
+//!
+//! A child of `fork()` has one thread; any slab lock, list lock or zone
+//! lock another thread held at the fork stays held in the child for ever,
+//! with the structure it guards half-updated. Every slow path (the only
+//! code that takes those locks) is bracketed by an increment and decrement
+//! of its thread's `in_slow` counter with a check of `FORKING` in between.
+//! The `pthread_atfork` prepare handler sets `FORKING`, then waits until
+//! every registered thread's `in_slow` (and the counter shared by threads
+//! without registration) is zero; threads entering a slow path meanwhile
+//! back out and wait. So the fork happens with no allocator lock held and
+//! no structure mid-update. Fast paths touch only the forking thread's own
+//! state and need nothing. Both sides use `SeqCst`, so a thread entering
+//! and the preparing thread cannot both miss each other. The child drops
+//! the other threads from its list (their frozen slabs stay frozen:
+//! leaked, as glibc leaks their tcaches).
+//!
+//! # The flusher
+//!
+//! Every 256th slow path of a thread runs the flusher's rule over its
+//! classes: an active slab not used since the last run goes back to its
+//! partial list (mirrors the per-CPU slab flushing the page describes).
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::borrow::Cow;
+use std::cell::{Cell, UnsafeCell};
+use std::ptr;
+
+use crate::Shared;
+use crate::cache::{ksize, large_alloc, large_free};
+use crate::debug::{ReportSink, StderrSink};
+use crate::kmalloc::{FINE_CLASSES, INDEX_LEN, class_for, size_index};
+use crate::layout::{SlabFlags, SlubParams, calculate_sizes};
+use crate::page::{PG_SLAB, Page, virt_to_page};
+use crate::page_alloc::{MAX_ORDER, PageAllocator};
+use crate::page_source::DefaultPages;
+use crate::primitive::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use crate::slub::{CacheCore, KmemCacheCpu, min_partial_for};
+
+/// Number of size classes.
+pub const NR_CLASSES: usize = FINE_CLASSES.len();
+
+static HOST: DefaultPages = DefaultPages {};
+static PAGES: PageAllocator = PageAllocator::new_static(&HOST);
+static SINK: StderrSink = StderrSink;
+static INDEX: [u8; INDEX_LEN] = size_index(FINE_CLASSES);
+
+const NAMES: [&str; NR_CLASSES] = [
+    "kmalloc-8",
+    "kmalloc-16",
+    "kmalloc-32",
+    "kmalloc-48",
+    "kmalloc-64",
+    "kmalloc-80",
+    "kmalloc-96",
+    "kmalloc-112",
+    "kmalloc-128",
+    "kmalloc-160",
+    "kmalloc-192",
+    "kmalloc-224",
+    "kmalloc-256",
+    "kmalloc-320",
+    "kmalloc-384",
+    "kmalloc-448",
+    "kmalloc-512",
+    "kmalloc-640",
+    "kmalloc-768",
+    "kmalloc-896",
+    "kmalloc-1024",
+    "kmalloc-1280",
+    "kmalloc-1536",
+    "kmalloc-1792",
+    "kmalloc-2048",
+    "kmalloc-2560",
+    "kmalloc-3072",
+    "kmalloc-3584",
+    "kmalloc-4096",
+    "kmalloc-5120",
+    "kmalloc-6144",
+    "kmalloc-7168",
+    "kmalloc-8192",
+];
+
+const fn class_core(i: usize) -> CacheCore {
+    let layout = match calculate_sizes(
+        FINE_CLASSES[i],
+        8,
+        SlabFlags::NONE,
+        false,
+        SlubParams::ALLOCATOR,
+        MAX_ORDER,
+    ) {
+        Ok(l) => l,
+        Err(_) => panic!("kmalloc class does not fit"),
+    };
+    let sink: &'static dyn ReportSink = &SINK;
+    CacheCore::new(
+        Cow::Borrowed(NAMES[i]),
+        layout,
+        None,
+        min_partial_for(layout.size),
+        Shared::Static(&PAGES),
+        Shared::Static(sink),
+        i as u32,
+    )
+}
+
+macro_rules! classes {
+    ($($i:literal)*) => { [$(class_core($i)),*] };
+}
+
+static CACHES: [CacheCore; NR_CLASSES] = classes!(
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+);
+
+const UNREGISTERED: u8 = 0;
+const REGISTERING: u8 = 1;
+const LIVE: u8 = 2;
+const DEAD: u8 = 3;
+
+/// A thread's registration; other threads read `in_slow` and `next`.
+struct ThreadMeta {
+    /// `UNREGISTERED`, `REGISTERING`, `LIVE` or `DEAD` (owner only).
+    state: Cell<u8>,
+    /// Slow paths in progress (fork quiescence).
+    in_slow: AtomicU32,
+    /// Slow paths taken, for the flusher.
+    slow_count: Cell<u32>,
+    /// Next live thread (under `THREADS_LOCK`).
+    next: crate::primitive::AtomicPtr<ThreadMeta>,
+}
+
+// SAFETY: the Cells are only touched by the owning thread (and by its own
+// key destructor, which runs on that thread); other threads read only the
+// atomics.
+unsafe impl Sync for ThreadMeta {}
+
+thread_local! {
+    static CPUS: UnsafeCell<[KmemCacheCpu; NR_CLASSES]> =
+        const { UnsafeCell::new([const { KmemCacheCpu::new(0, 0) }; NR_CLASSES]) };
+    static META: ThreadMeta = const {
+        ThreadMeta {
+            state: Cell::new(UNREGISTERED),
+            in_slow: AtomicU32::new(0),
+            slow_count: Cell::new(0),
+            next: crate::primitive::AtomicPtr::new(ptr::null_mut()),
+        }
+    };
+}
+
+/// Set while a fork is being prepared.
+static FORKING: AtomicBool = AtomicBool::new(false);
+/// Slow paths in progress on threads without a registration.
+static UNREG_IN_SLOW: AtomicUsize = AtomicUsize::new(0);
+/// Guards the list of live threads.
+static THREADS_LOCK: AtomicBool = AtomicBool::new(false);
+/// Head of the list of live threads.
+static THREADS: crate::primitive::AtomicPtr<ThreadMeta> =
+    crate::primitive::AtomicPtr::new(ptr::null_mut());
+/// 0: not initialised; 1: being initialised; 2: done.
+static INIT: AtomicU8 = AtomicU8::new(0);
+/// The pthread key whose destructor flushes a thread's slabs.
+static KEY: AtomicU32 = AtomicU32::new(0);
+
+fn threads_lock() {
+    while THREADS_LOCK
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+}
+
+fn threads_unlock() {
+    THREADS_LOCK.store(false, Ordering::Release);
+}
+
+/// klab's SLUB as a Rust global allocator.
+///
+/// ```no_run
+/// #[global_allocator]
+/// static A: klab_slab::SlubAlloc = klab_slab::SlubAlloc;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlubAlloc;
+
+/// Counters of one size class of the global allocator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassStats {
+    /// `kmalloc-N`.
+    pub name: &'static str,
+    /// Slabs allocated.
+    pub slabs: usize,
+    /// Slabs on partial lists.
+    pub partial: usize,
+}
+
+impl SlubAlloc {
+    /// Allocates `size` bytes at `align`; null when memory is exhausted.
+    #[inline]
+    pub fn allocate(size: usize, align: usize) -> *mut u8 {
+        match class_for(FINE_CLASSES, &INDEX, size, align) {
+            Some(i) => {
+                // SAFETY: the thread's own CPU state; no reference to it
+                // outlives this block and nothing re-enters meanwhile.
+                unsafe {
+                    let c = &mut (*CPUS.with(|c| c.get()))[i];
+                    let obj = c.freelist;
+                    if !obj.is_null() {
+                        c.freelist = crate::slub::get_fp(obj, 0);
+                        c.touched = true;
+                        return obj;
+                    }
+                }
+                alloc_slow(i)
+            }
+            None => {
+                let _g = SlowGuard::enter();
+                large_alloc(&PAGES, size, align, 0).map_or(ptr::null_mut(), |p| p.as_ptr())
+            }
+        }
+    }
+
+    /// Frees what [`Self::allocate`] returned.
+    ///
+    /// # Safety
+    /// `p` came from this allocator (in this process) and is freed once.
+    #[inline]
+    pub unsafe fn deallocate(p: *mut u8) {
+        // SAFETY: p is ours: its section header and memory map are live.
+        unsafe {
+            let Some(page) = virt_to_page(p) else {
+                let _g = SlowGuard::enter();
+                PAGES.free_large(p);
+                return;
+            };
+            let page = Page::head(page);
+            if !(*page).test(PG_SLAB) {
+                let _g = SlowGuard::enter();
+                large_free(&PAGES, p);
+                return;
+            }
+            let core = &*(*page).slab().cast::<CacheCore>();
+            let c = &mut (*CPUS.with(|c| c.get()))[core.kmalloc_index as usize];
+            if ptr::eq(page, c.page) && c.node >= 0 {
+                crate::slub::set_fp(p, 0, c.freelist);
+                c.freelist = p;
+                c.touched = true;
+                return;
+            }
+            let _g = SlowGuard::enter();
+            core.slab_free_slow(page, p, 0);
+        }
+    }
+
+    /// Usable bytes of an allocation (`malloc_usable_size()`).
+    ///
+    /// # Safety
+    /// `p` is a live allocation of this allocator.
+    pub unsafe fn usable_size(p: *const u8) -> usize {
+        // SAFETY: forwarded.
+        unsafe { ksize(p) }
+    }
+
+    /// Gives the calling thread's active slabs back to their partial
+    /// lists (what thread exit does).
+    pub fn flush_thread() {
+        let _g = SlowGuard::enter();
+        // SAFETY: the thread's own CPU state.
+        unsafe { flush_cpus() };
+    }
+
+    /// Slab counts per class.
+    pub fn class_stats() -> Vec<ClassStats> {
+        CACHES
+            .iter()
+            .map(|c| {
+                let s = c.stats();
+                ClassStats {
+                    name: NAMES[c.kmalloc_index as usize],
+                    slabs: s.slabs,
+                    partial: s.partial,
+                }
+            })
+            .collect()
+    }
+
+    /// Bytes of page frames the allocator's page allocator holds (sections
+    /// in use, including free frames in them).
+    pub fn held_bytes() -> usize {
+        PAGES.stats().sections * crate::page::SECTION_SIZE
+    }
+}
+
+/// Brackets a slow path for fork quiescence.
+struct SlowGuard {
+    counter: *const AtomicU32,
+}
+
+impl SlowGuard {
+    #[inline]
+    fn enter() -> SlowGuard {
+        let counter = META.with(|m| {
+            if m.state.get() == LIVE {
+                &m.in_slow as *const AtomicU32
+            } else {
+                ptr::null()
+            }
+        });
+        loop {
+            // SAFETY: a registered thread's meta lives as long as the thread.
+            unsafe {
+                if counter.is_null() {
+                    UNREG_IN_SLOW.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    (*counter).fetch_add(1, Ordering::SeqCst);
+                }
+                if !FORKING.load(Ordering::SeqCst) {
+                    return SlowGuard { counter };
+                }
+                if counter.is_null() {
+                    UNREG_IN_SLOW.fetch_sub(1, Ordering::SeqCst);
+                } else {
+                    (*counter).fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            while FORKING.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+impl Drop for SlowGuard {
+    #[inline]
+    fn drop(&mut self) {
+        if self.counter.is_null() {
+            UNREG_IN_SLOW.fetch_sub(1, Ordering::Release);
+        } else {
+            // SAFETY: as in `enter`.
+            unsafe { (*self.counter).fetch_sub(1, Ordering::Release) };
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_slow(i: usize) -> *mut u8 {
+    let state = META.with(|m| m.state.get());
+    if state == UNREGISTERED {
+        register();
+    }
+    let _g = SlowGuard::enter();
+    let core = &CACHES[i];
+    let live = META.with(|m| {
+        let live = m.state.get() == LIVE;
+        if live {
+            let n = m.slow_count.get().wrapping_add(1);
+            m.slow_count.set(n);
+            if n % 256 == 0 {
+                // SAFETY: the thread's own CPU state.
+                unsafe { run_flusher() };
+            }
+        }
+        live
+    });
+    if live {
+        // SAFETY: the thread's own CPU state, not otherwise borrowed.
+        unsafe {
+            let c = &mut (*CPUS.with(|c| c.get()))[i];
+            core.slab_alloc_slow(c, 0)
+        }
+    } else {
+        // Registering, dead or unregistered: borrow a slab for one object.
+        let mut c = KmemCacheCpu::new(0, 0);
+        let obj = core.slab_alloc_slow(&mut c, 0);
+        core.flush(&mut c);
+        obj
+    }
+}
+
+/// The flusher over the thread's classes.
+///
+/// # Safety
+/// Runs on the owning thread, inside a slow path.
+unsafe fn run_flusher() {
+    // SAFETY: the thread's own CPU state.
+    unsafe {
+        let cpus = &mut *CPUS.with(|c| c.get());
+        for (core, c) in CACHES.iter().zip(cpus.iter_mut()) {
+            core.flush_if_unused(c);
+        }
+    }
+}
+
+/// Deactivates every active slab of the thread.
+///
+/// # Safety
+/// Runs on the owning thread, inside a slow path.
+unsafe fn flush_cpus() {
+    // SAFETY: the thread's own CPU state.
+    unsafe {
+        let cpus = &mut *CPUS.with(|c| c.get());
+        for (core, c) in CACHES.iter().zip(cpus.iter_mut()) {
+            core.flush(c);
+        }
+    }
+}
+
+/// Registers the calling thread: the process-wide key and fork handlers
+/// on first use, then this thread's key value and list link.
+#[cold]
+fn register() {
+    META.with(|m| m.state.set(REGISTERING));
+    if !init_process() {
+        META.with(|m| m.state.set(UNREGISTERED));
+        return;
+    }
+    let meta = META.with(|m| m as *const ThreadMeta);
+    let key = KEY.load(Ordering::Acquire) as libc::pthread_key_t;
+    // SAFETY: the key exists (init_process returned true); the value is
+    // this thread's meta, which lives until the thread's TLS is freed,
+    // after key destructors run.
+    let ok = unsafe { libc::pthread_setspecific(key, meta.cast()) } == 0;
+    if !ok {
+        META.with(|m| m.state.set(DEAD));
+        return;
+    }
+    threads_lock();
+    // SAFETY: meta is live; list under THREADS_LOCK.
+    unsafe {
+        (*meta)
+            .next
+            .store(THREADS.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+    THREADS.store(meta.cast_mut(), Ordering::Relaxed);
+    META.with(|m| m.state.set(LIVE));
+    threads_unlock();
+}
+
+/// Creates the key and the fork handlers once; false while another thread
+/// is doing so (the caller then goes on unregistered for now).
+#[cold]
+fn init_process() -> bool {
+    match INIT.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            let mut key: libc::pthread_key_t = 0;
+            // SAFETY: plain libc calls with valid arguments; the handlers
+            // are `extern "C"` functions of this module.
+            unsafe {
+                if libc::pthread_key_create(&mut key, Some(thread_exit)) != 0 {
+                    INIT.store(0, Ordering::Release);
+                    return false;
+                }
+                #[cfg(not(miri))]
+                libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+            }
+            KEY.store(key as u32, Ordering::Release);
+            INIT.store(2, Ordering::Release);
+            true
+        }
+        Err(2) => true,
+        Err(_) => false,
+    }
+}
+
+/// The key destructor: flushes the exiting thread's slabs and unlinks it.
+extern "C" fn thread_exit(arg: *mut libc::c_void) {
+    let meta = arg.cast::<ThreadMeta>();
+    {
+        let _g = SlowGuard::enter();
+        // SAFETY: runs on the exiting thread, whose CPU state is its own.
+        unsafe { flush_cpus() };
+    }
+    threads_lock();
+    // SAFETY: list under THREADS_LOCK; meta is this thread's, still live.
+    unsafe {
+        let mut link: *const crate::primitive::AtomicPtr<ThreadMeta> = &THREADS;
+        loop {
+            let cur = (*link).load(Ordering::Relaxed);
+            if cur.is_null() {
+                break;
+            }
+            if cur == meta {
+                (*link).store((*meta).next.load(Ordering::Relaxed), Ordering::Relaxed);
+                break;
+            }
+            link = &(*cur).next;
+        }
+    }
+    META.with(|m| m.state.set(DEAD));
+    threads_unlock();
+}
+
+#[cfg(not(miri))]
+extern "C" fn fork_prepare() {
+    threads_lock();
+    FORKING.store(true, Ordering::SeqCst);
+    // SAFETY: the list is stable under THREADS_LOCK; metas are live.
+    unsafe {
+        let mut cur = THREADS.load(Ordering::Relaxed);
+        while !cur.is_null() {
+            while (*cur).in_slow.load(Ordering::SeqCst) != 0 {
+                std::thread::yield_now();
+            }
+            cur = (*cur).next.load(Ordering::Relaxed);
+        }
+    }
+    while UNREG_IN_SLOW.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(not(miri))]
+extern "C" fn fork_parent() {
+    FORKING.store(false, Ordering::SeqCst);
+    threads_unlock();
+}
+
+#[cfg(not(miri))]
+extern "C" fn fork_child() {
+    // Only this thread survives: the list keeps it alone (if registered).
+    let me = META.with(|m| {
+        m.next.store(ptr::null_mut(), Ordering::Relaxed);
+        if m.state.get() == LIVE {
+            m as *const ThreadMeta as *mut ThreadMeta
+        } else {
+            ptr::null_mut()
+        }
+    });
+    THREADS.store(me, Ordering::Relaxed);
+    UNREG_IN_SLOW.store(0, Ordering::SeqCst);
+    FORKING.store(false, Ordering::SeqCst);
+    threads_unlock();
+}
+
+// SAFETY: `allocate` returns blocks of at least `size` bytes at `align`
+// (classes are multiples of the alignment; pages are aligned to their
+// order; regions are offset by the alignment) that stay valid until
+// `deallocate`; `realloc` copies min(old, new) bytes.
+unsafe impl GlobalAlloc for SlubAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::allocate(layout.size(), layout.align())
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { Self::deallocate(p) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = Self::allocate(layout.size(), layout.align());
+        if !p.is_null() {
+            // SAFETY: a fresh block of at least size bytes.
+            unsafe { p.write_bytes(0, layout.size()) };
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: p is a live allocation of ours.
+        let usable = unsafe { Self::usable_size(p) };
+        if new_size <= usable && new_size >= usable / 2 {
+            return p;
+        }
+        let q = Self::allocate(new_size, layout.align());
+        if !q.is_null() {
+            // SAFETY: both blocks are live and distinct.
+            unsafe {
+                ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
+                Self::deallocate(p);
+            }
+        }
+        q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn allocations_are_aligned_distinct_and_reusable() {
+        let sizes = [1usize, 8, 9, 16, 24, 100, 1000, 4096, 8192, 9000, 70_000];
+        let mut ptrs = Vec::new();
+        for &s in &sizes {
+            for align in [8usize, 16, 64, 4096] {
+                let p = SlubAlloc::allocate(s, align);
+                assert!(!p.is_null());
+                assert_eq!(p.addr() % align, 0, "size {s} align {align}");
+                // SAFETY: a live block of at least s bytes.
+                unsafe {
+                    assert!(SlubAlloc::usable_size(p) >= s);
+                    p.write_bytes(0xee, s);
+                }
+                ptrs.push(p);
+            }
+        }
+        let set: BTreeSet<usize> = ptrs.iter().map(|p| p.addr()).collect();
+        assert_eq!(set.len(), ptrs.len());
+        for p in ptrs {
+            // SAFETY: allocated above, freed once.
+            unsafe { SlubAlloc::deallocate(p) };
+        }
+        // Freed to the thread's active slab: the next one comes back.
+        let a = SlubAlloc::allocate(40, 8);
+        // SAFETY: live.
+        unsafe { SlubAlloc::deallocate(a) };
+        let b = SlubAlloc::allocate(40, 8);
+        assert_eq!(a, b);
+        // SAFETY: live.
+        unsafe { SlubAlloc::deallocate(b) };
+    }
+
+    #[test]
+    fn realloc_keeps_contents() {
+        let a = SlubAlloc;
+        let l = Layout::from_size_align(10, 8).unwrap();
+        // SAFETY: layouts are valid; pointers come from this allocator.
+        unsafe {
+            let p = a.alloc(l);
+            p.copy_from(b"0123456789".as_ptr(), 10);
+            let q = a.realloc(p, l, 5000);
+            assert_eq!(std::slice::from_raw_parts(q, 10), b"0123456789");
+            let r = a.realloc(q, Layout::from_size_align(5000, 8).unwrap(), 3);
+            assert_eq!(std::slice::from_raw_parts(r, 3), b"012");
+            a.dealloc(r, Layout::from_size_align(3, 8).unwrap());
+        }
+    }
+
+    #[test]
+    fn threads_free_each_others_blocks_and_exit_cleanly() {
+        let threads = if cfg!(miri) { 2 } else { 4 };
+        let n = if cfg!(miri) { 50 } else { 20_000 };
+        let blocks: Vec<Vec<usize>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|t| {
+                    s.spawn(move || {
+                        (0..n)
+                            .map(|i| {
+                                let size = 8 + (i * 7 + t) % 500;
+                                let p = SlubAlloc::allocate(size, 8);
+                                // SAFETY: live block of `size` bytes.
+                                unsafe { p.write_bytes(t as u8, size) };
+                                p.expose_provenance()
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        // Every thread exited (its slabs flushed); free on other threads.
+        std::thread::scope(|s| {
+            for (t, v) in blocks.into_iter().enumerate() {
+                s.spawn(move || {
+                    for a in v {
+                        let p = std::ptr::with_exposed_provenance_mut::<u8>(a);
+                        // SAFETY: allocated above by another thread; the
+                        // first byte still holds that thread's pattern.
+                        unsafe {
+                            assert_ne!(p.read(), 0xff);
+                            let _ = t;
+                            SlubAlloc::deallocate(p);
+                        }
+                    }
+                });
+            }
+        });
+        for c in &CACHES {
+            c.assert_invariants();
+        }
+        PAGES.assert_invariants();
+    }
+}
