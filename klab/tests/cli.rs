@@ -299,3 +299,41 @@ fn replay_rejects_bad_input_with_exit_2() {
         stderr(&o)
     );
 }
+
+#[test]
+fn memcg_scenario_file_runs_and_errors_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = "[machine]\nmemory = \"1MiB\"\nsteps = 500\n\n[[container]]\npath = \"/a\"\nlimit = \"64k\"\n\n[[task]]\nid = 1\ncontainer = \"/a\"\nworkload = \"loop\"\nfile = 1\npages = 40\n";
+    std::fs::write(dir.path().join("s.toml"), good).unwrap();
+    let o = klab(
+        &[
+            "run",
+            "memcg",
+            "--scenario",
+            "s.toml",
+            "--quick",
+            "--json",
+            "-",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tables = &v["reports"][0]["tables"];
+    // /a: limit 64k = 16 pages, a 40-page loop: at most 16 pages charged.
+    assert_eq!(tables[0]["rows"][1][0], "/a");
+    assert_eq!(tables[0]["rows"][1][3], 16);
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        good.replace("limit = \"64k\"", "limit = \"64kb\""),
+    )
+    .unwrap();
+    let o = klab(&["run", "memcg", "--scenario", "bad.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("bad.toml: line 7: container.limit"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -39,7 +39,14 @@ pub trait Experiment: Sync {
 
 /// Every experiment, in the order `klab run` runs them.
 pub fn all() -> &'static [&'static dyn Experiment] {
-    &[&crate::workingset::Workingset, &crate::slub::SlubExperiment]
+    &[
+        &crate::workingset::Workingset,
+        &crate::memcg::MemcgScenario,
+        &crate::memcg::MemcgLimit,
+        &crate::memcg::MemcgOom,
+        &crate::memcg::MemcgShared,
+        &crate::slub::SlubExperiment,
+    ]
 }
 
 /// Every benchmark, in the order `klab bench` runs them.

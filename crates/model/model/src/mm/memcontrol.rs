@@ -726,6 +726,14 @@ impl Machine {
         self.memcgs[id.0 as usize].res.usage
     }
 
+    /// The container a resident file page is charged to.
+    pub fn page_memcg(&self, file: u32, index: u64) -> Option<MemcgId> {
+        match self.file(crate::mm::page::FileId(file))?.lookup(index)? {
+            klab_radix_tree::Entry::Item(pfn) => Some(MemcgId(self.mem.page(pfn).memcg)),
+            klab_radix_tree::Entry::Value(_) => None,
+        }
+    }
+
     /// Resident pages of `file` by the container they are charged to.
     pub fn file_charges(&self, file: u32) -> std::collections::BTreeMap<MemcgId, u64> {
         let mut out = std::collections::BTreeMap::new();
