@@ -88,6 +88,36 @@ pub struct PageAllocator {
     zones: [Zone; MAX_NUMNODES],
 }
 
+impl Drop for PageAllocator {
+    /// Returns every section the zones hold to the page source. Blocks
+    /// still handed out die with the allocator: whatever holds them (a
+    /// cache, a `GlobalAlloc`) owns a reference to the allocator, so by now
+    /// they are leaked memory nobody can reach through klab.
+    fn drop(&mut self) {
+        for zone in &self.zones {
+            let mut z = zone.lock();
+            let mut s = z.sections;
+            z.sections = ptr::null_mut();
+            z.nr_sections = 0;
+            z.nr_free_pages = 0;
+            z.free_area = [ptr::null_mut(); MAX_ORDER as usize + 1];
+            z.nr_free_blocks = [0; MAX_ORDER as usize + 1];
+            while !s.is_null() {
+                // SAFETY: `s` is a live section of this zone (the list was
+                // taken whole under the lock), read before it is freed.
+                let next = unsafe { *(*s).next.get() };
+                // SAFETY: each zone section is a one-section region from
+                // this source, returned once: the list was emptied above.
+                unsafe {
+                    self.source
+                        .free_region(NonNull::new_unchecked(s.cast::<u8>()), 1)
+                };
+                s = next;
+            }
+        }
+    }
+}
+
 /// Counters of a page allocator.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PageStats {
