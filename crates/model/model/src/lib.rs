@@ -30,6 +30,8 @@ pub mod rng;
 pub use machine::{Access, AccessKind, Machine, MachineConfig, Outcome, ShadowLimit};
 
 #[cfg(test)]
+mod hwpoison_tests;
+#[cfg(test)]
 mod machine_tests;
 #[cfg(test)]
 mod memcg_tests;

@@ -129,8 +129,10 @@ pub enum AccessKind {
     Read(FileId, u64),
     /// Write page `index` of a file (reads it in first if needed).
     Write(FileId, u64),
-    /// Touch virtual page `vpage` of the task's anonymous memory.
+    /// Write virtual page `vpage` of the task's anonymous memory.
     Anon(u64),
+    /// Read virtual page `vpage` of the task's anonymous memory.
+    AnonRead(u64),
 }
 
 /// One access, by a task, from a CPU on `node`.
@@ -165,10 +167,19 @@ impl Access {
         }
     }
 
-    /// A touch of `task`'s anonymous memory from node 0.
+    /// A write to `task`'s anonymous memory from node 0.
     pub fn anon(task: u32, vpage: u64) -> Self {
         Access {
             kind: AccessKind::Anon(vpage),
+            node: 0,
+            task: TaskId(task),
+        }
+    }
+
+    /// A read of `task`'s anonymous memory from node 0.
+    pub fn anon_read(task: u32, vpage: u64) -> Self {
+        Access {
+            kind: AccessKind::AnonRead(vpage),
             node: 0,
             task: TaskId(task),
         }
@@ -209,9 +220,20 @@ pub enum Outcome {
     /// No frame could be freed, or the container could not be charged and
     /// its OOM killer found no task to kill: the access failed.
     OutOfMemory,
-    /// The task was killed (by its container's OOM killer, during this
-    /// access or before it): the access did not happen.
+    /// The task was killed (by its container's OOM killer, or by a
+    /// SIGBUS it did not catch, during this access or before it): the access
+    /// did not happen.
     Killed,
+    /// The page was lost to a memory failure: the task got SIGBUS
+    /// (`BUS_MCEERR_AR`) and either caught it (`caught`: it lives, the
+    /// access failed) or died.
+    SigBus {
+        /// Whether the task had a handler.
+        caught: bool,
+    },
+    /// The machine panicked (a memory failure with
+    /// `vm.memory_failure_recovery = 0`): nothing runs any more.
+    Panic,
 }
 
 impl Outcome {
@@ -273,6 +295,15 @@ pub struct Task {
     pub swapents: u64,
     /// False once killed.
     pub alive: bool,
+    /// The task handles SIGBUS (and so survives a memory failure signal).
+    pub catches_sigbus: bool,
+    /// `prctl(PR_MCE_KILL)`: `Some(early)` overrides
+    /// `vm.memory_failure_early_kill` for this task.
+    pub mce_kill_early: Option<bool>,
+    /// SIGBUS signals received, in order.
+    pub sigbus: Vec<crate::mm::memory_failure::SigBus>,
+    /// Frames of the task's huge pages.
+    pub huge: Vec<Pfn>,
     pub(crate) table: RadixTree<Pfn>,
 }
 
@@ -295,6 +326,11 @@ pub struct Machine {
     pub(crate) shadow_nodes: ShadowNodes,
     pub(crate) stat: VmStat,
     samples: Vec<Sample>,
+    /// The memory-failure sysctls.
+    pub(crate) mf: crate::mm::memory_failure::MfConfig,
+    pub(crate) mf_stats: crate::mm::memory_failure::MfStats,
+    /// A memory failure with recovery disabled stopped the machine.
+    pub(crate) panicked: bool,
 }
 
 impl Machine {
@@ -324,6 +360,9 @@ impl Machine {
             shadow_nodes: ShadowNodes::default(),
             stat: VmStat::default(),
             samples: Vec::new(),
+            mf: crate::mm::memory_failure::MfConfig::default(),
+            mf_stats: crate::mm::memory_failure::MfStats::default(),
+            panicked: false,
         })
     }
 
@@ -463,6 +502,9 @@ impl Machine {
     /// Runs one access.
     pub fn access(&mut self, a: Access) -> Outcome {
         self.stat.accesses += 1;
+        if self.panicked {
+            return Outcome::Panic;
+        }
         let out = if self.task_entry(a.task).alive {
             match a.kind {
                 AccessKind::Read(file, index) => {
@@ -471,7 +513,8 @@ impl Machine {
                 AccessKind::Write(file, index) => {
                     self.file_access(a.node, a.task, file, index, true)
                 }
-                AccessKind::Anon(vpage) => self.anon_access(a.node, a.task, vpage),
+                AccessKind::Anon(vpage) => self.anon_access(a.node, a.task, vpage, true),
+                AccessKind::AnonRead(vpage) => self.anon_access(a.node, a.task, vpage, false),
             }
         } else {
             Outcome::Killed
@@ -633,16 +676,33 @@ impl Machine {
         }
     }
 
-    /// Anonymous memory: a hit sets the referenced bit (the PTE young bit's
-    /// stand-in); a first touch maps a new page on the active anon list
-    /// (`lru_cache_add_active_or_unevictable()`); a swapped-out page is read
-    /// back onto the inactive anon list, referenced. New pages are charged
-    /// to the task's container.
-    fn anon_access(&mut self, node: u8, task: TaskId, vpage: u64) -> Outcome {
+    /// Anonymous memory (mm/memory.c `do_anonymous_page()`,
+    /// `do_swap_page()`): a hit sets the referenced bit (the PTE young
+    /// bit's stand-in) and, for a write, the dirty bit; a first touch maps a
+    /// new page on the active anon list (`lru_cache_add_active_or_unevictable()`);
+    /// a swapped-out page is read back onto the inactive anon list and stays
+    /// in the swap cache, clean until written. New pages are charged to the
+    /// task's container. A page lost to a memory failure (a hwpoison entry
+    /// in the page table) gets the task SIGBUS `BUS_MCEERR_AR`.
+    fn anon_access(&mut self, node: u8, task: TaskId, vpage: u64, write: bool) -> Outcome {
         let entry = self.tasks[&task].table.lookup(vpage).map(|e| e.map(|p| *p));
-        if let Some(Entry::Item(pfn)) = entry {
-            self.mem.page_mut(pfn).set(flags::REFERENCED);
-            return Outcome::Hit;
+        match entry {
+            Some(Entry::Item(pfn)) => {
+                let p = self.mem.page_mut(pfn);
+                p.set(flags::REFERENCED);
+                if write {
+                    p.set(flags::DIRTY);
+                }
+                return Outcome::Hit;
+            }
+            Some(Entry::Value(v)) if v == crate::mm::memory_failure::HWPOISON_ENTRY => {
+                return self.sigbus(
+                    task,
+                    vpage,
+                    crate::mm::memory_failure::SigBusCode::ActionRequired,
+                );
+            }
+            _ => {}
         }
         let Some(pfn) = self.alloc_page(node) else {
             self.stat.alloc_fail += 1;
@@ -656,7 +716,7 @@ impl Machine {
         {
             let p = self.mem.page_mut(pfn);
             p.owner = Owner::Anon { task, vpage };
-            p.flags = flags::SWAPBACKED;
+            p.flags = flags::SWAPBACKED | if write { flags::DIRTY } else { 0 };
             p.memcg = memcg.0;
         }
         let lv = self.lv(memcg, self.mem.page(pfn).node as usize);
@@ -673,10 +733,11 @@ impl Machine {
                 s.replace(Entry::Item(pfn))
                     .expect("a page is always storable");
                 t.swapents -= 1;
-                self.swap.release(slot);
                 self.stat.pswpin += 1;
                 self.stat.pgmajfault += 1;
-                self.mem.page_mut(pfn).set(flags::REFERENCED);
+                let p = self.mem.page_mut(pfn);
+                p.set(flags::REFERENCED | flags::SWAPCACHE);
+                p.private = slot;
                 self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::InactiveAnon);
                 Outcome::SwapIn
             }
@@ -751,10 +812,14 @@ impl Machine {
             v.assert_invariants(pages);
         }
         let on_lru: u64 = self.lruvecs.iter().map(Lruvec::total).sum();
+        let held = pages
+            .iter()
+            .filter(|p| matches!(p.owner, Owner::Kernel(_) | Owner::Huge { .. }))
+            .count() as u64;
         assert_eq!(
-            on_lru + self.nr_free(),
+            on_lru + self.nr_free() + held + self.mem.nr_retired(),
             self.nr_pages(),
-            "every frame is free or on an LRU list"
+            "every frame is free, on an LRU list, held by the kernel or a huge page, or retired"
         );
         let mut cached = 0;
         for (file, a) in &self.files {
@@ -796,6 +861,7 @@ impl Machine {
                             Owner::Anon { task: *task, vpage }
                         );
                     }
+                    Entry::Value(v) if v == crate::mm::memory_failure::HWPOISON_ENTRY => {}
                     Entry::Value(_) => swapents += 1,
                 }
             }

@@ -306,6 +306,9 @@ pub fn run(s: &Scenario, rng: &mut klab_model::rng::Rng) -> Result<RunResult, Ex
                         }
                     }
                     Outcome::AnonNew | Outcome::SwapIn => {}
+                    Outcome::SigBus { caught: true } => r.failed += 1,
+                    Outcome::SigBus { caught: false } => r.killed_at = Some(step),
+                    Outcome::Panic => break 'run,
                 }
                 if step.is_multiple_of(s.sample_every) {
                     samples.push(sample(&m, step));

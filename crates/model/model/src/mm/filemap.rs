@@ -25,6 +25,9 @@ pub const TAG_DIRTY: Tag = Tag::T0;
 #[derive(Default)]
 pub struct AddressSpace {
     tree: RadixTree<Pfn>,
+    /// `AS_EIO`: a write-back error (or a lost dirty page) not yet
+    /// reported by `fsync()`.
+    error: bool,
 }
 
 impl std::fmt::Debug for AddressSpace {
@@ -142,6 +145,16 @@ impl AddressSpace {
             .take_while(|(i, _)| *i <= last)
             .map(|(i, e)| (i, e.map(|p| *p)))
             .collect()
+    }
+
+    /// Records an I/O error for the next `fsync()` (`mapping_set_error()`).
+    pub fn set_error(&mut self) {
+        self.error = true;
+    }
+
+    /// Reports and clears the recorded error (`filemap_check_errors()`).
+    pub fn take_error(&mut self) -> bool {
+        std::mem::take(&mut self.error)
     }
 
     /// Checks the tree's own invariants.

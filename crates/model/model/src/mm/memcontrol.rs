@@ -706,11 +706,19 @@ impl Machine {
                     debug_assert_eq!(p.owner, Owner::Anon { task, vpage });
                     let list = LruList::of(false, p.test(flags::ACTIVE));
                     self.lruvecs[p.lruvec as usize].del(self.mem.pages_mut(), pfn, list);
+                    if p.test(flags::SWAPCACHE) {
+                        self.swap_release(p.private);
+                    }
                     self.uncharge(p.memcg);
                     self.mem.free(pfn);
                 }
+                klab_radix_tree::Entry::Value(crate::mm::memory_failure::HWPOISON_ENTRY) => {}
                 klab_radix_tree::Entry::Value(slot) => self.swap_release(slot),
             }
+        }
+        let huge = std::mem::take(&mut self.tasks.get_mut(&task).expect("checked above").huge);
+        for pfn in huge {
+            self.mem.free(pfn);
         }
         let t = self.tasks.get_mut(&task).expect("checked above");
         t.table = klab_radix_tree::RadixTree::new();

@@ -2,6 +2,8 @@
 //! workingset detection and reclaim. Each file mirrors the kernel file of
 //! the same name.
 //!
+//! * [`memory_failure`]: HWPOISON: the memory-failure handler and its
+//!   action table, early and late kill, the injector.
 //! * [`page`]: `struct page`: flags, owner, LRU links.
 //! * [`page_alloc`]: frames per NUMA node and their free lists.
 //! * [`lru`]: the four LRU lists of an `lruvec`.
@@ -18,6 +20,7 @@
 pub mod filemap;
 pub mod lru;
 pub mod memcontrol;
+pub mod memory_failure;
 pub mod page;
 pub mod page_alloc;
 pub mod vmscan;

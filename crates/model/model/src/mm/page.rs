@@ -45,6 +45,29 @@ pub enum Owner {
         /// Virtual page number.
         vpage: u64,
     },
+    /// A page the kernel holds for itself.
+    Kernel(KernelPage),
+    /// Part of a task's huge page (hugetlbfs): not on the LRU lists, not
+    /// reclaimable.
+    Huge {
+        /// The task.
+        task: TaskId,
+    },
+}
+
+/// What a kernel-owned frame is used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KernelPage {
+    /// Reserved at boot (`PG_reserved`): the kernel image, firmware tables.
+    Reserved,
+    /// A slab page (`PG_slab`).
+    Slab,
+    /// A free page held by the buddy allocator with a reference taken
+    /// (`PG_buddy`; the race window memory-failure.c's "free kernel" row
+    /// handles).
+    Buddy,
+    /// Any other kernel use: page tables, radix-tree nodes, driver buffers.
+    Other,
 }
 
 /// Page flags (include/linux/page-flags.h), the subset reclaim reads.
@@ -59,6 +82,11 @@ pub mod flags {
     pub const DIRTY: u16 = 1 << 3;
     /// Backed by swap rather than a file (`PG_swapbacked`): anonymous.
     pub const SWAPBACKED: u16 = 1 << 4;
+    /// In the swap cache: the page's data also sits in swap slot
+    /// `page.private` (`PG_swapcache`).
+    pub const SWAPCACHE: u16 = 1 << 5;
+    /// Memory failure: the frame's contents are corrupt (`PG_hwpoison`).
+    pub const HWPOISON: u16 = 1 << 6;
 }
 
 /// One page frame.
@@ -75,6 +103,8 @@ pub struct Page {
     pub memcg: u16,
     /// What the frame holds.
     pub owner: Owner,
+    /// For a swap-cache page, its swap slot (`page->private`).
+    pub private: u64,
     pub(crate) prev: Pfn,
     pub(crate) next: Pfn,
 }
@@ -88,6 +118,7 @@ impl Page {
             lruvec: 0,
             memcg: 0,
             owner: Owner::Free,
+            private: 0,
             prev: NIL,
             next: NIL,
         }

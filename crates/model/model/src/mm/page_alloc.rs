@@ -15,6 +15,8 @@ pub struct PageAlloc {
     pages: Vec<Page>,
     free: Vec<Vec<Pfn>>,
     node_start: Vec<Pfn>,
+    /// Frames taken out of use because they are poisoned.
+    retired: u64,
 }
 
 impl PageAlloc {
@@ -41,6 +43,7 @@ impl PageAlloc {
             pages,
             free,
             node_start,
+            retired: 0,
         }
     }
 
@@ -75,18 +78,48 @@ impl PageAlloc {
     }
 
     /// A free frame, from `node` first, then from the others in order.
+    ///
+    /// A poisoned frame found on a free list is retired instead of handed
+    /// out: the check mm/page_alloc.c's `prep_new_page()` makes
+    /// (`bad_page()`), which is why memory-failure.c can ignore free pages.
     pub fn alloc(&mut self, node: usize) -> Option<Pfn> {
         let n = self.free.len();
-        (0..n)
-            .map(|i| (node + i) % n)
-            .find_map(|nd| self.free[nd].pop())
+        for nd in (0..n).map(|i| (node + i) % n) {
+            while let Some(pfn) = self.free[nd].pop() {
+                if self.pages[pfn as usize].test(super::page::flags::HWPOISON) {
+                    self.retired += 1;
+                    continue;
+                }
+                return Some(pfn);
+            }
+        }
+        None
     }
 
-    /// Returns a frame to its node's free list, resetting it.
+    /// Returns a frame to its node's free list, resetting it; a poisoned
+    /// frame is retired instead, keeping its flag.
     pub fn free(&mut self, pfn: Pfn) {
         let node = self.pages[pfn as usize].node;
+        if self.pages[pfn as usize].test(super::page::flags::HWPOISON) {
+            let mut p = Page::free(node);
+            p.set(super::page::flags::HWPOISON);
+            self.pages[pfn as usize] = p;
+            self.retired += 1;
+            return;
+        }
         self.pages[pfn as usize] = Page::free(node);
         self.free[node as usize].push(pfn);
+    }
+
+    /// Frames retired because they were poisoned.
+    pub fn nr_retired(&self) -> u64 {
+        self.retired
+    }
+
+    /// Whether a frame is on a free list.
+    pub fn is_free(&self, pfn: Pfn) -> bool {
+        let p = &self.pages[pfn as usize];
+        p.owner == super::page::Owner::Free && self.free[p.node as usize].contains(&pfn)
     }
 
     /// The frame table.

@@ -179,8 +179,16 @@ impl Machine {
         let Owner::Anon { task, vpage } = self.mem.page(pfn).owner else {
             unreachable!("page {pfn} on an anon list is not anonymous")
         };
-        let Some(slot) = self.swap_alloc() else {
-            return false;
+        // A swap-cache page already has its slot; if clean, the slot holds
+        // its data and nothing is written (pageout() is skipped).
+        let page = *self.mem.page(pfn);
+        let slot = if page.test(flags::SWAPCACHE) {
+            page.private
+        } else {
+            let Some(slot) = self.swap_alloc() else {
+                return false;
+            };
+            slot
         };
         self.lruvecs[lv].del(self.mem.pages_mut(), pfn, LruList::InactiveAnon);
         let t = self
@@ -194,7 +202,9 @@ impl Machine {
             .expect("swap slots fit a value entry");
         t.rss -= 1;
         t.swapents += 1;
-        self.stat.pswpout += 1;
+        if !page.test(flags::SWAPCACHE) || page.test(flags::DIRTY) {
+            self.stat.pswpout += 1;
+        }
         let memcg = self.mem.page(pfn).memcg;
         self.uncharge(memcg);
         self.mem.free(pfn);
