@@ -9,6 +9,8 @@
 //!   self-contained `report.html` with inline SVG plots ([`plot`]).
 #![forbid(unsafe_code)]
 
+pub mod hwpoison;
+pub mod loop_dio;
 pub mod memcg;
 pub mod output;
 pub mod plot;

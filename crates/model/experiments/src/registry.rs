@@ -45,6 +45,8 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::memcg::MemcgLimit,
         &crate::memcg::MemcgOom,
         &crate::memcg::MemcgShared,
+        &crate::hwpoison::Hwpoison,
+        &crate::loop_dio::LoopDio,
         &crate::slub::SlubExperiment,
     ]
 }

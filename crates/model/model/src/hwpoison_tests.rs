@@ -35,12 +35,7 @@ fn pages_outside_memory_already_poisoned_or_free_are_ignored() {
         "memory outside kernel control",
     );
     // Frame 7 is free (frames are handed out from 0 up).
-    fail(
-        &mut m,
-        7,
-        MfResult::Ignored,
-        "free or high order kernel page",
-    );
+    fail(&mut m, 7, MfResult::Ignored, "free or high order kernel");
     let again = m.memory_failure(7);
     assert_eq!(
         (again.result, again.kind),

@@ -314,3 +314,31 @@ fn same_accesses_give_the_same_counters() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_buffered_loop_device_caches_every_page_twice_direct_io_once() {
+    use crate::mm::direct_io::LoopDevice;
+    for (direct, expect_backing) in [(false, 3), (true, 0)] {
+        let mut m = machine(64, LruBalance::Classic);
+        let dev = LoopDevice {
+            backing: 9,
+            direct_io: direct,
+            layout: vec![(A, 100), (B, 200)],
+        };
+        for i in 0..3 {
+            let r = m.loop_read(&dev, A, i);
+            assert_eq!(r.upper, Outcome::Miss);
+            assert_eq!(r.direct, direct);
+            assert_eq!(r.lower.is_some(), !direct);
+        }
+        assert_eq!(m.loop_read(&dev, A, 0).upper, Outcome::Hit);
+        assert_eq!((m.cached_pages(A), m.cached_pages(9)), (3, expect_backing));
+        if !direct {
+            assert!(
+                m.is_cached(9, 100) && m.is_cached(9, 102),
+                "image pages 100..103 hold file A"
+            );
+        }
+        m.assert_invariants();
+    }
+}

@@ -151,6 +151,12 @@ pub struct RunResult {
     pub shared_files: Vec<u32>,
     /// Times a shared page came back charged to a different container.
     pub migrations: BTreeMap<u32, u64>,
+    /// Memory failures injected: the step and what the handler did.
+    pub failures: Vec<(u64, klab_model::mm::memory_failure::MfReport)>,
+    /// The step at which the machine panicked, if it did.
+    pub panicked_at: Option<u64>,
+    /// Accesses completed (not failed for a dead machine or task).
+    pub completed: u64,
 }
 
 /// Runs a scenario on a fresh machine.
@@ -158,6 +164,38 @@ pub fn run(s: &Scenario, rng: &mut klab_model::rng::Rng) -> Result<RunResult, Ex
     let mut cfg = MachineConfig::new(s.frames, s.balance);
     cfg.swap_pages = s.swap_pages;
     let mut m = Machine::new(cfg).map_err(ExperimentError::Host)?;
+    m.reserve_kernel_pages(klab_model::mm::page::KernelPage::Reserved, s.reserved_pages);
+    m.reserve_kernel_pages(klab_model::mm::page::KernelPage::Slab, s.slab_pages);
+    if let Some(h) = &s.hwpoison {
+        m.set_memory_failure_config(klab_model::mm::memory_failure::MfConfig {
+            recovery: h.recovery,
+            early_kill: h.early_kill,
+        });
+        for &t in &h.catch_sigbus {
+            m.set_catches_sigbus(t, true);
+        }
+    }
+    let mut failures = Vec::new();
+    let mut panicked_at = None;
+    let mut completed = 0u64;
+    let mut injections: Vec<(u64, u64)> =
+        s.hwpoison.as_ref().map_or(Vec::new(), |h| h.inject.clone());
+    injections.sort_unstable();
+    injections.reverse();
+    let rate = s
+        .hwpoison
+        .as_ref()
+        .map_or(0.0, |h| h.rate_per_million / 1e6);
+    // The scrubber's own generator, drawn only when failures are asked for,
+    // so scenarios without them see the same workload numbers.
+    let mut fault_rng = klab_model::rng::seeded(
+        if s.hwpoison.is_some() {
+            rng.random()
+        } else {
+            0
+        },
+        7,
+    );
     let mut ids = vec![MemcgId::ROOT];
     let mut paths = vec!["/".to_owned()];
     let model_err =
@@ -263,6 +301,33 @@ pub fn run(s: &Scenario, rng: &mut klab_model::rng::Rng) -> Result<RunResult, Ex
                 if step >= s.steps || done[i] || results[i].killed_at.is_some() {
                     break;
                 }
+                // Memory failures due before this access.
+                while injections.last().is_some_and(|&(at, _)| at <= step) {
+                    let (_, pfn) = injections.pop().expect("checked");
+                    let rep = m.memory_failure(pfn);
+                    note_failure(&mut results, &rep, step);
+                    failures.push((step, rep));
+                }
+                if rate > 0.0 && fault_rng.random::<f64>() < rate {
+                    let pfn = fault_rng.random_range(0..s.frames);
+                    let rep = m.memory_failure(pfn);
+                    note_failure(&mut results, &rep, step);
+                    failures.push((step, rep));
+                }
+                if m.panicked() {
+                    panicked_at = Some(step);
+                    break 'run;
+                }
+                if results[i].killed_at.is_some() {
+                    break;
+                }
+                let file_access = |f: u32, p: u64| {
+                    if t.write {
+                        Access::write(f, p)
+                    } else {
+                        Access::read(f, p)
+                    }
+                };
                 let (access, file_page) = match t.workload {
                     Workload::Stream { file, pages } => {
                         let p = pos[i];
@@ -270,16 +335,16 @@ pub fn run(s: &Scenario, rng: &mut klab_model::rng::Rng) -> Result<RunResult, Ex
                         if pos[i] >= pages {
                             done[i] = true;
                         }
-                        (Access::read(file, p), Some((file, p)))
+                        (file_access(file, p), Some((file, p)))
                     }
                     Workload::Loop { file, pages } => {
                         let p = pos[i] % pages;
                         pos[i] += 1;
-                        (Access::read(file, p), Some((file, p)))
+                        (file_access(file, p), Some((file, p)))
                     }
                     Workload::Random { file, pages } => {
                         let p = rng.random_range(0..pages);
-                        (Access::read(file, p), Some((file, p)))
+                        (file_access(file, p), Some((file, p)))
                     }
                     Workload::Anon { pages } => {
                         let p = pos[i] % pages;
@@ -291,6 +356,15 @@ pub fn run(s: &Scenario, rng: &mut klab_model::rng::Rng) -> Result<RunResult, Ex
                 step += 1;
                 let r = &mut results[i];
                 r.accesses += 1;
+                if !matches!(
+                    out,
+                    Outcome::Killed
+                        | Outcome::Panic
+                        | Outcome::OutOfMemory
+                        | Outcome::SigBus { .. }
+                ) {
+                    completed += 1;
+                }
                 match out {
                     Outcome::Hit => r.hits += 1,
                     Outcome::Killed => r.killed_at = Some(step),
@@ -354,7 +428,23 @@ pub fn run(s: &Scenario, rng: &mut klab_model::rng::Rng) -> Result<RunResult, Ex
         containers,
         shared_files,
         migrations,
+        failures,
+        panicked_at,
+        completed,
     })
+}
+
+/// Records tasks an early kill took.
+fn note_failure(
+    results: &mut [TaskResult],
+    rep: &klab_model::mm::memory_failure::MfReport,
+    step: u64,
+) {
+    for k in &rep.killed {
+        if let Some(r) = results.iter_mut().find(|r| r.id == k.0) {
+            r.killed_at.get_or_insert(step);
+        }
+    }
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -362,7 +452,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// Tables and plots of a run, labelled `label` when a report holds several.
-fn report_run(r: &mut Report, res: &RunResult, label: &str) {
+pub fn report_run(r: &mut Report, res: &RunResult, label: &str) {
     let sfx = if label.is_empty() {
         String::new()
     } else {
@@ -420,6 +510,36 @@ fn report_run(r: &mut Report, res: &RunResult, label: &str) {
         ]);
     }
     r.table(c).table(t);
+    if !res.failures.is_empty() {
+        let mut f = Table::new(
+            &format!("memory failures{sfx}"),
+            &[
+                "step",
+                "pfn",
+                "result",
+                "kernel's message",
+                "tasks killed now",
+                "file with EIO",
+                "data lost",
+            ],
+        );
+        for (step, rep) in &res.failures {
+            f.row(cells![
+                *step,
+                rep.pfn,
+                rep.result.name(),
+                rep.message(),
+                rep.killed
+                    .iter()
+                    .map(|t| t.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                rep.eio_file.map(|f| f.0),
+                rep.data_lost
+            ]);
+        }
+        r.table(f);
+    }
     let mut s = Series::new(
         &format!("pages charged to each container{sfx}"),
         Axis::linear("accesses", ""),

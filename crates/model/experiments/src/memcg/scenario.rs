@@ -22,7 +22,20 @@
 //! pages = 100000            # pages of the file (or of anonymous memory)
 //! weight = 1                # accesses per turn (default 1)
 //! start = 0                 # first step the task runs (default 0)
+//! write = false             # file workloads: write the pages (they get dirty)
+//!
+//! [hwpoison]                # optional: memory failures during the run
+//! recovery = true           # vm.memory_failure_recovery (false: panic)
+//! early_kill = false        # vm.memory_failure_early_kill
+//! rate = 20.0               # errors per million accesses, at random frames
+//! catch_sigbus = [3]        # tasks with a SIGBUS handler
+//! [[hwpoison.inject]]       # and/or failures at chosen frames
+//! step = 5000
+//! pfn = 42
 //! ```
+//!
+//! `[machine]` may also set aside kernel memory that failures can hit:
+//! `reserved = "256KiB"`, `slab = "1MiB"` (default none).
 //!
 //! Workloads: `stream` reads pages `0..pages` once, in order; `loop` reads
 //! `0..pages` over and over; `random` reads uniformly random pages of
@@ -52,10 +65,31 @@ pub struct Scenario {
     pub steps: u64,
     /// Sampling interval, in accesses.
     pub sample_every: u64,
+    /// Frames reserved by the kernel at boot.
+    pub reserved_pages: u64,
+    /// Frames of kernel slab.
+    pub slab_pages: u64,
+    /// Memory failures, if any.
+    pub hwpoison: Option<HwpoisonSpec>,
     /// Containers, parents before children.
     pub containers: Vec<ContainerSpec>,
     /// Tasks.
     pub tasks: Vec<TaskSpec>,
+}
+
+/// Memory failures during a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HwpoisonSpec {
+    /// `vm.memory_failure_recovery`.
+    pub recovery: bool,
+    /// `vm.memory_failure_early_kill`.
+    pub early_kill: bool,
+    /// Errors per million accesses at random frames.
+    pub rate_per_million: f64,
+    /// `(step, pfn)` failures at chosen frames.
+    pub inject: Vec<(u64, u64)>,
+    /// Tasks that catch SIGBUS.
+    pub catch_sigbus: Vec<u32>,
 }
 
 /// A container.
@@ -135,6 +169,8 @@ pub struct TaskSpec {
     pub weight: u64,
     /// Steps during which it runs.
     pub active: Range<u64>,
+    /// File workloads write their pages.
+    pub write: bool,
 }
 
 /// A scenario error: the file, the line, the key, what was expected.
@@ -154,6 +190,8 @@ pub struct ScenarioError {
 struct RawScenario {
     machine: RawMachine,
     #[serde(default)]
+    hwpoison: Option<RawHwpoison>,
+    #[serde(default)]
     container: Vec<RawContainer>,
     #[serde(default)]
     task: Vec<RawTask>,
@@ -170,6 +208,32 @@ struct RawMachine {
     steps: Spanned<u64>,
     #[serde(default)]
     sample_every: Option<Spanned<u64>>,
+    #[serde(default)]
+    reserved: Option<Spanned<String>>,
+    #[serde(default)]
+    slab: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHwpoison {
+    #[serde(default)]
+    recovery: Option<bool>,
+    #[serde(default)]
+    early_kill: Option<bool>,
+    #[serde(default)]
+    rate: Option<Spanned<f64>>,
+    #[serde(default)]
+    inject: Vec<RawInject>,
+    #[serde(default)]
+    catch_sigbus: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInject {
+    step: u64,
+    pfn: u64,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +260,8 @@ struct RawTask {
     start: Option<Spanned<u64>>,
     #[serde(default)]
     stop: Option<Spanned<u64>>,
+    #[serde(default)]
+    write: Option<bool>,
 }
 
 /// The 1-based line of a byte offset.
@@ -391,6 +457,7 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
             workload,
             weight,
             active: start..stop,
+            write: t.write.unwrap_or(false),
         });
     }
     if tasks.is_empty() {
@@ -399,9 +466,56 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
             "a scenario needs at least one [[task]]".into(),
         ));
     }
+    let reserved_pages = match &m.reserved {
+        Some(s) => size(s, "reserved")? / crate::replay::PAGE_SIZE,
+        None => 0,
+    };
+    let slab_pages = match &m.slab {
+        Some(s) => size(s, "slab")? / crate::replay::PAGE_SIZE,
+        None => 0,
+    };
+    if reserved_pages + slab_pages >= frames {
+        return Err(err(
+            m.memory.span().start,
+            "machine: reserved and slab take all of memory".into(),
+        ));
+    }
+    let hwpoison = match &raw.hwpoison {
+        Some(h) => {
+            let rate = match &h.rate {
+                Some(r) if !(0.0..=1e6).contains(r.get_ref()) => {
+                    return Err(err(
+                        r.span().start,
+                        "hwpoison.rate: errors per million accesses, from 0 to 1000000".into(),
+                    ));
+                }
+                Some(r) => *r.get_ref(),
+                None => 0.0,
+            };
+            for c in &h.catch_sigbus {
+                if !tasks.iter().any(|t| t.id == *c) {
+                    return Err(err(
+                        text.find("catch_sigbus").unwrap_or(0),
+                        format!("hwpoison.catch_sigbus: no task {c}"),
+                    ));
+                }
+            }
+            Some(HwpoisonSpec {
+                recovery: h.recovery.unwrap_or(true),
+                early_kill: h.early_kill.unwrap_or(false),
+                rate_per_million: rate,
+                inject: h.inject.iter().map(|i| (i.step, i.pfn)).collect(),
+                catch_sigbus: h.catch_sigbus.clone(),
+            })
+        }
+        None => None,
+    };
     Ok(Scenario {
         frames,
         swap_pages,
+        reserved_pages,
+        slab_pages,
+        hwpoison,
         balance,
         steps,
         sample_every,

@@ -12,7 +12,7 @@
 //!    vm.memory_failure_recovery = 0     panic, as before HWPOISON
 //!    pfn outside memory                 Ignored  "memory outside kernel control"
 //!    PG_hwpoison already set            Ignored  "already hardware poisoned"
-//!    free frame (count 0)               Ignored  "free or high order kernel page"
+//!    free frame (count 0)               Ignored  "free or high order kernel"
 //!                                       (the allocator retires it when it comes up)
 //!    user-mapped (anonymous) page:      unmap: the page-table entry becomes a
 //!                                       hwpoison entry (swap-cache pages: their
@@ -149,6 +149,9 @@ pub struct MfReport {
 impl MfReport {
     /// The kernel's log line: `MCE 0x..: [dirty ]<type> page recovery: <result>`.
     pub fn message(&self) -> String {
+        if self.kind == "already hardware poisoned" {
+            return format!("MCE {:#x}: already hardware poisoned", self.pfn);
+        }
         format!(
             "MCE {:#x}: {}{} page recovery: {}",
             self.pfn,
@@ -387,7 +390,7 @@ impl Machine {
         self.mem.page_mut(pfn).set(flags::HWPOISON);
         let page = *self.mem.page(pfn);
         if page.owner == Owner::Free {
-            r.kind = "free or high order kernel page";
+            r.kind = "free or high order kernel";
             return self.account(r);
         }
         r.dirty = page.test(flags::DIRTY);

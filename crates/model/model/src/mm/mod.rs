@@ -9,6 +9,7 @@
 //! * [`lru`]: the four LRU lists of an `lruvec`.
 //! * [`memcontrol`]: containers: resource counters, charging, limit
 //!   reclaim, the container OOM killer, the v1 control files.
+//! * [`direct_io`]: the loop device, buffered or with direct I/O.
 //! * [`filemap`]: a file's page cache: a radix tree of pages and shadows.
 //! * [`workingset`]: shadow entries, refault distance, the shadow-node LRU.
 //! * [`vmscan`]: reclaim of pages from the LRU lists.
@@ -17,6 +18,7 @@
 //! The machine ([`crate::machine`]) ties them together; the rules that
 //! balance the lists come from `klab_mm_policy::LruBalance`.
 
+pub mod direct_io;
 pub mod filemap;
 pub mod lru;
 pub mod memcontrol;
