@@ -98,6 +98,7 @@
 mod entry;
 mod error;
 mod iter;
+pub mod keysets;
 mod node;
 mod tree;
 

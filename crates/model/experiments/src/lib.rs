@@ -11,6 +11,8 @@
 
 pub mod output;
 pub mod plot;
+pub mod radix_tree;
+pub mod radix_tree_bench;
 pub mod registry;
 pub mod render;
 pub mod report;
