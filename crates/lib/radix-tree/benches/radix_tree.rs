@@ -212,21 +212,19 @@ fn bench_insert_delete(c: &mut Criterion) {
     }
 }
 
-/// The next `count` probes, cycling through all of them so a big structure
-/// is not measured on a cache-warm subset. `probes` is extended by `count`
-/// wrapped-around keys, so this is one slice, no division per probe.
+/// The next `count` (at most `PROBES`) probes, cycling through all of them
+/// so a big structure is not measured on a cache-warm subset. `probes` holds
+/// the keys followed by `PROBES` wrapped-around ones, so this is one slice:
+/// no division per probe.
 fn cycle<'a>(
     probes: &'a [u64],
     cursor: &mut usize,
     count: usize,
 ) -> impl Iterator<Item = u64> + 'a {
+    debug_assert!(count <= PROBES);
+    let keys = probes.len() - PROBES;
     let start = *cursor;
-    let len = probes.len() - count;
-    *cursor = if start + count >= len {
-        start + count - len
-    } else {
-        start + count
-    };
+    *cursor = (start + count) % keys;
     probes[start..start + count].iter().copied()
 }
 
