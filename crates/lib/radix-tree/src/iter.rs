@@ -65,6 +65,16 @@ impl Filter {
     }
 }
 
+/// The lowest `k` set bits of `bits` (`k` < 64 or all of them).
+#[inline]
+fn lowest_set_bits(bits: u64, k: usize) -> u64 {
+    let mut rest = bits;
+    for _ in 0..k {
+        rest &= rest.wrapping_sub(1);
+    }
+    bits ^ rest
+}
+
 /// A gang lookup's result: `(index, entry)` pairs in index order.
 pub type GangResults<'a, T> = Vec<(u64, Entry<&'a T>)>;
 
@@ -183,6 +193,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
             return 0;
         }
         let start = results.len();
+        results.reserve(max_items.min(self.len()));
         match &self.root {
             Slot::Node(top) => {
                 if first_index <= Self::maxindex(self.height) {
@@ -227,24 +238,34 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
     ) -> bool {
         cost.node();
         let mut bits = filter.bits(node) & Self::start_mask(first, base, shift);
+        if shift == 0 {
+            // A leaf: take at most the room left, then append without a
+            // per-entry limit test.
+            let room = limit - results.len();
+            let full = bits.count_ones() as usize >= room;
+            if full {
+                bits = lowest_set_bits(bits, room);
+            }
+            for _ in 0..bits.count_ones() {
+                cost.slot();
+            }
+            while bits != 0 {
+                let off = bits.trailing_zeros();
+                bits &= bits - 1;
+                if let Some(e) = node.slots[off as usize].entry() {
+                    results.push((base + u64::from(off), e));
+                }
+            }
+            return full;
+        }
         while bits != 0 {
             let off = bits.trailing_zeros();
             bits &= bits - 1;
-            let index = base + (u64::from(off) << shift);
-            let slot = &node.slots[off as usize];
-            if shift == 0 {
-                cost.slot();
-                if let Some(e) = slot.entry() {
-                    results.push((index, e));
-                    if results.len() == limit {
-                        return true;
-                    }
-                }
-            } else if let Slot::Node(child) = slot
+            if let Slot::Node(child) = &node.slots[off as usize]
                 && Self::collect(
                     child,
                     shift - SHIFT,
-                    index,
+                    base + (u64::from(off) << shift),
                     first,
                     limit,
                     results,

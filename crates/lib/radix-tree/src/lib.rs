@@ -99,6 +99,7 @@ mod entry;
 mod error;
 mod iter;
 mod leaf;
+pub mod keysets;
 mod node;
 mod tree;
 

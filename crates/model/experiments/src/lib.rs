@@ -14,6 +14,8 @@ pub mod loop_dio;
 pub mod memcg;
 pub mod output;
 pub mod plot;
+pub mod radix_tree;
+pub mod radix_tree_bench;
 pub mod registry;
 pub mod render;
 pub mod replay;

@@ -40,6 +40,7 @@ pub trait Experiment: Sync {
 /// Every experiment, in the order `klab run` runs them.
 pub fn all() -> &'static [&'static dyn Experiment] {
     &[
+        &crate::radix_tree::RadixTreeExperiment,
         &crate::workingset::Workingset,
         &crate::memcg::MemcgScenario,
         &crate::memcg::MemcgLimit,
@@ -61,7 +62,11 @@ pub fn all() -> &'static [&'static dyn Experiment] {
 /// reproducible. The criterion benches in each crate's `benches/` measure
 /// the same operations more thoroughly.
 pub fn benches() -> &'static [&'static dyn Experiment] {
-    &[&crate::replay_bench::ReplayBench, &crate::slub::SlubBench]
+    &[
+        &crate::radix_tree_bench::RadixTreeBench,
+        &crate::replay_bench::ReplayBench,
+        &crate::slub::SlubBench,
+    ]
 }
 
 /// Looks a name up in a list of experiments.
