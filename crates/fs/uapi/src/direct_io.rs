@@ -323,6 +323,21 @@ impl DirectFile {
         &self.path
     }
 
+    /// Whether the file lives in memory (tmpfs, ramfs): its pages *are*
+    /// page-cache pages, so no transfer can avoid the cache. tmpfs accepts
+    /// `O_DIRECT` since Linux 6.6 for compatibility and does not report a
+    /// direct-I/O alignment.
+    pub fn memory_backed(&self) -> bool {
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        const RAMFS_MAGIC: i64 = 0x8584_58f6;
+        rustix::fs::fstatfs(&self.fd)
+            .map(|st| {
+                let t = i64::from(st.f_type);
+                t == TMPFS_MAGIC || t == RAMFS_MAGIC
+            })
+            .unwrap_or(false)
+    }
+
     /// The file's size.
     pub fn len(&self) -> Result<u64, DioError> {
         let st = rustix::fs::fstat(&self.fd).map_err(|errno| DioError::File {
