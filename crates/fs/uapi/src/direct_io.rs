@@ -332,6 +332,8 @@ impl DirectFile {
         const RAMFS_MAGIC: i64 = 0x8584_58f6;
         rustix::fs::fstatfs(&self.fd)
             .map(|st| {
+                // `f_type`'s width differs between targets.
+                #[allow(clippy::useless_conversion)]
                 let t = i64::from(st.f_type);
                 t == TMPFS_MAGIC || t == RAMFS_MAGIC
             })

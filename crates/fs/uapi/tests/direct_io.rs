@@ -26,7 +26,10 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 fn cold_file(name: &str, len: usize) -> Option<(tempfile::TempDir, PathBuf, Vec<u8>)> {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let fs = rustix::fs::statfs(dir.path()).unwrap();
-    if i64::from(fs.f_type) == TMPFS_MAGIC {
+    // `f_type`'s width differs between targets.
+    #[allow(clippy::useless_conversion)]
+    let f_type = i64::from(fs.f_type);
+    if f_type == TMPFS_MAGIC {
         eprintln!(
             "skipped: {} is on tmpfs, not a disk filesystem",
             dir.path().display()
