@@ -9,11 +9,14 @@
 //!   self-contained `report.html` with inline SVG plots ([`plot`]).
 #![forbid(unsafe_code)]
 
+pub mod o_nostd;
 pub mod output;
+pub mod packet_pipes;
 pub mod plot;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod sysfs_active;
 
 pub use registry::{Ctx, Experiment, ExperimentError, InputKind, Inputs, Progress};
 pub use report::{Axis, Cell, Report, ReportFile, Series, Table, Verdict};

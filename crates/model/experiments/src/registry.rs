@@ -39,7 +39,11 @@ pub trait Experiment: Sync {
 
 /// Every experiment, in the order `klab run` runs them.
 pub fn all() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[
+        &crate::o_nostd::ONostd,
+        &crate::packet_pipes::PacketPipes,
+        &crate::sysfs_active::SysfsActive,
+    ]
 }
 
 /// Every benchmark, in the order `klab bench` runs them.
