@@ -161,12 +161,43 @@ pub struct SysfsStats {
 /// When an object's memory went, for reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lifecycle {
-    /// Device struct + driver data.
-    pub bytes: u64,
+    /// The device structure.
+    pub device_bytes: u64,
+    /// The driver's data.
+    pub priv_bytes: u64,
     /// When it was unplugged.
     pub unplugged_at: Option<Tick>,
-    /// When the last of its memory was freed.
+    /// When the driver's data was freed.
+    pub priv_freed_at: Option<Tick>,
+    /// When the device structure (the last of its memory) was freed.
     pub freed_at: Option<Tick>,
+}
+
+impl Lifecycle {
+    /// Bytes the object holds at `t`.
+    pub fn bytes_at(&self, t: Tick) -> u64 {
+        let dev = if self.freed_at.is_some_and(|f| f <= t) {
+            0
+        } else {
+            self.device_bytes
+        };
+        let pv = if self.priv_freed_at.is_some_and(|f| f <= t) {
+            0
+        } else {
+            self.priv_bytes
+        };
+        dev + pv
+    }
+
+    /// Bytes x ticks the object held memory after it was unplugged (0 if
+    /// never unplugged; up to `end` for memory not yet freed).
+    pub fn byte_ticks_after_unplug(&self, end: Tick) -> u64 {
+        let Some(u) = self.unplugged_at else {
+            return 0;
+        };
+        let until = |f: Option<Tick>| f.unwrap_or(end).0.max(u.0) - u.0;
+        self.device_bytes * until(self.freed_at) + self.priv_bytes * until(self.priv_freed_at)
+    }
 }
 
 /// The model's sysfs.
@@ -450,22 +481,7 @@ impl Sysfs {
     /// Driver memory (device structs and driver data) not yet freed at
     /// `now`.
     pub fn bytes_held(&self, now: Tick) -> u64 {
-        self.objects
-            .values()
-            .map(|o| {
-                let dev = if o.freed_at.is_some_and(|t| t <= now) {
-                    0
-                } else {
-                    o.device_bytes
-                };
-                let pv = if o.priv_freed_at.is_some_and(|t| t <= now) {
-                    0
-                } else {
-                    o.priv_bytes
-                };
-                dev + pv
-            })
-            .sum()
+        self.lifecycles().values().map(|l| l.bytes_at(now)).sum()
     }
 
     /// Each object's memory lifecycle, by id.
@@ -476,8 +492,10 @@ impl Sysfs {
                 (
                     *id,
                     Lifecycle {
-                        bytes: o.device_bytes + o.priv_bytes,
+                        device_bytes: o.device_bytes,
+                        priv_bytes: o.priv_bytes,
                         unplugged_at: o.unplugged_at,
+                        priv_freed_at: o.priv_freed_at,
                         freed_at: o.freed_at,
                     },
                 )
@@ -622,6 +640,11 @@ mod tests {
         assert_eq!(fs.stats().use_after_free, 1);
         fs.close(f, Tick(30)).unwrap();
         assert_eq!(fs.bytes_held(Tick(30)), 0);
+        // The device struct (512 B) was held 20 ticks after unplug.
+        assert_eq!(
+            fs.lifecycles()[&m].byte_ticks_after_unplug(Tick(99)),
+            512 * 20
+        );
         fs.assert_invariants();
     }
 
