@@ -23,8 +23,9 @@
 //!   | waitq:  Mutex + Condvar |  root->deactivate_waitq
 //!   +-------------------------+
 //!           ^                 ^
-//!   ActiveRef (borrowed)   OwnedActiveRef (holds an Arc<Revocable<T>>)
-//!   each: one count in `active` + one Arc<T> clone, both dropped together
+//!   ActiveRef (borrowed):  one count in `active` + a read guard on `slot`
+//!   OwnedActiveRef:        one count in `active` + an Arc<T> clone
+//!                          (+ an Arc<Revocable<T>>); dropped together
 //! ```
 //!
 //! # Invariants (`BIAS` = [`DEACTIVATED_BIAS`] = `i32::MIN + 1`)
@@ -35,8 +36,9 @@
 //! * drained:     `active == BIAS`; from here the object is dropped by the
 //!   first remover to look (`slot` becomes `None`) and stays gone
 //! * `slot.is_some()` whenever `active != BIAS` (a reference never finds
-//!   the slot empty), and the object's `Arc` has exactly `1 + active refs`
-//!   strong counts, so taking it out of the slot after draining frees it
+//!   the slot empty), and the object's `Arc` has `1 + owned references`
+//!   strong counts (at most `1 + active`), so taking it out of the slot
+//!   after draining frees it
 //!
 //! # Rules (mirrors fs/kernfs/dir.c; fs/sysfs/dir.c of 2.6.23)
 //!
@@ -65,7 +67,8 @@
 //! # Ordering and locking
 //!
 //! `active` is the only thing the fast path touches besides the slot's
-//! read lock and the `Arc` count. The slot lock is never contended by
+//! read lock (and, for owned references, the `Arc` count). The slot lock
+//! is never contended by
 //! removal on that path: getters reach it only while `active >= 0` or
 //! while counted, and the remover takes its write lock only after
 //! draining, when no getter can be inside. Increments are `Acquire`,
@@ -80,7 +83,7 @@ mod primitive;
 use std::fmt;
 use std::ops::Deref;
 
-use primitive::{Arc, AtomicI32, Condvar, Mutex, Ordering, RwLock};
+use primitive::{Arc, AtomicI32, Condvar, Mutex, Ordering, RwLock, RwLockReadGuard};
 
 /// `KN_DEACTIVATED_BIAS`: added to `active` when removal begins.
 pub const DEACTIVATED_BIAS: i32 = i32::MIN + 1;
@@ -157,10 +160,16 @@ impl<T> Revocable<T> {
     /// overflow into the bias).
     #[inline]
     pub fn try_get(&self) -> Result<ActiveRef<'_, T>, Gone> {
-        let obj = self.get_active()?;
+        self.inc_active()?;
+        // Counted: the remover cannot empty the slot before we put.
+        let slot = self.slot.read().unwrap_or_else(|e| e.into_inner());
+        debug_assert!(
+            slot.is_some(),
+            "slot empty while an active reference is counted"
+        );
         Ok(ActiveRef {
             owner: self,
-            obj: Some(obj),
+            slot: Some(slot),
         })
     }
 
@@ -175,9 +184,21 @@ impl<T> Revocable<T> {
         })
     }
 
-    /// `atomic_inc_unless_negative(&kn->active)`, then the object.
+    /// An active reference and a clone of the object's `Arc`.
     #[inline]
     fn get_active(&self) -> Result<Arc<T>, Gone> {
+        self.inc_active()?;
+        // Counted: the remover cannot empty the slot before we put.
+        let slot = self.slot.read().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(obj) => Ok(Arc::clone(obj)),
+            None => unreachable!("slot empty while an active reference is counted"),
+        }
+    }
+
+    /// `atomic_inc_unless_negative(&kn->active)`.
+    #[inline]
+    fn inc_active(&self) -> Result<(), Gone> {
         let mut v = self.active.load(Ordering::Relaxed);
         loop {
             if v < 0 {
@@ -188,15 +209,9 @@ impl<T> Revocable<T> {
                 .active
                 .compare_exchange_weak(v, v + 1, Ordering::Acquire, Ordering::Relaxed)
             {
-                Ok(_) => break,
+                Ok(_) => return Ok(()),
                 Err(now) => v = now,
             }
-        }
-        // Counted: the remover cannot empty the slot before we put.
-        let slot = self.slot.read().unwrap_or_else(|e| e.into_inner());
-        match slot.as_ref() {
-            Some(obj) => Ok(Arc::clone(obj)),
-            None => unreachable!("slot empty while an active reference is counted"),
         }
     }
 
@@ -321,10 +336,9 @@ impl<T> Revocable<T> {
         }
         if let Some(obj) = slot.as_ref() {
             let held = if v >= 0 { v } else { v - DEACTIVATED_BIAS };
-            assert_eq!(
-                Arc::strong_count(obj),
-                1 + usize::try_from(held).expect("held >= 0"),
-                "Arc count = 1 + active references"
+            assert!(
+                Arc::strong_count(obj) <= 1 + usize::try_from(held).expect("held >= 0"),
+                "Arc count <= 1 + active references"
             );
         }
     }
@@ -343,10 +357,9 @@ impl<T> fmt::Debug for Revocable<T> {
 /// of an open file.
 pub struct ActiveRef<'a, T> {
     owner: &'a Revocable<T>,
-    /// `Some` until dropped: the clone is released before the count, so a
-    /// remover that sees the count drained finds the object's `Arc` unique
-    /// and frees it itself.
-    obj: Option<Arc<T>>,
+    /// `Some` until dropped: the read guard is released before the count,
+    /// so a remover that sees the count drained finds the slot free.
+    slot: Option<RwLockReadGuard<'a, Option<Arc<T>>>>,
 }
 
 impl<T> ActiveRef<'_, T> {
@@ -363,16 +376,16 @@ impl<T> ActiveRef<'_, T> {
 impl<T> Deref for ActiveRef<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        match &self.obj {
-            Some(obj) => obj,
-            None => unreachable!("object released before drop"),
+        match self.slot.as_deref() {
+            Some(Some(obj)) => obj,
+            _ => unreachable!("object released before drop"),
         }
     }
 }
 
 impl<T> Drop for ActiveRef<'_, T> {
     fn drop(&mut self) {
-        drop(self.obj.take());
+        drop(self.slot.take());
         self.owner.put_active();
     }
 }
@@ -388,7 +401,9 @@ impl<T: fmt::Debug> fmt::Debug for ActiveRef<'_, T> {
 /// sent to another thread.
 pub struct OwnedActiveRef<T> {
     owner: Arc<Revocable<T>>,
-    /// `Some` until dropped (see [`ActiveRef`]).
+    /// `Some` until dropped: the clone is released before the count, so a
+    /// remover that sees the count drained finds the object's `Arc` unique
+    /// and frees it itself.
     obj: Option<Arc<T>>,
 }
 

@@ -6,9 +6,9 @@
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicI32, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, Condvar, Mutex, RwLock};
+pub(crate) use loom::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicI32, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Condvar, Mutex, RwLock};
+pub(crate) use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};

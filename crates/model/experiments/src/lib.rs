@@ -9,6 +9,7 @@
 //!   self-contained `report.html` with inline SVG plots ([`plot`]).
 #![forbid(unsafe_code)]
 
+pub mod bench_uapi;
 pub mod o_nostd;
 pub mod output;
 pub mod packet_pipes;

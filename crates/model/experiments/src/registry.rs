@@ -56,7 +56,10 @@ pub fn all() -> &'static [&'static dyn Experiment] {
 /// reproducible. The criterion benches in each crate's `benches/` measure
 /// the same operations more thoroughly.
 pub fn benches() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[
+        &crate::bench_uapi::ActiveRefsBench,
+        &crate::bench_uapi::PacketPipeBench,
+    ]
 }
 
 /// Looks a name up in a list of experiments.

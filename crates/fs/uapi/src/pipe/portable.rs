@@ -11,7 +11,9 @@
 //! readers drain it and other writers in between its pages (writes of at
 //! most one page are atomic). Every change that can end a wait (bytes
 //! written, slots freed, the last reader or writer gone, a resize)
-//! notifies the waiters under the mutex, so no wakeup is lost.
+//! notifies the waiters under the mutex, so no wakeup is lost; a count of
+//! sleepers (also under the mutex) skips the notification when nobody
+//! sleeps, which keeps the uncontended path free of system calls.
 //!
 //! Each handle is one open file: its flags (packet mode for writers,
 //! non-blocking for both) are its own, and the pipe sees end of file when
@@ -26,19 +28,55 @@ use super::ring::{PipeConfig, PipeRing, PipeStats};
 
 #[derive(Debug)]
 struct Shared {
-    /// The pipe (`pipe->mutex`).
-    ring: Mutex<PipeRing>,
+    /// The pipe and its sleepers (`pipe->mutex`).
+    inner: Mutex<Inner>,
     /// Readers waiting for bytes or for the last writer to go.
     rd_wait: Condvar,
     /// Writers waiting for a free slot or for the last reader to go.
     wr_wait: Condvar,
 }
 
+/// What the mutex guards.
+#[derive(Debug)]
+struct Inner {
+    ring: PipeRing,
+    /// Readers asleep on `rd_wait` (wakeups are skipped when 0: a
+    /// `notify_all` is a system call even with nobody to wake).
+    rd_sleepers: usize,
+    /// Writers asleep on `wr_wait`.
+    wr_sleepers: usize,
+}
+
+impl std::ops::Deref for Inner {
+    type Target = PipeRing;
+    fn deref(&self) -> &PipeRing {
+        &self.ring
+    }
+}
+
+impl std::ops::DerefMut for Inner {
+    fn deref_mut(&mut self) -> &mut PipeRing {
+        &mut self.ring
+    }
+}
+
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, PipeRing> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the ring consistent (every
         // mutation completes before the lock is released), so keep going.
-        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_readers(&self, inner: &Inner) {
+        if inner.rd_sleepers > 0 {
+            self.rd_wait.notify_all();
+        }
+    }
+
+    fn wake_writers(&self, inner: &Inner) {
+        if inner.wr_sleepers > 0 {
+            self.wr_wait.notify_all();
+        }
     }
 }
 
@@ -62,7 +100,11 @@ impl PipeFlags {
 /// Makes a portable pipe: `(read end, write end)`.
 pub fn pipe(cfg: PipeConfig, flags: PipeFlags) -> (PipeReader, PipeWriter) {
     let shared = Arc::new(Shared {
-        ring: Mutex::new(PipeRing::new(cfg)),
+        inner: Mutex::new(Inner {
+            ring: PipeRing::new(cfg),
+            rd_sleepers: 0,
+            wr_sleepers: 0,
+        }),
         rd_wait: Condvar::new(),
         wr_wait: Condvar::new(),
     });
@@ -106,7 +148,7 @@ impl PipeReader {
             let n = ring.read_some(buf);
             if n > 0 {
                 // Slots may have been freed: let sleeping writers look.
-                self.shared.wr_wait.notify_all();
+                self.shared.wake_writers(&ring);
                 return Ok(n);
             }
             if ring.writers() == 0 {
@@ -115,11 +157,13 @@ impl PipeReader {
             if self.nonblock {
                 return Err(Errno::AGAIN);
             }
+            ring.rd_sleepers += 1;
             ring = self
                 .shared
                 .rd_wait
                 .wait(ring)
                 .unwrap_or_else(|e| e.into_inner());
+            ring.rd_sleepers -= 1;
         }
     }
 
@@ -173,10 +217,9 @@ impl PipeWriter {
         if ring.readers() == 0 {
             return Err(Errno::PIPE);
         }
-        let was_empty = ring.is_empty();
         let mut n = ring.merge(data);
-        if n > 0 || was_empty {
-            self.shared.rd_wait.notify_all();
+        if n > 0 {
+            self.shared.wake_readers(&ring);
         }
         loop {
             if n == data.len() {
@@ -188,7 +231,7 @@ impl PipeWriter {
             let put = ring.fill(&data[n..], self.packet);
             n += put;
             if put > 0 {
-                self.shared.rd_wait.notify_all();
+                self.shared.wake_readers(&ring);
             }
             if n == data.len() {
                 return Ok(n);
@@ -196,11 +239,13 @@ impl PipeWriter {
             if self.nonblock {
                 return if n > 0 { Ok(n) } else { Err(Errno::AGAIN) };
             }
+            ring.wr_sleepers += 1;
             ring = self
                 .shared
                 .wr_wait
                 .wait(ring)
                 .unwrap_or_else(|e| e.into_inner());
+            ring.wr_sleepers -= 1;
         }
     }
 
@@ -241,9 +286,10 @@ impl PipeWriter {
 }
 
 fn set_size(shared: &Shared, size: u64) -> Result<usize, Errno> {
-    let r = shared.lock().set_size(size);
+    let mut inner = shared.lock();
+    let r = inner.set_size(size);
     // A bigger ring may let sleeping writers in.
-    shared.wr_wait.notify_all();
+    shared.wake_writers(&inner);
     r
 }
 
@@ -252,7 +298,7 @@ impl Drop for PipeReader {
         let mut ring = self.shared.lock();
         ring.release_reader();
         if ring.readers() == 0 {
-            self.shared.wr_wait.notify_all();
+            self.shared.wake_writers(&ring);
         }
     }
 }
@@ -262,7 +308,7 @@ impl Drop for PipeWriter {
         let mut ring = self.shared.lock();
         ring.release_writer();
         if ring.writers() == 0 {
-            self.shared.rd_wait.notify_all();
+            self.shared.wake_readers(&ring);
         }
     }
 }

@@ -284,10 +284,10 @@ impl PipeRing {
         let mut done = 0;
         while done < data.len() && !self.is_full() {
             let n = (data.len() - done).min(self.page_size);
-            let mut page = Vec::with_capacity(self.page_size);
-            page.extend_from_slice(&data[done..done + n]);
+            // Sized to the data: a packet never grows, and a stream page
+            // grows by merges up to page_size.
             self.bufs.push_back(PipeBuffer {
-                data: page,
+                data: data[done..done + n].to_vec(),
                 offset: 0,
                 len: n,
                 packet,
