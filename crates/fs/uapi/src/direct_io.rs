@@ -53,8 +53,9 @@
 //! # Fallback
 //!
 //! A filesystem without direct I/O refuses `open(O_DIRECT)` with `EINVAL`
-//! (procfs and sysfs files; tmpfs before Linux 6.6, which now accepts it
-//! and serves it from the page cache). [`DirectFile::open`] then opens the
+//! (procfs and sysfs files; tmpfs before Linux 6.6, which since commit
+//! e88e0d366f9c, "tmpfs: trivial support for direct IO", accepts it and
+//! serves it from the page cache: see [`DirectFile::memory_backed`]). [`DirectFile::open`] then opens the
 //! file normally and says so ([`IoMode::Buffered`]); transfers need no
 //! alignment, and after a read the range is dropped from the page cache
 //! (`POSIX_FADV_DONTNEED`), keeping the second reason people use direct
