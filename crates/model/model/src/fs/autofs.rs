@@ -50,7 +50,7 @@
 //!   the 4 padding bytes are dropped.
 //!
 //! [`converse`] runs one daemon against one kernel for a list of requests
-//! through a model [`Pipe`](super::pipe::Pipe), decoding what the daemon
+//! through a model [`Pipe`], decoding what the daemon
 //! reads with the daemon's own ABI and comparing it with what the kernel
 //! sent.
 

@@ -4,7 +4,7 @@
 //! * [`pipe`]: pipes with packet mode, over `klab_uapi::pipe::PipeRing`;
 //! * [`autofs`]: the autofs v5 packet, the daemons that read it, and the
 //!   kernel fixes of 2012;
-//! * [`file`]: descriptor tables, `O_NOSTD` and the user-space remedies,
+//! * [`file`](mod@file): descriptor tables, `O_NOSTD` and the user-space remedies,
 //!   counting system calls;
 //! * [`sysfs`]: a sysfs of model objects, open files across removal, with
 //!   and without active references (`klab_revocable`).
