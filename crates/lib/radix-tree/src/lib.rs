@@ -98,8 +98,8 @@
 mod entry;
 mod error;
 mod iter;
-mod leaf;
 pub mod keysets;
+mod leaf;
 mod node;
 mod tree;
 

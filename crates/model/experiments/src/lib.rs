@@ -9,10 +9,13 @@
 //!   self-contained `report.html` with inline SVG plots ([`plot`]).
 #![forbid(unsafe_code)]
 
+pub mod bench_uapi;
 pub mod hwpoison;
 pub mod loop_dio;
 pub mod memcg;
+pub mod o_nostd;
 pub mod output;
+pub mod packet_pipes;
 pub mod plot;
 pub mod radix_tree;
 pub mod radix_tree_bench;
@@ -22,6 +25,7 @@ pub mod replay;
 pub mod replay_bench;
 pub mod report;
 pub mod slub;
+pub mod sysfs_active;
 pub mod workingset;
 
 pub use registry::{Ctx, Experiment, ExperimentError, InputKind, Inputs, Progress};

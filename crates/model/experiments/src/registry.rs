@@ -49,6 +49,9 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::hwpoison::Hwpoison,
         &crate::loop_dio::LoopDio,
         &crate::slub::SlubExperiment,
+        &crate::o_nostd::ONostd,
+        &crate::packet_pipes::PacketPipes,
+        &crate::sysfs_active::SysfsActive,
     ]
 }
 
@@ -66,6 +69,8 @@ pub fn benches() -> &'static [&'static dyn Experiment] {
         &crate::radix_tree_bench::RadixTreeBench,
         &crate::replay_bench::ReplayBench,
         &crate::slub::SlubBench,
+        &crate::bench_uapi::ActiveRefsBench,
+        &crate::bench_uapi::PacketPipeBench,
     ]
 }
 

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod fs;
 pub mod machine;
 pub mod mm;
 pub mod rng;
