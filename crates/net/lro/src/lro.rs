@@ -1,0 +1,767 @@
+//! The LRO manager: inet_lro's descriptors, eligibility check, merge and
+//! flush, over real frames.
+//!
+//! Mirrors net/ipv4/inet_lro.c (2.6.24, with the padded-frame check that
+//! came soon after): `lro_receive_skb()` → `__lro_proc_skb()`,
+//! `lro_receive_frags()` → `__lro_proc_segment()`, `lro_get_desc()`,
+//! `lro_tcp_ip_check()`, `lro_init_desc()`, `lro_add_common()`,
+//! `lro_add_packet()`, `lro_add_frags()`, `lro_flush()`,
+//! `lro_update_tcp_ip_header()`, `lro_flush_all()`, `lro_flush_pkt()`.
+//! Seed: 000_2fa08a6962ebae3f.txt ("Large receive offload", LWN 2007).
+//!
+//! # Data structures
+//!
+//! ```text
+//!  LroMgr
+//!   descs: [ Option<Session> ; max_desc ]      the kernel's lro_arr[]
+//!            │ Some: one TCP flow being aggregated
+//!            ▼
+//!   Session { key (vlan, saddr, daddr, sport, dport), seg0 (parent's headers),
+//!             pieces: [parent frame][payload 2]..[payload n],
+//!             tcp_next_seq, tcp_ack, tcp_window, tsval, tsecr,
+//!             ip_tot_len, pkt_aggr_cnt, nr_frags, mss, data_csum }
+//!   index: FlowKey → slot        (Lookup::Hashed only)
+//!   free:  bitmap of empty slots (Lookup::Hashed only)
+//! ```
+//!
+//! # Rules (in the kernel's order)
+//!
+//! 1. The header callback: the frame must parse to IPv4 TCP (else pass:
+//!    parse reason, or `Ipv6`); under [`Checksum::Verify`] its IP and TCP
+//!    checksums must be right (the NIC's `CHECKSUM_UNNECESSARY`).
+//! 2. `lro_get_desc`: the first active descriptor of the flow, else the
+//!    first inactive one, else `no_desc++` and pass.
+//! 3. Inactive descriptor: `lro_tcp_ip_check` → pass with its reason, or
+//!    start a session (`aggregated++`).
+//! 4. Active: `seq != tcp_next_seq` → flush, then pass (`OutOfOrder`);
+//!    `lro_tcp_ip_check` fails → flush, then pass; else append
+//!    (`aggregated++`), then flush if `pkt_aggr_cnt >= max_aggr` (frags
+//!    path: `nr_frags >= max_aggr`) or the IP length exceeds
+//!    `65535 - mtu`.
+//!
+//! `lro_tcp_ip_check` rejects, in order: `tot_len != len` (padding), no
+//! payload, `ihl != 5`, CWR/ECE/URG/RST/SYN/FIN or no ACK, ECN CE, `doff`
+//! not 5 or 8, options other than NOP NOP TIMESTAMP, TSval before the
+//! descriptor's, TSecr 0.
+//!
+//! # Invariants ([`LroMgr::assert_invariants`])
+//!
+//! * `held_packets == Σ active pkt_aggr_cnt`, each `1 <= pkt_aggr_cnt`;
+//! * for an active session `s`: `s.ip_tot_len == ihl*4 + doff*4 + Σ payload`
+//!   and `s.tcp_next_seq == seq0 + Σ payload (mod 2^32)`;
+//! * hashed lookup: `index` maps exactly the active keys to their slots,
+//!   and `free` has a bit for exactly the empty slots;
+//! * the stats identities of [`Stats`].
+//!
+//! # Where klab differs, and why
+//!
+//! * VLAN: the manager sees tags the way the hardware-accelerated path
+//!   (`lro_vlan_hwaccel_receive_skb`) did: outside the IP length. The tag
+//!   is part of the flow key (`lro_check_tcp_conn` compared only addresses
+//!   and ports, so two VLANs carrying the same 4-tuple would have merged).
+//! * A packet of a flow with an active session that is passed up before
+//!   the lookup (bad checksum) first flushes the session, so a flow's bytes
+//!   never overtake each other; the kernel let them, and TCP dropped the
+//!   bad segment anyway.
+//! * Appending a segment without the timestamp option to a session with
+//!   timestamps keeps the TSecr; inet_lro read 4 payload bytes as TSecr.
+//! * `flush_pkt` for a flow with no descriptor does nothing (the kernel
+//!   would dereference NULL when the table was full).
+//!
+//! # Locking
+//!
+//! None inside: a manager belongs to one NAPI context (one receive queue),
+//! as in the kernel. `&mut self` on every entry point says so.
+
+use rustc_hash::FxHashMap;
+
+use crate::csum::Wsum;
+use crate::skb::{Aggregate, Frag, Skb, TcpRewrite, data_csum_from_check, merged_head};
+use crate::stats::{FlushReason, PassReason, Stats};
+use crate::wire::{self, Ip, Ipv4, LinkType, Segment, TcpOpts, tcp_flag};
+
+/// How a descriptor is found for a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lookup {
+    /// The kernel's `lro_get_desc()`: scan every descriptor for an active
+    /// one of the flow, then scan again for the first inactive one.
+    Linear,
+    /// A hash map from flow to slot, a bitmap of free slots (so the free
+    /// slot chosen is the lowest, exactly as the linear scan chooses), and
+    /// the last slot hit checked first (segments of a flow arrive in runs).
+    Hashed,
+}
+
+/// Whether the manager trusts the checksums of the frames it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Checksum {
+    /// The NIC verified them (`ip_summed = CHECKSUM_UNNECESSARY`): the
+    /// payload's sum is derived from the checksum field
+    /// (`lro_tcp_data_csum()`), no payload byte is read.
+    Trust,
+    /// Verify the IPv4 header and TCP checksums in software, as the NIC
+    /// would; a packet that fails is passed up unmerged (`BadChecksum`).
+    Verify,
+}
+
+/// The manager's knobs (`struct net_lro_mgr`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LroConfig {
+    /// Number of descriptors, one per flow aggregated at once (`max_desc`).
+    pub max_desc: usize,
+    /// Packets (skb path) or page fragments (frags path) per aggregate
+    /// (`max_aggr`). Checked after an append, so an aggregate always holds
+    /// at least two packets before this limit flushes it.
+    pub max_aggr: u32,
+    /// The device MTU: an aggregate is flushed once its IP length exceeds
+    /// `65535 - mtu` (`lro_desc->parent->len > 0xFFFF - dev->mtu`).
+    pub mtu: u32,
+    /// Descriptor lookup.
+    pub lookup: Lookup,
+    /// Checksum trust.
+    pub checksum: Checksum,
+}
+
+impl Default for LroConfig {
+    /// The values drivers commonly used: 8 descriptors, 64 packets
+    /// (ehea, mlx4 and ixgbe used LRO_MAX_AGGR 64 and 8-32 descriptors).
+    fn default() -> Self {
+        LroConfig {
+            max_desc: 8,
+            max_aggr: 64,
+            mtu: 1500,
+            lookup: Lookup::Hashed,
+            checksum: Checksum::Verify,
+        }
+    }
+}
+
+/// A configuration the manager cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `max_desc` is 0 or too large.
+    #[error("max_desc must be between 1 and {max}, got {got}")]
+    MaxDesc {
+        /// The value given.
+        got: usize,
+        /// The largest accepted.
+        max: usize,
+    },
+    /// `max_aggr` is 0.
+    #[error("max_aggr must be at least 1")]
+    MaxAggr,
+    /// `mtu` is not below 65535.
+    #[error("mtu must be between 68 and 65534, got {0}")]
+    Mtu(u32),
+}
+
+/// The largest `max_desc` accepted (slots are indexed by `u32`, and the
+/// table is allocated up front).
+pub const MAX_DESC_LIMIT: usize = 1 << 20;
+
+/// What identifies a flow for LRO: `lro_check_tcp_conn()`'s addresses
+/// and ports, plus the VLAN tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Source address.
+    pub saddr: [u8; 4],
+    /// Destination address.
+    pub daddr: [u8; 4],
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// VLAN TCI, or `u32::MAX` for untagged.
+    pub vlan: u32,
+}
+
+impl FlowKey {
+    fn of(seg: &Segment, v4: &Ipv4) -> FlowKey {
+        FlowKey {
+            saddr: v4.src,
+            daddr: v4.dst,
+            sport: seg.sport,
+            dport: seg.dport,
+            vlan: seg.vlan.map_or(u32::MAX, u32::from),
+        }
+    }
+}
+
+/// One flow being aggregated (`struct net_lro_desc`, active).
+#[derive(Debug)]
+struct Session<B> {
+    key: FlowKey,
+    /// The parent's parsed headers.
+    seg0: Segment,
+    /// pieces[0..first_frags] is the parent (whole frame on the skb path,
+    /// its page fragments on the frags path); then the merged payloads.
+    pieces: Vec<Frag<B>>,
+    frags_path: bool,
+    tcp_next_seq: u32,
+    tcp_ack: u32,
+    tcp_window: u16,
+    tcp_rcv_tsval: u32,
+    tcp_rcv_tsecr: u32,
+    tcp_saw_tstamp: bool,
+    ip_tot_len: u32,
+    pkt_aggr_cnt: u32,
+    nr_frags: u32,
+    mss: u32,
+    data_csum: Wsum,
+    /// TCP payload bytes merged so far (for the checksum's block offsets).
+    payload: u32,
+    held_bytes: u64,
+}
+
+/// A received packet on its way into a descriptor.
+enum Input<B> {
+    Skb(B),
+    Frags(Vec<Frag<B>>, u32),
+}
+
+impl<B: AsRef<[u8]>> Input<B> {
+    fn into_skb(self) -> Skb<B> {
+        match self {
+            Input::Skb(b) => Skb::Frame(b),
+            Input::Frags(f, _) => Skb::Frags(f),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Input::Skb(b) => b.as_ref().len(),
+            Input::Frags(f, _) => f.iter().map(|f| f.bytes().len()).sum(),
+        }
+    }
+
+    fn true_size(&self) -> u64 {
+        match self {
+            Input::Skb(b) => b.as_ref().len() as u64,
+            Input::Frags(_, t) => u64::from(*t),
+        }
+    }
+}
+
+/// The LRO manager of one receive queue.
+#[derive(Debug)]
+pub struct LroMgr<B> {
+    cfg: LroConfig,
+    link: LinkType,
+    descs: Vec<Option<Session<B>>>,
+    index: FxHashMap<FlowKey, u32>,
+    free: Vec<u64>,
+    last: usize,
+    stats: Stats,
+    held_packets: u64,
+    held_bytes: u64,
+}
+
+impl<B: AsRef<[u8]>> LroMgr<B> {
+    /// A manager for a device of link type `link`.
+    pub fn new(cfg: LroConfig, link: LinkType) -> Result<Self, ConfigError> {
+        if cfg.max_desc == 0 || cfg.max_desc > MAX_DESC_LIMIT {
+            return Err(ConfigError::MaxDesc {
+                got: cfg.max_desc,
+                max: MAX_DESC_LIMIT,
+            });
+        }
+        if cfg.max_aggr == 0 {
+            return Err(ConfigError::MaxAggr);
+        }
+        if !(68..65535).contains(&cfg.mtu) {
+            return Err(ConfigError::Mtu(cfg.mtu));
+        }
+        let words = cfg.max_desc.div_ceil(64);
+        let mut free = vec![u64::MAX; words];
+        let tail = cfg.max_desc % 64;
+        if tail != 0 {
+            free[words - 1] = (1u64 << tail) - 1;
+        }
+        Ok(LroMgr {
+            cfg,
+            link,
+            descs: (0..cfg.max_desc).map(|_| None).collect(),
+            index: FxHashMap::default(),
+            free,
+            last: 0,
+            stats: Stats::default(),
+            held_packets: 0,
+            held_bytes: 0,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LroConfig {
+        &self.cfg
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Packets held in active descriptors.
+    pub fn held_packets(&self) -> u64 {
+        self.held_packets
+    }
+
+    /// Bytes of received buffers held in active descriptors (frame
+    /// lengths on the skb path, `true_size` on the frags path).
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes
+    }
+
+    /// Active descriptors.
+    pub fn active(&self) -> usize {
+        self.descs.iter().filter(|d| d.is_some()).count()
+    }
+
+    /// `lro_receive_skb()`: takes a whole received frame; hands it or an
+    /// aggregate it completes (or both, the aggregate first) to `stack`.
+    #[inline]
+    pub fn receive_skb<F: FnMut(Skb<B>)>(&mut self, frame: B, stack: &mut F) {
+        self.stats.packets_in += 1;
+        let parsed = wire::parse(self.link, frame.as_ref());
+        let seg = match parsed {
+            Ok(s) => s,
+            Err(r) => return self.pass(Skb::Frame(frame), r, stack),
+        };
+        let csum = match self.cfg.checksum {
+            Checksum::Trust => None,
+            Checksum::Verify => {
+                let b = frame.as_ref();
+                match wire::verify_tcp_checksum(&seg, &[b]) {
+                    Some(d) if wire::verify_ip_checksum(&seg, b) => Some(d),
+                    _ => return self.bad_checksum(&seg, Input::Skb(frame), stack),
+                }
+            }
+        };
+        self.proc(seg, csum, Input::Skb(frame), stack);
+    }
+
+    /// `lro_receive_frags()`: takes a frame received into page fragments
+    /// (`frags`, whose first one holds every header) of `true_size` bytes
+    /// of memory.
+    pub fn receive_frags<F: FnMut(Skb<B>)>(
+        &mut self,
+        frags: Vec<Frag<B>>,
+        true_size: u32,
+        stack: &mut F,
+    ) {
+        self.stats.packets_in += 1;
+        let len: usize = frags.iter().map(|f| f.bytes().len()).sum();
+        let parsed = match frags.first() {
+            Some(f0) => wire::parse_head(self.link, f0.bytes(), len),
+            None => Err(PassReason::Truncated),
+        };
+        let seg = match parsed {
+            Ok(s) => s,
+            Err(r) => return self.pass(Skb::Frags(frags), r, stack),
+        };
+        let csum = match self.cfg.checksum {
+            Checksum::Trust => None,
+            Checksum::Verify => {
+                let chunks: Vec<&[u8]> = frags.iter().map(Frag::bytes).collect();
+                match wire::verify_tcp_checksum(&seg, &chunks) {
+                    Some(d) if wire::verify_ip_checksum(&seg, chunks[0]) => Some(d),
+                    _ => return self.bad_checksum(&seg, Input::Frags(frags, true_size), stack),
+                }
+            }
+        };
+        self.proc(seg, csum, Input::Frags(frags, true_size), stack);
+    }
+
+    /// `lro_flush_all()`: delivers every active descriptor, in slot order
+    /// (the end of a NAPI poll).
+    pub fn flush_all<F: FnMut(Skb<B>)>(&mut self, stack: &mut F) {
+        match self.cfg.lookup {
+            Lookup::Linear => {
+                for i in 0..self.descs.len() {
+                    if self.descs[i].is_some() {
+                        self.flush(i, FlushReason::FlushAll, stack);
+                    }
+                }
+            }
+            Lookup::Hashed => {
+                for w in 0..self.free.len() {
+                    let mut active = !self.free[w];
+                    if w == self.free.len() - 1 && self.descs.len() % 64 != 0 {
+                        active &= (1u64 << (self.descs.len() % 64)) - 1;
+                    }
+                    while active != 0 {
+                        let b = active.trailing_zeros() as usize;
+                        active &= active - 1;
+                        self.flush(w * 64 + b, FlushReason::FlushAll, stack);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `lro_flush_pkt()`: delivers the descriptor of the flow `frame`
+    /// belongs to, if it has one; `frame` itself is not added. Returns
+    /// whether a descriptor was flushed.
+    pub fn flush_pkt<F: FnMut(Skb<B>)>(&mut self, frame: &[u8], stack: &mut F) -> bool {
+        let Ok(seg) = wire::parse(self.link, frame) else {
+            return false;
+        };
+        let Ip::V4(v4) = seg.ip else { return false };
+        match self.find_active(&FlowKey::of(&seg, &v4)) {
+            Some(i) => {
+                self.flush(i, FlushReason::FlushPkt, stack);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn bad_checksum<F: FnMut(Skb<B>)>(&mut self, seg: &Segment, input: Input<B>, stack: &mut F) {
+        if let Ip::V4(v4) = seg.ip
+            && let Some(i) = self.find_active(&FlowKey::of(seg, &v4))
+        {
+            self.flush(i, FlushReason::Ineligible, stack);
+        }
+        self.pass(input.into_skb(), PassReason::BadChecksum, stack);
+    }
+
+    #[inline]
+    fn pass<F: FnMut(Skb<B>)>(&mut self, skb: Skb<B>, reason: PassReason, stack: &mut F) {
+        self.stats.pass(reason);
+        stack(skb);
+    }
+
+    /// `__lro_proc_skb()` / `__lro_proc_segment()` after the header
+    /// callback.
+    #[inline]
+    fn proc<F: FnMut(Skb<B>)>(
+        &mut self,
+        seg: Segment,
+        csum: Option<Wsum>,
+        input: Input<B>,
+        stack: &mut F,
+    ) {
+        let Ip::V4(v4) = seg.ip else {
+            // get_skb_header() did not set LRO_IPV4.
+            return self.pass(input.into_skb(), PassReason::Ipv6, stack);
+        };
+        let key = FlowKey::of(&seg, &v4);
+        let Some(i) = self.get_desc(&key) else {
+            self.stats.no_desc += 1;
+            return self.pass(input.into_skb(), PassReason::NoDesc, stack);
+        };
+        // lro_tcp_ip_check's `len`: the frame past its link header.
+        let len = input.len() - usize::from(seg.l3_off);
+        match &self.descs[i] {
+            None => {
+                if let Err(r) = tcp_ip_check::<B>(&seg, &v4, len, None) {
+                    return self.pass(input.into_skb(), r, stack);
+                }
+                self.init_desc(i, key, seg, csum, input);
+            }
+            Some(s) => {
+                if s.tcp_next_seq != seg.seq {
+                    self.flush(i, FlushReason::OutOfOrder, stack);
+                    return self.pass(input.into_skb(), PassReason::OutOfOrder, stack);
+                }
+                if let Err(r) = tcp_ip_check(&seg, &v4, len, Some(s)) {
+                    self.flush(i, FlushReason::Ineligible, stack);
+                    return self.pass(input.into_skb(), r, stack);
+                }
+                let (frags_path, count) = self.add(i, &seg, csum, input);
+                let limit = self.cfg.max_aggr;
+                let s = self.descs[i].as_ref().expect("just appended");
+                let full = if frags_path { s.nr_frags } else { count };
+                if full >= limit {
+                    self.flush(i, FlushReason::MaxAggr, stack);
+                } else if s.ip_tot_len > 0xffff - self.cfg.mtu {
+                    self.flush(i, FlushReason::SizeLimit, stack);
+                }
+            }
+        }
+    }
+
+    /// The slot of the flow's active descriptor.
+    #[inline]
+    fn find_active(&self, key: &FlowKey) -> Option<usize> {
+        match self.cfg.lookup {
+            Lookup::Linear => self
+                .descs
+                .iter()
+                .position(|d| d.as_ref().is_some_and(|s| s.key == *key)),
+            Lookup::Hashed => {
+                if let Some(Some(s)) = self.descs.get(self.last)
+                    && s.key == *key
+                {
+                    return Some(self.last);
+                }
+                self.index.get(key).map(|i| *i as usize)
+            }
+        }
+    }
+
+    /// `lro_get_desc()`: the flow's active descriptor, else the first
+    /// inactive one, else none.
+    #[inline]
+    fn get_desc(&mut self, key: &FlowKey) -> Option<usize> {
+        if let Some(i) = self.find_active(key) {
+            self.last = i;
+            return Some(i);
+        }
+        match self.cfg.lookup {
+            Lookup::Linear => self.descs.iter().position(Option::is_none),
+            Lookup::Hashed => self
+                .free
+                .iter()
+                .position(|w| *w != 0)
+                .map(|w| w * 64 + self.free[w].trailing_zeros() as usize),
+        }
+    }
+
+    /// `lro_init_desc()`.
+    fn init_desc(&mut self, i: usize, key: FlowKey, seg: Segment, csum: Option<Wsum>, input: Input<B>) {
+        let payload = seg.payload_len();
+        let true_size = input.true_size();
+        let (pieces, frags_path, nr_frags, data_csum) = match input {
+            Input::Skb(b) => {
+                let d = csum.unwrap_or_else(|| data_csum_from_check(&seg, b.as_ref()));
+                let mut v = Vec::with_capacity(self.cfg.max_aggr.clamp(2, 64) as usize);
+                v.push(Frag::whole(b));
+                (v, false, 0, d)
+            }
+            Input::Frags(f, _) => {
+                let d = csum.unwrap_or_else(|| data_csum_from_check(&seg, f[0].bytes()));
+                let n = f.len() as u32;
+                (f, true, n, d)
+            }
+        };
+        let (tsval, tsecr, saw) = match seg.opts {
+            TcpOpts::Timestamp { tsval, tsecr } => (tsval, tsecr, true),
+            _ => (0, 0, false),
+        };
+        let Ip::V4(v4) = seg.ip else { unreachable!("proc passes IPv6 up") };
+        self.descs[i] = Some(Session {
+            key,
+            seg0: seg,
+            pieces,
+            frags_path,
+            tcp_next_seq: seg.seq.wrapping_add(payload),
+            tcp_ack: seg.ack,
+            tcp_window: seg.window,
+            tcp_rcv_tsval: tsval,
+            tcp_rcv_tsecr: tsecr,
+            tcp_saw_tstamp: saw,
+            ip_tot_len: u32::from(v4.tot_len),
+            pkt_aggr_cnt: 1,
+            nr_frags,
+            mss: payload,
+            data_csum,
+            payload,
+            held_bytes: true_size,
+        });
+        if self.cfg.lookup == Lookup::Hashed {
+            self.index.insert(key, i as u32);
+            self.free[i / 64] &= !(1u64 << (i % 64));
+        }
+        self.last = i;
+        self.stats.aggregated += 1;
+        self.stats.payload_aggregated += u64::from(payload);
+        self.held_packets += 1;
+        self.held_bytes += true_size;
+    }
+
+    /// `lro_add_common()` + `lro_add_packet()` / `lro_add_frags()`.
+    /// Returns (frags path, pkt_aggr_cnt).
+    #[inline]
+    fn add(&mut self, i: usize, seg: &Segment, csum: Option<Wsum>, input: Input<B>) -> (bool, u32) {
+        let payload = seg.payload_len();
+        let true_size = input.true_size();
+        let s = self.descs[i].as_mut().expect("active descriptor");
+        let seg_csum = match (&input, csum) {
+            (_, Some(d)) => d,
+            (Input::Skb(b), None) => data_csum_from_check(seg, b.as_ref()),
+            (Input::Frags(f, _), None) => data_csum_from_check(seg, f[0].bytes()),
+        };
+        s.pkt_aggr_cnt += 1;
+        s.ip_tot_len += payload;
+        s.tcp_next_seq = s.tcp_next_seq.wrapping_add(payload);
+        s.tcp_window = seg.window;
+        s.tcp_ack = seg.ack;
+        // "don't update tcp_rcv_tsval, would not work with PAWS"
+        if s.tcp_saw_tstamp
+            && let TcpOpts::Timestamp { tsecr, .. } = seg.opts
+        {
+            s.tcp_rcv_tsecr = tsecr;
+        }
+        s.data_csum = s.data_csum.block_add(seg_csum, s.payload as usize);
+        s.payload += payload;
+        s.mss = s.mss.max(payload);
+        s.held_bytes += true_size;
+        let data_off = seg.data_off;
+        match input {
+            Input::Skb(b) => s.pieces.push(Frag {
+                buf: b,
+                off: u32::from(data_off),
+                len: payload,
+            }),
+            Input::Frags(frags, _) => {
+                // Trim the headers from the first fragment, then take
+                // fragments until the payload is covered.
+                let mut left = payload as i64;
+                for (k, mut f) in frags.into_iter().enumerate() {
+                    if left <= 0 {
+                        break;
+                    }
+                    if k == 0 {
+                        f.off += u32::from(data_off);
+                        f.len = f.len.saturating_sub(u32::from(data_off));
+                    }
+                    let take = (f.len as i64).min(left);
+                    f.len = take as u32;
+                    left -= take;
+                    s.pieces.push(f);
+                    s.nr_frags += 1;
+                }
+            }
+        }
+        let count = s.pkt_aggr_cnt;
+        let fp = s.frags_path;
+        self.stats.aggregated += 1;
+        self.stats.payload_aggregated += u64::from(payload);
+        self.held_packets += 1;
+        self.held_bytes += true_size;
+        (fp, count)
+    }
+
+    /// `lro_flush()`: rewrites the headers if more than one packet was
+    /// merged, delivers, clears the descriptor.
+    fn flush<F: FnMut(Skb<B>)>(&mut self, i: usize, reason: FlushReason, stack: &mut F) {
+        let Some(mut s) = self.descs[i].take() else {
+            return;
+        };
+        if self.cfg.lookup == Lookup::Hashed {
+            self.index.remove(&s.key);
+            self.free[i / 64] |= 1u64 << (i % 64);
+        }
+        self.held_packets -= u64::from(s.pkt_aggr_cnt);
+        self.held_bytes -= s.held_bytes;
+        self.stats.flush(reason, s.pkt_aggr_cnt);
+        if s.pkt_aggr_cnt == 1 {
+            let skb = if s.frags_path {
+                Skb::Frags(s.pieces)
+            } else {
+                Skb::Frame(s.pieces.pop().expect("parent").buf)
+            };
+            return stack(skb);
+        }
+        let seg0 = s.seg0;
+        let head = merged_head(
+            s.pieces[0].bytes(),
+            &seg0,
+            s.payload,
+            TcpRewrite {
+                ack: s.tcp_ack,
+                window: s.tcp_window,
+                tsecr: s.tcp_saw_tstamp.then_some(s.tcp_rcv_tsecr),
+                flags_or: 0,
+            },
+            s.data_csum,
+        );
+        let p0 = &mut s.pieces[0];
+        p0.off += u32::from(seg0.data_off);
+        if s.frags_path {
+            p0.len = p0.len.saturating_sub(u32::from(seg0.data_off));
+        } else {
+            p0.len = seg0.payload_len();
+        }
+        stack(Skb::Aggregate(Aggregate {
+            head,
+            frags: s.pieces,
+            segs: s.pkt_aggr_cnt,
+            gso_size: s.mss,
+        }));
+    }
+
+    /// Checks the invariants of the module header.
+    pub fn assert_invariants(&self) {
+        let mut held = 0u64;
+        let mut bytes = 0u64;
+        for (i, d) in self.descs.iter().enumerate() {
+            let free_bit = self.free[i / 64] & (1u64 << (i % 64)) != 0;
+            match d {
+                None => {
+                    if self.cfg.lookup == Lookup::Hashed {
+                        assert!(free_bit, "slot {i} empty but not free");
+                    }
+                }
+                Some(s) => {
+                    assert!(s.pkt_aggr_cnt >= 1);
+                    held += u64::from(s.pkt_aggr_cnt);
+                    bytes += s.held_bytes;
+                    let Ip::V4(v4) = s.seg0.ip else {
+                        panic!("IPv6 session")
+                    };
+                    assert_eq!(
+                        s.ip_tot_len,
+                        u32::from(v4.ihl) * 4 + s.seg0.tcp_hdr_len() + s.payload
+                    );
+                    assert_eq!(s.tcp_next_seq, s.seg0.seq.wrapping_add(s.payload));
+                    if self.cfg.lookup == Lookup::Hashed {
+                        assert!(!free_bit, "slot {i} active but free");
+                        assert_eq!(self.index.get(&s.key), Some(&(i as u32)));
+                    }
+                }
+            }
+        }
+        if self.cfg.lookup == Lookup::Hashed {
+            assert_eq!(self.index.len(), self.active());
+        }
+        assert_eq!(held, self.held_packets);
+        assert_eq!(bytes, self.held_bytes);
+        self.stats.assert_invariants(held);
+    }
+}
+
+/// `after(a, b)`: sequence-space comparison, `a` later than `b`.
+#[inline]
+fn after(a: u32, b: u32) -> bool {
+    (b.wrapping_sub(a) as i32) < 0
+}
+
+/// `lro_tcp_ip_check()`: the first rule the segment breaks, in the
+/// kernel's order. `len` is the frame length past the link header.
+#[inline]
+fn tcp_ip_check<B>(seg: &Segment, v4: &Ipv4, len: usize, desc: Option<&Session<B>>) -> Result<(), PassReason> {
+    if usize::from(v4.tot_len) != len {
+        return Err(PassReason::Padded);
+    }
+    if seg.payload_len() == 0 {
+        return Err(PassReason::NoPayload);
+    }
+    if v4.ihl != 5 {
+        return Err(PassReason::IpOptions);
+    }
+    let f = seg.flags;
+    if f & (tcp_flag::CWR | tcp_flag::ECE | tcp_flag::URG | tcp_flag::RST | tcp_flag::SYN | tcp_flag::FIN) != 0
+        || f & tcp_flag::ACK == 0
+    {
+        return Err(PassReason::TcpFlags);
+    }
+    if v4.tos & 3 == 3 {
+        return Err(PassReason::EcnCe);
+    }
+    match seg.opts {
+        TcpOpts::None => Ok(()),
+        TcpOpts::Other => Err(PassReason::TcpOptions),
+        TcpOpts::Timestamp { tsval, tsecr } => {
+            if let Some(d) = desc
+                && after(d.tcp_rcv_tsval, tsval)
+            {
+                return Err(PassReason::TsvalOrder);
+            }
+            if tsecr == 0 {
+                return Err(PassReason::TsecrZero);
+            }
+            Ok(())
+        }
+    }
+}

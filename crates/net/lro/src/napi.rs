@@ -1,0 +1,333 @@
+//! A driver's receive loop over a capture: packets arrive, each NAPI poll
+//! hands up to `budget` of them to LRO or GRO, and the poll ends with
+//! `lro_flush_all()` / `napi_gro_flush()`.
+//!
+//! The page: "A logical place for such a call [lro_flush_all] might be at
+//! the end of a NAPI driver's poll() method." When a poll ends is modelled
+//! from the capture:
+//!
+//! * without `rx_usecs`, the ring is never empty (the capture is replayed
+//!   at line rate): a poll ends after `budget` packets;
+//! * with `rx_usecs`, the NIC raises an interrupt `rx_usecs` after the
+//!   first packet of a poll (interrupt moderation): the poll ends after
+//!   `budget` packets or at the first packet that arrives later than that.
+//!
+//! Each delivered packet carries the time of the arrival that released it,
+//! so the written capture's timestamps never go backwards. Time in
+//! aggregation is measured per merged frame in packet arrivals (how many
+//! packets arrived while it was held) and in capture nanoseconds.
+//!
+//! Invariant of a [`Replay`]: `Σ segs(out) == packets in` (every frame
+//! comes out once, alone or inside an aggregate).
+
+use crate::capture::Packet;
+use crate::gro::{GroConfig, GroConfigError, GroMgr};
+use crate::lro::{ConfigError, LroConfig, LroMgr};
+use crate::skb::Skb;
+use crate::stats::Stats;
+use crate::wire::LinkType;
+
+/// LRO or GRO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// inet_lro's rules.
+    Lro,
+    /// GRO's rules.
+    Gro,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lro" => Ok(Mode::Lro),
+            "gro" => Ok(Mode::Gro),
+            _ => Err(format!("unknown mode {s:?}; expected lro or gro")),
+        }
+    }
+}
+
+impl Mode {
+    /// `lro` or `gro`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Lro => "lro",
+            Mode::Gro => "gro",
+        }
+    }
+}
+
+/// An LRO manager or a GRO engine behind one interface.
+#[derive(Debug)]
+pub enum Engine<B> {
+    /// LRO.
+    Lro(LroMgr<B>),
+    /// GRO.
+    Gro(GroMgr<B>),
+}
+
+/// Why an engine could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// LRO configuration.
+    #[error(transparent)]
+    Lro(#[from] ConfigError),
+    /// GRO configuration.
+    #[error(transparent)]
+    Gro(#[from] GroConfigError),
+}
+
+impl<B: AsRef<[u8]>> Engine<B> {
+    /// An LRO manager.
+    pub fn lro(cfg: LroConfig, link: LinkType) -> Result<Self, EngineError> {
+        Ok(Engine::Lro(LroMgr::new(cfg, link)?))
+    }
+
+    /// A GRO engine.
+    pub fn gro(cfg: GroConfig, link: LinkType) -> Result<Self, EngineError> {
+        Ok(Engine::Gro(GroMgr::new(cfg, link)?))
+    }
+
+    /// Receives one frame.
+    #[inline]
+    pub fn receive<F: FnMut(Skb<B>)>(&mut self, frame: B, stack: &mut F) {
+        match self {
+            Engine::Lro(m) => m.receive_skb(frame, stack),
+            Engine::Gro(m) => m.receive(frame, stack),
+        }
+    }
+
+    /// Ends a poll: everything held goes up.
+    #[inline]
+    pub fn flush_all<F: FnMut(Skb<B>)>(&mut self, stack: &mut F) {
+        match self {
+            Engine::Lro(m) => m.flush_all(stack),
+            Engine::Gro(m) => m.flush_all(stack),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        match self {
+            Engine::Lro(m) => m.stats(),
+            Engine::Gro(m) => m.stats(),
+        }
+    }
+
+    /// Packets held.
+    pub fn held_packets(&self) -> u64 {
+        match self {
+            Engine::Lro(m) => m.held_packets(),
+            Engine::Gro(m) => m.held_packets(),
+        }
+    }
+
+    /// Bytes held.
+    pub fn held_bytes(&self) -> u64 {
+        match self {
+            Engine::Lro(m) => m.held_bytes(),
+            Engine::Gro(m) => m.held_bytes(),
+        }
+    }
+
+    /// Checks the engine's invariants.
+    pub fn assert_invariants(&self) {
+        match self {
+            Engine::Lro(m) => m.assert_invariants(),
+            Engine::Gro(m) => m.assert_invariants(),
+        }
+    }
+}
+
+/// When polls end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NapiConfig {
+    /// Packets per poll (`NAPI_POLL_WEIGHT` is 64).
+    pub budget: usize,
+    /// Interrupt moderation in microseconds; `None` replays at line rate.
+    pub rx_usecs: Option<u64>,
+}
+
+impl Default for NapiConfig {
+    fn default() -> Self {
+        NapiConfig {
+            budget: 64,
+            rx_usecs: None,
+        }
+    }
+}
+
+/// A frame of a capture, tagged with its index so that its time in
+/// aggregation can be measured when it comes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tagged<'a> {
+    /// Index in the capture.
+    pub idx: u32,
+    /// The frame.
+    pub data: &'a [u8],
+}
+
+impl AsRef<[u8]> for Tagged<'_> {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        self.data
+    }
+}
+
+/// A packet handed up, with the time it went up.
+#[derive(Clone, Debug)]
+pub struct OutPacket<'a> {
+    /// Delivery time (the arrival that released it), ns.
+    pub ts_ns: u64,
+    /// Length on the wire: the input's for a frame passed through, the
+    /// packet's own for an aggregate.
+    pub orig_len: u32,
+    /// The packet.
+    pub skb: Skb<Tagged<'a>>,
+}
+
+/// What a replay measured.
+#[derive(Clone, Debug, Default)]
+pub struct Replay<'a> {
+    /// The packets handed up, in order.
+    pub out: Vec<OutPacket<'a>>,
+    /// The engine's counters.
+    pub stats: Stats,
+    /// Polls run.
+    pub polls: u64,
+    /// Most packets held at once.
+    pub peak_held_packets: u64,
+    /// Most bytes held at once.
+    pub peak_held_bytes: u64,
+    /// Frames that went up inside an aggregate of more than one segment.
+    pub merged_frames: u64,
+    /// Σ over those frames of the packets that arrived while each was held.
+    pub held_arrivals_sum: u64,
+    /// The most packets that arrived while one frame was held.
+    pub held_arrivals_max: u64,
+    /// Σ over those frames of capture time held, ns.
+    pub held_ns_sum: u64,
+    /// The longest capture time a frame was held, ns.
+    pub held_ns_max: u64,
+}
+
+impl Replay<'_> {
+    /// Mean packet arrivals a merged frame waited.
+    pub fn mean_held_arrivals(&self) -> f64 {
+        if self.merged_frames == 0 {
+            0.0
+        } else {
+            self.held_arrivals_sum as f64 / self.merged_frames as f64
+        }
+    }
+
+    /// Mean capture time a merged frame waited, microseconds.
+    pub fn mean_held_us(&self) -> f64 {
+        if self.merged_frames == 0 {
+            0.0
+        } else {
+            self.held_ns_sum as f64 / self.merged_frames as f64 / 1000.0
+        }
+    }
+}
+
+/// Runs `packets` through `engine` under the poll model `napi`, keeping
+/// every delivered packet.
+pub fn replay<'a>(engine: &mut Engine<Tagged<'a>>, packets: &[Packet<'a>], napi: &NapiConfig) -> Replay<'a> {
+    let mut r = Replay::default();
+    let budget = napi.budget.max(1);
+    let mut out: Vec<OutPacket<'a>> = Vec::with_capacity(packets.len());
+    // Deliveries are buffered by the closure, then timed and measured here.
+    let mut now_ns = 0u64;
+    let mut arrived: u64 = 0;
+    let mut in_poll = 0usize;
+    let mut poll_start_ns = 0u64;
+    let stats_hook = |out: &mut Vec<OutPacket<'a>>, r: &mut Replay<'a>, skb: Skb<Tagged<'a>>, now_ns: u64, arrived: u64| {
+        let segs = skb.segs();
+        let orig_len = match &skb {
+            Skb::Frame(t) => packets[t.idx as usize].orig_len,
+            other => other.len() as u32,
+        };
+        if segs > 1 {
+            skb.for_each_buf(|t| {
+                let waited = arrived - 1 - u64::from(t.idx);
+                let ns = now_ns.saturating_sub(packets[t.idx as usize].ts_ns);
+                r.merged_frames += 1;
+                r.held_arrivals_sum += waited;
+                r.held_arrivals_max = r.held_arrivals_max.max(waited);
+                r.held_ns_sum += ns;
+                r.held_ns_max = r.held_ns_max.max(ns);
+            });
+        }
+        out.push(OutPacket {
+            ts_ns: now_ns,
+            orig_len,
+            skb,
+        });
+    };
+    let mut pending: Vec<Skb<Tagged<'a>>> = Vec::new();
+    for (i, p) in packets.iter().enumerate() {
+        let poll_over = in_poll == budget
+            || napi
+                .rx_usecs
+                .is_some_and(|us| in_poll > 0 && p.ts_ns.saturating_sub(poll_start_ns) > us * 1000);
+        if poll_over {
+            engine.flush_all(&mut |s| pending.push(s));
+            for s in pending.drain(..) {
+                stats_hook(&mut out, &mut r, s, now_ns, arrived);
+            }
+            in_poll = 0;
+        }
+        if in_poll == 0 {
+            r.polls += 1;
+            poll_start_ns = p.ts_ns;
+        }
+        in_poll += 1;
+        now_ns = now_ns.max(p.ts_ns);
+        arrived += 1;
+        engine.receive(
+            Tagged {
+                idx: i as u32,
+                data: p.data,
+            },
+            &mut |s| pending.push(s),
+        );
+        for s in pending.drain(..) {
+            stats_hook(&mut out, &mut r, s, now_ns, arrived);
+        }
+        r.peak_held_packets = r.peak_held_packets.max(engine.held_packets());
+        r.peak_held_bytes = r.peak_held_bytes.max(engine.held_bytes());
+    }
+    engine.flush_all(&mut |s| pending.push(s));
+    for s in pending.drain(..) {
+        stats_hook(&mut out, &mut r, s, now_ns, arrived);
+    }
+    r.stats = engine.stats().clone();
+    r.out = out;
+    debug_assert_eq!(
+        r.out.iter().map(|o| u64::from(o.skb.segs())).sum::<u64>(),
+        packets.len() as u64
+    );
+    r
+}
+
+/// Runs `frames` through `engine` with a flush every `budget` packets,
+/// dropping what comes out (the benchmark loop): returns packets handed up.
+pub fn run_counting<B: AsRef<[u8]>>(engine: &mut Engine<B>, frames: impl IntoIterator<Item = B>, budget: usize) -> u64 {
+    let mut up = 0u64;
+    let mut count = |s: Skb<B>| {
+        up += 1;
+        drop(s);
+    };
+    let mut in_poll = 0;
+    for f in frames {
+        if in_poll == budget {
+            engine.flush_all(&mut count);
+            in_poll = 0;
+        }
+        engine.receive(f, &mut count);
+        in_poll += 1;
+    }
+    engine.flush_all(&mut count);
+    up
+}
