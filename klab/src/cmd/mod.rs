@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub(crate) mod list;
+pub(crate) mod lro;
 pub(crate) mod run;

@@ -73,7 +73,7 @@ pub enum CaptureError {
     #[error("offset 0: not a pcap or pcapng file (first bytes {0:02x?})")]
     Magic(Vec<u8>),
     /// The file ends inside a header or record.
-    #[error("offset {offset}: {what} truncated: the file ends {left} bytes later")]
+    #[error("offset {offset}: {what} truncated: only {left} bytes left in the file")]
     Truncated {
         /// Where the record starts.
         offset: usize,
@@ -93,7 +93,9 @@ pub enum CaptureError {
         message: String,
     },
     /// pcapng interfaces with different link types.
-    #[error("offset {offset}: interface {interface} has link type {dlt}, but the capture's first interface has {first}; klab reads one link type per capture")]
+    #[error(
+        "offset {offset}: interface {interface} has link type {dlt}, but the capture's first interface has {first}; klab reads one link type per capture"
+    )]
     MixedLinkTypes {
         /// Where the interface block starts.
         offset: usize,
@@ -111,9 +113,12 @@ impl<'a> Capture<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Capture<'a>, CaptureError> {
         match bytes.get(..4) {
             Some([0x0a, 0x0d, 0x0d, 0x0a]) => parse_pcapng(bytes),
-            Some([0xa1, 0xb2, 0xc3, 0xd4] | [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] | [0x4d, 0x3c, 0xb2, 0xa1]) => {
-                parse_pcap(bytes)
-            }
+            Some(
+                [0xa1, 0xb2, 0xc3, 0xd4]
+                | [0xd4, 0xc3, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0x3c, 0x4d]
+                | [0x4d, 0x3c, 0xb2, 0xa1],
+            ) => parse_pcap(bytes),
             Some(m) => Err(CaptureError::Magic(m.to_vec())),
             None => Err(CaptureError::Truncated {
                 offset: 0,
@@ -190,8 +195,8 @@ fn tsresol_ns(opt: Option<u8>) -> (u128, u128) {
 }
 
 fn parse_pcapng(bytes: &[u8]) -> Result<Capture<'_>, CaptureError> {
-    let (mut rest, mut parser) =
-        PcapNgParser::new(bytes).map_err(|e| invalid(0, "pcapng section header", e, bytes.len()))?;
+    let (mut rest, mut parser) = PcapNgParser::new(bytes)
+        .map_err(|e| invalid(0, "pcapng section header", e, bytes.len()))?;
     let mut dlt: Option<u32> = None;
     let mut resol: Vec<(u128, u128)> = Vec::new();
     let mut packets = Vec::new();
@@ -253,7 +258,10 @@ fn parse_pcapng(bytes: &[u8]) -> Result<Capture<'_>, CaptureError> {
                 });
             }
             Block::Packet(pb) => {
-                let (num, den) = resol.get(usize::from(pb.interface_id)).copied().unwrap_or((1000, 1));
+                let (num, den) = resol
+                    .get(usize::from(pb.interface_id))
+                    .copied()
+                    .unwrap_or((1000, 1));
                 let data = match pb.data {
                     std::borrow::Cow::Borrowed(d) => d,
                     std::borrow::Cow::Owned(_) => unreachable!("slice parser borrows"),

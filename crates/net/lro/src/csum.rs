@@ -7,7 +7,7 @@
 //! of 16-bit big-endian words, kept wider than 16 bits and folded only at
 //! the end, like the kernel's `__wsum`.
 //!
-//! Invariant: `fold(a.add(b)) == fold(partial(A ++ B))` when `A` has even
+//! Invariant: `fold(a.csum_add(b)) == fold(partial(A ++ B))` when `A` has even
 //! length and `a = partial(A)`, `b = partial(B)`; when `A` has odd length
 //! the second term must be placed with [`Wsum::block_add`] at an odd
 //! offset, which swaps the bytes of `b` (the kernel's `csum_block_add`).
@@ -29,7 +29,7 @@ impl Wsum {
     /// `csum_add`: ones-complement addition with end-around carry.
     #[inline]
     #[must_use]
-    pub fn add(self, other: Wsum) -> Wsum {
+    pub fn csum_add(self, other: Wsum) -> Wsum {
         let (s, carry) = self.0.overflowing_add(other.0);
         Wsum(s.wrapping_add(u32::from(carry)))
     }
@@ -37,8 +37,8 @@ impl Wsum {
     /// `csum_sub`: adds the ones complement of `other`.
     #[inline]
     #[must_use]
-    pub fn sub(self, other: Wsum) -> Wsum {
-        self.add(Wsum(!other.0))
+    pub fn csum_sub(self, other: Wsum) -> Wsum {
+        self.csum_add(Wsum(!other.0))
     }
 
     /// `csum_block_add`: adds the sum of a block that starts at byte
@@ -48,9 +48,9 @@ impl Wsum {
     #[must_use]
     pub fn block_add(self, block: Wsum, offset: usize) -> Wsum {
         if offset & 1 == 1 {
-            self.add(Wsum(u32::from(block.fold().swap_bytes())))
+            self.csum_add(Wsum(u32::from(block.fold().swap_bytes())))
         } else {
-            self.add(block)
+            self.csum_add(block)
         }
     }
 
@@ -103,18 +103,18 @@ pub fn partial(data: &[u8], init: Wsum) -> Wsum {
 #[inline]
 pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, len: u32) -> Wsum {
     partial(&src, Wsum::ZERO)
-        .add(partial(&dst, Wsum::ZERO))
-        .add(Wsum::word(u16::from(proto)))
-        .add(Wsum(len))
+        .csum_add(partial(&dst, Wsum::ZERO))
+        .csum_add(Wsum::word(u16::from(proto)))
+        .csum_add(Wsum(len))
 }
 
 /// The IPv6 pseudo-header sum (`csum_ipv6_magic` before folding).
 #[inline]
 pub fn pseudo_v6(src: &[u8; 16], dst: &[u8; 16], proto: u8, len: u32) -> Wsum {
     partial(src, Wsum::ZERO)
-        .add(partial(dst, Wsum::ZERO))
-        .add(Wsum::word(u16::from(proto)))
-        .add(Wsum(len))
+        .csum_add(partial(dst, Wsum::ZERO))
+        .csum_add(Wsum::word(u16::from(proto)))
+        .csum_add(Wsum(len))
 }
 
 /// `ip_fast_csum`: the IPv4 header checksum field for `header` (whose own
@@ -163,6 +163,6 @@ mod tests {
     fn subtraction_undoes_addition() {
         let a = partial(b"hello, world", Wsum::ZERO);
         let b = partial(b"lro", Wsum::ZERO);
-        assert_eq!(a.add(b).sub(b).fold(), a.fold());
+        assert_eq!(a.csum_add(b).csum_sub(b).fold(), a.fold());
     }
 }

@@ -248,9 +248,8 @@ impl<B: AsRef<[u8]>> GroMgr<B> {
         } else {
             None
         };
-        let ip_flush = ip_flush.or(
-            (self.cfg.checksum == Checksum::Verify && csum.is_none()).then_some(PassReason::BadChecksum),
-        );
+        let ip_flush = ip_flush.or((self.cfg.checksum == Checksum::Verify && csum.is_none())
+            .then_some(PassReason::BadChecksum));
         if let Some(reason) = ip_flush {
             if let Some(k) = pos {
                 self.complete(bucket, k, FlushReason::Ineligible, stack);
@@ -289,7 +288,13 @@ impl<B: AsRef<[u8]>> GroMgr<B> {
                     self.held_packets += 1;
                     self.held_bytes += true_size;
                     let final_flush = len < mss
-                        || flags & (tcp_flag::URG | tcp_flag::PSH | tcp_flag::RST | tcp_flag::SYN | tcp_flag::FIN) != 0;
+                        || flags
+                            & (tcp_flag::URG
+                                | tcp_flag::PSH
+                                | tcp_flag::RST
+                                | tcp_flag::SYN
+                                | tcp_flag::FIN)
+                            != 0;
                     if final_flush {
                         self.complete(bucket, k, FlushReason::GroFinal, stack);
                     }
@@ -301,7 +306,9 @@ impl<B: AsRef<[u8]>> GroMgr<B> {
         if len == 0 {
             return self.pass(frame, PassReason::NoPayload, stack);
         }
-        if flags & (tcp_flag::URG | tcp_flag::PSH | tcp_flag::RST | tcp_flag::SYN | tcp_flag::FIN) != 0 {
+        if flags & (tcp_flag::URG | tcp_flag::PSH | tcp_flag::RST | tcp_flag::SYN | tcp_flag::FIN)
+            != 0
+        {
             return self.pass(frame, PassReason::TcpFlags, stack);
         }
         if self.buckets[bucket].len() >= self.cfg.max_held {
@@ -358,7 +365,13 @@ impl<B: AsRef<[u8]>> GroMgr<B> {
     /// `napi_gro_complete()`: a held packet goes up, its headers rewritten
     /// when it holds more than one segment (`inet_gro_complete()`,
     /// `tcp4_gro_complete()`, `ipv6_gro_complete()`).
-    fn complete<F: FnMut(Skb<B>)>(&mut self, bucket: usize, k: usize, reason: FlushReason, stack: &mut F) {
+    fn complete<F: FnMut(Skb<B>)>(
+        &mut self,
+        bucket: usize,
+        k: usize,
+        reason: FlushReason,
+        stack: &mut F,
+    ) {
         let mut p = self.buckets[bucket].remove(k);
         self.held_packets -= u64::from(p.count);
         self.held_bytes -= p.held_bytes;
@@ -399,9 +412,15 @@ impl<B: AsRef<[u8]>> GroMgr<B> {
                 held += u64::from(p.count);
                 bytes += p.held_bytes;
                 assert_eq!(p.next_seq, p.seg0.seq.wrapping_add(p.payload));
-                assert_eq!(p.len, u32::from(p.seg0.data_off - p.seg0.l3_off) + p.payload);
+                assert_eq!(
+                    p.len,
+                    u32::from(p.seg0.data_off - p.seg0.l3_off) + p.payload
+                );
                 assert!(p.len < self.cfg.gro_max_size);
-                assert_eq!((FxBuildHasher.hash_one(p.key) as usize) % GRO_HASH_BUCKETS, b);
+                assert_eq!(
+                    (FxBuildHasher.hash_one(p.key) as usize) % GRO_HASH_BUCKETS,
+                    b
+                );
             }
         }
         assert_eq!(held, self.held_packets);
@@ -413,7 +432,12 @@ impl<B: AsRef<[u8]>> GroMgr<B> {
 /// `tcp_gro_receive()`'s flush computation (with the IP layer's
 /// `inet_gro_flush()` / `ipv6_gro_flush()` and `skb_gro_receive()`'s size
 /// check) for a segment of `p`'s flow: why it cannot merge, if it cannot.
-fn mismatch<B>(p: &mut Held<B>, seg: &Segment, frame: &[u8], gro_max_size: u32) -> Option<FlushReason> {
+fn mismatch<B>(
+    p: &mut Held<B>,
+    seg: &Segment,
+    frame: &[u8],
+    gro_max_size: u32,
+) -> Option<FlushReason> {
     let flags = seg.flags;
     let mut bad = flags & tcp_flag::CWR != 0;
     let mask = !(u32::from(tcp_flag::CWR | tcp_flag::FIN | tcp_flag::PSH) << 16);

@@ -45,10 +45,14 @@ pub mod skb;
 pub mod stats;
 pub mod stream;
 pub mod wire;
+pub mod workload;
+
+#[cfg(test)]
+mod testutil;
 
 pub use capture::{Capture, CaptureError, CaptureFormat, Packet};
 pub use gro::{GroConfig, GroMgr};
-pub use lro::{Checksum, LroConfig, LroMgr, Lookup};
+pub use lro::{Checksum, Lookup, LroConfig, LroMgr};
 pub use napi::{Engine, Mode, NapiConfig, Replay, Tagged};
 pub use skb::{Aggregate, Frag, Skb};
 pub use stats::{FlushReason, PassReason, Stats};

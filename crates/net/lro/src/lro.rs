@@ -385,7 +385,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
             Lookup::Hashed => {
                 for w in 0..self.free.len() {
                     let mut active = !self.free[w];
-                    if w == self.free.len() - 1 && self.descs.len() % 64 != 0 {
+                    if w == self.free.len() - 1 && !self.descs.len().is_multiple_of(64) {
                         active &= (1u64 << (self.descs.len() % 64)) - 1;
                     }
                     while active != 0 {
@@ -518,7 +518,14 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
     }
 
     /// `lro_init_desc()`.
-    fn init_desc(&mut self, i: usize, key: FlowKey, seg: Segment, csum: Option<Wsum>, input: Input<B>) {
+    fn init_desc(
+        &mut self,
+        i: usize,
+        key: FlowKey,
+        seg: Segment,
+        csum: Option<Wsum>,
+        input: Input<B>,
+    ) {
         let payload = seg.payload_len();
         let true_size = input.true_size();
         let (pieces, frags_path, nr_frags, data_csum) = match input {
@@ -538,7 +545,9 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
             TcpOpts::Timestamp { tsval, tsecr } => (tsval, tsecr, true),
             _ => (0, 0, false),
         };
-        let Ip::V4(v4) = seg.ip else { unreachable!("proc passes IPv6 up") };
+        let Ip::V4(v4) = seg.ip else {
+            unreachable!("proc passes IPv6 up")
+        };
         self.descs[i] = Some(Session {
             key,
             seg0: seg,
@@ -730,7 +739,12 @@ fn after(a: u32, b: u32) -> bool {
 /// `lro_tcp_ip_check()`: the first rule the segment breaks, in the
 /// kernel's order. `len` is the frame length past the link header.
 #[inline]
-fn tcp_ip_check<B>(seg: &Segment, v4: &Ipv4, len: usize, desc: Option<&Session<B>>) -> Result<(), PassReason> {
+fn tcp_ip_check<B>(
+    seg: &Segment,
+    v4: &Ipv4,
+    len: usize,
+    desc: Option<&Session<B>>,
+) -> Result<(), PassReason> {
     if usize::from(v4.tot_len) != len {
         return Err(PassReason::Padded);
     }
@@ -741,7 +755,13 @@ fn tcp_ip_check<B>(seg: &Segment, v4: &Ipv4, len: usize, desc: Option<&Session<B
         return Err(PassReason::IpOptions);
     }
     let f = seg.flags;
-    if f & (tcp_flag::CWR | tcp_flag::ECE | tcp_flag::URG | tcp_flag::RST | tcp_flag::SYN | tcp_flag::FIN) != 0
+    if f & (tcp_flag::CWR
+        | tcp_flag::ECE
+        | tcp_flag::URG
+        | tcp_flag::RST
+        | tcp_flag::SYN
+        | tcp_flag::FIN)
+        != 0
         || f & tcp_flag::ACK == 0
     {
         return Err(PassReason::TcpFlags);
@@ -762,6 +782,398 @@ fn tcp_ip_check<B>(seg: &Segment, v4: &Ipv4, len: usize, desc: Option<&Session<B
                 return Err(PassReason::TsecrZero);
             }
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{Seg, Up};
+    use crate::wire::tcp_flag::*;
+
+    fn mgr(cfg: LroConfig) -> LroMgr<Vec<u8>> {
+        LroMgr::new(cfg, LinkType::Ethernet).unwrap()
+    }
+
+    fn cfg() -> LroConfig {
+        LroConfig::default()
+    }
+
+    /// Feeds `segs` through a manager, then flushes; returns what went up.
+    #[track_caller]
+    fn run(m: &mut LroMgr<Vec<u8>>, segs: &[Seg]) -> Up {
+        let mut up = Up::default();
+        for s in segs {
+            m.receive_skb(s.frame(), &mut up.take());
+            m.assert_invariants();
+        }
+        m.flush_all(&mut up.take());
+        m.assert_invariants();
+        up
+    }
+
+    /// A run of `n` in-order segments of one flow from `first`.
+    fn train(first: Seg, n: usize) -> Vec<Seg> {
+        let mut v = vec![first];
+        while v.len() < n {
+            let next = v.last().unwrap().next();
+            v.push(next);
+        }
+        v
+    }
+
+    #[track_caller]
+    fn first_rejection(bad: Seg) -> PassReason {
+        let mut m = mgr(cfg());
+        let mut up = Up::default();
+        m.receive_skb(bad.frame(), &mut up.take());
+        m.assert_invariants();
+        assert_eq!(m.stats().aggregated, 0, "{bad:?} was aggregated");
+        m.stats().passed_nonzero()[0].0
+    }
+
+    #[test]
+    fn a_plain_segment_starts_a_session_and_the_next_joins_it() {
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &train(Seg::default(), 3));
+        assert_eq!(up.segs(), vec![3]);
+        let st = m.stats();
+        assert_eq!((st.aggregated, st.flushed, st.merged, st.packets_out), (3, 1, 1, 1));
+        assert_eq!(st.flushes(FlushReason::FlushAll), 1);
+    }
+
+    #[test]
+    fn each_eligibility_rule_rejects_a_new_session() {
+        // lro_tcp_ip_check(), in the kernel's order.
+        let d = Seg::default();
+        assert_eq!(first_rejection(Seg { pad: 6, ..d.clone() }), PassReason::Padded);
+        assert_eq!(first_rejection(Seg { payload: 0, ..d.clone() }), PassReason::NoPayload);
+        assert_eq!(first_rejection(Seg { ip_opts: true, ..d.clone() }), PassReason::IpOptions);
+        for f in [CWR, ECE, URG, RST, SYN, FIN] {
+            let s = Seg { flags: ACK | f, ..d.clone() };
+            assert_eq!(first_rejection(s), PassReason::TcpFlags, "flag {f:#x}");
+        }
+        assert_eq!(first_rejection(Seg { flags: 0, ..d.clone() }), PassReason::TcpFlags);
+        assert_eq!(first_rejection(Seg { tos: 3, ..d.clone() }), PassReason::EcnCe);
+        // doff 6: an MSS-sized option word.
+        let other = Seg { ts: None, raw_opts: Some(vec![2, 4, 5, 0xb4]), ..d.clone() };
+        assert_eq!(first_rejection(other), PassReason::TcpOptions);
+        // doff 8 but the timestamp not in the NOP NOP TS layout.
+        let unaligned = Seg {
+            ts: None,
+            raw_opts: Some(vec![8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1]),
+            ..d.clone()
+        };
+        assert_eq!(first_rejection(unaligned), PassReason::TcpOptions);
+        assert_eq!(first_rejection(Seg { ts: Some((5, 0)), ..d.clone() }), PassReason::TsecrZero);
+        // Padding is checked first: a padded pure ACK is `padded`.
+        assert_eq!(first_rejection(Seg { pad: 6, payload: 0, ..d }), PassReason::Padded);
+    }
+
+    #[test]
+    fn psh_ect_and_no_options_are_eligible() {
+        let d = Seg::default();
+        for s in [
+            Seg { flags: ACK | PSH, ..d.clone() },
+            Seg { tos: 2, ..d.clone() },
+            Seg { tos: 1, ..d.clone() },
+            Seg { ts: None, ..d },
+        ] {
+            let mut m = mgr(cfg());
+            run(&mut m, &[s.clone()]);
+            assert_eq!(m.stats().aggregated, 1, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn an_ineligible_segment_flushes_the_session_then_goes_up_alone() {
+        let mut segs = train(Seg::default(), 3);
+        let fin = Seg { flags: ACK | FIN, ..segs[2].next() };
+        segs.push(fin);
+        segs.push(Seg { flags: ACK, ..segs[3].next() });
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &segs);
+        // [3 merged] [FIN alone] [the next one starts a new session]
+        assert_eq!(up.segs(), vec![3, 1, 1]);
+        assert_eq!(m.stats().flushes(FlushReason::Ineligible), 1);
+        assert_eq!(m.stats().passed(PassReason::TcpFlags), 1);
+    }
+
+    #[test]
+    fn an_out_of_order_segment_flushes_and_goes_up_alone_without_starting_a_session() {
+        let t = train(Seg::default(), 5);
+        // seg 2 is lost; 3 arrives: flush [0,1], 3 up alone; 4 starts anew.
+        let segs = vec![t[0].clone(), t[1].clone(), t[3].clone(), t[4].clone()];
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &segs);
+        assert_eq!(up.segs(), vec![2, 1, 1]);
+        assert_eq!(m.stats().passed(PassReason::OutOfOrder), 1);
+        assert_eq!(m.stats().flushes(FlushReason::OutOfOrder), 1);
+        assert_eq!(m.stats().flushes(FlushReason::FlushAll), 1);
+    }
+
+    #[test]
+    fn tsval_may_not_go_back_and_is_kept_from_the_first_segment() {
+        let a = Seg { ts: Some((1000, 7)), ..Seg::default() };
+        let b = Seg { ts: Some((1005, 8)), ..a.next() };
+        let c = Seg { ts: Some((999, 9)), ..b.next() };
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &[a.clone(), b, c]);
+        assert_eq!(up.segs(), vec![2, 1]);
+        assert_eq!(m.stats().passed(PassReason::TsvalOrder), 1);
+        // The merged header: TSval of the first (PAWS), TSecr of the last.
+        let merged = &up.pkts[0].1;
+        let seg = wire::parse(LinkType::Ethernet, merged).unwrap();
+        assert_eq!(seg.opts, TcpOpts::Timestamp { tsval: 1000, tsecr: 8 });
+        // TSval compared in sequence space: 0x7fff_ffff after 1000 is later.
+        let w = Seg { ts: Some((1000u32.wrapping_add(0x7fff_ffff), 8)), ..a.next() };
+        let mut m = mgr(cfg());
+        assert_eq!(run(&mut m, &[a, w]).segs(), vec![2]);
+    }
+
+    #[test]
+    fn the_merged_header_is_rewritten_and_valid_on_the_wire() {
+        let a = Seg { ack: 100, window: 10, flags: ACK, ..Seg::default() };
+        let b = Seg { ack: 200, window: 20, flags: ACK | PSH, ..a.next() };
+        let c = Seg { ack: 300, window: 30, ts: Some((100, 950)), payload: 51, ..b.next() };
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &[a.clone(), b, c]);
+        let f = &up.pkts[0].1;
+        let seg = wire::parse(LinkType::Ethernet, f).unwrap();
+        seg.assert_invariants(f.len());
+        let Ip::V4(v4) = seg.ip else { panic!() };
+        // 20 IP + 32 TCP + 100 + 100 + 51 payload.
+        assert_eq!(v4.tot_len, 20 + 32 + 251);
+        assert_eq!((seg.seq, seg.ack, seg.window), (a.seq, 300, 30));
+        // inet_lro keeps the parent's flags: the PSH of a later segment is lost.
+        assert_eq!(seg.flags, ACK);
+        assert!(wire::verify_ip_checksum(&seg, f));
+        assert!(wire::verify_tcp_checksum(&seg, &[f]).is_some());
+        let payload: Vec<u8> = (0..251u32).map(|i| Seg::byte(a.seq + i)).collect();
+        assert_eq!(seg.payload(f), &payload[..]);
+        // An odd payload followed by more data: the checksum's byte swap.
+        let odd = Seg { payload: 33, ..Seg::default() };
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &train(odd, 4));
+        let f = &up.pkts[0].1;
+        let seg = wire::parse(LinkType::Ethernet, f).unwrap();
+        assert_eq!(seg.payload_len(), 132);
+        assert!(wire::verify_tcp_checksum(&seg, &[f]).is_some());
+    }
+
+    #[test]
+    fn max_aggr_flushes_after_an_append_so_one_still_merges_two() {
+        for (max_aggr, want) in [(3, vec![3, 3, 1]), (2, vec![2, 2, 2, 1]), (1, vec![2, 2, 2, 1])] {
+            let mut m = mgr(LroConfig { max_aggr, ..cfg() });
+            let up = run(&mut m, &train(Seg::default(), 7));
+            assert_eq!(up.segs(), want, "max_aggr {max_aggr}");
+            let full = want.iter().filter(|n| **n > 1).count() as u64;
+            assert_eq!(m.stats().flushes(FlushReason::MaxAggr), full);
+        }
+    }
+
+    #[test]
+    fn an_aggregate_is_flushed_past_65535_minus_mtu() {
+        // 1448-byte segments: tot_len = 52 + n * 1448 exceeds 65535 - 1500
+        // = 64035 at n = 45 (65212), not at 44 (63764).
+        let first = Seg { payload: 1448, ..Seg::default() };
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &train(first.clone(), 46));
+        assert_eq!(up.segs(), vec![45, 1]);
+        assert_eq!(m.stats().flushes(FlushReason::SizeLimit), 1);
+        // A 9000-byte MTU lowers the limit to 56535: passed at 40
+        // segments (57972), not at 39 (56524).
+        let mut m = mgr(LroConfig { mtu: 9000, ..cfg() });
+        let up = run(&mut m, &train(first, 41));
+        assert_eq!(up.segs(), vec![40, 1]);
+    }
+
+    #[test]
+    fn no_free_descriptor_passes_the_packet_and_counts_no_desc() {
+        let a = Seg { sport: 1, ..Seg::default() };
+        let b = Seg { sport: 2, ..Seg::default() };
+        let c = Seg { sport: 3, ..Seg::default() };
+        for lookup in [Lookup::Linear, Lookup::Hashed] {
+            let mut m = mgr(LroConfig { max_desc: 2, lookup, ..cfg() });
+            // Even a pure ACK of a third flow costs a no_desc: the lookup
+            // comes before the eligibility check.
+            let ack = Seg { sport: 3, payload: 0, ..Seg::default() };
+            let up = run(&mut m, &[a.clone(), b.clone(), c.clone(), ack, a.next()]);
+            assert_eq!(up.segs(), vec![1, 1, 2, 1]);
+            assert_eq!(m.stats().no_desc, 2);
+            assert_eq!(m.stats().passed(PassReason::NoDesc), 2);
+        }
+    }
+
+    #[test]
+    fn the_lowest_free_descriptor_is_taken_and_flush_all_goes_in_slot_order() {
+        let flow = |p: u16| Seg { sport: p, ..Seg::default() };
+        for lookup in [Lookup::Linear, Lookup::Hashed] {
+            let mut m = mgr(LroConfig { max_desc: 4, lookup, ..cfg() });
+            let mut up = Up::default();
+            for p in [1, 2, 3] {
+                m.receive_skb(flow(p).frame(), &mut up.take());
+            }
+            // Flow 2 (slot 1) goes; flow 4 takes slot 1, not slot 3.
+            assert!(m.flush_pkt(&flow(2).frame(), &mut up.take()));
+            m.receive_skb(flow(4).frame(), &mut up.take());
+            m.flush_all(&mut up.take());
+            m.assert_invariants();
+            let ports: Vec<u16> = up
+                .pkts
+                .iter()
+                .map(|(_, f)| wire::parse(LinkType::Ethernet, f).unwrap().sport)
+                .collect();
+            assert_eq!(ports, vec![2, 1, 4, 3], "{lookup:?}");
+        }
+    }
+
+    #[test]
+    fn flush_pkt_flushes_only_its_flow_and_adds_nothing() {
+        let a = Seg { sport: 1, ..Seg::default() };
+        let b = Seg { sport: 2, ..Seg::default() };
+        let mut m = mgr(cfg());
+        let mut up = Up::default();
+        for s in [&a, &b, &a.next()] {
+            m.receive_skb(s.frame(), &mut up.take());
+        }
+        assert!(m.flush_pkt(&a.next().next().frame(), &mut up.take()));
+        assert_eq!(up.segs(), vec![2]);
+        assert!(!m.flush_pkt(&Seg { sport: 9, ..Seg::default() }.frame(), &mut up.take()));
+        assert_eq!(m.stats().flushes(FlushReason::FlushPkt), 1);
+        assert_eq!(m.held_packets(), 1);
+        m.assert_invariants();
+    }
+
+    #[test]
+    fn vlans_are_separate_flows_and_keep_their_tag() {
+        let a = Seg { vlan: Some(77), ..Seg::default() };
+        let b = Seg { vlan: Some(78), ..Seg::default() };
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &[a.clone(), b.clone(), a.next(), b.next()]);
+        assert_eq!(up.segs(), vec![2, 2]);
+        for (_, f) in &up.pkts {
+            let seg = wire::parse(LinkType::Ethernet, f).unwrap();
+            assert!(seg.vlan.is_some());
+            assert!(wire::verify_tcp_checksum(&seg, &[f]).is_some());
+        }
+    }
+
+    #[test]
+    fn a_bad_checksum_is_passed_up_after_its_flow_under_verify_and_merged_under_trust() {
+        let t = train(Seg::default(), 3);
+        let segs = vec![t[0].clone(), Seg { bad_csum: true, ..t[1].clone() }, t[2].clone()];
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &segs);
+        assert_eq!(up.segs(), vec![1, 1, 1]);
+        assert_eq!(m.stats().passed(PassReason::BadChecksum), 1);
+        let mut m = mgr(LroConfig { checksum: Checksum::Trust, ..cfg() });
+        assert_eq!(run(&mut m, &segs).segs(), vec![3]);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_past_2_32() {
+        let first = Seg { seq: u32::MAX - 150, ..Seg::default() };
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &train(first, 4));
+        assert_eq!(up.segs(), vec![4]);
+    }
+
+    #[test]
+    fn ipv6_and_garbage_pass_with_their_reason() {
+        let mut m = mgr(cfg());
+        let mut up = Up::default();
+        m.receive_skb(Seg { v6: true, ..Seg::default() }.frame(), &mut up.take());
+        m.receive_skb(vec![1, 2, 3], &mut up.take());
+        let mut f = Seg::default().frame();
+        f.truncate(40);
+        m.receive_skb(f, &mut up.take());
+        m.assert_invariants();
+        assert_eq!(m.stats().passed(PassReason::Ipv6), 1);
+        assert_eq!(m.stats().passed(PassReason::Truncated), 2);
+        assert_eq!(up.segs(), vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn the_frags_path_counts_fragments_against_max_aggr() {
+        // Each packet in two page fragments: headers + 40 bytes, then 60.
+        let mut m: LroMgr<Vec<u8>> = LroMgr::new(LroConfig { max_aggr: 4, ..cfg() }, LinkType::Ethernet).unwrap();
+        let mut up = Up::default();
+        let segs = train(Seg::default(), 3);
+        for s in &segs {
+            let f = s.frame();
+            let cut = f.len() - 60;
+            let frags = vec![Frag::whole(f[..cut].to_vec()), Frag::whole(f[cut..].to_vec())];
+            m.receive_frags(frags, 4096, &mut up.take());
+            m.assert_invariants();
+        }
+        m.flush_all(&mut up.take());
+        // nr_frags reaches 4 after the second packet: flushed; the third
+        // waits alone and goes up as its two fragments.
+        assert_eq!(up.segs(), vec![2, 1]);
+        assert_eq!(m.stats().flushes(FlushReason::MaxAggr), 1);
+        let f = &up.pkts[0].1;
+        let seg = wire::parse(LinkType::Ethernet, f).unwrap();
+        assert_eq!(seg.payload_len(), 200);
+        assert!(wire::verify_tcp_checksum(&seg, &[f]).is_some());
+        assert_eq!(up.pkts[1].1, segs[2].frame());
+    }
+
+    #[test]
+    fn held_bytes_and_packets_track_the_descriptors() {
+        let mut m = mgr(cfg());
+        let mut up = Up::default();
+        let t = train(Seg::default(), 3);
+        for s in &t {
+            m.receive_skb(s.frame(), &mut up.take());
+        }
+        assert_eq!(m.held_packets(), 3);
+        assert_eq!(m.held_bytes(), 3 * t[0].frame().len() as u64);
+        m.flush_all(&mut up.take());
+        assert_eq!((m.held_packets(), m.held_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn config_limits_are_checked() {
+        assert!(LroMgr::<Vec<u8>>::new(LroConfig { max_desc: 0, ..cfg() }, LinkType::Ethernet).is_err());
+        assert!(LroMgr::<Vec<u8>>::new(LroConfig { max_aggr: 0, ..cfg() }, LinkType::Ethernet).is_err());
+        assert!(LroMgr::<Vec<u8>>::new(LroConfig { mtu: 65535, ..cfg() }, LinkType::Ethernet).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_never_panic_and_keep_the_accounting(frames in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120), 0..40)) {
+            for lookup in [Lookup::Linear, Lookup::Hashed] {
+                let mut m = mgr(LroConfig { max_desc: 2, lookup, ..cfg() });
+                let mut n = 0u64;
+                for f in &frames {
+                    m.receive_skb(f.clone(), &mut |s: Skb<Vec<u8>>| n += u64::from(s.segs()));
+                    m.assert_invariants();
+                }
+                m.flush_all(&mut |s: Skb<Vec<u8>>| n += u64::from(s.segs()));
+                proptest::prop_assert_eq!(n, frames.len() as u64);
+            }
+        }
+
+        #[test]
+        fn mutated_segments_never_panic(flips in proptest::collection::vec((0usize..90, proptest::prelude::any::<u8>()), 1..6)) {
+            let t = train(Seg::default(), 6);
+            let mut m = mgr(LroConfig { checksum: Checksum::Trust, ..cfg() });
+            let mut n = 0u64;
+            for (i, s) in t.iter().enumerate() {
+                let mut f = s.frame();
+                if i % 2 == 1 {
+                    for (at, x) in &flips {
+                        let k = at % f.len();
+                        f[k] ^= x;
+                    }
+                }
+                m.receive_skb(f, &mut |s: Skb<Vec<u8>>| n += u64::from(s.segs()));
+                m.assert_invariants();
+            }
+            m.flush_all(&mut |s: Skb<Vec<u8>>| n += u64::from(s.segs()));
+            proptest::prop_assert_eq!(n, 6);
         }
     }
 }

@@ -184,6 +184,8 @@ pub struct OutPacket<'a> {
     pub orig_len: u32,
     /// The packet.
     pub skb: Skb<Tagged<'a>>,
+    /// Index of the newest input frame it carries.
+    pub last_idx: u32,
 }
 
 /// What a replay measured.
@@ -233,7 +235,11 @@ impl Replay<'_> {
 
 /// Runs `packets` through `engine` under the poll model `napi`, keeping
 /// every delivered packet.
-pub fn replay<'a>(engine: &mut Engine<Tagged<'a>>, packets: &[Packet<'a>], napi: &NapiConfig) -> Replay<'a> {
+pub fn replay<'a>(
+    engine: &mut Engine<Tagged<'a>>,
+    packets: &[Packet<'a>],
+    napi: &NapiConfig,
+) -> Replay<'a> {
     let mut r = Replay::default();
     let budget = napi.budget.max(1);
     let mut out: Vec<OutPacket<'a>> = Vec::with_capacity(packets.len());
@@ -242,7 +248,11 @@ pub fn replay<'a>(engine: &mut Engine<Tagged<'a>>, packets: &[Packet<'a>], napi:
     let mut arrived: u64 = 0;
     let mut in_poll = 0usize;
     let mut poll_start_ns = 0u64;
-    let stats_hook = |out: &mut Vec<OutPacket<'a>>, r: &mut Replay<'a>, skb: Skb<Tagged<'a>>, now_ns: u64, arrived: u64| {
+    let stats_hook = |out: &mut Vec<OutPacket<'a>>,
+                      r: &mut Replay<'a>,
+                      skb: Skb<Tagged<'a>>,
+                      now_ns: u64,
+                      arrived: u64| {
         let segs = skb.segs();
         let orig_len = match &skb {
             Skb::Frame(t) => packets[t.idx as usize].orig_len,
@@ -259,10 +269,13 @@ pub fn replay<'a>(engine: &mut Engine<Tagged<'a>>, packets: &[Packet<'a>], napi:
                 r.held_ns_max = r.held_ns_max.max(ns);
             });
         }
+        let mut last_idx = 0;
+        skb.for_each_buf(|t| last_idx = last_idx.max(t.idx));
         out.push(OutPacket {
             ts_ns: now_ns,
             orig_len,
             skb,
+            last_idx,
         });
     };
     let mut pending: Vec<Skb<Tagged<'a>>> = Vec::new();
@@ -311,9 +324,34 @@ pub fn replay<'a>(engine: &mut Engine<Tagged<'a>>, packets: &[Packet<'a>], napi:
     r
 }
 
+impl<'a> Replay<'a> {
+    /// The delivered packets in capture-file order: each placed at the
+    /// arrival of the newest frame it carries, with that frame's time.
+    ///
+    /// The stack sees a merged packet only when it is flushed, but a
+    /// capture of both directions also holds packets the stack never
+    /// receives through this NIC (the ACKs the receiver sent); written in
+    /// delivery order, those would precede the data that caused them and
+    /// readers would call that data a retransmission. Placed at its newest
+    /// frame's arrival, every packet keeps its flow's order (a flow's
+    /// deliveries carry increasing newest frames) and stays before what
+    /// the other side sent in reply to its last segment.
+    pub fn file_order(&self, packets: &[Packet<'a>]) -> Vec<(u64, &OutPacket<'a>)> {
+        let mut v: Vec<&OutPacket<'a>> = self.out.iter().collect();
+        v.sort_by_key(|o| o.last_idx);
+        v.into_iter()
+            .map(|o| (packets[o.last_idx as usize].ts_ns, o))
+            .collect()
+    }
+}
+
 /// Runs `frames` through `engine` with a flush every `budget` packets,
 /// dropping what comes out (the benchmark loop): returns packets handed up.
-pub fn run_counting<B: AsRef<[u8]>>(engine: &mut Engine<B>, frames: impl IntoIterator<Item = B>, budget: usize) -> u64 {
+pub fn run_counting<B: AsRef<[u8]>>(
+    engine: &mut Engine<B>,
+    frames: impl IntoIterator<Item = B>,
+    budget: usize,
+) -> u64 {
     let mut up = 0u64;
     let mut count = |s: Skb<B>| {
         up += 1;

@@ -81,7 +81,9 @@ impl<B: AsRef<[u8]>> Skb<B> {
         match self {
             Skb::Frame(b) => b.as_ref().len(),
             Skb::Frags(f) => f.iter().map(|f| f.bytes().len()).sum(),
-            Skb::Aggregate(a) => a.head.len() + a.frags.iter().map(|f| f.bytes().len()).sum::<usize>(),
+            Skb::Aggregate(a) => {
+                a.head.len() + a.frags.iter().map(|f| f.bytes().len()).sum::<usize>()
+            }
         }
     }
 
@@ -105,7 +107,9 @@ impl<B: AsRef<[u8]>> Skb<B> {
             Skb::Frags(f) => f.iter().for_each(|f| out.extend_from_slice(f.bytes())),
             Skb::Aggregate(a) => {
                 out.extend_from_slice(&a.head);
-                a.frags.iter().for_each(|f| out.extend_from_slice(f.bytes()));
+                a.frags
+                    .iter()
+                    .for_each(|f| out.extend_from_slice(f.bytes()));
             }
         }
     }
@@ -190,7 +194,7 @@ pub(crate) fn merged_head(
         }
     };
     let hdr = csum::partial(&head[t..data_off], Wsum::ZERO);
-    let check = pseudo.add(hdr).add(data_csum).checksum();
+    let check = pseudo.csum_add(hdr).csum_add(data_csum).checksum();
     head[t + 16..t + 18].copy_from_slice(&check.to_be_bytes());
     head
 }
@@ -207,5 +211,5 @@ pub(crate) fn data_csum_from_check(seg: &Segment, frame_head: &[u8]) -> Wsum {
         Ip::V4(v4) => csum::pseudo_v4(v4.src, v4.dst, IPPROTO_TCP, len),
         Ip::V6(v6) => csum::pseudo_v6(&v6.src, &v6.dst, IPPROTO_TCP, len),
     };
-    Wsum::ZERO.sub(pseudo).sub(hdr)
+    Wsum::ZERO.csum_sub(pseudo).csum_sub(hdr)
 }

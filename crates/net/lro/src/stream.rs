@@ -51,7 +51,9 @@ pub enum StreamDiff {
         side: &'static str,
     },
     /// The payload bytes differ.
-    #[error("flow {flow}: payload differs at byte {offset} (input {input_len} bytes, output {output_len})")]
+    #[error(
+        "flow {flow}: payload differs at byte {offset} (input {input_len} bytes, output {output_len})"
+    )]
     Bytes {
         /// The flow.
         flow: String,
@@ -76,7 +78,10 @@ pub enum StreamDiff {
 }
 
 fn key(seg: &wire::Segment) -> StreamKey {
-    let vlan = seg.vlan.map(|t| format!(" vlan {}", t & 0x0fff)).unwrap_or_default();
+    let vlan = seg
+        .vlan
+        .map(|t| format!(" vlan {}", t & 0x0fff))
+        .unwrap_or_default();
     let name = match &seg.ip {
         Ip::V4(v4) => format!(
             "{}:{} > {}:{}{vlan}",
@@ -157,7 +162,8 @@ impl Streams {
                     output_len: b.bytes.len() as u64,
                 });
             }
-            let input_starts: std::collections::HashSet<(u64, u32)> = a.starts.iter().copied().collect();
+            let input_starts: std::collections::HashSet<(u64, u32)> =
+                a.starts.iter().copied().collect();
             if let Some(&(offset, seq)) = b.starts.iter().find(|s| !input_starts.contains(s)) {
                 return Err(StreamDiff::Start {
                     flow: k.name.clone(),

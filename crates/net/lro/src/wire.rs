@@ -23,8 +23,7 @@
 //! captured is [`PassReason::Truncated`].
 
 use etherparse::{
-    Ethernet2HeaderSlice, Ipv4HeaderSlice, Ipv6HeaderSlice, SingleVlanHeaderSlice,
-    TcpHeaderSlice,
+    Ethernet2HeaderSlice, Ipv4HeaderSlice, Ipv6HeaderSlice, SingleVlanHeaderSlice, TcpHeaderSlice,
 };
 
 use crate::stats::PassReason;
@@ -243,10 +242,7 @@ impl Segment {
         assert!(self.l3_off < self.tcp_off && self.tcp_off < self.data_off);
         assert!(u32::from(self.data_off) <= self.data_end);
         assert!(self.data_end as usize <= frame_len);
-        assert_eq!(
-            u32::from(self.data_off - self.tcp_off),
-            self.tcp_hdr_len()
-        );
+        assert_eq!(u32::from(self.data_off - self.tcp_off), self.tcp_hdr_len());
         if let Ip::V4(v4) = self.ip {
             assert_eq!(self.ip_len(), u32::from(v4.tot_len));
         }
@@ -436,11 +432,17 @@ pub fn verify_tcp_checksum(seg: &Segment, chunks: &[&[u8]]) -> Option<crate::csu
         // Header bytes of this chunk.
         let (hs, he) = (tcp_off.max(base), data_off.min(end));
         if hs < he {
-            hdr = hdr.block_add(partial(&chunk[hs - base..he - base], Wsum::ZERO), hs - tcp_off);
+            hdr = hdr.block_add(
+                partial(&chunk[hs - base..he - base], Wsum::ZERO),
+                hs - tcp_off,
+            );
         }
         let (ds, de) = (data_off.max(base), data_end.min(end));
         if ds < de {
-            data = data.block_add(partial(&chunk[ds - base..de - base], Wsum::ZERO), ds - data_off);
+            data = data.block_add(
+                partial(&chunk[ds - base..de - base], Wsum::ZERO),
+                ds - data_off,
+            );
         }
         base = end;
     }
@@ -452,7 +454,7 @@ pub fn verify_tcp_checksum(seg: &Segment, chunks: &[&[u8]]) -> Option<crate::csu
         Ip::V4(v4) => crate::csum::pseudo_v4(v4.src, v4.dst, IPPROTO_TCP, len),
         Ip::V6(v6) => crate::csum::pseudo_v6(&v6.src, &v6.dst, IPPROTO_TCP, len),
     };
-    (pseudo.add(hdr).add(data).fold() == 0xffff).then_some(data)
+    (pseudo.csum_add(hdr).csum_add(data).fold() == 0xffff).then_some(data)
 }
 
 /// Verifies the IPv4 header checksum (`ip_fast_csum(iph, ihl) == 0`);

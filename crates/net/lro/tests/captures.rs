@@ -6,16 +6,21 @@
 
 use klab_lro::napi::{self, Tagged};
 use klab_lro::stream::Streams;
-use klab_lro::{Capture, Checksum, Engine, GroConfig, LroConfig, Lookup, Mode, NapiConfig, PassReason};
+use klab_lro::{
+    Capture, Checksum, Engine, GroConfig, Lookup, LroConfig, Mode, NapiConfig, PassReason,
+};
 
 /// shared/ sits beside the repository (CI's clone); a worktree one level
 /// deeper finds it one directory further up.
 fn dir() -> std::path::PathBuf {
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    [here.join("../../../../shared/data/pcaps"), here.join("../../../../../shared/data/pcaps")]
-        .into_iter()
-        .find(|p| p.is_dir())
-        .expect("shared/data/pcaps beside the repository")
+    [
+        here.join("../../../../shared/data/pcaps"),
+        here.join("../../../../../shared/data/pcaps"),
+    ]
+    .into_iter()
+    .find(|p| p.is_dir())
+    .expect("shared/data/pcaps beside the repository")
 }
 
 fn captures() -> Vec<(String, Vec<u8>)> {
@@ -23,7 +28,12 @@ fn captures() -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     v.sort();
     assert_eq!(v.len(), 10, "the ten captures of the README");
@@ -34,7 +44,14 @@ fn run(bytes: &[u8], mode: Mode, lookup: Lookup) -> (usize, klab_lro::Stats, boo
     let cap = Capture::parse(bytes).unwrap();
     let link = cap.link().unwrap();
     let mut engine = match mode {
-        Mode::Lro => Engine::lro(LroConfig { lookup, ..LroConfig::default() }, link).unwrap(),
+        Mode::Lro => Engine::lro(
+            LroConfig {
+                lookup,
+                ..LroConfig::default()
+            },
+            link,
+        )
+        .unwrap(),
         Mode::Gro => Engine::gro(GroConfig::default(), link).unwrap(),
     };
     let r = napi::replay(&mut engine, &cap.packets, &NapiConfig::default());
@@ -75,9 +92,20 @@ fn linear_and_hashed_lookup_give_identical_output() {
         let link = cap.link().unwrap();
         let mut outs = Vec::new();
         for lookup in [Lookup::Linear, Lookup::Hashed] {
-            let mut e = Engine::<Tagged<'_>>::lro(LroConfig { lookup, max_desc: 4, ..LroConfig::default() }, link).unwrap();
+            let mut e = Engine::<Tagged<'_>>::lro(
+                LroConfig {
+                    lookup,
+                    max_desc: 4,
+                    ..LroConfig::default()
+                },
+                link,
+            )
+            .unwrap();
             let r = napi::replay(&mut e, &cap.packets, &NapiConfig::default());
-            outs.push((r.stats.clone(), r.out.iter().map(|o| o.skb.to_vec()).collect::<Vec<_>>()));
+            outs.push((
+                r.stats.clone(),
+                r.out.iter().map(|o| o.skb.to_vec()).collect::<Vec<_>>(),
+            ));
         }
         assert_eq!(outs[0], outs[1], "{name}");
     }
@@ -90,12 +118,23 @@ fn per_file_expectations_show_in_the_statistics() {
     // IPv6: LRO passes every IPv6 packet up (inet_lro is IPv4 only); GRO merges.
     let (_, lro6, _) = run(get("ipv6"), Mode::Lro, Lookup::Hashed);
     // (One packet has a wrong checksum and is passed up for that first.)
-    assert_eq!(lro6.passed(PassReason::Ipv6) + lro6.passed(PassReason::BadChecksum), lro6.packets_in);
+    assert_eq!(
+        lro6.passed(PassReason::Ipv6) + lro6.passed(PassReason::BadChecksum),
+        lro6.packets_in
+    );
     assert_eq!(lro6.passed(PassReason::BadChecksum), 1);
     let (gro_out, gro6, _) = run(get("ipv6"), Mode::Gro, Lookup::Hashed);
-    assert!(gro6.merged > 300 && (gro_out as u64) * 10 < gro6.packets_in * 6, "{gro6:?}");
+    assert!(
+        gro6.merged > 300 && (gro_out as u64) * 10 < gro6.packets_in * 6,
+        "{gro6:?}"
+    );
     // VLAN, SLL and pcapng captures aggregate.
-    for n in ["ndpi-bot-vlan", "filecontainer-http-vlan", "sll", "irc-dcc-send"] {
+    for n in [
+        "ndpi-bot-vlan",
+        "filecontainer-http-vlan",
+        "sll",
+        "irc-dcc-send",
+    ] {
         let (out, st, _) = run(get(n), Mode::Lro, Lookup::Hashed);
         assert!(st.merged > 0 && (out as u64) < st.packets_in, "{n}: {st:?}");
     }
