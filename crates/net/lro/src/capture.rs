@@ -362,3 +362,75 @@ impl<W: Write> CaptureWriter<W> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(format: CaptureFormat) -> Vec<u8> {
+        let mut w = CaptureWriter::new(Vec::new(), format, 1).unwrap();
+        w.write(1_500_000_000_123_456_789, 60, &[0xaa; 60]).unwrap();
+        w.write(1_500_000_001_000_000_000, 1514, &[0xbb; 100])
+            .unwrap();
+        w.into_inner()
+    }
+
+    #[test]
+    fn pcap_and_pcapng_round_trip_with_nanosecond_times() {
+        for format in [CaptureFormat::Pcap, CaptureFormat::PcapNg] {
+            let bytes = written(format);
+            let c = Capture::parse(&bytes).unwrap();
+            assert_eq!((c.format, c.dlt), (format, 1));
+            assert_eq!(c.packets.len(), 2);
+            assert_eq!(c.packets[0].ts_ns, 1_500_000_000_123_456_789);
+            assert_eq!(c.packets[1].orig_len, 1514);
+            assert_eq!(c.packets[1].data, &[0xbb; 100][..]);
+        }
+    }
+
+    #[test]
+    fn a_cut_record_names_its_offset() {
+        let bytes = written(CaptureFormat::Pcap);
+        // 24-byte file header, 16 + 60 for the first record: the second
+        // starts at 100.
+        let e = Capture::parse(&bytes[..130]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "offset 100: packet record truncated: only 30 bytes left in the file"
+        );
+        let e = Capture::parse(&bytes[..10]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("offset 0: pcap file header truncated"),
+            "{e}"
+        );
+        let ng = written(CaptureFormat::PcapNg);
+        let e = Capture::parse(&ng[..ng.len() - 3]).unwrap_err();
+        assert!(e.to_string().contains("pcapng block truncated"), "{e}");
+        assert!(matches!(
+            Capture::parse(b"GIF89a.."),
+            Err(CaptureError::Magic(_))
+        ));
+    }
+
+    #[test]
+    fn pcapng_timestamps_follow_if_tsresol() {
+        assert_eq!(tsresol_ns(None), (1000, 1));
+        assert_eq!(tsresol_ns(Some(9)), (1, 1));
+        assert_eq!(tsresol_ns(Some(3)), (1_000_000, 1));
+        assert_eq!(tsresol_ns(Some(0x80 | 10)), (1_000_000_000, 1024));
+    }
+
+    #[test]
+    fn the_output_format_follows_the_file_name() {
+        assert_eq!(
+            CaptureFormat::for_path("a.pcapng".as_ref()),
+            CaptureFormat::PcapNg
+        );
+        assert_eq!(
+            CaptureFormat::for_path("a.pcap".as_ref()),
+            CaptureFormat::Pcap
+        );
+        assert_eq!(CaptureFormat::for_path("a".as_ref()), CaptureFormat::Pcap);
+    }
+}

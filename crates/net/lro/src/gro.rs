@@ -447,11 +447,13 @@ fn mismatch<B>(
     bad |= network_flush(p, seg);
     let len = seg.payload_len();
     bad |= len.wrapping_sub(1) >= p.mss;
-    if bad {
-        return Some(FlushReason::Ineligible);
-    }
+    // All of these set `flush` together in the kernel; klab names the
+    // sequence gap first, as the most telling.
     if p.next_seq != seg.seq {
         return Some(FlushReason::OutOfOrder);
+    }
+    if bad {
+        return Some(FlushReason::Ineligible);
     }
     if p.len + len >= gro_max_size {
         return Some(FlushReason::SizeLimit);
@@ -482,5 +484,339 @@ fn network_flush<B>(p: &mut Held<B>, seg: &Segment) -> bool {
             (a.first_word ^ b.first_word) & 0x0ff0_0000 != 0 || a.hop_limit != b.hop_limit
         }
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{Seg, Up};
+    use crate::wire::tcp_flag::*;
+
+    fn gro() -> GroMgr<Vec<u8>> {
+        GroMgr::new(GroConfig::default(), LinkType::Ethernet).unwrap()
+    }
+
+    #[track_caller]
+    fn run(m: &mut GroMgr<Vec<u8>>, segs: &[Seg]) -> Up {
+        let mut up = Up::default();
+        for s in segs {
+            m.receive(s.frame(), &mut up.take());
+            m.assert_invariants();
+        }
+        m.flush_all(&mut up.take());
+        m.assert_invariants();
+        up
+    }
+
+    fn train(first: Seg, n: usize) -> Vec<Seg> {
+        let mut v = vec![first];
+        while v.len() < n {
+            let next = v.last().unwrap().next();
+            v.push(next);
+        }
+        v
+    }
+
+    /// `b` after `a` in GRO and in LRO: segments per packet handed up.
+    fn both(a: Seg, b: Seg) -> (Vec<u32>, Vec<u32>) {
+        let mut g = gro();
+        let gs = run(&mut g, &[a.clone(), b.clone()]).segs();
+        let mut l: crate::lro::LroMgr<Vec<u8>> =
+            crate::lro::LroMgr::new(crate::lro::LroConfig::default(), LinkType::Ethernet).unwrap();
+        let mut up = Up::default();
+        for s in [a, b] {
+            l.receive_skb(s.frame(), &mut up.take());
+        }
+        l.flush_all(&mut up.take());
+        (gs, up.segs())
+    }
+
+    #[test]
+    fn identical_headers_merge() {
+        let mut m = gro();
+        let up = run(&mut m, &train(Seg::default(), 4));
+        assert_eq!(up.segs(), vec![4]);
+        let f = &up.pkts[0].1;
+        let seg = wire::parse(LinkType::Ethernet, f).unwrap();
+        assert_eq!(seg.ip_len(), 20 + 32 + 400);
+        assert!(wire::verify_ip_checksum(&seg, f));
+        assert!(wire::verify_tcp_checksum(&seg, &[f]).is_some());
+    }
+
+    #[test]
+    fn gro_is_stricter_than_lro_on_timestamps_window_and_ack() {
+        let a = Seg::default();
+        // A new TSval: any option byte differing stops GRO; LRO merges.
+        let b = Seg {
+            ts: Some((101, 900)),
+            ..a.next()
+        };
+        assert_eq!(both(a.clone(), b), (vec![1, 1], vec![2]));
+        // A new TSecr.
+        let b = Seg {
+            ts: Some((100, 901)),
+            ..a.next()
+        };
+        assert_eq!(both(a.clone(), b), (vec![1, 1], vec![2]));
+        // A window update: GRO compares the whole flag word.
+        let b = Seg {
+            window: 501,
+            ..a.next()
+        };
+        assert_eq!(both(a.clone(), b), (vec![1, 1], vec![2]));
+        // A new ACK.
+        let b = Seg {
+            ack: 5001,
+            ..a.next()
+        };
+        assert_eq!(both(a.clone(), b), (vec![1, 1], vec![2]));
+        // Options present then absent: GRO flushes (doff differs);
+        // LRO takes the segment (doff 5 is eligible).
+        let b = Seg {
+            ts: None,
+            ..a.next()
+        };
+        assert_eq!(both(a, b), (vec![1, 1], vec![2]));
+    }
+
+    #[test]
+    fn lro_is_stricter_than_gro_on_psh_and_ecn() {
+        let a = Seg::default();
+        // PSH: GRO merges, ORs PSH into the header and flushes at once.
+        let b = Seg {
+            flags: ACK | PSH,
+            ..a.next()
+        };
+        let mut g = gro();
+        let up = run(&mut g, &[a.clone(), b]);
+        assert_eq!(up.segs(), vec![2]);
+        assert_eq!(g.stats().flushes(FlushReason::GroFinal), 1);
+        let seg = wire::parse(LinkType::Ethernet, &up.pkts[0].1).unwrap();
+        assert_eq!(seg.flags, ACK | PSH);
+        // ECE on every segment: GRO merges (flag words equal); LRO never.
+        let a = Seg {
+            flags: ACK | ECE,
+            ..Seg::default()
+        };
+        assert_eq!(both(a.clone(), a.next()), (vec![2], vec![1, 1]));
+    }
+
+    #[test]
+    fn a_short_segment_ends_the_aggregate_and_a_longer_one_starts_anew() {
+        let a = Seg::default();
+        let short = Seg {
+            payload: 60,
+            ..a.next().next()
+        };
+        let mut g = gro();
+        let up = run(&mut g, &[a.clone(), a.next(), short.clone(), short.next()]);
+        // [a, a', short] flushed at the short one (len < mss); then the next.
+        assert_eq!(up.segs(), vec![3, 1]);
+        let long = Seg {
+            payload: 150,
+            ..a.next()
+        };
+        let mut g = gro();
+        let up = run(&mut g, &[a, long.clone(), long.next()]);
+        // 150 > mss 100: the held goes up, the long one is held anew.
+        assert_eq!(up.segs(), vec![1, 2]);
+        assert_eq!(g.stats().flushes(FlushReason::Ineligible), 1);
+    }
+
+    #[test]
+    fn the_ip_id_must_count_up_or_stay_fixed_with_df() {
+        let a = Seg::default();
+        let same_id = Seg {
+            id: a.id,
+            ..a.next()
+        };
+        // DF and a fixed ID: atomic, merges; the third must keep the ID.
+        let mut g = gro();
+        let up = run(
+            &mut g,
+            &[
+                a.clone(),
+                same_id.clone(),
+                Seg {
+                    id: a.id,
+                    ..same_id.next()
+                },
+            ],
+        );
+        assert_eq!(up.segs(), vec![3]);
+        // Without DF a fixed ID is not allowed.
+        let nodf = Seg {
+            df: false,
+            ..a.clone()
+        };
+        let mut g = gro();
+        let up = run(
+            &mut g,
+            &[
+                nodf.clone(),
+                Seg {
+                    id: nodf.id,
+                    ..nodf.next()
+                },
+            ],
+        );
+        assert_eq!(up.segs(), vec![1, 1]);
+        // An ID jump.
+        let mut g = gro();
+        let up = run(&mut g, &[a.clone(), Seg { id: 50, ..a.next() }]);
+        assert_eq!(up.segs(), vec![1, 1]);
+        // TTL and TOS must match.
+        let (gs, _) = both(
+            a.clone(),
+            Seg {
+                ttl: 63,
+                ..a.next()
+            },
+        );
+        assert_eq!(gs, vec![1, 1]);
+        let (gs, _) = both(a.clone(), Seg { tos: 4, ..a.next() });
+        assert_eq!(gs, vec![1, 1]);
+    }
+
+    #[test]
+    fn pure_acks_and_control_segments_go_up_alone() {
+        let a = Seg::default();
+        let mut g = gro();
+        let up = run(
+            &mut g,
+            &[
+                a.clone(),
+                Seg {
+                    payload: 0,
+                    ..a.next()
+                },
+                Seg {
+                    flags: ACK | SYN,
+                    ..a.next()
+                },
+            ],
+        );
+        assert_eq!(up.segs(), vec![1, 1, 1]);
+        assert_eq!(g.stats().passed(PassReason::NoPayload), 1);
+        assert_eq!(g.stats().passed(PassReason::TcpFlags), 1);
+    }
+
+    #[test]
+    fn an_aggregate_stops_below_64_kib() {
+        // p.len + len >= 65536 fails: 52 + 45 * 1448 = 65212 holds, one
+        // more segment would reach 66660.
+        let mut g = gro();
+        let up = run(
+            &mut g,
+            &train(
+                Seg {
+                    payload: 1448,
+                    ..Seg::default()
+                },
+                46,
+            ),
+        );
+        assert_eq!(up.segs(), vec![45, 1]);
+        assert_eq!(g.stats().flushes(FlushReason::SizeLimit), 1);
+    }
+
+    #[test]
+    fn a_full_bucket_evicts_its_oldest() {
+        // 100 flows, one segment each: every bucket past MAX_GRO_SKBS
+        // evicts once per extra flow.
+        let segs: Vec<Seg> = (0..100)
+            .map(|p| Seg {
+                sport: 1000 + p,
+                ..Seg::default()
+            })
+            .collect();
+        let mut per_bucket = [0usize; GRO_HASH_BUCKETS];
+        for s in &segs {
+            let f = s.frame();
+            let seg = wire::parse(LinkType::Ethernet, &f).unwrap();
+            let key = GroKey::of(&seg, &f);
+            per_bucket[(FxBuildHasher.hash_one(key) as usize) % GRO_HASH_BUCKETS] += 1;
+        }
+        let want: usize = per_bucket
+            .iter()
+            .map(|n| n.saturating_sub(MAX_GRO_SKBS))
+            .sum();
+        assert!(want > 0);
+        let mut g = gro();
+        run(&mut g, &segs);
+        assert_eq!(g.stats().flushes(FlushReason::Evicted), want as u64);
+        assert_eq!(g.stats().flushes(FlushReason::FlushAll), 64);
+    }
+
+    #[test]
+    fn ipv6_merges_and_its_payload_length_is_rewritten() {
+        let a = Seg {
+            v6: true,
+            ..Seg::default()
+        };
+        let mut g = gro();
+        let up = run(&mut g, &train(a, 3));
+        assert_eq!(up.segs(), vec![3]);
+        let f = &up.pkts[0].1;
+        let seg = wire::parse(LinkType::Ethernet, f).unwrap();
+        let Ip::V6(v6) = seg.ip else { panic!() };
+        assert_eq!(v6.payload_len, 32 + 300);
+        assert!(wire::verify_tcp_checksum(&seg, &[f]).is_some());
+        // A different hop limit stops the merge.
+        let b = Seg {
+            v6: true,
+            ..Seg::default()
+        };
+        let mut g = gro();
+        assert_eq!(
+            run(&mut g, &[b.clone(), Seg { ttl: 1, ..b.next() }]).segs(),
+            vec![1, 1]
+        );
+    }
+
+    #[test]
+    fn a_gap_flushes_the_held_packet_and_holds_the_new_one() {
+        // Unlike LRO, GRO holds the out-of-order segment as a new packet.
+        let t = train(Seg::default(), 5);
+        let mut g = gro();
+        let up = run(
+            &mut g,
+            &[t[0].clone(), t[1].clone(), t[3].clone(), t[4].clone()],
+        );
+        assert_eq!(up.segs(), vec![2, 2]);
+        assert_eq!(g.stats().flushes(FlushReason::OutOfOrder), 1);
+    }
+
+    #[test]
+    fn padded_and_ip_options_frames_flush_their_flow_first() {
+        let t = train(Seg::default(), 3);
+        let mut g = gro();
+        let up = run(
+            &mut g,
+            &[
+                t[0].clone(),
+                Seg {
+                    pad: 4,
+                    ..t[1].clone()
+                },
+                t[2].clone(),
+            ],
+        );
+        assert_eq!(up.segs(), vec![1, 1, 1]);
+        assert_eq!(g.stats().passed(PassReason::Padded), 1);
+        let mut g = gro();
+        let up = run(
+            &mut g,
+            &[
+                t[0].clone(),
+                Seg {
+                    ip_opts: true,
+                    ..t[1].clone()
+                },
+            ],
+        );
+        assert_eq!(up.segs(), vec![1, 1]);
+        assert_eq!(g.stats().passed(PassReason::IpOptions), 1);
     }
 }

@@ -176,6 +176,7 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    #[inline]
     fn of(seg: &Segment, v4: &Ipv4) -> FlowKey {
         FlowKey {
             saddr: v4.src,
@@ -839,7 +840,10 @@ mod tests {
         let up = run(&mut m, &train(Seg::default(), 3));
         assert_eq!(up.segs(), vec![3]);
         let st = m.stats();
-        assert_eq!((st.aggregated, st.flushed, st.merged, st.packets_out), (3, 1, 1, 1));
+        assert_eq!(
+            (st.aggregated, st.flushed, st.merged, st.packets_out),
+            (3, 1, 1, 1)
+        );
         assert_eq!(st.flushes(FlushReason::FlushAll), 1);
     }
 
@@ -847,17 +851,54 @@ mod tests {
     fn each_eligibility_rule_rejects_a_new_session() {
         // lro_tcp_ip_check(), in the kernel's order.
         let d = Seg::default();
-        assert_eq!(first_rejection(Seg { pad: 6, ..d.clone() }), PassReason::Padded);
-        assert_eq!(first_rejection(Seg { payload: 0, ..d.clone() }), PassReason::NoPayload);
-        assert_eq!(first_rejection(Seg { ip_opts: true, ..d.clone() }), PassReason::IpOptions);
+        assert_eq!(
+            first_rejection(Seg {
+                pad: 6,
+                ..d.clone()
+            }),
+            PassReason::Padded
+        );
+        assert_eq!(
+            first_rejection(Seg {
+                payload: 0,
+                ..d.clone()
+            }),
+            PassReason::NoPayload
+        );
+        assert_eq!(
+            first_rejection(Seg {
+                ip_opts: true,
+                ..d.clone()
+            }),
+            PassReason::IpOptions
+        );
         for f in [CWR, ECE, URG, RST, SYN, FIN] {
-            let s = Seg { flags: ACK | f, ..d.clone() };
+            let s = Seg {
+                flags: ACK | f,
+                ..d.clone()
+            };
             assert_eq!(first_rejection(s), PassReason::TcpFlags, "flag {f:#x}");
         }
-        assert_eq!(first_rejection(Seg { flags: 0, ..d.clone() }), PassReason::TcpFlags);
-        assert_eq!(first_rejection(Seg { tos: 3, ..d.clone() }), PassReason::EcnCe);
+        assert_eq!(
+            first_rejection(Seg {
+                flags: 0,
+                ..d.clone()
+            }),
+            PassReason::TcpFlags
+        );
+        assert_eq!(
+            first_rejection(Seg {
+                tos: 3,
+                ..d.clone()
+            }),
+            PassReason::EcnCe
+        );
         // doff 6: an MSS-sized option word.
-        let other = Seg { ts: None, raw_opts: Some(vec![2, 4, 5, 0xb4]), ..d.clone() };
+        let other = Seg {
+            ts: None,
+            raw_opts: Some(vec![2, 4, 5, 0xb4]),
+            ..d.clone()
+        };
         assert_eq!(first_rejection(other), PassReason::TcpOptions);
         // doff 8 but the timestamp not in the NOP NOP TS layout.
         let unaligned = Seg {
@@ -866,18 +907,40 @@ mod tests {
             ..d.clone()
         };
         assert_eq!(first_rejection(unaligned), PassReason::TcpOptions);
-        assert_eq!(first_rejection(Seg { ts: Some((5, 0)), ..d.clone() }), PassReason::TsecrZero);
+        assert_eq!(
+            first_rejection(Seg {
+                ts: Some((5, 0)),
+                ..d.clone()
+            }),
+            PassReason::TsecrZero
+        );
         // Padding is checked first: a padded pure ACK is `padded`.
-        assert_eq!(first_rejection(Seg { pad: 6, payload: 0, ..d }), PassReason::Padded);
+        assert_eq!(
+            first_rejection(Seg {
+                pad: 6,
+                payload: 0,
+                ..d
+            }),
+            PassReason::Padded
+        );
     }
 
     #[test]
     fn psh_ect_and_no_options_are_eligible() {
         let d = Seg::default();
         for s in [
-            Seg { flags: ACK | PSH, ..d.clone() },
-            Seg { tos: 2, ..d.clone() },
-            Seg { tos: 1, ..d.clone() },
+            Seg {
+                flags: ACK | PSH,
+                ..d.clone()
+            },
+            Seg {
+                tos: 2,
+                ..d.clone()
+            },
+            Seg {
+                tos: 1,
+                ..d.clone()
+            },
             Seg { ts: None, ..d },
         ] {
             let mut m = mgr(cfg());
@@ -889,9 +952,15 @@ mod tests {
     #[test]
     fn an_ineligible_segment_flushes_the_session_then_goes_up_alone() {
         let mut segs = train(Seg::default(), 3);
-        let fin = Seg { flags: ACK | FIN, ..segs[2].next() };
+        let fin = Seg {
+            flags: ACK | FIN,
+            ..segs[2].next()
+        };
         segs.push(fin);
-        segs.push(Seg { flags: ACK, ..segs[3].next() });
+        segs.push(Seg {
+            flags: ACK,
+            ..segs[3].next()
+        });
         let mut m = mgr(cfg());
         let up = run(&mut m, &segs);
         // [3 merged] [FIN alone] [the next one starts a new session]
@@ -915,9 +984,18 @@ mod tests {
 
     #[test]
     fn tsval_may_not_go_back_and_is_kept_from_the_first_segment() {
-        let a = Seg { ts: Some((1000, 7)), ..Seg::default() };
-        let b = Seg { ts: Some((1005, 8)), ..a.next() };
-        let c = Seg { ts: Some((999, 9)), ..b.next() };
+        let a = Seg {
+            ts: Some((1000, 7)),
+            ..Seg::default()
+        };
+        let b = Seg {
+            ts: Some((1005, 8)),
+            ..a.next()
+        };
+        let c = Seg {
+            ts: Some((999, 9)),
+            ..b.next()
+        };
         let mut m = mgr(cfg());
         let up = run(&mut m, &[a.clone(), b, c]);
         assert_eq!(up.segs(), vec![2, 1]);
@@ -925,18 +1003,43 @@ mod tests {
         // The merged header: TSval of the first (PAWS), TSecr of the last.
         let merged = &up.pkts[0].1;
         let seg = wire::parse(LinkType::Ethernet, merged).unwrap();
-        assert_eq!(seg.opts, TcpOpts::Timestamp { tsval: 1000, tsecr: 8 });
+        assert_eq!(
+            seg.opts,
+            TcpOpts::Timestamp {
+                tsval: 1000,
+                tsecr: 8
+            }
+        );
         // TSval compared in sequence space: 0x7fff_ffff after 1000 is later.
-        let w = Seg { ts: Some((1000u32.wrapping_add(0x7fff_ffff), 8)), ..a.next() };
+        let w = Seg {
+            ts: Some((1000u32.wrapping_add(0x7fff_ffff), 8)),
+            ..a.next()
+        };
         let mut m = mgr(cfg());
         assert_eq!(run(&mut m, &[a, w]).segs(), vec![2]);
     }
 
     #[test]
     fn the_merged_header_is_rewritten_and_valid_on_the_wire() {
-        let a = Seg { ack: 100, window: 10, flags: ACK, ..Seg::default() };
-        let b = Seg { ack: 200, window: 20, flags: ACK | PSH, ..a.next() };
-        let c = Seg { ack: 300, window: 30, ts: Some((100, 950)), payload: 51, ..b.next() };
+        let a = Seg {
+            ack: 100,
+            window: 10,
+            flags: ACK,
+            ..Seg::default()
+        };
+        let b = Seg {
+            ack: 200,
+            window: 20,
+            flags: ACK | PSH,
+            ..a.next()
+        };
+        let c = Seg {
+            ack: 300,
+            window: 30,
+            ts: Some((100, 950)),
+            payload: 51,
+            ..b.next()
+        };
         let mut m = mgr(cfg());
         let up = run(&mut m, &[a.clone(), b, c]);
         let f = &up.pkts[0].1;
@@ -953,7 +1056,10 @@ mod tests {
         let payload: Vec<u8> = (0..251u32).map(|i| Seg::byte(a.seq + i)).collect();
         assert_eq!(seg.payload(f), &payload[..]);
         // An odd payload followed by more data: the checksum's byte swap.
-        let odd = Seg { payload: 33, ..Seg::default() };
+        let odd = Seg {
+            payload: 33,
+            ..Seg::default()
+        };
         let mut m = mgr(cfg());
         let up = run(&mut m, &train(odd, 4));
         let f = &up.pkts[0].1;
@@ -964,7 +1070,11 @@ mod tests {
 
     #[test]
     fn max_aggr_flushes_after_an_append_so_one_still_merges_two() {
-        for (max_aggr, want) in [(3, vec![3, 3, 1]), (2, vec![2, 2, 2, 1]), (1, vec![2, 2, 2, 1])] {
+        for (max_aggr, want) in [
+            (3, vec![3, 3, 1]),
+            (2, vec![2, 2, 2, 1]),
+            (1, vec![2, 2, 2, 1]),
+        ] {
             let mut m = mgr(LroConfig { max_aggr, ..cfg() });
             let up = run(&mut m, &train(Seg::default(), 7));
             assert_eq!(up.segs(), want, "max_aggr {max_aggr}");
@@ -977,7 +1087,10 @@ mod tests {
     fn an_aggregate_is_flushed_past_65535_minus_mtu() {
         // 1448-byte segments: tot_len = 52 + n * 1448 exceeds 65535 - 1500
         // = 64035 at n = 45 (65212), not at 44 (63764).
-        let first = Seg { payload: 1448, ..Seg::default() };
+        let first = Seg {
+            payload: 1448,
+            ..Seg::default()
+        };
         let mut m = mgr(cfg());
         let up = run(&mut m, &train(first.clone(), 46));
         assert_eq!(up.segs(), vec![45, 1]);
@@ -991,14 +1104,31 @@ mod tests {
 
     #[test]
     fn no_free_descriptor_passes_the_packet_and_counts_no_desc() {
-        let a = Seg { sport: 1, ..Seg::default() };
-        let b = Seg { sport: 2, ..Seg::default() };
-        let c = Seg { sport: 3, ..Seg::default() };
+        let a = Seg {
+            sport: 1,
+            ..Seg::default()
+        };
+        let b = Seg {
+            sport: 2,
+            ..Seg::default()
+        };
+        let c = Seg {
+            sport: 3,
+            ..Seg::default()
+        };
         for lookup in [Lookup::Linear, Lookup::Hashed] {
-            let mut m = mgr(LroConfig { max_desc: 2, lookup, ..cfg() });
+            let mut m = mgr(LroConfig {
+                max_desc: 2,
+                lookup,
+                ..cfg()
+            });
             // Even a pure ACK of a third flow costs a no_desc: the lookup
             // comes before the eligibility check.
-            let ack = Seg { sport: 3, payload: 0, ..Seg::default() };
+            let ack = Seg {
+                sport: 3,
+                payload: 0,
+                ..Seg::default()
+            };
             let up = run(&mut m, &[a.clone(), b.clone(), c.clone(), ack, a.next()]);
             assert_eq!(up.segs(), vec![1, 1, 2, 1]);
             assert_eq!(m.stats().no_desc, 2);
@@ -1008,9 +1138,16 @@ mod tests {
 
     #[test]
     fn the_lowest_free_descriptor_is_taken_and_flush_all_goes_in_slot_order() {
-        let flow = |p: u16| Seg { sport: p, ..Seg::default() };
+        let flow = |p: u16| Seg {
+            sport: p,
+            ..Seg::default()
+        };
         for lookup in [Lookup::Linear, Lookup::Hashed] {
-            let mut m = mgr(LroConfig { max_desc: 4, lookup, ..cfg() });
+            let mut m = mgr(LroConfig {
+                max_desc: 4,
+                lookup,
+                ..cfg()
+            });
             let mut up = Up::default();
             for p in [1, 2, 3] {
                 m.receive_skb(flow(p).frame(), &mut up.take());
@@ -1031,8 +1168,14 @@ mod tests {
 
     #[test]
     fn flush_pkt_flushes_only_its_flow_and_adds_nothing() {
-        let a = Seg { sport: 1, ..Seg::default() };
-        let b = Seg { sport: 2, ..Seg::default() };
+        let a = Seg {
+            sport: 1,
+            ..Seg::default()
+        };
+        let b = Seg {
+            sport: 2,
+            ..Seg::default()
+        };
         let mut m = mgr(cfg());
         let mut up = Up::default();
         for s in [&a, &b, &a.next()] {
@@ -1040,7 +1183,16 @@ mod tests {
         }
         assert!(m.flush_pkt(&a.next().next().frame(), &mut up.take()));
         assert_eq!(up.segs(), vec![2]);
-        assert!(!m.flush_pkt(&Seg { sport: 9, ..Seg::default() }.frame(), &mut up.take()));
+        assert!(
+            !m.flush_pkt(
+                &Seg {
+                    sport: 9,
+                    ..Seg::default()
+                }
+                .frame(),
+                &mut up.take()
+            )
+        );
         assert_eq!(m.stats().flushes(FlushReason::FlushPkt), 1);
         assert_eq!(m.held_packets(), 1);
         m.assert_invariants();
@@ -1048,8 +1200,14 @@ mod tests {
 
     #[test]
     fn vlans_are_separate_flows_and_keep_their_tag() {
-        let a = Seg { vlan: Some(77), ..Seg::default() };
-        let b = Seg { vlan: Some(78), ..Seg::default() };
+        let a = Seg {
+            vlan: Some(77),
+            ..Seg::default()
+        };
+        let b = Seg {
+            vlan: Some(78),
+            ..Seg::default()
+        };
         let mut m = mgr(cfg());
         let up = run(&mut m, &[a.clone(), b.clone(), a.next(), b.next()]);
         assert_eq!(up.segs(), vec![2, 2]);
@@ -1063,18 +1221,31 @@ mod tests {
     #[test]
     fn a_bad_checksum_is_passed_up_after_its_flow_under_verify_and_merged_under_trust() {
         let t = train(Seg::default(), 3);
-        let segs = vec![t[0].clone(), Seg { bad_csum: true, ..t[1].clone() }, t[2].clone()];
+        let segs = vec![
+            t[0].clone(),
+            Seg {
+                bad_csum: true,
+                ..t[1].clone()
+            },
+            t[2].clone(),
+        ];
         let mut m = mgr(cfg());
         let up = run(&mut m, &segs);
         assert_eq!(up.segs(), vec![1, 1, 1]);
         assert_eq!(m.stats().passed(PassReason::BadChecksum), 1);
-        let mut m = mgr(LroConfig { checksum: Checksum::Trust, ..cfg() });
+        let mut m = mgr(LroConfig {
+            checksum: Checksum::Trust,
+            ..cfg()
+        });
         assert_eq!(run(&mut m, &segs).segs(), vec![3]);
     }
 
     #[test]
     fn sequence_numbers_wrap_past_2_32() {
-        let first = Seg { seq: u32::MAX - 150, ..Seg::default() };
+        let first = Seg {
+            seq: u32::MAX - 150,
+            ..Seg::default()
+        };
         let mut m = mgr(cfg());
         let up = run(&mut m, &train(first, 4));
         assert_eq!(up.segs(), vec![4]);
@@ -1084,7 +1255,14 @@ mod tests {
     fn ipv6_and_garbage_pass_with_their_reason() {
         let mut m = mgr(cfg());
         let mut up = Up::default();
-        m.receive_skb(Seg { v6: true, ..Seg::default() }.frame(), &mut up.take());
+        m.receive_skb(
+            Seg {
+                v6: true,
+                ..Seg::default()
+            }
+            .frame(),
+            &mut up.take(),
+        );
         m.receive_skb(vec![1, 2, 3], &mut up.take());
         let mut f = Seg::default().frame();
         f.truncate(40);
@@ -1098,13 +1276,23 @@ mod tests {
     #[test]
     fn the_frags_path_counts_fragments_against_max_aggr() {
         // Each packet in two page fragments: headers + 40 bytes, then 60.
-        let mut m: LroMgr<Vec<u8>> = LroMgr::new(LroConfig { max_aggr: 4, ..cfg() }, LinkType::Ethernet).unwrap();
+        let mut m: LroMgr<Vec<u8>> = LroMgr::new(
+            LroConfig {
+                max_aggr: 4,
+                ..cfg()
+            },
+            LinkType::Ethernet,
+        )
+        .unwrap();
         let mut up = Up::default();
         let segs = train(Seg::default(), 3);
         for s in &segs {
             let f = s.frame();
             let cut = f.len() - 60;
-            let frags = vec![Frag::whole(f[..cut].to_vec()), Frag::whole(f[cut..].to_vec())];
+            let frags = vec![
+                Frag::whole(f[..cut].to_vec()),
+                Frag::whole(f[cut..].to_vec()),
+            ];
             m.receive_frags(frags, 4096, &mut up.take());
             m.assert_invariants();
         }
@@ -1136,9 +1324,36 @@ mod tests {
 
     #[test]
     fn config_limits_are_checked() {
-        assert!(LroMgr::<Vec<u8>>::new(LroConfig { max_desc: 0, ..cfg() }, LinkType::Ethernet).is_err());
-        assert!(LroMgr::<Vec<u8>>::new(LroConfig { max_aggr: 0, ..cfg() }, LinkType::Ethernet).is_err());
-        assert!(LroMgr::<Vec<u8>>::new(LroConfig { mtu: 65535, ..cfg() }, LinkType::Ethernet).is_err());
+        assert!(
+            LroMgr::<Vec<u8>>::new(
+                LroConfig {
+                    max_desc: 0,
+                    ..cfg()
+                },
+                LinkType::Ethernet
+            )
+            .is_err()
+        );
+        assert!(
+            LroMgr::<Vec<u8>>::new(
+                LroConfig {
+                    max_aggr: 0,
+                    ..cfg()
+                },
+                LinkType::Ethernet
+            )
+            .is_err()
+        );
+        assert!(
+            LroMgr::<Vec<u8>>::new(
+                LroConfig {
+                    mtu: 65535,
+                    ..cfg()
+                },
+                LinkType::Ethernet
+            )
+            .is_err()
+        );
     }
 
     proptest::proptest! {

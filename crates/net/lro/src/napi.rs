@@ -369,3 +369,69 @@ pub fn run_counting<B: AsRef<[u8]>>(
     engine.flush_all(&mut count);
     up
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Seg;
+
+    fn packets(frames: &[(u64, Vec<u8>)]) -> Vec<Packet<'_>> {
+        frames
+            .iter()
+            .map(|(t, d)| Packet {
+                ts_ns: *t,
+                orig_len: d.len() as u32,
+                data: d,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_poll_ends_after_budget_packets_or_rx_usecs() {
+        // 10 segments of one flow, 10 us apart.
+        let mut s = Seg::default();
+        let mut frames = Vec::new();
+        for i in 0..10u64 {
+            frames.push((i * 10_000, s.frame()));
+            s = s.next();
+        }
+        let p = packets(&frames);
+        let mk = || Engine::lro(LroConfig::default(), LinkType::Ethernet).unwrap();
+        let r = replay(
+            &mut mk(),
+            &p,
+            &NapiConfig {
+                budget: 4,
+                rx_usecs: None,
+            },
+        );
+        assert_eq!(r.polls, 3);
+        assert_eq!(
+            r.out.iter().map(|o| o.skb.segs()).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
+        // The first four waited 3, 2, 1, 0 arrivals: mean over 10 frames
+        // (3+2+1+0)*2 + (1+0) = 13 -> 1.3.
+        assert_eq!(r.held_arrivals_sum, 13);
+        assert_eq!(r.held_arrivals_max, 3);
+        // A 25 us window: polls of 3 packets (0, 10, 20 us), then 30..50.
+        let r = replay(
+            &mut mk(),
+            &p,
+            &NapiConfig {
+                budget: 64,
+                rx_usecs: Some(25),
+            },
+        );
+        assert_eq!(
+            r.out.iter().map(|o| o.skb.segs()).collect::<Vec<_>>(),
+            vec![3, 3, 3, 1]
+        );
+        // The poll ends at its last packet (20 us): the first waited 20 us.
+        assert_eq!(r.held_ns_max, 20_000);
+        // Every frame out once; file order by newest frame keeps times going forward.
+        let file = r.file_order(&p);
+        assert!(file.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert_eq!(file.iter().map(|(_, o)| o.skb.segs()).sum::<u32>(), 10);
+    }
+}

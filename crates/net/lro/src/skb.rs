@@ -203,6 +203,7 @@ pub(crate) fn merged_head(
 /// from its checksum field, without reading the payload:
 /// `data = -(pseudo + tcp header including the check field)`. Exact when
 /// the segment's checksum is valid.
+#[inline]
 pub(crate) fn data_csum_from_check(seg: &Segment, frame_head: &[u8]) -> Wsum {
     let t = usize::from(seg.tcp_off);
     let hdr = csum::partial(&frame_head[t..usize::from(seg.data_off)], Wsum::ZERO);

@@ -175,3 +175,68 @@ impl Streams {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Seg;
+
+    fn streams(segs: &[Seg]) -> Streams {
+        let frames: Vec<Vec<u8>> = segs.iter().map(Seg::frame).collect();
+        Streams::of(LinkType::Ethernet, frames.iter().map(Vec::as_slice))
+    }
+
+    #[test]
+    fn loss_duplication_and_reordering_are_each_caught() {
+        let a = Seg::default();
+        let (b, c) = (a.next(), a.next().next());
+        let base = streams(&[a.clone(), b.clone(), c.clone()]);
+        assert_eq!(base.compare(&base), Ok(()));
+        assert_eq!(base.total_bytes(), 300);
+        assert!(matches!(
+            base.compare(&streams(&[a.clone(), c.clone()])),
+            Err(StreamDiff::Bytes { .. })
+        ));
+        assert!(matches!(
+            base.compare(&streams(&[a.clone(), b.clone(), b.clone(), c.clone()])),
+            Err(StreamDiff::Bytes { .. })
+        ));
+        assert!(matches!(
+            base.compare(&streams(&[a.clone(), c.clone(), b.clone()])),
+            Err(StreamDiff::Bytes { .. })
+        ));
+        let other = Seg {
+            sport: 1,
+            ..a.clone()
+        };
+        assert!(matches!(
+            base.compare(&streams(&[a, b, c, other])),
+            Err(StreamDiff::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn a_segment_start_that_moved_is_caught() {
+        // Same bytes, but the second output segment claims another seq.
+        let a = Seg {
+            payload: 4,
+            seq: 0,
+            ..Seg::default()
+        };
+        let b = a.next();
+        let shifted = Seg {
+            seq: 8,
+            payload: 4,
+            ..Seg::default()
+        };
+        let input = streams(&[a.clone(), b]);
+        let mut out = streams(&[a, shifted]);
+        // Make the bytes equal so only the start differs.
+        out.flows.values_mut().next().unwrap().bytes =
+            input.flows.values().next().unwrap().bytes.clone();
+        assert!(matches!(
+            input.compare(&out),
+            Err(StreamDiff::Start { seq: 8, .. })
+        ));
+    }
+}

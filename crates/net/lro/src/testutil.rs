@@ -106,7 +106,14 @@ impl Seg {
                 Default::default(),
             )
         } else {
-            let mut h = Ipv4Header::new(0, self.ttl, etherparse::IpNumber::TCP, [10, 0, 0, 1], [10, 0, 0, 2]).unwrap();
+            let mut h = Ipv4Header::new(
+                0,
+                self.ttl,
+                etherparse::IpNumber::TCP,
+                [10, 0, 0, 1],
+                [10, 0, 0, 2],
+            )
+            .unwrap();
             h.dscp = etherparse::IpDscp::try_new(self.tos >> 2).unwrap();
             h.ecn = etherparse::IpEcn::try_new(self.tos & 3).unwrap();
             h.identification = self.id;
