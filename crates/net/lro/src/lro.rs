@@ -944,7 +944,7 @@ mod tests {
             Seg { ts: None, ..d },
         ] {
             let mut m = mgr(cfg());
-            run(&mut m, &[s.clone()]);
+            run(&mut m, std::slice::from_ref(&s));
             assert_eq!(m.stats().aggregated, 1, "{s:?}");
         }
     }
