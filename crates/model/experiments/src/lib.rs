@@ -9,6 +9,7 @@
 //!   self-contained `report.html` with inline SVG plots ([`plot`]).
 #![forbid(unsafe_code)]
 
+pub mod lro;
 pub mod output;
 pub mod plot;
 pub mod registry;

@@ -39,7 +39,7 @@ pub trait Experiment: Sync {
 
 /// Every experiment, in the order `klab run` runs them.
 pub fn all() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[&crate::lro::Lro]
 }
 
 /// Every benchmark, in the order `klab bench` runs them.
@@ -52,7 +52,7 @@ pub fn all() -> &'static [&'static dyn Experiment] {
 /// reproducible. The criterion benches in each crate's `benches/` measure
 /// the same operations more thoroughly.
 pub fn benches() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[&crate::lro::bench::LroBench]
 }
 
 /// Looks a name up in a list of experiments.

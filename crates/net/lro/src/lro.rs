@@ -20,8 +20,9 @@
 //!             pieces: [parent frame][payload 2]..[payload n],
 //!             tcp_next_seq, tcp_ack, tcp_window, tsval, tsecr,
 //!             ip_tot_len, pkt_aggr_cnt, nr_frags, mss, data_csum }
-//!   index: FlowKey → slot        (Lookup::Hashed only)
-//!   free:  bitmap of empty slots (Lookup::Hashed only)
+//!   keys:  [ FlowKey ; max_desc ]  compact copy, NO_FLOW when empty   (Hashed)
+//!   index: FlowKey → slot          when max_desc > SCAN_MAX              (Hashed)
+//!   free:  bitmap of empty slots                                         (Hashed)
 //! ```
 //!
 //! # Rules (in the kernel's order)
@@ -49,8 +50,9 @@
 //! * `held_packets == Σ active pkt_aggr_cnt`, each `1 <= pkt_aggr_cnt`;
 //! * for an active session `s`: `s.ip_tot_len == ihl*4 + doff*4 + Σ payload`
 //!   and `s.tcp_next_seq == seq0 + Σ payload (mod 2^32)`;
-//! * hashed lookup: `index` maps exactly the active keys to their slots,
-//!   and `free` has a bit for exactly the empty slots;
+//! * hashed lookup: `keys[i]` is slot i's key or `NO_FLOW`; `index` (above
+//!   `SCAN_MAX` slots) maps exactly the active keys to their slots; `free`
+//!   has a bit for exactly the empty slots;
 //! * the stats identities of [`Stats`].
 //!
 //! # Where klab differs, and why
@@ -86,9 +88,12 @@ pub enum Lookup {
     /// The kernel's `lro_get_desc()`: scan every descriptor for an active
     /// one of the flow, then scan again for the first inactive one.
     Linear,
-    /// A hash map from flow to slot, a bitmap of free slots (so the free
-    /// slot chosen is the lowest, exactly as the linear scan chooses), and
-    /// the last slot hit checked first (segments of a flow arrive in runs).
+    /// The last slot hit checked first (segments of a flow arrive in
+    /// runs); then, up to `SCAN_MAX` descriptors, a scan of a compact key
+    /// array (16 bytes a key, four to a cache line, where the kernel reads
+    /// one descriptor per line), above it a hash map from flow to slot; a
+    /// bitmap of free slots, so the free slot chosen is the lowest, exactly
+    /// as the linear search chooses.
     Hashed,
 }
 
@@ -175,6 +180,19 @@ pub struct FlowKey {
     pub vlan: u32,
 }
 
+/// The key of an empty slot in the compact key array: no frame has it
+/// (a VLAN TCI is 16 bits; untagged is `u32::MAX`).
+const NO_FLOW: FlowKey = FlowKey {
+    saddr: [0; 4],
+    daddr: [0; 4],
+    sport: 0,
+    dport: 0,
+    vlan: u32::MAX - 1,
+};
+
+/// Up to this many descriptors the hashed lookup scans the compact keys.
+pub const SCAN_MAX: usize = 16;
+
 impl FlowKey {
     #[inline]
     fn of(seg: &Segment, v4: &Ipv4) -> FlowKey {
@@ -249,6 +267,7 @@ pub struct LroMgr<B> {
     cfg: LroConfig,
     link: LinkType,
     descs: Vec<Option<Session<B>>>,
+    keys: Vec<FlowKey>,
     index: FxHashMap<FlowKey, u32>,
     free: Vec<u64>,
     last: usize,
@@ -282,6 +301,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
             cfg,
             link,
             descs: (0..cfg.max_desc).map(|_| None).collect(),
+            keys: vec![NO_FLOW; cfg.max_desc],
             index: FxHashMap::default(),
             free,
             last: 0,
@@ -495,7 +515,11 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
                 {
                     return Some(self.last);
                 }
-                self.index.get(key).map(|i| *i as usize)
+                if self.keys.len() <= SCAN_MAX {
+                    self.keys.iter().position(|k| k == key)
+                } else {
+                    self.index.get(key).map(|i| *i as usize)
+                }
             }
         }
     }
@@ -569,7 +593,10 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
             held_bytes: true_size,
         });
         if self.cfg.lookup == Lookup::Hashed {
-            self.index.insert(key, i as u32);
+            self.keys[i] = key;
+            if self.keys.len() > SCAN_MAX {
+                self.index.insert(key, i as u32);
+            }
             self.free[i / 64] &= !(1u64 << (i % 64));
         }
         self.last = i;
@@ -649,7 +676,10 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
             return;
         };
         if self.cfg.lookup == Lookup::Hashed {
-            self.index.remove(&s.key);
+            self.keys[i] = NO_FLOW;
+            if self.keys.len() > SCAN_MAX {
+                self.index.remove(&s.key);
+            }
             self.free[i / 64] |= 1u64 << (i % 64);
         }
         self.held_packets -= u64::from(s.pkt_aggr_cnt);
@@ -701,6 +731,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
                 None => {
                     if self.cfg.lookup == Lookup::Hashed {
                         assert!(free_bit, "slot {i} empty but not free");
+                        assert_eq!(self.keys[i], NO_FLOW);
                     }
                 }
                 Some(s) => {
@@ -717,13 +748,20 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
                     assert_eq!(s.tcp_next_seq, s.seg0.seq.wrapping_add(s.payload));
                     if self.cfg.lookup == Lookup::Hashed {
                         assert!(!free_bit, "slot {i} active but free");
-                        assert_eq!(self.index.get(&s.key), Some(&(i as u32)));
+                        assert_eq!(self.keys[i], s.key);
+                        if self.keys.len() > SCAN_MAX {
+                            assert_eq!(self.index.get(&s.key), Some(&(i as u32)));
+                        }
                     }
                 }
             }
         }
         if self.cfg.lookup == Lookup::Hashed {
-            assert_eq!(self.index.len(), self.active());
+            let active = self.active();
+            assert_eq!(self.keys.iter().filter(|k| **k != NO_FLOW).count(), active);
+            if self.keys.len() > SCAN_MAX {
+                assert_eq!(self.index.len(), active);
+            }
         }
         assert_eq!(held, self.held_packets);
         assert_eq!(bytes, self.held_bytes);
@@ -1163,6 +1201,46 @@ mod tests {
                 .map(|(_, f)| wire::parse(LinkType::Ethernet, f).unwrap().sport)
                 .collect();
             assert_eq!(ports, vec![2, 1, 4, 3], "{lookup:?}");
+        }
+    }
+
+    #[test]
+    fn hashed_lookup_matches_linear_search_above_and_below_the_scan_limit() {
+        // 50 flows, 4 segments each, interleaved by a fixed shuffle; some
+        // flows finish (FIN) and free their slots mid-way.
+        let mut segs = Vec::new();
+        let mut next: Vec<Seg> = (0..50)
+            .map(|p| Seg {
+                sport: 100 + p,
+                ..Seg::default()
+            })
+            .collect();
+        for round in 0..4 {
+            for k in 0..50usize {
+                let f = (k * 37 + round * 11) % 50;
+                let mut s = next[f].clone();
+                if round == 2 && f % 7 == 0 {
+                    s.flags = ACK | FIN;
+                }
+                next[f] = Seg {
+                    flags: ACK,
+                    ..s.next()
+                };
+                segs.push(s);
+            }
+        }
+        for max_desc in [3, SCAN_MAX, SCAN_MAX + 1, 40, 64] {
+            let mut outs = Vec::new();
+            for lookup in [Lookup::Linear, Lookup::Hashed] {
+                let mut m = mgr(LroConfig {
+                    max_desc,
+                    lookup,
+                    ..cfg()
+                });
+                let up = run(&mut m, &segs);
+                outs.push((m.stats().clone(), up.pkts));
+            }
+            assert_eq!(outs[0], outs[1], "max_desc {max_desc}");
         }
     }
 
