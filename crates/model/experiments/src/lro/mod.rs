@@ -142,7 +142,7 @@ fn workloads(ctx: &Ctx<'_>) -> Vec<(&'static str, BulkSpec)> {
 
 fn top_flushes(st: &Stats) -> String {
     let mut v = st.flushes_nonzero();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|x| std::cmp::Reverse(x.1));
     v.iter()
         .take(3)
         .map(|(r, n)| format!("{} {n}", r.name()))
@@ -152,7 +152,7 @@ fn top_flushes(st: &Stats) -> String {
 
 fn top_passes(st: &Stats) -> String {
     let mut v = st.passed_nonzero();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|x| std::cmp::Reverse(x.1));
     let s: Vec<String> = v
         .iter()
         .take(3)
