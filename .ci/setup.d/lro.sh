@@ -7,4 +7,4 @@ if ! command -v tshark >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends tshark
 fi
-tshark --version | head -1
+echo "tshark: $(command -v tshark)"
