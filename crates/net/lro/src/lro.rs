@@ -89,7 +89,7 @@ pub enum Lookup {
     /// one of the flow, then scan again for the first inactive one.
     Linear,
     /// The last slot hit checked first (segments of a flow arrive in
-    /// runs); then, up to `SCAN_MAX` descriptors, a scan of a compact key
+    /// runs); then, up to `SCAN_MAX` (32) descriptors, a scan of a compact key
     /// array (16 bytes a key, four to a cache line, where the kernel reads
     /// one descriptor per line), above it a hash map from flow to slot; a
     /// bitmap of free slots, so the free slot chosen is the lowest, exactly
@@ -191,7 +191,7 @@ const NO_FLOW: FlowKey = FlowKey {
 };
 
 /// Up to this many descriptors the hashed lookup scans the compact keys.
-pub const SCAN_MAX: usize = 16;
+pub const SCAN_MAX: usize = 32;
 
 impl FlowKey {
     #[inline]
@@ -357,7 +357,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
                 }
             }
         };
-        self.proc(seg, csum, Input::Skb(frame), stack);
+        self.proc(&seg, csum, Input::Skb(frame), stack);
     }
 
     /// `lro_receive_frags()`: takes a frame received into page fragments
@@ -389,7 +389,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
                 }
             }
         };
-        self.proc(seg, csum, Input::Frags(frags, true_size), stack);
+        self.proc(&seg, csum, Input::Frags(frags, true_size), stack);
     }
 
     /// `lro_flush_all()`: delivers every active descriptor, in slot order
@@ -456,7 +456,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
     #[inline]
     fn proc<F: FnMut(Skb<B>)>(
         &mut self,
-        seg: Segment,
+        seg: &Segment,
         csum: Option<Wsum>,
         input: Input<B>,
         stack: &mut F,
@@ -465,7 +465,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
             // get_skb_header() did not set LRO_IPV4.
             return self.pass(input.into_skb(), PassReason::Ipv6, stack);
         };
-        let key = FlowKey::of(&seg, &v4);
+        let key = FlowKey::of(seg, &v4);
         let Some(i) = self.get_desc(&key) else {
             self.stats.no_desc += 1;
             return self.pass(input.into_skb(), PassReason::NoDesc, stack);
@@ -474,7 +474,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
         let len = input.len() - usize::from(seg.l3_off);
         match &self.descs[i] {
             None => {
-                if let Err(r) = tcp_ip_check::<B>(&seg, &v4, len, None) {
+                if let Err(r) = tcp_ip_check::<B>(seg, &v4, len, None) {
                     return self.pass(input.into_skb(), r, stack);
                 }
                 self.init_desc(i, key, seg, csum, input);
@@ -484,11 +484,11 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
                     self.flush(i, FlushReason::OutOfOrder, stack);
                     return self.pass(input.into_skb(), PassReason::OutOfOrder, stack);
                 }
-                if let Err(r) = tcp_ip_check(&seg, &v4, len, Some(s)) {
+                if let Err(r) = tcp_ip_check(seg, &v4, len, Some(s)) {
                     self.flush(i, FlushReason::Ineligible, stack);
                     return self.pass(input.into_skb(), r, stack);
                 }
-                let (frags_path, count) = self.add(i, &seg, csum, input);
+                let (frags_path, count) = self.add(i, seg, csum, input);
                 let limit = self.cfg.max_aggr;
                 let s = self.descs[i].as_ref().expect("just appended");
                 let full = if frags_path { s.nr_frags } else { count };
@@ -510,9 +510,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
                 .iter()
                 .position(|d| d.as_ref().is_some_and(|s| s.key == *key)),
             Lookup::Hashed => {
-                if let Some(Some(s)) = self.descs.get(self.last)
-                    && s.key == *key
-                {
+                if self.keys.get(self.last) == Some(key) {
                     return Some(self.last);
                 }
                 if self.keys.len() <= SCAN_MAX {
@@ -547,7 +545,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
         &mut self,
         i: usize,
         key: FlowKey,
-        seg: Segment,
+        seg: &Segment,
         csum: Option<Wsum>,
         input: Input<B>,
     ) {
@@ -555,13 +553,13 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
         let true_size = input.true_size();
         let (pieces, frags_path, nr_frags, data_csum) = match input {
             Input::Skb(b) => {
-                let d = csum.unwrap_or_else(|| data_csum_from_check(&seg, b.as_ref()));
+                let d = csum.unwrap_or_else(|| data_csum_from_check(seg, b.as_ref()));
                 let mut v = Vec::with_capacity(self.cfg.max_aggr.clamp(2, 64) as usize);
                 v.push(Frag::whole(b));
                 (v, false, 0, d)
             }
             Input::Frags(f, _) => {
-                let d = csum.unwrap_or_else(|| data_csum_from_check(&seg, f[0].bytes()));
+                let d = csum.unwrap_or_else(|| data_csum_from_check(seg, f[0].bytes()));
                 let n = f.len() as u32;
                 (f, true, n, d)
             }
@@ -575,7 +573,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
         };
         self.descs[i] = Some(Session {
             key,
-            seg0: seg,
+            seg0: *seg,
             pieces,
             frags_path,
             tcp_next_seq: seg.seq.wrapping_add(payload),
