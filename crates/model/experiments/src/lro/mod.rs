@@ -235,6 +235,22 @@ fn analyse(
         pairs.push(((*name).to_owned(), lro, gro));
     }
     r.table(t);
+    let mut s = Series::new(
+        &format!("{label}: LRO against GRO, packets handed up per packet received, by workload (table order)"),
+        Axis::linear("workload", "#"),
+        Axis::linear("packets out / packets in", ""),
+    )
+    .scatter();
+    let at = |f: &dyn Fn(&(String, Run, Run)) -> f64| -> Vec<[f64; 2]> {
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| [(i + 1) as f64, f(p)])
+            .collect()
+    };
+    s.line("LRO (inet_lro rules)", at(&|p| p.1.stats.out_per_in()));
+    s.line("GRO (stricter header match)", at(&|p| p.2.stats.out_per_in()));
+    r.series(s);
 
     // max_aggr: aggregation against packets held back and bytes held.
     let mut t = Table::new(
@@ -491,7 +507,7 @@ mod tests {
         );
         assert_eq!(a.verdict.holds, Some(true), "{}", a.verdict.measured);
         assert_eq!(a.tables.len(), 3);
-        assert_eq!(a.series.len(), 4);
+        assert_eq!(a.series.len(), 5);
         // Every run's payload column says identical.
         let t = &a.tables[0];
         let col = t
