@@ -249,7 +249,10 @@ fn analyse(
             .collect()
     };
     s.line("LRO (inet_lro rules)", at(&|p| p.1.stats.out_per_in()));
-    s.line("GRO (stricter header match)", at(&|p| p.2.stats.out_per_in()));
+    s.line(
+        "GRO (stricter header match)",
+        at(&|p| p.2.stats.out_per_in()),
+    );
     r.series(s);
 
     // max_aggr: aggregation against packets held back and bytes held.
