@@ -34,6 +34,29 @@
 //! rewritten). What a NIC did (checksum verification) is a knob,
 //! [`lro::Checksum`]. The NAPI poll loop that decides when `flush_all`
 //! runs is modelled from capture timestamps ([`napi`]).
+//!
+//! # Example: live frames
+//!
+//! Any buffer type that derefs to bytes works: here owned `Vec<u8>` frames
+//! as a socket or a ring would hand them over, one poll of 64, then the
+//! end-of-poll flush.
+//!
+//! ```
+//! use klab_lro::{LinkType, LroConfig, LroMgr, Skb};
+//! use klab_lro::workload::{BulkSpec, bulk};
+//!
+//! let frames = bulk(&BulkSpec { flows: 2, segs_per_flow: 32, ..BulkSpec::default() });
+//! let mut lro: LroMgr<Vec<u8>> = LroMgr::new(LroConfig::default(), LinkType::Ethernet).unwrap();
+//! let mut up = Vec::new();
+//! let mut stack = |skb: Skb<Vec<u8>>| up.push(skb.segs());
+//! for f in frames {
+//!     lro.receive_skb(f.data, &mut stack);
+//! }
+//! lro.flush_all(&mut stack);
+//! // Two flows in 8-segment trains: 64 segments reach the stack as 2 packets.
+//! assert_eq!(up, vec![32, 32]);
+//! assert_eq!(lro.stats().aggregated, 64);
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod capture;
