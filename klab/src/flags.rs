@@ -129,8 +129,8 @@ pub(crate) struct LroArgs {
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub(crate) max_desc: usize,
 
-    /// LRO: packets per aggregate (max_aggr). GRO has no count limit (it
-    /// stops at 64 KiB), so gro mode rejects this flag.
+    /// LRO: packets per aggregate (max_aggr; 64 when not given). GRO has no
+    /// count limit (it stops at 64 KiB), so gro mode rejects this flag.
     #[arg(long, value_name = "N")]
     pub(crate) max_aggr: Option<u32>,
 
