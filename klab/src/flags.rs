@@ -29,6 +29,10 @@ pub(crate) enum Command {
     /// system allocator, rayon, ...) in one process and report the ratios.
     /// Timings vary between runs; `klab run` stays reproducible.
     Bench(BenchArgs),
+    /// Aggregate the TCP segments of a capture as large receive offload
+    /// (inet_lro) or GRO would, write the aggregated capture, print the
+    /// statistics.
+    Lro(LroArgs),
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +176,59 @@ pub(crate) struct BenchArgs {
     pub(crate) list: bool,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct LroArgs {
+    /// The capture to read (pcap or pcapng; Ethernet, raw IP or Linux
+    /// cooked).
+    #[arg(value_name = "IN")]
+    pub(crate) input: PathBuf,
+
+    /// Write the aggregated capture here (pcapng if the name ends in
+    /// .pcapng, pcap otherwise). Written to a temporary file and renamed.
+    #[arg(long, value_name = "OUT")]
+    pub(crate) out: Option<PathBuf>,
+
+    /// lro: inet_lro's rules (IPv4 only, timestamps may differ, ACK and
+    /// window rewritten); gro: GRO's stricter rules (headers must match).
+    #[arg(long, value_name = "MODE", default_value = "lro", value_parser = ["lro", "gro"])]
+    pub(crate) mode: String,
+
+    /// LRO descriptors, one per flow aggregated at once (max_desc). In gro
+    /// mode: packets held per hash bucket (MAX_GRO_SKBS, 8 buckets).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub(crate) max_desc: usize,
+
+    /// LRO: packets per aggregate (max_aggr; 64 when not given). GRO has no
+    /// count limit (it stops at 64 KiB), so gro mode rejects this flag.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_aggr: Option<u32>,
+
+    /// Packets per NAPI poll; every poll ends with a flush of all held
+    /// packets.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub(crate) budget: usize,
+
+    /// Interrupt moderation: a poll also ends at the first packet captured
+    /// more than N microseconds after the poll's first. Without it the
+    /// capture is replayed at line rate.
+    #[arg(long, value_name = "N")]
+    pub(crate) rx_usecs: Option<u64>,
+
+    /// The device MTU (LRO flushes an aggregate past 65535 - MTU bytes).
+    #[arg(long, value_name = "N", default_value_t = 1500)]
+    pub(crate) mtu: u32,
+
+    /// Descriptor lookup: hashed, or linear as the kernel searched.
+    #[arg(long, value_name = "KIND", default_value = "hashed", value_parser = ["hashed", "linear"])]
+    pub(crate) lookup: String,
+
+    /// Trust the capture's TCP checksums as a NIC's CHECKSUM_UNNECESSARY
+    /// (the payload is never read). By default they are verified and a
+    /// segment with a wrong checksum is passed up unmerged.
+    #[arg(long)]
+    pub(crate) trust_checksums: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +248,17 @@ mod tests {
         assert_eq!(args.out, PathBuf::from("klab-report"));
         assert_eq!(args.seed, 1);
         assert!(!args.quick && args.names.is_empty() && args.json.is_none());
+    }
+
+    #[test]
+    fn lro_defaults_are_the_kernel_drivers_values() {
+        let cli = Cli::try_parse_from(["klab", "lro", "in.pcap"]).unwrap();
+        let Command::Lro(args) = cli.command else {
+            panic!("not lro")
+        };
+        assert_eq!(args.mode, "lro");
+        assert_eq!((args.max_desc, args.max_aggr, args.budget), (8, None, 64));
+        assert!(args.out.is_none() && args.rx_usecs.is_none() && !args.trust_checksums);
+        assert!(Cli::try_parse_from(["klab", "lro", "x", "--mode", "tso"]).is_err());
     }
 }

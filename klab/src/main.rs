@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         flags::Command::Run(args) => cmd::run::run(&args),
         flags::Command::Bench(args) => cmd::run::bench(&args),
         flags::Command::Replay(args) => cmd::replay::run(&args),
+        flags::Command::Lro(args) => cmd::lro::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -12,6 +12,7 @@
 pub mod bench_uapi;
 pub mod hwpoison;
 pub mod loop_dio;
+pub mod lro;
 pub mod memcg;
 pub mod o_nostd;
 pub mod output;

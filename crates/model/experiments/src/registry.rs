@@ -52,6 +52,7 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::o_nostd::ONostd,
         &crate::packet_pipes::PacketPipes,
         &crate::sysfs_active::SysfsActive,
+        &crate::lro::Lro,
     ]
 }
 
@@ -71,6 +72,7 @@ pub fn benches() -> &'static [&'static dyn Experiment] {
         &crate::slub::SlubBench,
         &crate::bench_uapi::ActiveRefsBench,
         &crate::bench_uapi::PacketPipeBench,
+        &crate::lro::bench::LroBench,
     ]
 }
 
