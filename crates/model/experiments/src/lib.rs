@@ -9,11 +9,13 @@
 //!   self-contained `report.html` with inline SVG plots ([`plot`]).
 #![forbid(unsafe_code)]
 
+pub mod lazy_workqueue;
 pub mod output;
 pub mod plot;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod too_many_threads;
 pub mod workqueue_bench;
 
 pub use registry::{Ctx, Experiment, ExperimentError, InputKind, Inputs, Progress};

@@ -39,7 +39,10 @@ pub trait Experiment: Sync {
 
 /// Every experiment, in the order `klab run` runs them.
 pub fn all() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[
+        &crate::lazy_workqueue::LazyWorkqueue,
+        &crate::too_many_threads::TooManyThreads,
+    ]
 }
 
 /// Every benchmark, in the order `klab bench` runs them.

@@ -23,4 +23,5 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod kernel;
 pub mod rng;
