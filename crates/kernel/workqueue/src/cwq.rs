@@ -45,7 +45,10 @@ use crate::primitive::{Arc, Condvar, Mutex, MutexGuard, lock, thread};
 use crate::rules::{Kind, LAZY_CORE_CPU};
 use crate::work::{TimerKey, WorkInner};
 
-/// One CPU's list and the worker that runs it.
+/// One CPU's list and the worker that runs it. Aligned to two cache lines
+/// (the kernel's `____cacheline_aligned`, doubled for adjacent-line
+/// prefetch) so neighbouring CPUs' lists do not share a line.
+#[repr(align(128))]
 pub(crate) struct Cwq {
     /// I: the index of this list in its workqueue (the CPU, or 0).
     pub(crate) cpu: usize,
@@ -178,8 +181,8 @@ impl Cwq {
     }
 
     /// Links `work` at the tail as the next seq; the caller owns PENDING
-    /// and holds this list's lock `g` (kernel: `insert_work()`). Also
-    /// publishes the seq in `queued_hint` for a spinning worker.
+    /// and holds this list's lock `g` (kernel: `insert_work()`). The caller
+    /// then [`publish`](Cwq::publish)es the seq for a spinning worker.
     pub(crate) fn link(
         &self,
         g: &mut CwqState,
@@ -203,8 +206,15 @@ impl Cwq {
             target,
             origin,
         });
-        self.queued_hint.store(seq, Ordering::Release);
         seq
+    }
+
+    /// Tells a worker spinning for work that entry `seq` is linked. A
+    /// queuer calls it after dropping the list lock, so the worker it
+    /// alerts does not run into a lock still held.
+    #[inline]
+    pub(crate) fn publish(&self, seq: u64) {
+        self.queued_hint.fetch_max(seq, Ordering::Release);
     }
 
     /// Wakes the worker if it sleeps (kernel: `wake_up(&cwq->more_work)`).

@@ -24,7 +24,10 @@ fn next_id() -> u64 {
 }
 
 /// What the workqueue's threads and lists share (kernel:
-/// `struct workqueue_struct`).
+/// `struct workqueue_struct`). Aligned so the `Arc` reference counts, which
+/// every queueing and every finished item touch, sit on another cache line
+/// than the read-mostly fields every worker reads.
+#[repr(align(128))]
 pub(crate) struct WqShared {
     /// I: unique id, recorded in work items and worker threads.
     pub(crate) id: u64,
@@ -497,8 +500,15 @@ fn insert(s: &Arc<WqShared>, cpu: usize, work: &Arc<WorkInner>) {
     let mut g = lock(&cwq.lock);
     match rules::route(s.kind, cpu, g.worker == Slot::Running) {
         Route::Direct(_) => {
-            cwq.link(&mut g, s, work, None, None);
-            cwq.wake(&g);
+            let seq = cwq.link(&mut g, s, work, None, None);
+            // Drop the lock before alerting the worker: a worker woken or
+            // spinning would otherwise run straight into it.
+            let sleeping = g.sleeping;
+            drop(g);
+            cwq.publish(seq);
+            if sleeping {
+                cwq.more_work.notify_one();
+            }
         }
         Route::ViaCore { core, target } => {
             drop(g);
@@ -513,8 +523,13 @@ fn insert(s: &Arc<WqShared>, cpu: usize, work: &Arc<WorkInner>) {
 fn insert_via_core(s: &Arc<WqShared>, core: usize, target: usize, work: &Arc<WorkInner>) {
     let cwq = &s.cwqs[core];
     let mut g = lock(&cwq.lock);
-    cwq.link(&mut g, s, work, Some(target), None);
-    cwq.wake(&g);
+    let seq = cwq.link(&mut g, s, work, Some(target), None);
+    let sleeping = g.sleeping;
+    drop(g);
+    cwq.publish(seq);
+    if sleeping {
+        cwq.more_work.notify_one();
+    }
 }
 
 /// The workqueue and list an item was last queued on, if any.

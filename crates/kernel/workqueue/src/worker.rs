@@ -254,7 +254,8 @@ fn move_to_target<'a>(
         Move::ToTarget | Move::Spawn => {
             g.retired = e.seq;
             g.moved_out.insert(e.seq);
-            tcwq.link(&mut tg, wq, &e.work, None, Some(e.seq));
+            let seq = tcwq.link(&mut tg, wq, &e.work, None, Some(e.seq));
+            tcwq.publish(seq);
             tcwq.wake(&tg);
             drop(tg);
             if let Some(h) = old {
@@ -310,7 +311,8 @@ fn fire_timers<'a>(
             let mut tg = lock(&tcwq.lock);
             match rules::route(wq.kind, t.target, tg.worker == Slot::Running) {
                 rules::Route::Direct(_) => {
-                    tcwq.link(&mut tg, wq, &t.work, None, None);
+                    let seq = tcwq.link(&mut tg, wq, &t.work, None, None);
+                    tcwq.publish(seq);
                     tcwq.wake(&tg);
                 }
                 rules::Route::ViaCore { target, .. } => {

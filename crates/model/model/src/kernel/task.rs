@@ -124,6 +124,11 @@ impl PidMap {
     /// `last_pid + 1`; past `pid_max - 1`, wrap to `RESERVED_PIDS`).
     pub fn alloc(&mut self) -> Result<Pid, TaskError> {
         let max = self.pid_max;
+        if self.nr_used >= (max - 1) as usize {
+            // Every pid 1..pid_max is taken: the scan below would fail
+            // after looking at all of them.
+            return Err(TaskError::NoPid { pid_max: max });
+        }
         let mut pid = self.last_pid + 1;
         if pid >= max {
             pid = RESERVED_PIDS.min(max - 1).max(1);
