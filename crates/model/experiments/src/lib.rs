@@ -11,6 +11,7 @@
 
 pub mod bench_uapi;
 pub mod hwpoison;
+pub mod lazy_workqueue;
 pub mod loop_dio;
 pub mod lro;
 pub mod memcg;
@@ -27,7 +28,9 @@ pub mod replay_bench;
 pub mod report;
 pub mod slub;
 pub mod sysfs_active;
+pub mod too_many_threads;
 pub mod workingset;
+pub mod workqueue_bench;
 
 pub use registry::{Ctx, Experiment, ExperimentError, InputKind, Inputs, Progress};
 pub use report::{Axis, Cell, Report, ReportFile, Series, Table, Verdict};

@@ -53,6 +53,8 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::packet_pipes::PacketPipes,
         &crate::sysfs_active::SysfsActive,
         &crate::lro::Lro,
+        &crate::lazy_workqueue::LazyWorkqueue,
+        &crate::too_many_threads::TooManyThreads,
     ]
 }
 
@@ -73,6 +75,7 @@ pub fn benches() -> &'static [&'static dyn Experiment] {
         &crate::bench_uapi::ActiveRefsBench,
         &crate::bench_uapi::PacketPipeBench,
         &crate::lro::bench::LroBench,
+        &crate::workqueue_bench::WorkqueueBench,
     ]
 }
 

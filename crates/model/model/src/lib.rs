@@ -24,6 +24,7 @@
 
 pub mod clock;
 pub mod fs;
+pub mod kernel;
 pub mod machine;
 pub mod mm;
 pub mod rng;

@@ -1,0 +1,113 @@
+//! End to end from the CLI: `klab run lazy-workqueue too-many-threads`
+//! gives the same JSON twice for one seed and the numbers the seeds'
+//! claims are about; `klab bench workqueue` runs and reports its tables.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn klab(args: &[&str], dir: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_klab"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run klab");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).expect("utf-8 output"),
+    )
+}
+
+fn report<'a>(file: &'a Value, name: &str) -> &'a Value {
+    file["reports"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["experiment"] == name))
+        .unwrap_or_else(|| panic!("no report for {name}"))
+}
+
+/// The row of `table` whose first cell is `first`.
+fn row<'a>(rep: &'a Value, table: &str, first: &str) -> &'a Vec<Value> {
+    rep["tables"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["title"] == table))
+        .and_then(|t| t["rows"].as_array())
+        .and_then(|rows| rows.iter().find(|r| r[0] == first))
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("no row {first:?} in {table:?}"))
+}
+
+#[test]
+fn both_experiments_run_deterministically_and_report_the_pages_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "lazy-workqueue",
+        "too-many-threads",
+        "--quick",
+        "--seed",
+        "3",
+        "--json",
+        "-",
+    ];
+    let (code, first) = klab(&[&args[..], &["--out", "a"]].concat(), dir.path());
+    assert_eq!(code, 0);
+    let (code, second) = klab(&[&args[..], &["--out", "b"]].concat(), dir.path());
+    assert_eq!(code, 0);
+    assert_eq!(first, second, "same seed, same bytes");
+    assert!(dir.path().join("a/report.html").is_file());
+
+    let file: Value = serde_json::from_str(&first).unwrap();
+    let lazy = report(&file, "lazy-workqueue");
+    assert_eq!(lazy["verdict"]["holds"], true);
+    let idle = row(
+        lazy,
+        "kernel threads on the 64-CPU machine",
+        "after boot, idle",
+    );
+    assert_eq!((idle[1].as_u64(), idle[2].as_u64()), (Some(531), Some(279)));
+    let cross = lazy["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["title"].as_str().unwrap().starts_with("cross-check"))
+        .unwrap();
+    for r in cross["rows"].as_array().unwrap() {
+        assert_eq!(r[3], true, "model and real threads disagree: {r}");
+    }
+
+    let tmt = report(&file, "too-many-threads");
+    assert_eq!(tmt["verdict"]["holds"], true);
+    let stops = row(tmt, "where boot stops", "2.6.20 (the page)");
+    assert_eq!(stops[1], "3193");
+    assert_eq!(tmt["series"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn the_workqueue_benchmark_reports_latency_throughput_and_idle_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = klab(
+        &[
+            "bench",
+            "workqueue",
+            "--quick",
+            "--out",
+            "bench",
+            "--json",
+            "-",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0);
+    let file: Value = serde_json::from_str(&out).unwrap();
+    let rep = report(&file, "workqueue");
+    assert_eq!(rep["host"]["real"], true);
+    assert_eq!(rep["tables"].as_array().unwrap().len(), 3);
+    let idle = row(rep, "threads alive while idle", "klab lazy workqueue");
+    assert_eq!(
+        idle[2], 1,
+        "an idle lazy workqueue on 64 CPUs keeps its core thread"
+    );
+    let idle = row(rep, "threads alive while idle", "klab per-CPU workqueue");
+    assert_eq!(idle[2], 64);
+}
