@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         flags::Command::List(args) => cmd::list::run(&args),
         flags::Command::Run(args) => cmd::run::run(&args),
         flags::Command::Bench(args) => cmd::run::bench(&args),
+        flags::Command::TcpRepair(args) => cmd::tcp_repair::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -2,3 +2,4 @@
 
 pub(crate) mod list;
 pub(crate) mod run;
+pub(crate) mod tcp_repair;

@@ -157,6 +157,16 @@ fn read_queue(fd: BorrowedFd<'_>, q: RepairQueue, len: u32) -> Result<(u32, Vec<
     Ok((seq, buf))
 }
 
+/// The connection's `(local, remote)` addresses: what a lock needs before
+/// the dump.
+///
+/// # Errors
+/// `getsockname` or `getpeername` failing (ENOTCONN for an unconnected
+/// socket).
+pub fn tuple(fd: BorrowedFd<'_>) -> Result<(SocketAddr, SocketAddr), SockoptError> {
+    Ok((address(fd, true)?, address(fd, false)?))
+}
+
 fn address(fd: BorrowedFd<'_>, own: bool) -> Result<SocketAddr, SockoptError> {
     let any = if own {
         sockopt::call(|| "getsockname".into(), rustix::net::getsockname(fd))?

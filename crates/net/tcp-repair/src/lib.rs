@@ -59,7 +59,7 @@ mod sockopt;
 pub mod take;
 pub mod testbed;
 
-pub use dump::{close_silently, dump};
+pub use dump::{close_silently, dump, tuple};
 pub use error::{DumpError, Errno, ImageError, LockError, RestoreError, SockoptError, TakeError};
 pub use image::{ConnImage, Image, TcpOptions, TcpState};
 pub use netlock::NetLock;

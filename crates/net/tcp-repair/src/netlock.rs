@@ -22,7 +22,8 @@
 //! Every live lock of the process is also listed in a registry, so a signal
 //! handler can release them all ([`release_all`]) before the process dies.
 //! A lock meant to outlive the process (a dump whose restore comes later)
-//! is renamed `klab_tcp_repair_keep_...` by [`NetLock::keep`];
+//! is renamed `klab_tcp_repair_keep_<hash of the tuples>` by
+//! [`NetLock::keep`], which [`release_kept`] finds from the image;
 //! [`clear_stale`] deletes those and any lock whose process is gone.
 
 use std::io::Write as _;
@@ -199,7 +200,7 @@ impl NetLock {
     /// # Errors
     /// `nft` failing; the lock is then released on drop as usual.
     pub fn keep(mut self, conns: &[(SocketAddr, SocketAddr)]) -> Result<String, LockError> {
-        let kept = self.table.replacen(TABLE_PREFIX, KEEP_PREFIX, 1);
+        let kept = kept_name(conns);
         // The kept table goes in before the old one goes out: no gap.
         nft(
             self.netns.as_deref(),
@@ -229,6 +230,36 @@ fn unregister(table: &str) {
 
 fn delete_table(netns: Option<&Path>, table: &str) -> Result<(), LockError> {
     nft(netns, &["delete", "table", "inet", table], None).map(|_| ())
+}
+
+/// The name of the kept lock for `conns`: `klab_tcp_repair_keep_<hash>`,
+/// a 64-bit FNV-1a hash of the tuples, so the restore of the same
+/// connections finds it.
+pub fn kept_name(conns: &[(SocketAddr, SocketAddr)]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (l, r) in conns {
+        for b in format!("{l} {r};").bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{KEEP_PREFIX}{h:016x}")
+}
+
+/// Deletes the kept lock for `conns` in a namespace, if there is one.
+/// Returns whether a table was deleted.
+///
+/// # Errors
+/// `nft` failing for another reason than a missing table.
+pub fn release_kept(
+    netns: Option<&Path>,
+    conns: &[(SocketAddr, SocketAddr)],
+) -> Result<bool, LockError> {
+    let name = kept_name(conns);
+    if !list(netns)?.iter().any(|(t, _)| *t == name) {
+        return Ok(false);
+    }
+    delete_table(netns, &name).map(|()| true)
 }
 
 /// Deletes every lock this process still holds (for a signal handler: the

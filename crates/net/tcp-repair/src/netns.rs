@@ -206,6 +206,19 @@ pub fn privileged() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// True when this process has CAP_NET_ADMIN in its effective set (bit 12
+/// of `CapEff` in `/proc/self/status`), which repair mode, nftables and
+/// namespace setup all need.
+pub fn has_net_admin() -> bool {
+    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    s.lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 12) != 0)
+}
+
 /// A namespace name unique to this process and call: `klab-<pid>-<n>-<tag>`.
 pub fn unique_name(tag: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

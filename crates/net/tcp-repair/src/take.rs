@@ -84,6 +84,25 @@ pub struct Stopped {
     pid: Pid,
 }
 
+/// Processes this process holds stopped, for [`continue_all`].
+static STOPPED: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+fn stopped_list() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    STOPPED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Continues every process this process holds stopped (for a signal
+/// handler about to exit). Returns how many.
+pub fn continue_all() -> usize {
+    let list = std::mem::take(&mut *stopped_list());
+    list.iter()
+        .filter_map(|&p| Pid::from_raw(p))
+        .filter(|&p| rustix::process::kill_process(p, Signal::CONT).is_ok())
+        .count()
+}
+
 impl Stopped {
     /// Stops `pid` and waits (at most `timeout`) until the kernel reports it
     /// stopped in `/proc/PID/stat`.
@@ -100,6 +119,7 @@ impl Stopped {
             errno: Errno(e.raw_os_error()),
             hint: "",
         })?;
+        stopped_list().push(pid);
         let guard = Stopped { pid: p };
         let deadline = Instant::now() + timeout;
         loop {
@@ -122,6 +142,8 @@ impl Stopped {
 
 impl Drop for Stopped {
     fn drop(&mut self) {
+        let raw = self.pid.as_raw_nonzero().get();
+        stopped_list().retain(|&p| p != raw);
         let _ = rustix::process::kill_process(self.pid, Signal::CONT);
     }
 }
@@ -146,5 +168,33 @@ pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Kills process `pid` (SIGKILL) and waits (at most `timeout`) until it is
+/// gone, so its descriptors are closed: a socket it held in repair mode is
+/// then closed without a word to the peer, and its 4-tuple is free.
+///
+/// # Errors
+/// The signal could not be sent, or the process outlived the timeout.
+pub fn kill_and_wait(pid: i32, timeout: Duration) -> Result<(), TakeError> {
+    let p = pid_of(pid, -1)?;
+    rustix::process::kill_process(p, Signal::KILL).map_err(|e| TakeError::Syscall {
+        call: "kill(SIGKILL)",
+        pid,
+        fd: -1,
+        errno: Errno(e.raw_os_error()),
+        hint: "",
+    })?;
+    if wait_gone(pid, timeout) {
+        Ok(())
+    } else {
+        Err(TakeError::Syscall {
+            call: "kill(SIGKILL)",
+            pid,
+            fd: -1,
+            errno: Errno(110),
+            hint: "; the process did not exit in time",
+        })
     }
 }
