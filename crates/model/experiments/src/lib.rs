@@ -14,6 +14,7 @@ pub mod plot;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod tcp_repair;
 
 pub use registry::{Ctx, Experiment, ExperimentError, InputKind, Inputs, Progress};
 pub use report::{Axis, Cell, Report, ReportFile, Series, Table, Verdict};

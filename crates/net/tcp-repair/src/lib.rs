@@ -40,7 +40,7 @@
 //! * [`netlock`]: nftables rules that drop the connection's packets while
 //!   no socket may answer them.
 //! * [`take`]: a socket taken from another process with `pidfd_getfd`.
-//! * [`netns`], [`testbed`]: namespaces, and a peer + two hosts network
+//! * [`netns`], [`testbed`], [`rtnl`]: namespaces, and a peer + two hosts network
 //!   with an echo workload, for the tests and klab's experiment.
 //!
 //! Invariant kept end to end: after restore, `rcv_nxt` and `write_seq` of
@@ -55,6 +55,7 @@ pub mod image;
 pub mod netlock;
 pub mod netns;
 pub mod restore;
+pub mod rtnl;
 mod sockopt;
 pub mod take;
 pub mod testbed;

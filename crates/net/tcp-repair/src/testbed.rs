@@ -83,6 +83,9 @@ pub struct Testbed {
     pub a: Netns,
     /// Host B.
     pub b: Netns,
+    /// A route socket in the peer's namespace, and the indexes of its links
+    /// to A and B: the route switch is one netlink message.
+    rtnl: std::sync::Mutex<(crate::rtnl::Rtnl, u32, u32)>,
 }
 
 fn tool_err(e: NetnsError) -> String {
@@ -134,7 +137,22 @@ impl Testbed {
         a.ip(&["addr", "add", &s32, "dev", "ap"])?;
         a.ip(&["route", "add", &p32, "dev", "ap", "rto_min", "5ms"])?;
         b.ip(&["route", "add", &p32, "dev", "bp", "rto_min", "5ms"])?;
-        Ok(Testbed { peer, a, b })
+        let rtnl = peer
+            .run(|| -> std::io::Result<_> {
+                let r = crate::rtnl::Rtnl::open()?;
+                let (ia, ib) = (r.index("pa")?, r.index("pb")?);
+                Ok((r, ia, ib))
+            })?
+            .map_err(|e| NetnsError::Tool {
+                command: "rtnetlink in the peer namespace".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Testbed {
+            peer,
+            a,
+            b,
+            rtnl: std::sync::Mutex::new(rtnl),
+        })
     }
 
     /// A host's namespace.
@@ -162,13 +180,17 @@ impl Testbed {
     /// # Errors
     /// `ip` failing.
     pub fn route_to(&self, h: Host) -> Result<(), NetnsError> {
-        let dev = if h == Host::A { "pa" } else { "pb" };
-        let (s32, p) = (format!("{SERVER_IP}/32"), PEER_IP.to_string());
-        self.peer
-            .ip(&[
-                "route", "replace", &s32, "dev", dev, "src", &p, "rto_min", "5ms",
-            ])
-            .map(|_| ())
+        let mut g = self
+            .rtnl
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (rtnl, ia, ib) = &mut *g;
+        let oif = if h == Host::A { *ia } else { *ib };
+        rtnl.route_replace(SERVER_IP, oif, PEER_IP, 5)
+            .map_err(|e| NetnsError::Tool {
+                command: format!("RTM_NEWROUTE {SERVER_IP}/32 oif {oif}"),
+                message: e.to_string(),
+            })
     }
 
     /// Adds (`true`) or removes the server address on host `h`.
@@ -206,6 +228,11 @@ pub struct ServerControl {
     pub stop: AtomicBool,
     /// Leave incoming data in the receive queues.
     pub pause_reading: AtomicBool,
+    /// Publish the queued bytes (`SIOCINQ + SIOCOUTQ`, all connections) in
+    /// `queued` on every round (a few ioctls per connection).
+    pub measure_queues: AtomicBool,
+    /// Bytes in the server sockets' queues, when measured.
+    pub queued: AtomicU64,
 }
 
 fn set_nonblocking(fd: &OwnedFd) {
@@ -222,6 +249,17 @@ pub fn serve(mut conns: Vec<EchoConn>, control: &ServerControl) -> Vec<EchoConn>
     };
     while !control.stop.load(Ordering::Acquire) {
         let paused = control.pause_reading.load(Ordering::Relaxed);
+        if control.measure_queues.load(Ordering::Relaxed) {
+            let q: u64 = conns
+                .iter()
+                .map(|c| {
+                    let fd = c.fd.as_fd();
+                    u64::from(klab_sys::tcp::inq(fd).unwrap_or(0))
+                        + u64::from(klab_sys::tcp::outq(fd).unwrap_or(0))
+                })
+                .sum();
+            control.queued.store(q, Ordering::Relaxed);
+        }
         let mut fds: Vec<PollFd<'_>> = conns
             .iter()
             .map(|c| {
@@ -533,7 +571,7 @@ pub struct Migration {
     pub image: Duration,
     /// Restoring every connection on the target.
     pub restore: Duration,
-    /// Switching the route (`ip route replace`).
+    /// Switching the route (one RTM_NEWROUTE, as `ip route replace`).
     pub switch: Duration,
     /// Leaving repair mode on every connection.
     pub finish: Duration,
@@ -599,7 +637,7 @@ pub fn migrate(
     m.image = t2 - t1;
     let restored = bed
         .host(to)
-        .run(|| {
+        .run_here(|| {
             img.conns
                 .iter()
                 .map(|c| restore(c, RestoreOptions::default()))
@@ -631,10 +669,14 @@ pub fn migrate(
     Ok((out, m))
 }
 
-/// A packet capture of SYN and RST segments in a namespace (`tcpdump`).
+/// A packet capture of SYN and RST segments in a namespace (`tcpdump`),
+/// written to a file as it runs (a pipe nobody reads would fill and make
+/// tcpdump drop packets).
 #[derive(Debug)]
 pub struct Capture {
     child: Option<Child>,
+    out: std::fs::File,
+    err: Arc<std::sync::Mutex<String>>,
 }
 
 /// What a capture saw.
@@ -644,6 +686,9 @@ pub struct Flags {
     pub syn: usize,
     /// Segments with RST.
     pub rst: usize,
+    /// Packets the kernel dropped before tcpdump saw them (the counts are
+    /// then lower bounds).
+    pub dropped: u64,
 }
 
 impl Capture {
@@ -654,6 +699,7 @@ impl Capture {
     /// `tcpdump` missing or not starting.
     pub fn start(ns: &Netns) -> Result<Capture, String> {
         let net = format!("--net={}", ns.path().display());
+        let out = tempfile_anon().map_err(|e| format!("capture file: {e}"))?;
         let mut child = Command::new("nsenter")
             .args([
                 &net,
@@ -662,47 +708,52 @@ impl Capture {
                 "any",
                 "-nn",
                 "-l",
-                "-U",
+                "-B",
+                "8192",
                 "tcp[tcpflags] & (tcp-syn|tcp-rst) != 0",
             ])
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::from(out.try_clone().map_err(|e| e.to_string())?))
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("tcpdump: {e} (install tcpdump)"))?;
         let mut err = child.stderr.take().ok_or("tcpdump: no stderr")?;
+        let seen = Arc::new(std::sync::Mutex::new(String::new()));
+        let seen2 = Arc::clone(&seen);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::Read as _;
-            let mut seen = Vec::new();
             let mut b = [0u8; 256];
             let mut told = false;
             while let Ok(n) = err.read(&mut b) {
                 if n == 0 {
                     break;
                 }
-                seen.extend_from_slice(&b[..n]);
-                if !told && String::from_utf8_lossy(&seen).contains("listening on") {
-                    let _ = tx.send(Ok(()));
+                let mut s = seen2
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                s.push_str(&String::from_utf8_lossy(&b[..n]));
+                if !told && s.contains("listening on") {
+                    let _ = tx.send(true);
                     told = true;
                 }
             }
             if !told {
-                let _ = tx.send(Err(String::from_utf8_lossy(&seen).into_owned()));
+                let _ = tx.send(false);
             }
         });
+        let cap = Capture {
+            child: Some(child),
+            out,
+            err: seen,
+        };
         match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(())) => Ok(Capture { child: Some(child) }),
-            Ok(Err(msg)) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("tcpdump did not start: {msg}"))
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err("tcpdump did not start within 5 s".into())
-            }
+            Ok(true) => Ok(cap),
+            Ok(false) => Err(format!(
+                "tcpdump did not start: {}",
+                cap.err.lock().map(|s| s.clone()).unwrap_or_default()
+            )),
+            Err(_) => Err("tcpdump did not start within 5 s".into()),
         }
     }
 
@@ -711,15 +762,38 @@ impl Capture {
     /// # Errors
     /// The capture could not be read.
     pub fn stop(mut self) -> Result<(Flags, Vec<String>), String> {
+        use std::io::{Read as _, Seek as _};
         // Let the last segments reach tcpdump before it stops.
         std::thread::sleep(Duration::from_millis(50));
-        let child = self.child.take().ok_or("capture already stopped")?;
+        let mut child = self.child.take().ok_or("capture already stopped")?;
         if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
         }
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&out.stdout);
+        child.wait().map_err(|e| e.to_string())?;
+        let mut text = String::new();
+        self.out.rewind().map_err(|e| e.to_string())?;
+        self.out
+            .read_to_string(&mut text)
+            .map_err(|e| e.to_string())?;
         let mut f = Flags::default();
+        // tcpdump's closing summary: "N packets dropped by kernel".
+        let end = Instant::now() + Duration::from_secs(2);
+        loop {
+            let e = self.err.lock().map(|s| s.clone()).unwrap_or_default();
+            if let Some(n) = e
+                .lines()
+                .find(|l| l.contains("dropped by kernel"))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+            {
+                f.dropped = n;
+                break;
+            }
+            if Instant::now() > end {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let mut lines = Vec::new();
         for l in text.lines() {
             let Some(flags) = l.split("Flags [").nth(1).and_then(|s| s.split(']').next()) else {
@@ -735,6 +809,16 @@ impl Capture {
         }
         Ok((f, lines))
     }
+}
+
+/// An unnamed temporary file (`O_TMPFILE` in the system temp directory).
+fn tempfile_anon() -> std::io::Result<std::fs::File> {
+    let fd = rustix::fs::open(
+        std::env::temp_dir(),
+        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )?;
+    Ok(std::fs::File::from(fd))
 }
 
 impl Drop for Capture {
