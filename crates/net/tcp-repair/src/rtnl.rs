@@ -155,7 +155,11 @@ mod tests {
         assert_eq!(&m[32..36], &[127, 77, 0, 10]);
         assert_eq!(u32::from_ne_bytes(m[40..44].try_into().unwrap()), 3);
         assert_eq!(
-            u16::from_ne_bytes(m[56..58].try_into().unwrap()),
+            u16::from_ne_bytes(m[54..56].try_into().unwrap()),
+            RTA_METRICS
+        );
+        assert_eq!(
+            u16::from_ne_bytes(m[58..60].try_into().unwrap()),
             RTAX_RTO_MIN
         );
         assert_eq!(u32::from_ne_bytes(m[60..64].try_into().unwrap()), 5);
