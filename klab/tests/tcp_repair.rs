@@ -337,3 +337,51 @@ fn migrate_moves_a_running_programs_connection() {
     assert!(shell.wait().is_ok(), "the shell was stopped");
     assert!(no_locks(&ns), "the lock is gone");
 }
+
+/// A restore that fails (the owner, kept running, still holds the 4-tuple
+/// in the same namespace) reports why, exits 2, and leaves no lock behind.
+#[test]
+fn failed_migrate_still_unlocks() {
+    if !can_run("failed_migrate") {
+        return;
+    }
+    let ns = Netns::create(&unique_name("fmig")).unwrap();
+    let (mut shell, _peer) = shell_connection(&ns, "exec sleep 30");
+    wait_fd3(shell.id());
+    let out = run(klab()
+        .args([
+            "tcp-repair",
+            "migrate",
+            "--pid",
+            &shell.id().to_string(),
+            "--fd",
+            "3",
+        ])
+        .args(["--keep-owner", "--netns", ns.name().unwrap(), "--", "true"]));
+    assert_eq!(out.status.code(), Some(2));
+    let e = text(&out.stderr);
+    assert!(e.contains("4-tuple is still owned"), "{e}");
+    assert!(no_locks(&ns), "the failed restore released the lock");
+    let out = run(klab()
+        .args([
+            "tcp-repair",
+            "migrate",
+            "--pid",
+            &shell.id().to_string(),
+            "--fd",
+            "3",
+        ])
+        .args(["--netns", ns.name().unwrap(), "--", "/nonexistent/cmd"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("command not found"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        shell.try_wait().unwrap().is_none(),
+        "nothing was done: the owner still runs"
+    );
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+}

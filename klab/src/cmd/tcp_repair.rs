@@ -247,6 +247,8 @@ fn restore(a: &RestoreArgs) -> anyhow::Result<u8> {
 }
 
 fn migrate(a: &MigrateArgs) -> anyhow::Result<u8> {
+    // A command that cannot run would cost the connection: check it first.
+    resolve(&a.cmd)?;
     let source = HeldNetns::open(&take::netns_of(a.pid))?;
     let Dumped {
         sock, img, lock, ..

@@ -173,6 +173,54 @@ fn dump_close_restore_keeps_every_byte_and_sends_no_reset() {
     assert_eq!(flags.syn, 2, "one handshake only (SYN, SYN-ACK): {lines:?}");
 }
 
+/// Half-closed: our FIN sent but not acked (FIN_WAIT1, the lock dropped
+/// it). The restore puts the FIN back (libsoccr's
+/// restore_fin_in_snd_queue): the peer reads the data, then end of stream,
+/// and can still send to the half-closed side.
+#[test]
+fn fin_wait1_is_restored_with_its_fin() {
+    if !can_run("fin_wait1") {
+        return;
+    }
+    let ns = Netns::create(&unique_name("fin")).unwrap();
+    let (mut client, mut server) = pair(&ns);
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = (server.local_addr().unwrap(), server.peer_addr().unwrap());
+    let lock = NetLock::lock(Some(ns.path()), &[t]).unwrap();
+    server.write_all(b"last words").unwrap();
+    server.shutdown(std::net::Shutdown::Write).unwrap();
+    let img = dump(server.as_fd()).unwrap();
+    assert_eq!(img.state, TcpState::FinWait1);
+    assert_eq!(img.send_queue, b"last words", "the FIN is not data");
+    close_silently(OwnedFd::from(server)).unwrap();
+    let restored = ns
+        .run(|| restore(&img, RestoreOptions::default()))
+        .unwrap()
+        .unwrap();
+    let again = dump(restored.as_fd()).unwrap();
+    assert_eq!(again.state, TcpState::FinWait1);
+    assert_eq!(
+        again.send_seq, img.send_seq,
+        "write_seq counts the FIN again"
+    );
+    let fd = restored.finish().unwrap();
+    lock.unlock().unwrap();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"last words");
+    client.write_all(b"reply").unwrap();
+    let mut server = TcpStream::from(fd);
+    server.set_nonblocking(false).unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut b = [0u8; 5];
+    server.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"reply");
+}
+
 /// The kernel's rules for the repair options, pinned with their errnos
 /// (net/ipv4/tcp.c, do_tcp_setsockopt, tcp_repair_options_est,
 /// tcp_repair_set_window).
