@@ -277,6 +277,14 @@ impl ConnImage {
         Ok(())
     }
 
+    /// Panics with the broken invariant's field and reason (for tests).
+    #[track_caller]
+    pub fn assert_invariants(&self) {
+        if let Err((field, reason)) = self.check() {
+            panic!("connection image invariant broken: {field}: {reason}");
+        }
+    }
+
     /// Bytes of the send queue already sent (and not yet acked).
     pub fn sent_len(&self) -> usize {
         self.send_queue.len() - self.unsent as usize
@@ -623,6 +631,7 @@ mod tests {
             conns: vec![sample(), sample()],
         };
         let bytes = img.to_bytes().unwrap();
+        img.conns.iter().for_each(ConnImage::assert_invariants);
         // 14 header + 2 * (90 + 5 + 6) + 4 crc.
         assert_eq!(bytes.len(), 14 + 2 * 101 + 4);
         assert_eq!(Image::parse(&bytes).unwrap(), img);

@@ -686,6 +686,10 @@ pub struct Flags {
     pub syn: usize,
     /// Segments with RST.
     pub rst: usize,
+    /// Distinct connections (address and port pairs) seen in SYN segments:
+    /// handshakes. A SYN retransmitted during one handshake counts once; a
+    /// new connection, once more.
+    pub handshakes: usize,
     /// Packets the kernel dropped before tcpdump saw them (the counts are
     /// then lower bounds).
     pub dropped: u64,
@@ -795,18 +799,30 @@ impl Capture {
             std::thread::sleep(Duration::from_millis(5));
         }
         let mut lines = Vec::new();
+        let mut tuples = std::collections::BTreeSet::new();
         for l in text.lines() {
             let Some(flags) = l.split("Flags [").nth(1).and_then(|s| s.split(']').next()) else {
                 continue;
             };
             if flags.contains('S') {
                 f.syn += 1;
+                // "... IP A.port > B.port: Flags [S], ..."
+                if let Some(ends) = l
+                    .split(" IP ")
+                    .nth(1)
+                    .and_then(|r| r.split(':').next())
+                    .and_then(|r| r.split_once(" > "))
+                {
+                    let (a, b) = (ends.0.to_owned(), ends.1.to_owned());
+                    tuples.insert(if a < b { (a, b) } else { (b, a) });
+                }
             }
             if flags.contains('R') {
                 f.rst += 1;
             }
             lines.push(l.to_owned());
         }
+        f.handshakes = tuples.len();
         Ok((f, lines))
     }
 }
