@@ -385,3 +385,28 @@ fn failed_migrate_still_unlocks() {
     shell.kill().unwrap();
     shell.wait().unwrap();
 }
+
+/// Without the capabilities the experiment still reports, saying why, and
+/// `klab run` succeeds.
+#[test]
+fn the_experiment_reports_a_missing_capability() {
+    if Command::new("setpriv").arg("--version").output().is_err() || !privileged() {
+        eprintln!("experiment_without_caps: skipped: needs root and setpriv to drop capabilities");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new("setpriv")
+        .args([
+            "--bounding-set=-net_admin,-sys_admin",
+            "--inh-caps=-net_admin,-sys_admin",
+        ])
+        .arg(env!("CARGO_BIN_EXE_klab"))
+        .args(["run", "tcp-repair", "--quick", "--out"])
+        .arg(dir.path()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("skipped: no CAP_NET_ADMIN and CAP_SYS_ADMIN"),
+        "{s}"
+    );
+}

@@ -223,23 +223,35 @@ impl Drop for Netns {
     }
 }
 
-/// True when this process may create namespaces and use repair mode
-/// (effective uid 0 is the practical test: CAP_NET_ADMIN and CAP_SYS_ADMIN).
-pub fn privileged() -> bool {
-    rustix::process::geteuid().is_root()
+/// The effective capability set (`CapEff` in `/proc/self/status`).
+fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
 }
 
-/// True when this process has CAP_NET_ADMIN in its effective set (bit 12
-/// of `CapEff` in `/proc/self/status`), which repair mode, nftables and
-/// namespace setup all need.
+/// `CAP_NET_ADMIN`'s bit.
+const CAP_NET_ADMIN: u32 = 12;
+/// `CAP_SYS_ADMIN`'s bit.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// True when this process may create network namespaces and use repair
+/// mode: CAP_SYS_ADMIN (`ip netns add`, `setns`) and CAP_NET_ADMIN in its
+/// effective set.
+pub fn privileged() -> bool {
+    let caps = effective_caps();
+    caps & (1 << CAP_NET_ADMIN) != 0 && caps & (1 << CAP_SYS_ADMIN) != 0
+}
+
+/// True when this process has CAP_NET_ADMIN in its effective set, which
+/// repair mode, nftables and `pidfd_getfd` of a root process need.
 pub fn has_net_admin() -> bool {
-    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    s.lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << 12) != 0)
+    effective_caps() & (1 << CAP_NET_ADMIN) != 0
 }
 
 /// A namespace name unique to this process and call: `klab-<pid>-<n>-<tag>`.
