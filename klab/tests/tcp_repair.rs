@@ -410,3 +410,29 @@ fn the_experiment_reports_a_missing_capability() {
         "{s}"
     );
 }
+
+/// `unlock` clears a lock left behind by a dump whose restore never came.
+#[test]
+fn unlock_clears_a_stale_lock() {
+    if !can_run("unlock") {
+        return;
+    }
+    let ns = Netns::create(&unique_name("unl")).unwrap();
+    let t = (
+        "127.0.0.1:5".parse().unwrap(),
+        "127.0.0.1:6".parse().unwrap(),
+    );
+    let kept = klab_tcp_repair::NetLock::lock(Some(ns.path()), &[t])
+        .unwrap()
+        .keep(&[t])
+        .unwrap();
+    let out = run(klab().args(["tcp-repair", "unlock", "--netns", ns.name().unwrap()]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("removed nft table inet {kept}\n")
+    );
+    assert!(no_locks(&ns));
+    let out = run(klab().args(["tcp-repair", "unlock", "--netns", ns.name().unwrap()]));
+    assert_eq!(text(&out.stdout), "no klab network lock here\n");
+}
