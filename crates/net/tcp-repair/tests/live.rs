@@ -462,3 +462,55 @@ fn connections_move_between_hosts_and_the_peer_never_notices() {
     );
     assert!(flags.syn >= 2 * n);
 }
+
+/// The same move over IPv6 (`[::1]`): the image keeps 16-byte addresses,
+/// the lock uses its ip6 set, the restore an AF_INET6 socket.
+#[test]
+fn ipv6_connections_move_too() {
+    if !can_run("ipv6") {
+        return;
+    }
+    let ns = Netns::create(&unique_name("v6")).unwrap();
+    let (mut client, server) = ns
+        .run(|| {
+            let l = TcpListener::bind("[::1]:0").unwrap();
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            (c, s)
+        })
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client.write_all(b"over v6").unwrap();
+    wait_until("receive queue", || sys::inq(server.as_fd()).unwrap() == 7);
+    let t = (server.local_addr().unwrap(), server.peer_addr().unwrap());
+    let lock = NetLock::lock(Some(ns.path()), &[t]).unwrap();
+    let img = dump(server.as_fd()).unwrap();
+    assert!(img.local.is_ipv6());
+    close_silently(OwnedFd::from(server)).unwrap();
+    client.write_all(b" and more").unwrap();
+    let img = Image::parse(&Image { conns: vec![img] }.to_bytes().unwrap())
+        .unwrap()
+        .conns
+        .remove(0);
+    let fd = ns
+        .run(|| restore(&img, RestoreOptions::default()))
+        .unwrap()
+        .unwrap()
+        .finish()
+        .unwrap();
+    lock.unlock().unwrap();
+    let mut server = TcpStream::from(fd);
+    server.set_nonblocking(false).unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut b = [0u8; 16];
+    server.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"over v6 and more");
+    server.write_all(b"ok").unwrap();
+    let mut r = [0u8; 2];
+    client.read_exact(&mut r).unwrap();
+    assert_eq!(&r, b"ok");
+}
