@@ -15,6 +15,7 @@ pub mod registry;
 pub mod render;
 pub mod report;
 pub mod tcp_repair;
+pub mod tcp_repair_bench;
 
 pub use registry::{Ctx, Experiment, ExperimentError, InputKind, Inputs, Progress};
 pub use report::{Axis, Cell, Report, ReportFile, Series, Table, Verdict};

@@ -52,7 +52,7 @@ pub fn all() -> &'static [&'static dyn Experiment] {
 /// reproducible. The criterion benches in each crate's `benches/` measure
 /// the same operations more thoroughly.
 pub fn benches() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[&crate::tcp_repair_bench::TcpRepairBench]
 }
 
 /// Looks a name up in a list of experiments.

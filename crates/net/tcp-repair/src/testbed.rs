@@ -845,3 +845,31 @@ impl Drop for Capture {
         }
     }
 }
+
+/// Moves one connection in place, inside the calling thread's namespace:
+/// dump, close silently, restore, leave repair mode. No lock: for timing
+/// the repair mechanism alone (the caller makes sure nothing arrives in the
+/// gap, e.g. an idle loopback connection).
+///
+/// # Errors
+/// Any step failing, as text.
+pub fn move_in_place(fd: OwnedFd) -> Result<OwnedFd, String> {
+    let img = dump(fd.as_fd()).map_err(|e| format!("dump: {e}"))?;
+    close_silently(fd).map_err(|(_, e)| format!("close: {e}"))?;
+    restore(&img, RestoreOptions::default())
+        .map_err(|e| format!("restore: {e}"))?
+        .finish()
+        .map_err(|e| format!("finish: {e}"))
+}
+
+/// A connected loopback pair in the calling thread's namespace:
+/// `(client, server)`.
+///
+/// # Errors
+/// A socket call failing.
+pub fn loopback_pair() -> std::io::Result<(std::net::TcpStream, std::net::TcpStream)> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let c = std::net::TcpStream::connect(l.local_addr()?)?;
+    let (s, _) = l.accept()?;
+    Ok((c, s))
+}
