@@ -271,6 +271,22 @@ pub fn release_all() -> usize {
         .count()
 }
 
+/// Deletes the locks this process holds in one namespace. Returns how
+/// many were deleted.
+pub fn release_in(netns: &Path) -> usize {
+    let mine: Vec<(String, Option<PathBuf>)> = {
+        let mut reg = registry();
+        let (mine, rest) = std::mem::take(&mut *reg)
+            .into_iter()
+            .partition(|(_, ns)| ns.as_deref() == Some(netns));
+        *reg = rest;
+        mine
+    };
+    mine.iter()
+        .filter(|(t, ns)| delete_table(ns.as_deref(), t).is_ok())
+        .count()
+}
+
 /// klab lock tables in a namespace: `(name, owner pid)`; the pid is `None`
 /// for kept locks.
 pub fn list(netns: Option<&Path>) -> Result<Vec<(String, Option<i32>)>, LockError> {
