@@ -151,6 +151,11 @@ fn dump_close_restore_keeps_every_byte_and_sends_no_reset() {
     assert_eq!((again.local, again.remote), (img.local, img.remote));
     assert_eq!(again.mss_clamp, img.mss_clamp);
     assert_eq!(again.options, img.options);
+    // The timestamp clock continues from the dumped value (TCP_TIMESTAMP
+    // sets tsoffset), so the peer's PAWS check keeps passing: without it
+    // the new socket's clock would start from its own random offset.
+    let ts_step = again.timestamp.wrapping_sub(img.timestamp);
+    assert!(ts_step < 5_000, "timestamp clock jumped by {ts_step}");
     let fd = restored.finish().unwrap();
     lock.unlock().unwrap();
 
