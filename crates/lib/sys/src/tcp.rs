@@ -199,6 +199,27 @@ fn get_int(fd: BorrowedFd<'_>, opt: i32) -> io::Result<i32> {
     Ok(v)
 }
 
+/// `setsockopt(SOL_SOCKET, SO_MARK, mark)`: the packet mark netfilter
+/// rules can match (CAP_NET_ADMIN).
+pub fn set_socket_mark(fd: BorrowedFd<'_>, mark: u32) -> io::Result<()> {
+    let len = size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `mark` is a live u32 of `len` bytes, only read by the kernel.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            std::ptr::from_ref(&mark).cast(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// `setsockopt(TCP_REPAIR, mode)`. Needs CAP_NET_ADMIN (EPERM otherwise,
 /// and for a listening socket).
 pub fn set_repair(fd: BorrowedFd<'_>, mode: RepairMode) -> io::Result<()> {

@@ -185,13 +185,17 @@ fn address(fd: BorrowedFd<'_>, own: bool) -> Result<SocketAddr, SockoptError> {
 }
 
 /// Retires a socket without a word to the peer: makes sure it is in repair
-/// mode, then closes it. The kernel's `tcp_disconnect()` takes the repair
-/// branch and sends neither FIN nor RST.
+/// mode, disconnects it (`connect(AF_UNSPEC)`, which runs the kernel's
+/// `tcp_disconnect()` at once), then closes it. `tcp_disconnect()` takes
+/// its repair branch and sends neither FIN nor RST, and it unhashes the
+/// socket now: a close alone would leave that to the last reference, which
+/// a child of another thread, between its fork and its exec, may still
+/// hold, keeping the 4-tuple taken for a restore in the same namespace.
 ///
 /// # Errors
-/// When repair mode cannot be entered; the socket is then **not** closed
-/// here but handed back, so the caller decides (closing it would reset the
-/// connection).
+/// When repair mode cannot be entered or the disconnect fails; the socket
+/// is then **not** closed here but handed back, so the caller decides
+/// (closing it outside repair mode would reset the connection).
 pub fn close_silently(fd: OwnedFd) -> Result<(), (OwnedFd, SockoptError)> {
     match sockopt::repair(fd.as_fd()) {
         Ok(true) => {}
@@ -200,6 +204,12 @@ pub fn close_silently(fd: OwnedFd) -> Result<(), (OwnedFd, SockoptError)> {
                 return Err((fd, e));
             }
         }
+    }
+    if let Err(e) = sockopt::call(
+        || "connect(AF_UNSPEC) in repair mode".into(),
+        rustix::net::connect_unspec(fd.as_fd()),
+    ) {
+        return Err((fd, e));
     }
     drop(fd);
     Ok(())

@@ -52,6 +52,7 @@
 pub mod dump;
 pub mod error;
 pub mod image;
+pub mod inject;
 pub mod netlock;
 pub mod netns;
 pub mod restore;

@@ -18,6 +18,8 @@
 //! ```
 //!
 //! Set elements are `local addr . local port . remote addr . remote port`.
+//! Packets marked [`crate::inject::SOCCR_MARK`] pass: a restore forges
+//! the peer's FIN with that mark.
 //! Lifetime: [`NetLock`] is an RAII guard; dropping it deletes the table.
 //! Every live lock of the process is also listed in a registry, so a signal
 //! handler can release them all ([`release_all`]) before the process dies.
@@ -128,13 +130,16 @@ pub fn lock_script(table: &str, conns: &[(SocketAddr, SocketAddr)]) -> String {
     };
     format!(
         "table inet {table} {{\n{}{}  chain input {{ type filter hook input priority raw; policy accept;\n    \
+         meta mark {mark:#x} accept\n    \
          ip daddr . tcp dport . ip saddr . tcp sport @conns4 drop\n    \
          ip6 daddr . tcp dport . ip6 saddr . tcp sport @conns6 drop\n  }}\n  \
          chain output {{ type filter hook output priority raw; policy accept;\n    \
+         meta mark {mark:#x} accept\n    \
          ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop\n    \
          ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop\n  }}\n}}\n",
         set("conns4", "ipv4_addr", elems(true)),
         set("conns6", "ipv6_addr", elems(false)),
+        mark = crate::inject::SOCCR_MARK,
     )
 }
 

@@ -25,10 +25,12 @@
 //! end minus its length; after the writes, `rcv_nxt == recv_seq` and
 //! `write_seq == send_seq`, exactly as dumped.
 //!
-//! States: ESTABLISHED and FIN_WAIT1 are rebuilt. The others need a FIN
-//! injected into the receive queue, or an ACK of our FIN, from a raw
-//! socket (libsoccr's `send_fin()` through libnet); klab refuses them with
-//! that reason rather than half-restore them.
+//! States: ESTABLISHED and FIN_WAIT1 are rebuilt with the options alone.
+//! FIN_WAIT2, CLOSE_WAIT, LAST_ACK and CLOSING also need a segment forged
+//! from the peer (its FIN, or its ACK of ours), sent from a raw socket
+//! marked so the lock lets it pass (libsoccr's `send_fin()`; here
+//! [`crate::inject`]), for IPv4 connections. CLOSE and SYN_SENT, and the
+//! forging states over IPv6, are refused with the reason.
 //!
 //! Failure leaves nothing behind: until [`Restored`] is handed out, the
 //! socket is owned by a guard that, on drop, puts it back in repair mode
@@ -105,20 +107,53 @@ impl Drop for Building {
     }
 }
 
-/// Whether `restore` rebuilds connections in `state`, and if not, why.
-pub fn supported(state: TcpState) -> Result<(), &'static str> {
+/// Whether `restore` rebuilds connections in `state` (for an IPv4 or
+/// IPv6 connection), and if not, why.
+pub fn supported(state: TcpState, ipv4: bool) -> Result<(), &'static str> {
     match state {
         TcpState::Established | TcpState::FinWait1 => Ok(()),
-        TcpState::FinWait2 | TcpState::Close => Err(
-            "our FIN was acked: rebuilding it needs an ACK injected from a raw socket \
-             (libsoccr send_fin), which klab does not do",
+        TcpState::FinWait2 | TcpState::CloseWait | TcpState::LastAck | TcpState::Closing
+            if ipv4 =>
+        {
+            Ok(())
+        }
+        TcpState::FinWait2 | TcpState::CloseWait | TcpState::LastAck | TcpState::Closing => Err(
+            "rebuilding it needs a segment forged from the peer (libsoccr send_fin), which \
+             klab builds for IPv4 only",
         ),
-        TcpState::CloseWait | TcpState::LastAck | TcpState::Closing => Err(
-            "the peer's FIN is in the receive queue: rebuilding it needs a FIN injected from \
-             a raw socket (libsoccr send_fin), which klab does not do",
+        TcpState::Close => Err(
+            "a closed (possibly reset) connection has nothing left to carry; libsoccr rebuilds \
+             it with two forged segments, klab refuses it",
         ),
         TcpState::SynSent => Err("the handshake is not complete: reconnect instead"),
     }
+}
+
+/// libsoccr `RCVQ_FIRST_FIN | RCVQ_SECOND_FIN`: the peer's FIN was received.
+fn fin_in_recv_queue(s: TcpState) -> bool {
+    matches!(
+        s,
+        TcpState::CloseWait | TcpState::LastAck | TcpState::Closing | TcpState::Close
+    )
+}
+
+/// libsoccr `restore_fin_in_snd_queue()`: `shutdown(SHUT_WR)` queues our
+/// FIN again; in `TCP_SEND_QUEUE` mode it counts as sent (it had been
+/// acked, an ACK is forged next), otherwise it is transmitted.
+fn restore_fin_in_send_queue(fd: BorrowedFd<'_>, acked: bool) -> Result<(), SockoptError> {
+    sockopt::set_queue(
+        fd,
+        if acked {
+            RepairQueue::Send
+        } else {
+            RepairQueue::None
+        },
+    )?;
+    sockopt::call(
+        || "shutdown(SHUT_WR)".into(),
+        rustix::net::shutdown(fd, Shutdown::Write),
+    )?;
+    sockopt::set_queue(fd, RepairQueue::None)
 }
 
 /// Rebuilds the connection in a new socket of the current network
@@ -129,7 +164,8 @@ pub fn supported(state: TcpState) -> Result<(), &'static str> {
 /// by name and errno, or the 4-tuple still in use. No socket survives an
 /// error.
 pub fn restore(c: &ConnImage, opts: RestoreOptions) -> Result<Restored, RestoreError> {
-    supported(c.state).map_err(|reason| RestoreError::Unsupported {
+    let peer4 = crate::inject::v4(c.remote).zip(crate::inject::v4(c.local));
+    supported(c.state, peer4.is_some()).map_err(|reason| RestoreError::Unsupported {
         local: c.local,
         remote: c.remote,
         state: c.state.name(),
@@ -174,7 +210,13 @@ pub fn restore(c: &ConnImage, opts: RestoreOptions) -> Result<Restored, RestoreE
     } else {
         c.send_seq
     };
-    let recv_start = c.recv_seq.wrapping_sub(c.recv_queue.len() as u32);
+    let rfin = fin_in_recv_queue(c.state);
+    let recv_end = if rfin {
+        c.recv_seq.wrapping_sub(1)
+    } else {
+        c.recv_seq
+    };
+    let recv_start = recv_end.wrapping_sub(c.recv_queue.len() as u32);
     let send_start = send_end.wrapping_sub(c.send_queue.len() as u32);
     sockopt::set_queue(fd, RepairQueue::Recv)?;
     sockopt::set_queue_seq(fd, RepairQueue::Recv, recv_start)?;
@@ -198,16 +240,41 @@ pub fn restore(c: &ConnImage, opts: RestoreOptions) -> Result<Restored, RestoreE
         r?;
     }
     if let Some(w) = &c.window {
-        sockopt::set_window(fd, w)?;
+        let mut w = *w;
+        if rfin {
+            // The FIN forged below advances rcv_nxt by one more.
+            w.rcv_wup = w.rcv_wup.wrapping_sub(1);
+            w.rcv_wnd = w.rcv_wnd.wrapping_add(1);
+        }
+        sockopt::set_window(fd, &w)?;
     }
-    if c.state == TcpState::FinWait1 {
-        // restore_fin_in_snd_queue(acked = 0): the FIN goes back into the
-        // send queue; the peer may see it twice, which TCP allows.
-        sockopt::set_queue(fd, RepairQueue::None)?;
-        sockopt::call(
-            || "shutdown(SHUT_WR)".into(),
-            rustix::net::shutdown(fd, Shutdown::Write),
-        )?;
+    // Half-closed states, in libsoccr_restore()'s order. Our FIN first
+    // where it went first; the peer's FIN forged into the receive queue;
+    // our FIN second where it went second; an ACK of our FIN where the
+    // peer had acked it. The peer may see a FIN twice, which TCP allows.
+    let snd_una = send_end.wrapping_sub(c.send_queue.len() as u32);
+    let forge = |seq: u32, ack: u32, flags: u8| -> Result<(), SockoptError> {
+        let (peer, local) = peer4.expect("supported() admits forging states for IPv4 only");
+        let wnd = c.window.map_or(65535, |w| {
+            let scale = c.options.wscale.map_or(0, |(s, _)| s);
+            (w.snd_wnd >> scale).min(65535)
+        }) as u16;
+        crate::inject::send(peer, local, seq, ack, flags, wnd)
+    };
+    if matches!(
+        c.state,
+        TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing
+    ) {
+        restore_fin_in_send_queue(fd, c.state == TcpState::FinWait2)?;
+    }
+    if rfin {
+        forge(recv_end, snd_una, crate::inject::FIN | crate::inject::ACK)?;
+    }
+    if c.state == TcpState::LastAck {
+        restore_fin_in_send_queue(fd, false)?;
+    }
+    if c.state == TcpState::FinWait2 {
+        forge(recv_end, send_end.wrapping_add(1), crate::inject::ACK)?;
     }
     sockopt::set_queue(fd, RepairQueue::None)?;
     let mut b = b;

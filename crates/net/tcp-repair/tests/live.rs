@@ -229,6 +229,123 @@ fn fin_wait1_is_restored_with_its_fin() {
     assert_eq!(&b, b"reply");
 }
 
+/// Moves a half-closed server socket: lock, dump (the state must be
+/// `want`), close silently, restore, re-dump (same state, same sequence
+/// numbers), leave repair mode, unlock.
+fn move_half_closed(ns: &Netns, server: TcpStream, lock: NetLock, want: TcpState) -> TcpStream {
+    let img = dump(server.as_fd()).unwrap();
+    assert_eq!(img.state, want);
+    close_silently(OwnedFd::from(server)).unwrap();
+    let restored = ns
+        .run(|| restore(&img, RestoreOptions::default()))
+        .unwrap()
+        .unwrap();
+    let again = dump(restored.as_fd()).unwrap();
+    assert_eq!(again.state, want, "the forged segments rebuilt the state");
+    assert_eq!(
+        (again.recv_seq, again.send_seq),
+        (img.recv_seq, img.send_seq)
+    );
+    assert_eq!(again.recv_queue, img.recv_queue);
+    let fd = restored.finish().unwrap();
+    lock.unlock().unwrap();
+    let s = TcpStream::from(fd);
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+#[track_caller]
+fn wait_state(s: &TcpStream, state: u8) {
+    wait_until("tcp state", || {
+        sys::tcp_info_head(s.as_fd()).unwrap().state == state
+    });
+}
+
+/// CLOSE_WAIT: the peer's FIN is forged back into the receive queue (a
+/// raw segment marked so the lock lets it pass): the moved server reads
+/// the peer's last bytes, then end of stream, and can still answer.
+#[test]
+fn close_wait_gets_the_peers_fin_back() {
+    if !can_run("close_wait") {
+        return;
+    }
+    let ns = Netns::create(&unique_name("cw")).unwrap();
+    let (mut client, server) = pair(&ns);
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client.write_all(b"request").unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    wait_state(&server, 8);
+    let t = (server.local_addr().unwrap(), server.peer_addr().unwrap());
+    let lock = NetLock::lock(Some(ns.path()), &[t]).unwrap();
+    let mut server = move_half_closed(&ns, server, lock, TcpState::CloseWait);
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"request", "the data, then the peer's FIN");
+    server.write_all(b"response").unwrap();
+    drop(server);
+    let mut resp = Vec::new();
+    client.read_to_end(&mut resp).unwrap();
+    assert_eq!(resp, b"response");
+}
+
+/// FIN_WAIT2: our FIN goes back as sent and an ACK of it is forged; the
+/// peer, which had read nothing yet, reads our bytes and our FIN, and its
+/// late bytes still reach the moved socket.
+#[test]
+fn fin_wait2_keeps_its_acked_fin() {
+    if !can_run("fin_wait2") {
+        return;
+    }
+    let ns = Netns::create(&unique_name("fw2")).unwrap();
+    let (mut client, mut server) = pair(&ns);
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    server.write_all(b"goodbye").unwrap();
+    server.shutdown(std::net::Shutdown::Write).unwrap();
+    wait_state(&server, 5);
+    let t = (server.local_addr().unwrap(), server.peer_addr().unwrap());
+    let lock = NetLock::lock(Some(ns.path()), &[t]).unwrap();
+    let mut server = move_half_closed(&ns, server, lock, TcpState::FinWait2);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"goodbye");
+    client.write_all(b"late").unwrap();
+    let mut b = [0u8; 4];
+    server.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"late");
+}
+
+/// LAST_ACK: both FINs, ours not yet acked. The peer's FIN is forged back,
+/// then ours is queued again and reaches the peer after the move.
+#[test]
+fn last_ack_finishes_the_close() {
+    if !can_run("last_ack") {
+        return;
+    }
+    let ns = Netns::create(&unique_name("la")).unwrap();
+    let (mut client, server) = pair(&ns);
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    wait_state(&server, 8);
+    let t = (server.local_addr().unwrap(), server.peer_addr().unwrap());
+    let lock = NetLock::lock(Some(ns.path()), &[t]).unwrap();
+    // Under the lock our FIN is dropped: LAST_ACK.
+    server.shutdown(std::net::Shutdown::Write).unwrap();
+    wait_state(&server, 9);
+    let _server = move_half_closed(&ns, server, lock, TcpState::LastAck);
+    let mut got = Vec::new();
+    client
+        .read_to_end(&mut got)
+        .expect("our FIN arrives, no reset");
+    assert!(got.is_empty());
+}
+
 /// The kernel's rules for the repair options, pinned with their errnos
 /// (net/ipv4/tcp.c, do_tcp_setsockopt, tcp_repair_options_est,
 /// tcp_repair_set_window).
@@ -336,12 +453,12 @@ fn failed_restore_leaves_no_socket_behind() {
     );
     // An unsupported state is refused before any socket is made.
     let mut cw = img.clone();
-    cw.state = TcpState::CloseWait;
+    cw.state = TcpState::Close;
     let err = ns
         .run(|| restore(&cw, RestoreOptions::default()))
         .unwrap()
         .unwrap_err();
-    assert!(err.to_string().contains("CLOSE_WAIT"), "{err}");
+    assert!(err.to_string().contains("state CLOSE:"), "{err}");
     assert_eq!(tcp_sockets_on_port(&ns, port), before);
 }
 
