@@ -33,6 +33,10 @@ pub(crate) enum Command {
     /// (inet_lro) or GRO would, write the aggregated capture, print the
     /// statistics.
     Lro(LroArgs),
+    /// Dump a live TCP connection and restore it elsewhere, the peer
+    /// unaware (Linux TCP connection repair). Needs CAP_NET_ADMIN.
+    #[command(name = "tcp-repair")]
+    TcpRepair(TcpRepairArgs),
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +233,117 @@ pub(crate) struct LroArgs {
     pub(crate) trust_checksums: bool,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct TcpRepairArgs {
+    #[command(subcommand)]
+    pub(crate) command: TcpRepairCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TcpRepairCommand {
+    /// Take a connected TCP socket from a running process (pidfd_getfd),
+    /// lock its packets (nftables), dump it to IMAGE, and leave it in
+    /// repair mode so that nothing reaches the peer when its owner closes
+    /// it or exits. The lock stays until `restore` (or `unlock`).
+    Dump(DumpArgs),
+    /// Restore the connection in IMAGE in a new socket, remove its lock, and
+    /// run CMD with the socket as descriptor 3, `LISTEN_FDS=1` and
+    /// `LISTEN_PID` (systemd's socket activation), in place of klab.
+    Restore(RestoreArgs),
+    /// Print IMAGE in readable form.
+    Show(ShowArgs),
+    /// Dump, stop the owner, restore and run CMD in one step: the whole
+    /// move of a running program's connection.
+    Migrate(MigrateArgs),
+    /// Remove stale network locks: kept ones, and those of klab processes
+    /// that are gone.
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DumpArgs {
+    /// The process holding the socket.
+    #[arg(long, value_name = "PID")]
+    pub(crate) pid: i32,
+
+    /// The socket's descriptor number in that process.
+    #[arg(long, value_name = "N")]
+    pub(crate) fd: i32,
+
+    /// Where to write the image (written whole, then renamed into place).
+    #[arg(short = 'o', long = "output", value_name = "IMAGE")]
+    pub(crate) output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    /// The image written by `dump`.
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: PathBuf,
+
+    /// Restore into this network namespace (an `ip netns` name); CMD runs
+    /// there too.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) netns: Option<String>,
+
+    /// Set IP_FREEBIND so the local address may be bound before it is
+    /// configured here.
+    #[arg(long)]
+    pub(crate) freebind: bool,
+
+    /// The program to run with the restored socket as descriptor 3, and its
+    /// arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The image to print.
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// The process holding the socket.
+    #[arg(long, value_name = "PID")]
+    pub(crate) pid: i32,
+
+    /// The socket's descriptor number in that process.
+    #[arg(long, value_name = "N")]
+    pub(crate) fd: i32,
+
+    /// Restore into this network namespace (an `ip netns` name); CMD runs
+    /// there too.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) netns: Option<String>,
+
+    /// Leave the owner running (its socket stays in repair mode, dead but
+    /// holding the 4-tuple): only with --netns. By default the owner is
+    /// killed once its socket is dumped, as `criu dump` does, which frees
+    /// the 4-tuple without a word to the peer.
+    #[arg(long, requires = "netns")]
+    pub(crate) keep_owner: bool,
+
+    /// The program to run with the restored socket as descriptor 3, and its
+    /// arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UnlockArgs {
+    /// The network namespace to clean (an `ip netns` name); the current one
+    /// by default.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) netns: Option<String>,
+
+    /// Remove every klab lock, even those of running klab processes.
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +375,47 @@ mod tests {
         assert_eq!((args.max_desc, args.max_aggr, args.budget), (8, None, 64));
         assert!(args.out.is_none() && args.rx_usecs.is_none() && !args.trust_checksums);
         assert!(Cli::try_parse_from(["klab", "lro", "x", "--mode", "tso"]).is_err());
+    }
+
+    #[test]
+    fn tcp_repair_restore_takes_the_command_after_dashes() {
+        let cli = Cli::try_parse_from([
+            "klab",
+            "tcp-repair",
+            "restore",
+            "img",
+            "--netns",
+            "b",
+            "--",
+            "cat",
+            "-u",
+        ])
+        .unwrap();
+        let Command::TcpRepair(TcpRepairArgs {
+            command: TcpRepairCommand::Restore(r),
+        }) = cli.command
+        else {
+            panic!("not restore")
+        };
+        assert_eq!(r.image, PathBuf::from("img"));
+        assert_eq!(r.netns.as_deref(), Some("b"));
+        assert_eq!(r.cmd, ["cat", "-u"]);
+    }
+
+    #[test]
+    fn tcp_repair_keep_owner_needs_netns() {
+        let r = Cli::try_parse_from([
+            "klab",
+            "tcp-repair",
+            "migrate",
+            "--pid",
+            "1",
+            "--fd",
+            "3",
+            "--keep-owner",
+            "--",
+            "cat",
+        ]);
+        assert!(r.is_err());
     }
 }

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         flags::Command::Bench(args) => cmd::run::bench(&args),
         flags::Command::Replay(args) => cmd::replay::run(&args),
         flags::Command::Lro(args) => cmd::lro::run(&args),
+        flags::Command::TcpRepair(args) => cmd::tcp_repair::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

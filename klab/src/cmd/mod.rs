@@ -4,3 +4,4 @@ pub(crate) mod list;
 pub(crate) mod lro;
 pub(crate) mod replay;
 pub(crate) mod run;
+pub(crate) mod tcp_repair;

@@ -12,5 +12,7 @@
 //! The crate is exempt from Miri (its functions are system calls, which
 //! Miri cannot run); its tests run for real on the host.
 
+pub mod listen_fd;
 pub mod residency;
 pub mod stdio;
+pub mod tcp;

@@ -28,6 +28,8 @@ pub mod replay_bench;
 pub mod report;
 pub mod slub;
 pub mod sysfs_active;
+pub mod tcp_repair;
+pub mod tcp_repair_bench;
 pub mod too_many_threads;
 pub mod workingset;
 pub mod workqueue_bench;

@@ -55,6 +55,7 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::lro::Lro,
         &crate::lazy_workqueue::LazyWorkqueue,
         &crate::too_many_threads::TooManyThreads,
+        &crate::tcp_repair::TcpRepair,
     ]
 }
 
@@ -76,6 +77,7 @@ pub fn benches() -> &'static [&'static dyn Experiment] {
         &crate::bench_uapi::PacketPipeBench,
         &crate::lro::bench::LroBench,
         &crate::workqueue_bench::WorkqueueBench,
+        &crate::tcp_repair_bench::TcpRepairBench,
     ]
 }
 
