@@ -43,11 +43,13 @@ impl Date {
     /// Parses `yyyy-mm-dd` (gitdm's `ParseDate`: digits, dashes, a real date).
     pub fn parse(text: &str) -> Result<Date, &'static str> {
         let mut parts = text.split('-');
-        let (Some(y), Some(m), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(y), Some(m), Some(d), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err("expected a date yyyy-mm-dd");
         };
-        let digits = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
         if !(digits(y) && digits(m) && digits(d)) {
             return Err("expected a date yyyy-mm-dd");
         }
@@ -132,10 +134,19 @@ mod tests {
     fn parse_accepts_real_dates_only() {
         assert_eq!(Date::parse("2008-02-29").unwrap().to_string(), "2008-02-29");
         assert_eq!(Date::parse("2009-2-3").unwrap().to_string(), "2009-02-03");
-        assert_eq!(Date::parse("2009-02-29"), Err("no such day in the calendar"));
-        assert_eq!(Date::parse("2009-13-01"), Err("no such day in the calendar"));
+        assert_eq!(
+            Date::parse("2009-02-29"),
+            Err("no such day in the calendar")
+        );
+        assert_eq!(
+            Date::parse("2009-13-01"),
+            Err("no such day in the calendar")
+        );
         assert_eq!(Date::parse("2009/01/01"), Err("expected a date yyyy-mm-dd"));
-        assert_eq!(Date::parse("2009-01-01-01"), Err("expected a date yyyy-mm-dd"));
+        assert_eq!(
+            Date::parse("2009-01-01-01"),
+            Err("expected a date yyyy-mm-dd")
+        );
     }
 
     #[test]

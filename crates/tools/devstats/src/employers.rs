@@ -127,7 +127,10 @@ impl EmployerMap {
             (Some(_), None) => false,
             (Some(a), Some(b)) => a > b,
         };
-        let at = list.iter().position(|(e, _)| later(e)).unwrap_or(list.len());
+        let at = list
+            .iter()
+            .position(|(e, _)| later(e))
+            .unwrap_or(list.len());
         list.insert(at, (end, idx));
         warning
     }
@@ -268,10 +271,9 @@ temp@agency.net       Agency < 2008-01-01
 
     #[test]
     fn entries_sort_by_end_whatever_the_file_order() {
-        let m = EmployerMap::parse(
-            "a@x.org  C\na@x.org  B < 2010-01-01\na@x.org  A < 2005-01-01\n",
-        )
-        .unwrap();
+        let m =
+            EmployerMap::parse("a@x.org  C\na@x.org  B < 2010-01-01\na@x.org  A < 2005-01-01\n")
+                .unwrap();
         m.assert_invariants();
         assert_eq!(m.lookup("a@x.org", d("2004-01-01")), "A");
         assert_eq!(m.lookup("a@x.org", d("2006-01-01")), "B");
@@ -289,12 +291,36 @@ temp@agency.net       Agency < 2008-01-01
     #[test]
     fn malformed_lines_name_the_line_and_what_was_expected() {
         let cases = [
-            ("ok.com  Fine\nlonely\n", 2, "expected an address or domain, white space, then an employer name"),
-            ("a@b.c  <2009-01-01\n", 1, "expected an employer name after the address or domain"),
-            ("a@b.c  X < 2009-13-01\n", 1, "date after '<': no such day in the calendar"),
-            ("a@b.c  X < soon\n", 1, "expected a date yyyy-mm-dd after '<'"),
-            ("a@b.c  X < 2009-01-01 extra\n", 1, "expected a date yyyy-mm-dd after '<'"),
-            ("\n\n<a@b.c>  X\n", 3, "an address or domain may not contain '<' or '>'"),
+            (
+                "ok.com  Fine\nlonely\n",
+                2,
+                "expected an address or domain, white space, then an employer name",
+            ),
+            (
+                "a@b.c  <2009-01-01\n",
+                1,
+                "expected an employer name after the address or domain",
+            ),
+            (
+                "a@b.c  X < 2009-13-01\n",
+                1,
+                "date after '<': no such day in the calendar",
+            ),
+            (
+                "a@b.c  X < soon\n",
+                1,
+                "expected a date yyyy-mm-dd after '<'",
+            ),
+            (
+                "a@b.c  X < 2009-01-01 extra\n",
+                1,
+                "expected a date yyyy-mm-dd after '<'",
+            ),
+            (
+                "\n\n<a@b.c>  X\n",
+                3,
+                "an address or domain may not contain '<' or '>'",
+            ),
         ];
         for (text, line, message) in cases {
             let e = EmployerMap::parse(text).unwrap_err();

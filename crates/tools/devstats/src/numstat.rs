@@ -115,12 +115,17 @@ impl Differ {
         tree: ObjectId,
     ) -> Result<Vec<FileStat>, DevstatsError> {
         let kind = repo.object_hash();
-        let new_tree = repo.find_tree(tree).map_err(|e| DevstatsError::object(tree, e))?;
+        let new_tree = repo
+            .find_tree(tree)
+            .map_err(|e| DevstatsError::object(tree, e))?;
         let old_tree = match parent {
             Some(p) => Some(repo.find_tree(p).map_err(|e| DevstatsError::object(p, e))?),
             None => None,
         };
-        let lhs = gix::objs::TreeRefIter::from_bytes(old_tree.as_ref().map_or(&[][..], |t| &t.data), kind);
+        let lhs = gix::objs::TreeRefIter::from_bytes(
+            old_tree.as_ref().map_or(&[][..], |t| &t.data),
+            kind,
+        );
         let rhs = gix::objs::TreeRefIter::from_bytes(&new_tree.data, kind);
         let mut recorder = gix::diff::tree::Recorder::default();
         gix::diff::tree(lhs, rhs, &mut self.state, &repo.objects, &mut recorder)
@@ -131,17 +136,50 @@ impl Differ {
         let mut modified = Vec::new();
         for change in recorder.records {
             match change {
-                Change::Addition { entry_mode, oid, path, .. } if !entry_mode.is_tree() => {
-                    added.push(Side { path: path.into(), mode: entry_mode.value(), id: oid });
+                Change::Addition {
+                    entry_mode,
+                    oid,
+                    path,
+                    ..
+                } if !entry_mode.is_tree() => {
+                    added.push(Side {
+                        path: path.into(),
+                        mode: entry_mode.value(),
+                        id: oid,
+                    });
                 }
-                Change::Deletion { entry_mode, oid, path, .. } if !entry_mode.is_tree() => {
-                    deleted.push(Side { path: path.into(), mode: entry_mode.value(), id: oid });
+                Change::Deletion {
+                    entry_mode,
+                    oid,
+                    path,
+                    ..
+                } if !entry_mode.is_tree() => {
+                    deleted.push(Side {
+                        path: path.into(),
+                        mode: entry_mode.value(),
+                        id: oid,
+                    });
                 }
-                Change::Modification { previous_entry_mode, previous_oid, entry_mode, oid, path }
-                    if !entry_mode.is_tree() && !previous_entry_mode.is_tree() =>
-                {
-                    let old = Side { path: path.clone().into(), mode: previous_entry_mode.value(), id: previous_oid };
-                    modified.push((old, Side { path: path.into(), mode: entry_mode.value(), id: oid }));
+                Change::Modification {
+                    previous_entry_mode,
+                    previous_oid,
+                    entry_mode,
+                    oid,
+                    path,
+                } if !entry_mode.is_tree() && !previous_entry_mode.is_tree() => {
+                    let old = Side {
+                        path: path.clone().into(),
+                        mode: previous_entry_mode.value(),
+                        id: previous_oid,
+                    };
+                    modified.push((
+                        old,
+                        Side {
+                            path: path.into(),
+                            mode: entry_mode.value(),
+                            id: oid,
+                        },
+                    ));
                 }
                 _ => {}
             }
@@ -186,12 +224,24 @@ impl Differ {
         for (i, s) in added.iter().enumerate().filter(|(i, _)| !dst_paired[*i]) {
             let _ = i;
             let (lines, binary) = self.whole(repo, s)?;
-            out.push(FileStat { path: s.path.clone(), old_path: None, added: lines, removed: 0, binary });
+            out.push(FileStat {
+                path: s.path.clone(),
+                old_path: None,
+                added: lines,
+                removed: 0,
+                binary,
+            });
         }
         for (i, s) in deleted.iter().enumerate().filter(|(i, _)| !src_paired[*i]) {
             let _ = i;
             let (lines, binary) = self.whole(repo, s)?;
-            out.push(FileStat { path: s.path.clone(), old_path: None, added: 0, removed: lines, binary });
+            out.push(FileStat {
+                path: s.path.clone(),
+                old_path: None,
+                added: 0,
+                removed: lines,
+                binary,
+            });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
@@ -204,7 +254,9 @@ impl Differ {
         let data = if s.gitlink() {
             format!("Subproject commit {}\n", s.id).into_bytes()
         } else {
-            let mut b = repo.find_blob(s.id).map_err(|e| DevstatsError::object(s.id, e))?;
+            let mut b = repo
+                .find_blob(s.id)
+                .map_err(|e| DevstatsError::object(s.id, e))?;
             b.take_data()
         };
         self.blobs.insert(s.id, Blob::new(data));
@@ -221,8 +273,19 @@ impl Differ {
         Ok((count_lines(&b.data), false))
     }
 
-    fn pair(&mut self, repo: &gix::Repository, old: &Side, new: &Side) -> Result<FileStat, DevstatsError> {
-        let mut st = FileStat { path: new.path.clone(), old_path: None, added: 0, removed: 0, binary: false };
+    fn pair(
+        &mut self,
+        repo: &gix::Repository,
+        old: &Side,
+        new: &Side,
+    ) -> Result<FileStat, DevstatsError> {
+        let mut st = FileStat {
+            path: new.path.clone(),
+            old_path: None,
+            added: 0,
+            removed: 0,
+            binary: false,
+        };
         self.load(repo, old)?;
         self.load(repo, new)?;
         let (a, b) = (&self.blobs[&old.id], &self.blobs[&new.id]);
@@ -241,7 +304,12 @@ impl Differ {
 }
 
 fn candidate(s: &Side) -> Candidate<'_> {
-    Candidate { path: &s.path, regular: s.regular(), mode: u32::from(s.mode), id: s.id.as_bytes() }
+    Candidate {
+        path: &s.path,
+        regular: s.regular(),
+        mode: u32::from(s.mode),
+        id: s.id.as_bytes(),
+    }
 }
 
 struct BlobContents<'a>(&'a HashMap<ObjectId, Blob>);

@@ -410,7 +410,9 @@ mod tests {
     struct Mem(HashMap<Vec<u8>, Vec<u8>>);
     impl Contents for Mem {
         fn get(&mut self, id: &[u8]) -> Option<(&[u8], bool)> {
-            self.0.get(id).map(|d| (d.as_slice(), d[..d.len().min(8000)].contains(&0)))
+            self.0
+                .get(id)
+                .map(|d| (d.as_slice(), d[..d.len().min(8000)].contains(&0)))
         }
     }
 
@@ -424,7 +426,10 @@ mod tests {
     }
 
     fn lines(prefix: &str, n: usize) -> Vec<u8> {
-        (0..n).map(|i| format!("{prefix} line number {i}\n")).collect::<String>().into_bytes()
+        (0..n)
+            .map(|i| format!("{prefix} line number {i}\n"))
+            .collect::<String>()
+            .into_bytes()
     }
 
     #[test]
@@ -440,7 +445,10 @@ mod tests {
         let v = hash_chars(b"ab\ncd", true);
         assert_eq!(v.iter().map(|&(_, n)| n).sum::<u32>(), 3);
         let long = vec![b'x'; 130];
-        assert_eq!(hash_chars(&long, true).iter().map(|&(_, n)| n).sum::<u32>(), 128);
+        assert_eq!(
+            hash_chars(&long, true).iter().map(|&(_, n)| n).sum::<u32>(),
+            128
+        );
         // CRLF counts as LF in text, not in binary.
         assert_eq!(hash_chars(b"ab\r\n", true), hash_chars(b"ab\n", true));
         assert_ne!(hash_chars(b"ab\r\n", false), hash_chars(b"ab\n", false));
@@ -467,9 +475,19 @@ mod tests {
             (b"e".to_vec(), edited),
             (b"f".to_vec(), far),
         ]));
-        let r = detect(&[cand("old.c", "s")], &[cand("new.c", "e")], &mut c, RenameOptions::default());
+        let r = detect(
+            &[cand("old.c", "s")],
+            &[cand("new.c", "e")],
+            &mut c,
+            RenameOptions::default(),
+        );
         assert_eq!(r.pairs, vec![(0, 0)]);
-        let r = detect(&[cand("old.c", "s")], &[cand("new.c", "f")], &mut c, RenameOptions::default());
+        let r = detect(
+            &[cand("old.c", "s")],
+            &[cand("new.c", "f")],
+            &mut c,
+            RenameOptions::default(),
+        );
         assert!(r.pairs.is_empty());
     }
 
@@ -478,7 +496,10 @@ mod tests {
         let base = lines("shared", 40);
         let mut edited = base.clone();
         edited.extend(lines("new", 2));
-        let mut c = Mem(HashMap::from([(b"s".to_vec(), base), (b"e".to_vec(), edited)]));
+        let mut c = Mem(HashMap::from([
+            (b"s".to_vec(), base),
+            (b"e".to_vec(), edited),
+        ]));
         let opts = RenameOptions {
             limit: 0,
             ..RenameOptions::default()

@@ -190,10 +190,13 @@ impl Stats {
         self.changed += changed;
         self.malformed_tags += u64::from(r.malformed_tags);
 
-        let dev = self.developers.entry(r.author.name.clone()).or_insert_with(|| Developer {
-            name: r.author.name.clone(),
-            ..Developer::default()
-        });
+        let dev = self
+            .developers
+            .entry(r.author.name.clone())
+            .or_insert_with(|| Developer {
+                name: r.author.name.clone(),
+                ..Developer::default()
+            });
         dev.changesets += 1;
         dev.added += r.added;
         dev.removed += r.removed;
@@ -234,10 +237,12 @@ impl Stats {
     }
 
     fn employer(&mut self, name: &str) -> &mut Employer {
-        self.employers.entry(name.to_owned()).or_insert_with(|| Employer {
-            name: name.to_owned(),
-            ..Employer::default()
-        })
+        self.employers
+            .entry(name.to_owned())
+            .or_insert_with(|| Employer {
+                name: name.to_owned(),
+                ..Employer::default()
+            })
     }
 
     /// The headline numbers.
@@ -263,32 +268,50 @@ impl Stats {
 
     /// Developers ranked by changesets.
     pub fn developers_by_changesets(&self) -> Vec<Ranked> {
-        rank(self.developers.values().map(|d| (&d.name, d.changesets)), self.changesets)
+        rank(
+            self.developers.values().map(|d| (&d.name, d.changesets)),
+            self.changesets,
+        )
     }
 
     /// Developers ranked by changed lines (`max(added, removed)`).
     pub fn developers_by_lines(&self) -> Vec<Ranked> {
-        rank(self.developers.values().map(|d| (&d.name, d.changed())), self.changed)
+        rank(
+            self.developers.values().map(|d| (&d.name, d.changed())),
+            self.changed,
+        )
     }
 
     /// Employers ranked by changesets.
     pub fn employers_by_changesets(&self) -> Vec<Ranked> {
-        rank(self.employers.values().map(|e| (&e.name, e.changesets)), self.changesets)
+        rank(
+            self.employers.values().map(|e| (&e.name, e.changesets)),
+            self.changesets,
+        )
     }
 
     /// Employers ranked by changed lines.
     pub fn employers_by_lines(&self) -> Vec<Ranked> {
-        rank(self.employers.values().map(|e| (&e.name, e.changed)), self.changed)
+        rank(
+            self.employers.values().map(|e| (&e.name, e.changed)),
+            self.changed,
+        )
     }
 
     /// Signers ranked by non-author signoffs.
     pub fn signoffs_by_person(&self) -> Vec<Ranked> {
-        rank(self.signers.iter().map(|(n, &c)| (n, c)), self.non_author_signoffs)
+        rank(
+            self.signers.iter().map(|(n, &c)| (n, c)),
+            self.non_author_signoffs,
+        )
     }
 
     /// Employers ranked by non-author signoffs.
     pub fn signoffs_by_employer(&self) -> Vec<Ranked> {
-        rank(self.employers.values().map(|e| (&e.name, e.signoffs)), self.non_author_signoffs)
+        rank(
+            self.employers.values().map(|e| (&e.name, e.signoffs)),
+            self.non_author_signoffs,
+        )
     }
 
     /// Distinct developers per employer (gitdm's "employers with the most
@@ -330,7 +353,10 @@ impl Stats {
         assert_eq!(emps().map(|e| e.removed).sum::<u64>(), self.removed);
         assert_eq!(emps().map(|e| e.changed).sum::<u64>(), self.changed);
         assert_eq!(self.signers.values().sum::<u64>(), self.non_author_signoffs);
-        assert_eq!(emps().map(|e| e.signoffs).sum::<u64>(), self.non_author_signoffs);
+        assert_eq!(
+            emps().map(|e| e.signoffs).sum::<u64>(),
+            self.non_author_signoffs
+        );
         assert_eq!(self.patch_signers.len() as u64, self.changesets);
     }
 }
@@ -364,7 +390,14 @@ mod tests {
     use crate::trailer::Trailer;
     use crate::walk::Person;
 
-    fn rec(name: &str, email: &str, day: i64, added: u64, removed: u64, sobs: &[(&str, &str)]) -> CommitRecord {
+    fn rec(
+        name: &str,
+        email: &str,
+        day: i64,
+        added: u64,
+        removed: u64,
+        sobs: &[(&str, &str)],
+    ) -> CommitRecord {
         CommitRecord {
             id: gix::ObjectId::null(gix::hash::Kind::Sha1),
             author: Person {
@@ -411,14 +444,31 @@ mod tests {
         let d0 = Date::parse("2009-01-01").unwrap().days_since_epoch();
         let d1 = Date::parse("2009-07-01").unwrap().days_since_epoch();
         let recs = [
-            rec("Ann", "a@rh.com", d0, 10, 2, &[("Ann", "a@rh.com"), ("Max", "m@nov.com")]),
-            rec("Ann", "A@RH.com", d1, 1, 30, &[("Max", "m@nov.com"), ("Lin", "l@lf.org")]),
+            rec(
+                "Ann",
+                "a@rh.com",
+                d0,
+                10,
+                2,
+                &[("Ann", "a@rh.com"), ("Max", "m@nov.com")],
+            ),
+            rec(
+                "Ann",
+                "A@RH.com",
+                d1,
+                1,
+                30,
+                &[("Max", "m@nov.com"), ("Lin", "l@lf.org")],
+            ),
             rec("Bob", "b@x.org", d0, 5, 5, &[("Max", "m@nov.com")]),
         ];
         let s = Stats::from_records(&recs, &map);
         s.assert_invariants();
         let sum = s.summary();
-        assert_eq!((sum.changesets, sum.developers, sum.added, sum.removed), (3, 2, 16, 37));
+        assert_eq!(
+            (sum.changesets, sum.developers, sum.added, sum.removed),
+            (3, 2, 16, 37)
+        );
         assert_eq!((sum.net_growth, sum.changed), (-21, 45));
         assert_eq!((sum.non_author_signoffs, sum.author_signoffs), (4, 1));
         assert_eq!(sum.employers_at_least, 1);
@@ -428,7 +478,10 @@ mod tests {
         assert_eq!((e[0].name.as_str(), e[0].count), ("Red Hat", 40));
         assert_eq!((e[1].name.as_str(), e[1].count), ("(None)", 5));
         let sob = s.signoffs_by_employer();
-        assert_eq!((sob[0].name.as_str(), sob[0].count, sob[0].percent), ("Novell", 3, 75.0));
+        assert_eq!(
+            (sob[0].name.as_str(), sob[0].count, sob[0].percent),
+            ("Novell", 3, 75.0)
+        );
         let h = s.hands(1);
         assert_eq!(h.employers, ["Novell"]);
         assert_eq!(h.signoff_share, 75.0);
@@ -443,7 +496,10 @@ mod tests {
         let d0 = Date::parse("2009-05-31").unwrap().days_since_epoch();
         let d1 = Date::parse("2009-06-01").unwrap().days_since_epoch();
         let s = Stats::from_records(
-            &[rec("J", "j@old.com", d0, 1, 0, &[]), rec("J", "j@old.com", d1, 1, 0, &[])],
+            &[
+                rec("J", "j@old.com", d0, 1, 0, &[]),
+                rec("J", "j@old.com", d1, 1, 0, &[]),
+            ],
             &map,
         );
         s.assert_invariants();

@@ -49,7 +49,11 @@ impl TrailerKind {
         (TrailerKind::ReviewedBy, "Reviewed-by", false),
         (TrailerKind::ReportedBy, "Reported-by", false),
         (TrailerKind::TestedBy, "Tested-by", true),
-        (TrailerKind::ReportedAndTestedBy, "Reported-and-tested-by", true),
+        (
+            TrailerKind::ReportedAndTestedBy,
+            "Reported-and-tested-by",
+            true,
+        ),
     ];
 
     /// The key as written in commit messages.
@@ -179,7 +183,10 @@ mod tests {
     fn ok(line: &str, kind: TrailerKind, name: &str, email: &str) {
         let t = parse_line(line).unwrap().unwrap();
         t.assert_invariants();
-        assert_eq!((t.kind, t.name.as_str(), t.email.as_str()), (kind, name, email));
+        assert_eq!(
+            (t.kind, t.name.as_str(), t.email.as_str()),
+            (kind, name, email)
+        );
     }
 
     #[track_caller]
@@ -237,12 +244,27 @@ mod tests {
     #[test]
     fn malformed_values_say_what_was_expected() {
         bad("Signed-off-by: A", "expected an address in angle brackets");
-        bad("Signed-off-by:A <a@b>", "expected white space after the colon");
-        bad("Signed-off-by: A<a@b>", "expected white space before the address");
-        bad("Signed-off-by:  <a@b>", "expected a name before the address");
-        bad("Signed-off-by: A <a@b", "unterminated address: expected '>'");
+        bad(
+            "Signed-off-by:A <a@b>",
+            "expected white space after the colon",
+        );
+        bad(
+            "Signed-off-by: A<a@b>",
+            "expected white space before the address",
+        );
+        bad(
+            "Signed-off-by:  <a@b>",
+            "expected a name before the address",
+        );
+        bad(
+            "Signed-off-by: A <a@b",
+            "unterminated address: expected '>'",
+        );
         bad("Signed-off-by: A <>", "empty address");
-        bad("Signed-off-by: A \"B\" C <a@b>", "a name may only be quoted as a whole");
+        bad(
+            "Signed-off-by: A \"B\" C <a@b>",
+            "a name may only be quoted as a whole",
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Range forms (git's `rev-list` semantics): none (`HEAD`), `REV`,
-//! `A..B`, `A...B` (symmetric difference), `^A` (nothing), `REV^@`,
-//! `REV^!`. Annotated tags are peeled to commits. A changeset is a commit
+//! `A..B`, `A...B` (symmetric difference), `^A`, `REV^@`, `REV^!`, and
+//! several of them separated by white space (`^v1 v2 v3`). Annotated tags are peeled to commits. A changeset is a commit
 //! with at most one parent (`--no-merges`). `--since`/`--until` keep
 //! commits whose committer date is at or after / at or before the given
 //! time, as `git rev-list --since/--until` do for histories whose
@@ -149,31 +149,38 @@ pub fn commits(repo: &gix::Repository, sel: &Selection) -> Result<Vec<ObjectId>,
         let c = repo.find_commit(id).map_err(|e| rev_err(e.to_string()))?;
         Ok(c.parent_ids().map(|p| p.detach()).collect())
     };
-    let parsed = repo
-        .rev_parse(spec)
-        .map_err(|e| rev_err(e.to_string()))?
-        .detach();
     use gix::revision::plumbing::Spec;
-    let (tips, hidden): (Vec<ObjectId>, Vec<ObjectId>) = match parsed {
-        Spec::Include(id) => (vec![peel(id)?], vec![]),
-        Spec::Exclude(_) => (vec![], vec![]),
-        Spec::Range { from, to } => (vec![peel(to)?], vec![peel(from)?]),
-        Spec::Merge { theirs, ours } => {
-            let (a, b) = (peel(theirs)?, peel(ours)?);
-            let bases = repo
-                .merge_bases_many(a, &[b])
-                .map_err(|e| rev_err(e.to_string()))?
-                .into_iter()
-                .map(|id| id.detach())
-                .collect();
-            (vec![a, b], bases)
+    let mut tips: Vec<ObjectId> = Vec::new();
+    let mut hidden: Vec<ObjectId> = Vec::new();
+    // Several specs may be given, separated by white space (`^v1 v2 v3`).
+    for token in spec.split_whitespace() {
+        let parsed = repo
+            .rev_parse(token)
+            .map_err(|e| rev_err(format!("{token}: {e}")))?
+            .detach();
+        match parsed {
+            Spec::Include(id) => tips.push(peel(id)?),
+            Spec::Exclude(id) => hidden.push(peel(id)?),
+            Spec::Range { from, to } => {
+                tips.push(peel(to)?);
+                hidden.push(peel(from)?);
+            }
+            Spec::Merge { theirs, ours } => {
+                let (a, b) = (peel(theirs)?, peel(ours)?);
+                let bases = repo
+                    .merge_bases_many(a, &[b])
+                    .map_err(|e| rev_err(e.to_string()))?;
+                hidden.extend(bases.into_iter().map(|id| id.detach()));
+                tips.extend([a, b]);
+            }
+            Spec::IncludeOnlyParents(id) => tips.extend(parents(peel(id)?)?),
+            Spec::ExcludeParents(id) => {
+                let id = peel(id)?;
+                tips.push(id);
+                hidden.extend(parents(id)?);
+            }
         }
-        Spec::IncludeOnlyParents(id) => (parents(peel(id)?)?, vec![]),
-        Spec::ExcludeParents(id) => {
-            let id = peel(id)?;
-            (vec![id], parents(id)?)
-        }
-    };
+    }
     if tips.is_empty() {
         return Ok(Vec::new());
     }
@@ -206,20 +213,22 @@ pub fn commits(repo: &gix::Repository, sel: &Selection) -> Result<Vec<ObjectId>,
 }
 
 /// Analyses `ids` on `threads` threads (at least one), returning one record
-/// per id in the same order. `keep_files` keeps per-file numstat lines.
+/// per id in the same order, and how many commits hit the rename limit.
+/// `keep_files` keeps per-file numstat lines.
 pub fn analyse(
     repo: &gix::Repository,
     ids: &[ObjectId],
     threads: usize,
     keep_files: bool,
     progress: &dyn Progress,
-) -> Result<Vec<CommitRecord>, DevstatsError> {
+) -> Result<(Vec<CommitRecord>, u64), DevstatsError> {
     let mailmap = repo.open_mailmap();
     let renames = rename_options(repo);
     let sync = repo.clone().into_sync();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<CommitRecord>>> = Mutex::new(vec![None; ids.len()]);
     let first_error: Mutex<Option<(usize, DevstatsError)>> = Mutex::new(None);
+    let limit_hits = AtomicUsize::new(0);
     const BATCH: usize = 16;
     progress.begin(ids.len() as u64);
     std::thread::scope(|scope| {
@@ -249,6 +258,10 @@ pub fn analyse(
                         }
                     }
                     progress.advance(done.len() as u64);
+                    limit_hits.fetch_add(
+                        std::mem::take(&mut differ.limit_hits) as usize,
+                        Ordering::Relaxed,
+                    );
                     if let Ok(mut res) = results.lock() {
                         for (i, r) in done {
                             res[i] = Some(r);
@@ -263,18 +276,22 @@ pub fn analyse(
         return Err(e);
     }
     let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    results
+    let records = results
         .into_iter()
         .zip(ids)
         .map(|(r, id)| r.ok_or_else(|| DevstatsError::object(id, "not analysed")))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((records, limit_hits.into_inner() as u64))
 }
 
 /// Decodes a commit message or name per the commit's `encoding` header.
 fn decode(bytes: &[u8], encoding: Option<&[u8]>) -> String {
     let latin1 = encoding.is_some_and(|e| {
         let e = e.to_ascii_lowercase();
-        matches!(e.as_slice(), b"iso-8859-1" | b"iso8859-1" | b"latin1" | b"latin-1" | b"l1")
+        matches!(
+            e.as_slice(),
+            b"iso-8859-1" | b"iso8859-1" | b"latin1" | b"latin-1" | b"l1"
+        )
     });
     if latin1 {
         bytes.iter().map(|&b| char::from(b)).collect()
@@ -290,11 +307,15 @@ fn record(
     id: ObjectId,
     keep_files: bool,
 ) -> Result<CommitRecord, DevstatsError> {
-    let commit = repo.find_commit(id).map_err(|e| DevstatsError::object(id, e))?;
+    let commit = repo
+        .find_commit(id)
+        .map_err(|e| DevstatsError::object(id, e))?;
     let c = commit.decode().map_err(|e| DevstatsError::object(id, e))?;
     let encoding = c.encoding.map(|e| e.as_bytes());
     let author_sig = c.author().map_err(|e| DevstatsError::object(id, e))?;
-    let author_time = author_sig.time().map_err(|e| DevstatsError::object(id, e))?;
+    let author_time = author_sig
+        .time()
+        .map_err(|e| DevstatsError::object(id, e))?;
     let committer_time = c
         .committer()
         .and_then(|s| s.time())

@@ -289,7 +289,9 @@ fn do_diff(f1: &mut File, f2: &mut File) {
                 f1.rchg[r] = true;
             }
         } else {
-            let spl = split(f1, off1, lim1, f2, off2, lim2, &mut kvdf, &mut kvdb, need_min, mxcost);
+            let spl = split(
+                f1, off1, lim1, f2, off2, lim2, &mut kvdf, &mut kvdb, need_min, mxcost,
+            );
             stack.push((spl.i1, lim1, spl.i2, lim2, spl.min_hi));
             stack.push((off1, spl.i1, off2, spl.i2, spl.min_lo));
         }
@@ -352,7 +354,12 @@ fn split(
             }
             kvdf.set(d, i1);
             if odd && bmin <= d && d <= bmax && kvdb.get(d) <= i1 {
-                return Split { i1, i2, min_lo: true, min_hi: true };
+                return Split {
+                    i1,
+                    i2,
+                    min_lo: true,
+                    min_hi: true,
+                };
             }
             d -= 2;
         }
@@ -387,7 +394,12 @@ fn split(
             }
             kvdb.set(d, i1);
             if !odd && fmin <= d && d <= fmax && i1 <= kvdf.get(d) {
-                return Split { i1, i2, min_lo: true, min_hi: true };
+                return Split {
+                    i1,
+                    i2,
+                    min_lo: true,
+                    min_hi: true,
+                };
             }
             d -= 2;
         }
@@ -399,7 +411,12 @@ fn split(
 
         if got_snake && ec > XDL_HEUR_MIN_COST {
             let mut best = 0;
-            let mut spl = Split { i1: 0, i2: 0, min_lo: true, min_hi: false };
+            let mut spl = Split {
+                i1: 0,
+                i2: 0,
+                min_lo: true,
+                min_hi: false,
+            };
             let mut d = fmax;
             while d >= fmin {
                 let dd = if d > fmid { d - fmid } else { fmid - d };
@@ -431,7 +448,12 @@ fn split(
             }
 
             let mut best = 0;
-            let mut spl = Split { i1: 0, i2: 0, min_lo: false, min_hi: true };
+            let mut spl = Split {
+                i1: 0,
+                i2: 0,
+                min_lo: false,
+                min_hi: true,
+            };
             let mut d = bmax;
             while d >= bmin {
                 let dd = if d > bmid { d - bmid } else { bmid - d };
@@ -495,9 +517,19 @@ fn split(
                 d -= 2;
             }
             return if (lim1 + lim2) - bbest < fbest - (off1 + off2) {
-                Split { i1: fbest1, i2: fbest - fbest1, min_lo: true, min_hi: false }
+                Split {
+                    i1: fbest1,
+                    i2: fbest - fbest1,
+                    min_lo: true,
+                    min_hi: false,
+                }
             } else {
-                Split { i1: bbest1, i2: bbest - bbest1, min_lo: false, min_hi: true }
+                Split {
+                    i1: bbest1,
+                    i2: bbest - bbest1,
+                    min_lo: false,
+                    min_hi: true,
+                }
             };
         }
         ec += 1;

@@ -23,13 +23,26 @@ fn git(repo: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `commit id → [(added, removed) per file]` from `git log --numstat`.
 fn git_numstat(repo: &str, range: &str) -> BTreeMap<String, Vec<(u64, u64)>> {
-    let text = git(repo, &["log", "--no-merges", "--numstat", "--format=commit %H", range]);
+    let text = git(
+        repo,
+        &[
+            "log",
+            "--no-merges",
+            "--numstat",
+            "--format=commit %H",
+            range,
+        ],
+    );
     let mut out: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     let mut current = String::new();
     for line in text.lines() {
@@ -49,7 +62,9 @@ fn git_numstat(repo: &str, range: &str) -> BTreeMap<String, Vec<(u64, u64)>> {
 #[test]
 fn real_repository_agrees_with_git() {
     let Ok(repo_path) = std::env::var("KLAB_DEVSTATS_REPO") else {
-        println!("skipped: set KLAB_DEVSTATS_REPO to a git repository to compare devstats with git on it");
+        println!(
+            "skipped: set KLAB_DEVSTATS_REPO to a git repository to compare devstats with git on it"
+        );
         return;
     };
     let range = std::env::var("KLAB_DEVSTATS_RANGE").unwrap_or_else(|_| "HEAD".to_owned());
@@ -61,7 +76,7 @@ fn real_repository_agrees_with_git() {
     let t0 = std::time::Instant::now();
     let ids = walk::commits(&repo, &sel).unwrap();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let records = walk::analyse(&repo, &ids, threads, true, &NoProgress).unwrap();
+    let (records, _) = walk::analyse(&repo, &ids, threads, true, &NoProgress).unwrap();
     let klab_time = t0.elapsed();
 
     let count: usize = git(&repo_path, &["rev-list", "--no-merges", "--count", &range])
@@ -89,7 +104,9 @@ fn real_repository_agrees_with_git() {
         .values()
         .flatten()
         .fold((0, 0), |(a, r), &(x, y)| (a + x, r + y));
-    let (ka, kr) = records.iter().fold((0, 0), |(a, r), c| (a + c.added, r + c.removed));
+    let (ka, kr) = records
+        .iter()
+        .fold((0, 0), |(a, r), c| (a + c.added, r + c.removed));
     println!(
         "{} changesets; klab {:.2?} ({} threads), git log --numstat {:.2?}; lines git +{ga} -{gr}, klab +{ka} -{kr}; {} commits differ",
         records.len(),
@@ -102,7 +119,10 @@ fn real_repository_agrees_with_git() {
         println!("  differs: {id}");
     }
 
-    let shortlog = git(&repo_path, &["shortlog", "-sn", "--no-merges", &range, "--"]);
+    let shortlog = git(
+        &repo_path,
+        &["shortlog", "-sn", "--no-merges", &range, "--"],
+    );
     let mut theirs: BTreeMap<String, u64> = BTreeMap::new();
     for line in shortlog.lines() {
         let (n, name) = line.trim_start().split_once('\t').unwrap();
@@ -119,5 +139,9 @@ fn real_repository_agrees_with_git() {
         .collect();
     assert!(differing.is_empty(), "shortlog differs: {differing:#?}");
     assert_eq!(ours.len(), theirs.len(), "developers");
-    assert!(mismatches.is_empty(), "{} commits differ from git log --numstat", mismatches.len());
+    assert!(
+        mismatches.is_empty(),
+        "{} commits differ from git log --numstat",
+        mismatches.len()
+    );
 }
