@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         flags::Command::List(args) => cmd::list::run(&args),
         flags::Command::Run(args) => cmd::run::run(&args),
         flags::Command::Bench(args) => cmd::run::bench(&args),
+        flags::Command::Devstats(args) => cmd::devstats::run(&args),
+        flags::Command::Archmerge(args) => cmd::archmerge::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

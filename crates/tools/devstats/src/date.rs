@@ -84,6 +84,24 @@ impl fmt::Display for Date {
     }
 }
 
+/// Parses a `--since`/`--until` argument into seconds since the epoch:
+/// `yyyy-mm-dd` (midnight UTC), ISO 8601 / RFC 2822 / git's own formats
+/// with a time (as gix-date reads them), or `@SECONDS`. Relative dates
+/// ("2 weeks ago") are refused: results must not depend on when they run.
+pub fn parse_time(input: &str) -> Result<i64, crate::DevstatsError> {
+    let err = |message: &str| crate::DevstatsError::Date {
+        input: input.to_owned(),
+        message: message.to_owned(),
+    };
+    let t = input.trim();
+    if let Ok(d) = Date::parse(t) {
+        return Ok(d.days_since_epoch() * 86_400);
+    }
+    gix::date::parse(t, None)
+        .map(|time| time.seconds)
+        .map_err(|_| err("expected yyyy-mm-dd, an ISO 8601 or RFC 2822 date and time, or @SECONDS"))
+}
+
 fn is_leap(year: i32) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
@@ -147,6 +165,18 @@ mod tests {
             Date::parse("2009-01-01-01"),
             Err("expected a date yyyy-mm-dd")
         );
+    }
+
+    #[test]
+    fn time_arguments_parse_to_epoch_seconds() {
+        assert_eq!(parse_time("2009-06-09").unwrap(), 1_244_505_600);
+        assert_eq!(parse_time("@1244505600").unwrap(), 1_244_505_600);
+        assert_eq!(
+            parse_time("2009-06-09T02:00:00+02:00").unwrap(),
+            1_244_505_600
+        );
+        assert!(parse_time("last tuesday").is_err());
+        assert!(parse_time("2009-02-30").is_err());
     }
 
     #[test]

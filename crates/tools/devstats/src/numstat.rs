@@ -323,7 +323,7 @@ impl Contents for BlobContents<'_> {
 
 /// Lines in a file: newlines, plus one for an unterminated last line.
 pub fn count_lines(data: &[u8]) -> u64 {
-    let n = data.iter().filter(|&&b| b == b'\n').count() as u64;
+    let n = memchr::memchr_iter(b'\n', data).count() as u64;
     n + u64::from(data.last().is_some_and(|&b| b != b'\n'))
 }
 

@@ -107,7 +107,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -393,7 +393,9 @@ mod tests {
         let t = pair("T", ("L", &[r("a", 2), r("b", 1)]), ("R", &[r("c", 5)]), 20);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 4);
-        assert!(lines[2].starts_with("a ") && lines[2].ends_with("c        5   5.0%"));
-        assert!(lines[3].starts_with("b ") && lines[3].ends_with("1.0%"));
+        let left = format!("{:<28} {:>8} {:>5.1}%", "a", 2, 2.0);
+        let right = format!("{:<28} {:>8} {:>5.1}%", "c", 5, 5.0);
+        assert_eq!(lines[2], format!("{left}    {right}"));
+        assert_eq!(lines[3], format!("{:<28} {:>8} {:>5.1}%", "b", 1, 1.0));
     }
 }

@@ -414,11 +414,11 @@ pub fn generate(
             binary: None,
         },
     );
-    for s in 0..n_sub {
+    for sub in SUBSYSTEMS.iter().take(n_sub) {
         for k in 0..4 {
             let n = 20 + rng.random_range(0..40);
             files.insert(
-                format!("{}/file{k}.c", SUBSYSTEMS[s]),
+                format!("{sub}/file{k}.c"),
                 File {
                     lines: (0..n).map(|_| line("init")).collect(),
                     binary: None,

@@ -30,6 +30,32 @@
 //! visited in the same order, so scratch arrays see the same history.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a over the line's bytes, 8 at a time: lines are short and the map
+/// is rebuilt for every file pair, so SipHash's setup cost dominates.
+#[derive(Default)]
+pub(crate) struct LineHasher(u64);
+
+impl Hasher for LineHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0 ^ 0xcbf2_9ce4_8422_2325;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            h = (h ^ v).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+        }
+        for &b in chunks.remainder() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
+type LineMap<'a> = HashMap<&'a [u8], u32, BuildHasherDefault<LineHasher>>;
 
 const XDL_MAX_EQLIMIT: i64 = 1024;
 const XDL_SIMSCAN_WINDOW: i64 = 100;
@@ -62,11 +88,9 @@ fn bogosqrt(mut n: i64) -> i64 {
 fn records(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::with_capacity(data.len() / 32 + 1);
     let mut start = 0;
-    for (i, &b) in data.iter().enumerate() {
-        if b == b'\n' {
-            out.push(&data[start..=i]);
-            start = i + 1;
-        }
+    for i in memchr::memchr_iter(b'\n', data) {
+        out.push(&data[start..=i]);
+        start = i + 1;
     }
     if start < data.len() {
         out.push(&data[start..]);
@@ -97,7 +121,8 @@ pub fn count(old: &[u8], new: &[u8]) -> (u64, u64) {
     let r1 = records(old);
     let r2 = records(new);
     // xdl_classify_record(): equal bytes, equal class; count per file.
-    let mut ids: HashMap<&[u8], u32> = HashMap::with_capacity(r1.len() + r2.len());
+    let mut ids: LineMap<'_> =
+        HashMap::with_capacity_and_hasher(r1.len() + r2.len(), Default::default());
     let mut len1: Vec<i64> = Vec::new();
     let mut len2: Vec<i64> = Vec::new();
     let mut classes = [Vec::with_capacity(r1.len()), Vec::with_capacity(r2.len())];
