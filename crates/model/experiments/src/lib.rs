@@ -9,6 +9,8 @@
 //!   self-contained `report.html` with inline SVG plots ([`plot`]).
 #![forbid(unsafe_code)]
 
+pub mod archmerge;
+pub mod devstats;
 pub mod output;
 pub mod plot;
 pub mod registry;

@@ -39,7 +39,7 @@ pub trait Experiment: Sync {
 
 /// Every experiment, in the order `klab run` runs them.
 pub fn all() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[&crate::devstats::Devstats, &crate::archmerge::Archmerge]
 }
 
 /// Every benchmark, in the order `klab bench` runs them.

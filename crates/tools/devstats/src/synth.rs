@@ -11,7 +11,7 @@
 //!              domains the map does not know "(Unknown)", ~5% change jobs
 //!              mid-history (dated map entries)
 //!  subsystems  each with a maintainer who signs off every patch but their
-//!              own, maintainers drawn mostly from the two largest
+//!              own, half of the maintainers drawn from the two largest
 //!              employers; ~20% of patches also signed by a top maintainer
 //!  patches     edit 1–3 files; lines inserted ~ Pareto(α = 1.2), so a few
 //!              changesets (new drivers) dominate the line counts; some add,
@@ -390,7 +390,7 @@ pub fn generate(
         .collect();
     let maintainers: Vec<usize> = (0..n_sub)
         .map(|s| {
-            if !top_two.is_empty() && s % 4 != 3 {
+            if !top_two.is_empty() && s % 2 == 0 {
                 top_two[s % top_two.len()]
             } else {
                 zipf(rng, &dev_cdf)
