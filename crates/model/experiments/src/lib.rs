@@ -11,6 +11,7 @@
 
 pub mod archmerge;
 pub mod devstats;
+pub mod devstats_bench;
 pub mod output;
 pub mod plot;
 pub mod registry;

@@ -52,7 +52,7 @@ pub fn all() -> &'static [&'static dyn Experiment] {
 /// reproducible. The criterion benches in each crate's `benches/` measure
 /// the same operations more thoroughly.
 pub fn benches() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[&crate::devstats_bench::DevstatsBench]
 }
 
 /// Looks a name up in a list of experiments.
