@@ -46,14 +46,17 @@ impl Experiment for DevstatsBench {
             developers: ctx.size(200, 40),
             ..SynthConfig::default()
         };
-        synth::generate(&dir, &cfg, &mut ctx.rng(1)).map_err(|e| ExperimentError::Host(e.to_string()))?;
+        synth::generate(&dir, &cfg, &mut ctx.rng(1))
+            .map_err(|e| ExperimentError::Host(e.to_string()))?;
         let reps = ctx.size(5, 2);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let klab = |threads: usize| -> Result<Duration, ExperimentError> {
             let t = Instant::now();
             let repo = walk::open(&dir).map_err(|e| ExperimentError::Host(e.to_string()))?;
-            let ids = walk::commits(&repo, &Selection::default()).map_err(|e| ExperimentError::Host(e.to_string()))?;
-            walk::analyse(&repo, &ids, threads, false, &NoProgress).map_err(|e| ExperimentError::Host(e.to_string()))?;
+            let ids = walk::commits(&repo, &Selection::default())
+                .map_err(|e| ExperimentError::Host(e.to_string()))?;
+            walk::analyse(&repo, &ids, threads, false, &NoProgress)
+                .map_err(|e| ExperimentError::Host(e.to_string()))?;
             Ok(t.elapsed())
         };
         let one = median((0..reps).map(|_| klab(1)).collect::<Result<_, _>>()?);
@@ -83,7 +86,8 @@ impl Experiment for DevstatsBench {
             t.row(cells!["git log --numstat", 1u64, ms(g), 1.0]);
         }
         r.table(t);
-        r.config("commits", cfg.commits as u64).config("reps", reps as u64);
+        r.config("commits", cfg.commits as u64)
+            .config("reps", reps as u64);
         let mut notes = vec![format!("{cores} cores; timings vary between runs")];
         if git.is_none() {
             notes.push("git is not installed: no peer timing".into());

@@ -212,6 +212,13 @@ pub fn commits(repo: &gix::Repository, sel: &Selection) -> Result<Vec<ObjectId>,
     Ok(out)
 }
 
+/// Per-thread object cache: consecutive commits share most of their trees
+/// and the parent's blobs. Measured on curl (1,025 commits, one thread):
+/// no cache 2.4 s of CPU, 16 MiB 1.8 s, 64 MiB see README.
+const OBJECT_CACHE_BYTES: usize = 64 << 20;
+/// Per-thread pack delta-base cache, as git's `core.deltaBaseCacheLimit`.
+const PACK_CACHE_BYTES: usize = 96 << 20;
+
 /// Analyses `ids` on `threads` threads (at least one), returning one record
 /// per id in the same order, and how many commits hit the rename limit.
 /// `keep_files` keeps per-file numstat lines.
@@ -235,7 +242,13 @@ pub fn analyse(
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
                 let mut repo = sync.to_thread_local();
-                repo.object_cache_size_if_unset(16 << 20);
+                repo.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
+                // git's core.deltaBaseCacheLimit default (96 MiB).
+                repo.objects.set_pack_cache(|| {
+                    Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
+                        PACK_CACHE_BYTES,
+                    ))
+                });
                 let mut differ = Differ::new(renames);
                 loop {
                     let start = next.fetch_add(BATCH, Ordering::Relaxed);

@@ -29,33 +29,20 @@
 //! hence this port. The recursion of `xdl_recs_cmp()` is an explicit stack
 //! visited in the same order, so scratch arrays see the same history.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// FNV-1a over the line's bytes, 8 at a time: lines are short and the map
-/// is rebuilt for every file pair, so SipHash's setup cost dominates.
-#[derive(Default)]
-pub(crate) struct LineHasher(u64);
-
-impl Hasher for LineHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0 ^ 0xcbf2_9ce4_8422_2325;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            h = (h ^ v).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
-        }
-        for &b in chunks.remainder() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
+/// A 64-bit hash of a line, 8 bytes at a step (FNV-style multiply and
+/// rotate; any good spread will do, equality is checked on the bytes).
+fn hash_line(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h ^ v).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
     }
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
+    h ^ (h >> 29)
 }
-
-type LineMap<'a> = HashMap<&'a [u8], u32, BuildHasherDefault<LineHasher>>;
 
 const XDL_MAX_EQLIMIT: i64 = 1024;
 const XDL_SIMSCAN_WINDOW: i64 = 100;
@@ -120,20 +107,38 @@ impl File {
 pub fn count(old: &[u8], new: &[u8]) -> (u64, u64) {
     let r1 = records(old);
     let r2 = records(new);
-    // xdl_classify_record(): equal bytes, equal class; count per file.
-    let mut ids: LineMap<'_> =
-        HashMap::with_capacity_and_hasher(r1.len() + r2.len(), Default::default());
-    let mut len1: Vec<i64> = Vec::new();
-    let mut len2: Vec<i64> = Vec::new();
+    // xdl_classify_record(): equal bytes, equal class; count per file. An
+    // open-addressing table of class ids keyed by each line's hash.
+    let n = r1.len() + r2.len();
+    let size = (2 * n + 2).next_power_of_two();
+    let mask = size - 1;
+    let mut slots: Vec<u32> = vec![0; size];
+    let mut class_of: Vec<(u64, &[u8])> = Vec::with_capacity(n);
+    let mut len1: Vec<i64> = Vec::with_capacity(n);
+    let mut len2: Vec<i64> = Vec::with_capacity(n);
     let mut classes = [Vec::with_capacity(r1.len()), Vec::with_capacity(r2.len())];
     for (pass, recs) in [&r1, &r2].into_iter().enumerate() {
         for &r in recs {
-            let next = len1.len() as u32;
-            let id = *ids.entry(r).or_insert(next);
-            if id == next {
-                len1.push(0);
-                len2.push(0);
-            }
+            let h = hash_line(r);
+            let mut at = (h as usize) & mask;
+            let id = loop {
+                match slots[at] {
+                    0 => {
+                        class_of.push((h, r));
+                        len1.push(0);
+                        len2.push(0);
+                        slots[at] = class_of.len() as u32;
+                        break class_of.len() as u32 - 1;
+                    }
+                    s => {
+                        let (ch, cr) = class_of[(s - 1) as usize];
+                        if ch == h && cr == r {
+                            break s - 1;
+                        }
+                        at = (at + 1) & mask;
+                    }
+                }
+            };
             if pass == 0 {
                 len1[id as usize] += 1;
             } else {
