@@ -88,7 +88,7 @@ impl Experiment for DevstatsBench {
         r.table(t);
         r.config("commits", cfg.commits as u64)
             .config("reps", reps as u64);
-        let mut notes = vec![format!("{cores} cores; timings vary between runs")];
+        let mut notes = vec![format!("{cores} cores")];
         if git.is_none() {
             notes.push("git is not installed: no peer timing".into());
         }
