@@ -84,6 +84,7 @@ impl fmt::Display for Date {
     }
 }
 
+#[cfg(feature = "git")]
 /// Parses a `--since`/`--until` argument into seconds since the epoch:
 /// `yyyy-mm-dd` (midnight UTC), ISO 8601 / RFC 2822 / git's own formats
 /// with a time (as gix-date reads them), or `@SECONDS`. Relative dates
@@ -168,6 +169,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "git")]
     fn time_arguments_parse_to_epoch_seconds() {
         assert_eq!(parse_time("2009-06-09").unwrap(), 1_244_505_600);
         assert_eq!(parse_time("@1244505600").unwrap(), 1_244_505_600);

@@ -55,6 +55,7 @@ pub enum DevstatsError {
 }
 
 impl DevstatsError {
+    #[cfg(feature = "git")]
     pub(crate) fn object(id: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {
         DevstatsError::Object {
             id: id.to_string(),

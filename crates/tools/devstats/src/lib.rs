@@ -20,29 +20,38 @@
 //! ```
 //!
 //! Real work: everything here reads a real repository on disk through
-//! gix; nothing is modelled. [`synth`] writes deterministic synthetic
+//! gix; nothing is modelled. The `git` feature (on by default) gates gix:
+//! without it the parsers, the counting rules and the output build alone
+//! (the fuzz targets use that). [`synth`] writes deterministic synthetic
 //! histories for tests and experiments.
 #![forbid(unsafe_code)]
 
 pub mod date;
 pub mod employers;
 pub mod error;
+#[cfg(feature = "git")]
 pub mod numstat;
 pub mod output;
+pub mod record;
 pub mod rename;
 pub mod stats;
+#[cfg(feature = "git")]
 pub mod synth;
 pub mod trailer;
+#[cfg(feature = "git")]
 pub mod walk;
 pub mod xdiff;
 
+#[cfg(feature = "git")]
 use std::path::Path;
 
 pub use employers::EmployerMap;
 pub use error::{DevstatsError, EmployerMapError, TrailerError};
 pub use output::Report;
+pub use record::{CommitRecord, Person};
 pub use stats::Stats;
-pub use walk::{CommitRecord, NoProgress, Progress, Selection};
+#[cfg(feature = "git")]
+pub use walk::{NoProgress, Progress, Selection};
 
 /// The result of walking a range.
 #[derive(Debug, Clone)]
@@ -73,6 +82,7 @@ impl Analysis {
     }
 }
 
+#[cfg(feature = "git")]
 /// Walks `sel` in the repository at `path` on `threads` threads.
 pub fn analyse(
     path: &Path,

@@ -32,27 +32,13 @@ use gix::ObjectId;
 use gix::diff::tree::recorder::Change;
 
 use crate::error::DevstatsError;
+pub use crate::record::FileStat;
 use crate::rename::{self, Candidate, Contents, RenameOptions};
 
 /// git's `FIRST_FEW_BYTES`: how much of a blob is searched for a NUL.
 pub const FIRST_FEW_BYTES: usize = 8000;
 /// git's default `core.bigFileThreshold`: larger blobs are binary.
 pub const BIG_FILE_THRESHOLD: usize = 512 << 20;
-
-/// One line of `git log --numstat`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStat {
-    /// The path after the commit (or the deleted path).
-    pub path: Vec<u8>,
-    /// For a rename, the path before.
-    pub old_path: Option<Vec<u8>>,
-    /// Lines added (0 for binary).
-    pub added: u64,
-    /// Lines removed (0 for binary).
-    pub removed: u64,
-    /// git prints `-\t-` for this file.
-    pub binary: bool,
-}
 
 /// How git would classify a blob.
 #[derive(Debug)]
@@ -321,11 +307,8 @@ impl Contents for BlobContents<'_> {
     }
 }
 
-/// Lines in a file: newlines, plus one for an unterminated last line.
-pub fn count_lines(data: &[u8]) -> u64 {
-    let n = memchr::memchr_iter(b'\n', data).count() as u64;
-    n + u64::from(data.last().is_some_and(|&b| b != b'\n'))
-}
+/// Lines in a file (see [`crate::xdiff::count_lines`]).
+pub use crate::xdiff::count_lines;
 
 #[cfg(test)]
 mod tests {

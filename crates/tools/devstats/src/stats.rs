@@ -51,8 +51,8 @@ use serde::Serialize;
 
 use crate::date::Date;
 use crate::employers::EmployerMap;
+use crate::record::CommitRecord;
 use crate::trailer::TrailerKind;
-use crate::walk::CommitRecord;
 
 /// One developer's totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -387,8 +387,8 @@ fn rank<'a>(items: impl Iterator<Item = (&'a String, u64)>, total: u64) -> Vec<R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Person;
     use crate::trailer::Trailer;
-    use crate::walk::Person;
 
     fn rec(
         name: &str,
@@ -399,7 +399,7 @@ mod tests {
         sobs: &[(&str, &str)],
     ) -> CommitRecord {
         CommitRecord {
-            id: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            id: String::new(),
             author: Person {
                 name: name.into(),
                 email: email.into(),

@@ -33,9 +33,10 @@ use gix::ObjectId;
 use gix::bstr::ByteSlice;
 
 use crate::error::DevstatsError;
-use crate::numstat::{Differ, FileStat};
+use crate::numstat::Differ;
+pub use crate::record::{CommitRecord, Person};
 use crate::rename::{DEFAULT_RENAME_LIMIT, DEFAULT_RENAME_SCORE, RenameOptions};
-use crate::trailer::{self, Trailer};
+use crate::trailer;
 
 /// Reports progress of long work (the CLI draws a bar on a terminal).
 pub trait Progress: Sync {
@@ -67,40 +68,6 @@ pub struct Selection {
     pub since: Option<i64>,
     /// Keep commits whose committer time is at or before this.
     pub until: Option<i64>,
-}
-
-/// A person as named in a commit, after the mailmap.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Person {
-    /// The name.
-    pub name: String,
-    /// The address.
-    pub email: String,
-}
-
-/// What one non-merge commit contributed.
-#[derive(Debug, Clone)]
-pub struct CommitRecord {
-    /// The commit id.
-    pub id: ObjectId,
-    /// The author, after the mailmap.
-    pub author: Person,
-    /// Author time, seconds since the epoch.
-    pub author_time: i64,
-    /// Author time zone, seconds east of UTC.
-    pub author_offset: i32,
-    /// Committer time, seconds since the epoch.
-    pub committer_time: i64,
-    /// Lines added (numstat).
-    pub added: u64,
-    /// Lines removed (numstat).
-    pub removed: u64,
-    /// Files changed, with their own counts (kept only on request).
-    pub files: Vec<FileStat>,
-    /// `Signed-off-by:` and the other tags, people after the mailmap.
-    pub tags: Vec<Trailer>,
-    /// Tag lines that did not parse.
-    pub malformed_tags: u32,
 }
 
 /// Opens a repository, with a clear error when the path is not one.
@@ -376,7 +343,7 @@ fn record(
     let added = files.iter().map(|f| f.added).sum();
     let removed = files.iter().map(|f| f.removed).sum();
     Ok(CommitRecord {
-        id,
+        id: id.to_string(),
         author,
         author_time: author_time.seconds,
         author_offset: author_time.offset,

@@ -170,6 +170,13 @@ pub fn count(old: &[u8], new: &[u8]) -> (u64, u64) {
     (added, removed)
 }
 
+/// Lines in a file: newlines, plus one for an unterminated last line (what
+/// `git log --numstat` counts for an added or deleted file).
+pub fn count_lines(data: &[u8]) -> u64 {
+    let n = memchr::memchr_iter(b'\n', data).count() as u64;
+    n + u64::from(data.last().is_some_and(|&b| b != b'\n'))
+}
+
 /// `xdl_trim_ends()`.
 fn trim_ends(f1: &mut File, f2: &mut File) {
     let (n1, n2) = (f1.class.len(), f2.class.len());

@@ -363,7 +363,9 @@ fn cli_built_repository_agrees_with_git() {
             .iter()
             .find(|r| {
                 let repo = walk::open(&dir).unwrap();
-                let c = repo.find_commit(r.id).unwrap();
+                let c = repo
+                    .find_commit(gix::ObjectId::from_hex(r.id.as_bytes()).unwrap())
+                    .unwrap();
                 c.message_raw().unwrap().to_string().starts_with(s)
             })
             .unwrap()

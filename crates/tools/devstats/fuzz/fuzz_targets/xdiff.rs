@@ -8,6 +8,6 @@ fuzz_target!(|data: &[u8]| {
     let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
     let (a, b) = data.split_at(split);
     let (added, removed) = klab_devstats::xdiff::count(a, b);
-    let lines = |d: &[u8]| klab_devstats::numstat::count_lines(d);
+    let lines = |d: &[u8]| klab_devstats::xdiff::count_lines(d);
     assert_eq!(lines(a) - removed, lines(b) - added);
 });
