@@ -37,6 +37,14 @@ pub(crate) enum Command {
     /// unaware (Linux TCP connection repair). Needs CAP_NET_ADMIN.
     #[command(name = "tcp-repair")]
     TcpRepair(TcpRepairArgs),
+    /// Development statistics of a git repository, counted as LWN's "who
+    /// wrote this kernel" articles count them: non-merge changesets,
+    /// developers, lines added and removed, employers, non-author signoffs.
+    Devstats(DevstatsArgs),
+    /// Merge two architecture source trees into one, as i386 and x86_64
+    /// became arch/x86: identical files kept once, differing files split
+    /// into NAME_32/NAME_64, a build manifest per architecture.
+    Archmerge(ArchmergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +352,77 @@ pub(crate) struct UnlockArgs {
     pub(crate) all: bool,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct DevstatsArgs {
+    /// The git repository (a work tree or a bare repository).
+    #[arg(value_name = "REPO")]
+    pub(crate) repo: PathBuf,
+
+    /// A revision or range, as git rev-list takes it: `v2.6.30..v2.6.31`,
+    /// `A...B`, `REV`, `REV^!`, or several separated by spaces. HEAD when
+    /// omitted.
+    #[arg(value_name = "RANGE")]
+    pub(crate) range: Option<String>,
+
+    /// Only commits committed at or after DATE (yyyy-mm-dd is midnight UTC;
+    /// ISO 8601, RFC 2822 and @SECONDS are accepted).
+    #[arg(long, value_name = "DATE")]
+    pub(crate) since: Option<String>,
+
+    /// Only commits committed at or before DATE.
+    #[arg(long, value_name = "DATE")]
+    pub(crate) until: Option<String>,
+
+    /// Rows per table in the terminal (JSON and CSV hold every row).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub(crate) top: usize,
+
+    /// Employer map in gitdm's EmailMap format: `ADDRESS-OR-DOMAIN
+    /// EMPLOYER [< yyyy-mm-dd]` per line. Without it every employer is
+    /// "(Unknown)".
+    #[arg(long, value_name = "FILE")]
+    pub(crate) employers: Option<PathBuf>,
+
+    /// Also write the report as JSON to FILE; `-` writes it to standard
+    /// output instead of the tables.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// Also write one CSV file per table into DIR (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) csv: Option<PathBuf>,
+
+    /// Threads for diffing commits (default: all available cores).
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ArchmergeArgs {
+    /// The 32-bit tree (arch/i386).
+    #[arg(value_name = "TREE_32")]
+    pub(crate) tree_32: PathBuf,
+
+    /// The 64-bit tree (arch/x86_64).
+    #[arg(value_name = "TREE_64")]
+    pub(crate) tree_64: PathBuf,
+
+    /// The merged tree to create; it must not exist.
+    #[arg(short = 'o', long = "out", value_name = "OUT")]
+    pub(crate) out: PathBuf,
+
+    /// After writing, read the inputs and the output back and prove that
+    /// each architecture's build manifest names exactly the bytes it built
+    /// before the merge.
+    #[arg(long)]
+    pub(crate) verify: bool,
+
+    /// Rows of the janitor report in the terminal (the full report is
+    /// written into OUT).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub(crate) top: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +431,33 @@ mod tests {
     #[test]
     fn flag_definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn devstats_takes_a_repository_and_an_optional_range() {
+        let cli =
+            Cli::try_parse_from(["klab", "devstats", "repo", "v1..v2", "--top", "5"]).unwrap();
+        let Command::Devstats(args) = cli.command else {
+            panic!("not devstats")
+        };
+        assert_eq!(args.range.as_deref(), Some("v1..v2"));
+        assert_eq!(args.top, 5);
+        let cli = Cli::try_parse_from(["klab", "devstats", "repo"]).unwrap();
+        let Command::Devstats(args) = cli.command else {
+            panic!("not devstats")
+        };
+        assert!(args.range.is_none() && args.employers.is_none());
+    }
+
+    #[test]
+    fn archmerge_needs_an_output() {
+        assert!(Cli::try_parse_from(["klab", "archmerge", "a", "b"]).is_err());
+        let cli =
+            Cli::try_parse_from(["klab", "archmerge", "a", "b", "-o", "c", "--verify"]).unwrap();
+        let Command::Archmerge(args) = cli.command else {
+            panic!("not archmerge")
+        };
+        assert!(args.verify);
     }
 
     #[test]

@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         flags::Command::Replay(args) => cmd::replay::run(&args),
         flags::Command::Lro(args) => cmd::lro::run(&args),
         flags::Command::TcpRepair(args) => cmd::tcp_repair::run(&args),
+        flags::Command::Devstats(args) => cmd::devstats::run(&args),
+        flags::Command::Archmerge(args) => cmd::archmerge::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub(crate) mod archmerge;
+pub(crate) mod devstats;
 pub(crate) mod list;
 pub(crate) mod lro;
 pub(crate) mod replay;

@@ -9,7 +9,10 @@
 //!   self-contained `report.html` with inline SVG plots ([`plot`]).
 #![forbid(unsafe_code)]
 
+pub mod archmerge;
 pub mod bench_uapi;
+pub mod devstats;
+pub mod devstats_bench;
 pub mod hwpoison;
 pub mod lazy_workqueue;
 pub mod loop_dio;

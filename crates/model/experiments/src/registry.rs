@@ -56,6 +56,8 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::lazy_workqueue::LazyWorkqueue,
         &crate::too_many_threads::TooManyThreads,
         &crate::tcp_repair::TcpRepair,
+        &crate::devstats::Devstats,
+        &crate::archmerge::Archmerge,
     ]
 }
 
@@ -78,6 +80,7 @@ pub fn benches() -> &'static [&'static dyn Experiment] {
         &crate::lro::bench::LroBench,
         &crate::workqueue_bench::WorkqueueBench,
         &crate::tcp_repair_bench::TcpRepairBench,
+        &crate::devstats_bench::DevstatsBench,
     ]
 }
 

@@ -1,0 +1,357 @@
+//! Which commits a range names, and what each one contributed.
+//!
+//! ```text
+//!  REPO, RANGE ──rev-parse──▶ tips, hidden ──rev-walk──▶ [commit ids]   (one thread)
+//!                                           drop merges, --since/--until
+//!  [commit ids] ──split over N threads──▶ CommitRecord per id           (parallel)
+//!                 each thread: own gix handle, own Differ
+//!  records, in walk order ──▶ stats.rs
+//! ```
+//!
+//! Range forms (git's `rev-list` semantics): none (`HEAD`), `REV`,
+//! `A..B`, `A...B` (symmetric difference), `^A`, `REV^@`, `REV^!`, and
+//! several of them separated by white space (`^v1 v2 v3`). Annotated tags are peeled to commits. A changeset is a commit
+//! with at most one parent (`--no-merges`). `--since`/`--until` keep
+//! commits whose committer date is at or after / at or before the given
+//! time, as `git rev-list --since/--until` do for histories whose
+//! committer dates do not go backwards (git also stops walking at the first
+//! commit older than `--since`, which only differs when they do).
+//!
+//! Identities go through the repository's mailmap (`.mailmap` in the work
+//! tree, or `HEAD:.mailmap` in a bare repository, plus `mailmap.file` and
+//! `mailmap.blob`), as `git shortlog` applies it. Messages are decoded as
+//! UTF-8, or as Latin-1 when the commit's `encoding` header says so;
+//! invalid UTF-8 is replaced with U+FFFD.
+//!
+//! Ordering: records come back in walk order whatever the number of
+//! threads, so results do not depend on scheduling.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use gix::ObjectId;
+use gix::bstr::ByteSlice;
+
+use crate::error::DevstatsError;
+use crate::numstat::Differ;
+pub use crate::record::{CommitRecord, Person};
+use crate::rename::{DEFAULT_RENAME_LIMIT, DEFAULT_RENAME_SCORE, RenameOptions};
+use crate::trailer;
+
+/// Reports progress of long work (the CLI draws a bar on a terminal).
+pub trait Progress: Sync {
+    /// Work of `total` commits starts.
+    fn begin(&self, total: u64);
+    /// `n` more commits done.
+    fn advance(&self, n: u64);
+    /// The work is over.
+    fn end(&self);
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn begin(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn end(&self) {}
+}
+
+/// What to walk.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// A revision or range (`v2.6.30..v2.6.31`); `None` is `HEAD`.
+    pub range: Option<String>,
+    /// Keep commits whose committer time is at or after this (seconds since
+    /// the epoch).
+    pub since: Option<i64>,
+    /// Keep commits whose committer time is at or before this.
+    pub until: Option<i64>,
+}
+
+/// Opens a repository, with a clear error when the path is not one.
+pub fn open(path: &std::path::Path) -> Result<gix::Repository, DevstatsError> {
+    gix::open(path).map_err(|e| DevstatsError::NotARepository {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// git's rename settings from the repository configuration
+/// (`diff.renames`, `diff.renameLimit`): `None` when renames are off.
+pub fn rename_options(repo: &gix::Repository) -> Option<RenameOptions> {
+    let cfg = repo.config_snapshot();
+    if let Some(v) = cfg.string("diff.renames") {
+        let v = v.to_str_lossy().to_ascii_lowercase();
+        if matches!(v.as_str(), "false" | "no" | "off" | "0") {
+            return None;
+        }
+    }
+    let limit = cfg
+        .integer("diff.renameLimit")
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(DEFAULT_RENAME_LIMIT);
+    Some(RenameOptions {
+        limit,
+        minimum_score: DEFAULT_RENAME_SCORE,
+    })
+}
+
+/// The non-merge commits `sel` names, in walk order.
+pub fn commits(repo: &gix::Repository, sel: &Selection) -> Result<Vec<ObjectId>, DevstatsError> {
+    let spec = sel.range.as_deref().unwrap_or("HEAD");
+    let rev_err = |message: String| DevstatsError::Revision {
+        spec: spec.to_owned(),
+        message,
+    };
+    let peel = |id: ObjectId| -> Result<ObjectId, DevstatsError> {
+        let obj = repo.find_object(id).map_err(|e| rev_err(e.to_string()))?;
+        let commit = obj
+            .peel_to_kind(gix::object::Kind::Commit)
+            .map_err(|e| rev_err(format!("{id} is not a commit: {e}")))?;
+        Ok(commit.id)
+    };
+    let parents = |id: ObjectId| -> Result<Vec<ObjectId>, DevstatsError> {
+        let c = repo.find_commit(id).map_err(|e| rev_err(e.to_string()))?;
+        Ok(c.parent_ids().map(|p| p.detach()).collect())
+    };
+    use gix::revision::plumbing::Spec;
+    let mut tips: Vec<ObjectId> = Vec::new();
+    let mut hidden: Vec<ObjectId> = Vec::new();
+    // Several specs may be given, separated by white space (`^v1 v2 v3`).
+    for token in spec.split_whitespace() {
+        let parsed = repo
+            .rev_parse(token)
+            .map_err(|e| rev_err(format!("{token}: {e}")))?
+            .detach();
+        match parsed {
+            Spec::Include(id) => tips.push(peel(id)?),
+            Spec::Exclude(id) => hidden.push(peel(id)?),
+            Spec::Range { from, to } => {
+                tips.push(peel(to)?);
+                hidden.push(peel(from)?);
+            }
+            Spec::Merge { theirs, ours } => {
+                let (a, b) = (peel(theirs)?, peel(ours)?);
+                let bases = repo
+                    .merge_bases_many(a, &[b])
+                    .map_err(|e| rev_err(e.to_string()))?;
+                hidden.extend(bases.into_iter().map(|id| id.detach()));
+                tips.extend([a, b]);
+            }
+            Spec::IncludeOnlyParents(id) => tips.extend(parents(peel(id)?)?),
+            Spec::ExcludeParents(id) => {
+                let id = peel(id)?;
+                tips.push(id);
+                hidden.extend(parents(id)?);
+            }
+        }
+    }
+    if tips.is_empty() {
+        return Ok(Vec::new());
+    }
+    let walk = repo
+        .rev_walk(tips)
+        .with_hidden(hidden)
+        .all()
+        .map_err(|e| rev_err(e.to_string()))?;
+    let mut out = Vec::new();
+    for info in walk {
+        let info = info.map_err(|e| rev_err(e.to_string()))?;
+        if info.parent_ids.len() > 1 {
+            continue;
+        }
+        if sel.since.is_some() || sel.until.is_some() {
+            let commit = repo
+                .find_commit(info.id)
+                .map_err(|e| DevstatsError::object(info.id, e))?;
+            let t = commit
+                .time()
+                .map_err(|e| DevstatsError::object(info.id, e))?
+                .seconds;
+            if sel.since.is_some_and(|s| t < s) || sel.until.is_some_and(|u| t > u) {
+                continue;
+            }
+        }
+        out.push(info.id);
+    }
+    Ok(out)
+}
+
+/// Per-thread object cache: consecutive commits share most of their trees
+/// and the parent's blobs. Measured on curl (1,025 commits, one thread):
+/// no cache 2.4 s of CPU, 16 MiB 1.8 s, 64 MiB see README.
+const OBJECT_CACHE_BYTES: usize = 64 << 20;
+/// Per-thread pack delta-base cache, as git's `core.deltaBaseCacheLimit`.
+const PACK_CACHE_BYTES: usize = 96 << 20;
+
+/// Analyses `ids` on `threads` threads (at least one), returning one record
+/// per id in the same order, and how many commits hit the rename limit.
+/// `keep_files` keeps per-file numstat lines.
+pub fn analyse(
+    repo: &gix::Repository,
+    ids: &[ObjectId],
+    threads: usize,
+    keep_files: bool,
+    progress: &dyn Progress,
+) -> Result<(Vec<CommitRecord>, u64), DevstatsError> {
+    let mailmap = repo.open_mailmap();
+    let renames = rename_options(repo);
+    let sync = repo.clone().into_sync();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<CommitRecord>>> = Mutex::new(vec![None; ids.len()]);
+    let first_error: Mutex<Option<(usize, DevstatsError)>> = Mutex::new(None);
+    let limit_hits = AtomicUsize::new(0);
+    const BATCH: usize = 16;
+    progress.begin(ids.len() as u64);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                let mut repo = sync.to_thread_local();
+                repo.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
+                // git's core.deltaBaseCacheLimit default (96 MiB).
+                repo.objects.set_pack_cache(|| {
+                    Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
+                        PACK_CACHE_BYTES,
+                    ))
+                });
+                let mut differ = Differ::new(renames);
+                loop {
+                    let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                    if start >= ids.len() || first_error.lock().is_ok_and(|e| e.is_some()) {
+                        break;
+                    }
+                    let end = (start + BATCH).min(ids.len());
+                    let mut done = Vec::with_capacity(end - start);
+                    for (i, &id) in ids.iter().enumerate().take(end).skip(start) {
+                        match record(&repo, &mailmap, &mut differ, id, keep_files) {
+                            Ok(r) => done.push((i, r)),
+                            Err(e) => {
+                                if let Ok(mut slot) = first_error.lock()
+                                    && slot.as_ref().is_none_or(|(j, _)| i < *j)
+                                {
+                                    *slot = Some((i, e));
+                                }
+                                break;
+                            }
+                        }
+                    }
+                    progress.advance(done.len() as u64);
+                    limit_hits.fetch_add(
+                        std::mem::take(&mut differ.limit_hits) as usize,
+                        Ordering::Relaxed,
+                    );
+                    if let Ok(mut res) = results.lock() {
+                        for (i, r) in done {
+                            res[i] = Some(r);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    progress.end();
+    if let Some((_, e)) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let records = results
+        .into_iter()
+        .zip(ids)
+        .map(|(r, id)| r.ok_or_else(|| DevstatsError::object(id, "not analysed")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((records, limit_hits.into_inner() as u64))
+}
+
+/// Decodes a commit message or name per the commit's `encoding` header.
+fn decode(bytes: &[u8], encoding: Option<&[u8]>) -> String {
+    let latin1 = encoding.is_some_and(|e| {
+        let e = e.to_ascii_lowercase();
+        matches!(
+            e.as_slice(),
+            b"iso-8859-1" | b"iso8859-1" | b"latin1" | b"latin-1" | b"l1"
+        )
+    });
+    if latin1 {
+        bytes.iter().map(|&b| char::from(b)).collect()
+    } else {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+fn record(
+    repo: &gix::Repository,
+    mailmap: &gix::mailmap::Snapshot,
+    differ: &mut Differ,
+    id: ObjectId,
+    keep_files: bool,
+) -> Result<CommitRecord, DevstatsError> {
+    let commit = repo
+        .find_commit(id)
+        .map_err(|e| DevstatsError::object(id, e))?;
+    let c = commit.decode().map_err(|e| DevstatsError::object(id, e))?;
+    let encoding = c.encoding.map(|e| e.as_bytes());
+    let author_sig = c.author().map_err(|e| DevstatsError::object(id, e))?;
+    let author_time = author_sig
+        .time()
+        .map_err(|e| DevstatsError::object(id, e))?;
+    let committer_time = c
+        .committer()
+        .and_then(|s| s.time())
+        .map_err(|e| DevstatsError::object(id, e))?;
+    let mapped = mailmap.resolve(author_sig.trim());
+    let author = Person {
+        name: decode(&mapped.name, encoding),
+        email: decode(&mapped.email, encoding),
+    };
+    let message = decode(c.message, encoding);
+    let parsed = trailer::parse_message(&message);
+    let tags = parsed
+        .tags
+        .into_iter()
+        .map(|mut t| {
+            let sig = gix::actor::SignatureRef {
+                name: t.name.as_bytes().as_bstr(),
+                email: t.email.as_bytes().as_bstr(),
+                time: "",
+            };
+            if let Some(m) = mailmap.try_resolve(sig) {
+                let (name, email) = (m.name.to_string(), m.email.to_string());
+                if !name.trim().is_empty() && !email.is_empty() && !email.contains('>') {
+                    t.name = name.trim().to_owned();
+                    t.email = email;
+                }
+            }
+            t
+        })
+        .collect();
+    let parent = c.parents().next();
+    let tree = c.tree();
+    drop(c);
+    let parent_tree = match parent {
+        Some(p) => Some(
+            repo.find_commit(p)
+                .map_err(|e| DevstatsError::object(p, e))?
+                .tree_id()
+                .map_err(|e| DevstatsError::object(p, e))?
+                .detach(),
+        ),
+        None => None,
+    };
+    let files = differ.numstat(repo, parent_tree, tree)?;
+    let added = files.iter().map(|f| f.added).sum();
+    let removed = files.iter().map(|f| f.removed).sum();
+    Ok(CommitRecord {
+        id: id.to_string(),
+        author,
+        author_time: author_time.seconds,
+        author_offset: author_time.offset,
+        committer_time: committer_time.seconds,
+        added,
+        removed,
+        files: if keep_files { files } else { Vec::new() },
+        tags,
+        malformed_tags: u32::try_from(parsed.malformed.len()).unwrap_or(u32::MAX),
+    })
+}
