@@ -162,22 +162,16 @@ fn same_seed_gives_byte_identical_json_for_deterministic_reports() {
             .map(|r| serde_json::to_string(r).unwrap())
             .collect::<Vec<_>>()
     };
+    // `--json -` puts only the JSON on standard output (parsed above) and
+    // still writes the report files.
     let a = run("a", "42");
     let b = run("b", "42");
+    assert!(!a.is_empty(), "some experiments are deterministic");
     assert_eq!(a, b);
     // The files written beside agree with what went to stdout.
     let file_a = std::fs::read_to_string(dir.path().join("a/report.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&file_a).unwrap();
     assert_eq!(v["format"], 1);
-}
-
-#[test]
-fn json_to_stdout_replaces_the_terminal_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = klab(&["run", "--quick", "--json", "-"], dir.path());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is only JSON");
-    assert!(v["klab_version"].is_string());
 }
 
 #[test]
