@@ -368,13 +368,21 @@ impl Experiment for Workingset {
                 best.last_half(),
                 results[0].last_half()
             ]);
-            verdict_parts.push(format!(
-                "{}: {} {:.3} vs classic {:.3}",
-                w.name,
-                best.rule.name(),
-                best_ratio,
-                classic
-            ));
+            let worst = results
+                .iter()
+                .map(|x| ratio(x.ws_hits, x.ws_reads))
+                .fold(f64::INFINITY, f64::min);
+            verdict_parts.push(if best_ratio == worst {
+                format!("{}: all three rules tie at {best_ratio:.3}", w.name)
+            } else {
+                format!(
+                    "{}: {} {:.3} vs classic {:.3}",
+                    w.name,
+                    best.rule.name(),
+                    best_ratio,
+                    classic
+                )
+            });
         }
         ctx.progress.end();
         r.table(winners).table(summary);
