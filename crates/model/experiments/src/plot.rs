@@ -67,6 +67,30 @@ pub fn svg(series: &Series) -> String {
     }
 }
 
+/// The colour of line `i` in every plot, as `#rrggbb`.
+pub fn line_color(i: usize) -> String {
+    let c = Palette99::pick(i).to_rgba();
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+/// The legend of a series, drawn beside the plot rather than over its data:
+/// one coloured mark and name per line, as HTML.
+pub fn legend_html(series: &Series) -> String {
+    if series.lines.len() < 2 && series.lines.iter().all(|l| l.name.is_empty()) {
+        return String::new();
+    }
+    let mut out = String::from("<ul class=\"legend\">");
+    for (i, l) in series.lines.iter().enumerate() {
+        out.push_str(&format!(
+            "<li><span class=\"swatch\" style=\"background:{}\"></span>{}</li>",
+            line_color(i),
+            crate::render::escape(&l.name)
+        ));
+    }
+    out.push_str("</ul>");
+    out
+}
+
 fn drawable(v: f64, scale: Scale) -> bool {
     v.is_finite() && (scale == Scale::Linear || v > 0.0)
 }
@@ -142,11 +166,10 @@ where
         .max_light_lines(1)
         .light_line_style(RGBColor(240, 240, 240))
         .draw()?;
-    for (i, (name, pts)) in lines.iter().enumerate() {
+    for (i, (_, pts)) in lines.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         let style = ShapeStyle::from(&color).stroke_width(2);
-        let legend_style = style;
-        let anno = match series.kind {
+        match series.kind {
             PlotKind::Line => chart.draw_series(
                 LineSeries::new(pts.iter().copied(), style).point_size(if pts.len() <= 40 {
                     3
@@ -159,16 +182,6 @@ where
                     .map(|&p| Circle::new(p, 3, ShapeStyle::from(&color).filled())),
             )?,
         };
-        anno.label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], legend_style));
-    }
-    if lines.len() > 1 || lines.first().is_some_and(|(n, _)| !n.is_empty()) {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .draw()?;
     }
     root.present()?;
     Ok(())
@@ -222,19 +235,23 @@ mod tests {
     }
 
     #[test]
-    fn renders_one_path_per_line_with_legend() {
-        let out = svg(&series(Scale::Linear));
+    fn renders_one_path_per_line_and_a_legend_beside_it() {
+        let s = series(Scale::Linear);
+        let out = svg(&s);
         assert!(out.starts_with("<svg"), "{}", &out[..40]);
         let drawn = out
             .lines()
             .filter(|l| l.starts_with("<polyline") && l.contains("stroke-width=\"2\""))
             .count();
-        assert_eq!(drawn, 2 + 2, "two lines, two legend marks");
-        assert!(
-            out.contains(">\na\n</text>") && out.contains(">\nb\n</text>"),
-            "legend names present"
+        assert_eq!(
+            drawn, 2,
+            "one polyline per line, no legend marks over the data"
         );
+        assert!(out.contains(&format!("stroke=\"{}\"", line_color(1).to_uppercase())));
         assert!(out.contains("y (pages)"));
+        let legend = legend_html(&s);
+        assert_eq!(legend.matches("<li>").count(), 2);
+        assert!(legend.contains(&format!("background:{}\"></span>b</li>", line_color(1))));
     }
 
     #[test]

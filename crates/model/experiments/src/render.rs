@@ -161,6 +161,8 @@ th { background: #f4f4f4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure.plot { margin: 0.6em 0 1.4em; }
 figure.plot figcaption { font-weight: 600; margin-bottom: 0.3em; }
+ul.legend { list-style: none; padding: 0; margin: 0.2em 0 0; font-size: 0.85em; columns: 3; }
+ul.legend .swatch { display: inline-block; width: 1.4em; height: 0.3em; margin-right: 0.4em; vertical-align: middle; }
 .config, .host { font-size: 0.9em; color: #555; }
 "#;
 
@@ -283,9 +285,10 @@ fn section(out: &mut String, r: &Report) {
     for (i, s) in r.series.iter().enumerate() {
         let _ = writeln!(
             out,
-            "<figure class=\"plot\" data-series=\"{i}\"><figcaption>{}</figcaption>\n{}\n</figure>",
+            "<figure class=\"plot\" data-series=\"{i}\"><figcaption>{}</figcaption>\n{}\n{}</figure>",
             escape(&s.title),
-            plot::svg(s)
+            plot::svg(s),
+            plot::legend_html(s)
         );
     }
     for t in &r.tables {
