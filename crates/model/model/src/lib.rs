@@ -22,6 +22,7 @@
 //! the model composes them (see `docs/ARCHITECTURE.md`).
 #![forbid(unsafe_code)]
 
+pub mod arch;
 pub mod clock;
 pub mod fs;
 pub mod kernel;

@@ -18,7 +18,9 @@
 use super::page::{NIL, Page, Pfn, flags};
 
 /// The four evictable LRU lists, numbered as `enum lru_list`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum LruList {
     /// `LRU_INACTIVE_ANON`.
     InactiveAnon = 0,
@@ -70,7 +72,7 @@ impl LruList {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Ends {
     head: Pfn,
     tail: Pfn,
@@ -84,7 +86,7 @@ const EMPTY: Ends = Ends {
 };
 
 /// Four LRU lists of one node and container.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Lruvec {
     id: u16,
     lists: [Ends; 4],

@@ -57,7 +57,9 @@ use crate::mm::page::{FileId, KernelPage, Owner, Page, Pfn, TaskId, flags};
 pub const HWPOISON_ENTRY: u64 = 1 << 62;
 
 /// `si_code` of a memory-failure SIGBUS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum SigBusCode {
     /// `BUS_MCEERR_AR` (4): action required, sent when the task touches the
     /// lost page (late kill).
@@ -68,7 +70,7 @@ pub enum SigBusCode {
 }
 
 /// One SIGBUS a task received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SigBus {
     /// `si_code`.
     pub code: SigBusCode,
@@ -79,7 +81,7 @@ pub struct SigBus {
 }
 
 /// The sysctls of memory-failure handling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MfConfig {
     /// `vm.memory_failure_recovery` (default 1): 0 panics on any failure,
     /// the behaviour before HWPOISON.
@@ -99,7 +101,9 @@ impl Default for MfConfig {
 }
 
 /// What the handler achieved (2.6.32's `enum`, in its order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum MfResult {
     /// The page could not be handled.
     Failed,
@@ -124,7 +128,7 @@ impl MfResult {
 }
 
 /// What one memory failure did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MfReport {
     /// The frame.
     pub pfn: u64,
@@ -163,7 +167,7 @@ impl MfReport {
 }
 
 /// Counts of memory failures handled.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MfStats {
     /// Failures handled (`mce_bad_pages`, `HardwareCorrupted`).
     pub total: u64,
@@ -467,6 +471,8 @@ impl Machine {
             // as well: there is no copy to fall back to.
             HWPOISON_ENTRY
         };
+        // try_to_unmap(): the entry replaced by a hwpoison or swap entry.
+        self.pv.clear_flush();
         t.table
             .lookup_slot(vpage)
             .expect("a resident anon page is mapped")

@@ -10,7 +10,7 @@
 use super::page::{Page, Pfn};
 
 /// The frame table and free lists.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PageAlloc {
     pages: Vec<Page>,
     free: Vec<Vec<Pfn>>,

@@ -102,7 +102,7 @@ pub fn activation(inactive_age: &mut u64) {
 /// added to it or it is freed (3.15 `page_cache_tree_insert()` and
 /// `page_cache_tree_delete()`); the shrinker takes from the head, the
 /// oldest.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ShadowNodes {
     order: BTreeMap<u64, (FileId, u64)>,
     seq_of: BTreeMap<(FileId, u64), u64>,
