@@ -25,8 +25,10 @@
 pub mod arch;
 pub mod clock;
 pub mod fs;
+pub mod hibernate;
 pub mod kernel;
 pub mod machine;
+mod machine_check;
 pub mod mm;
 pub mod rng;
 

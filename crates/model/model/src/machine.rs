@@ -268,7 +268,7 @@ pub struct Sample {
 
 /// Swap space: slot numbers handed out and returned LIFO.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-struct Swap {
+pub(crate) struct Swap {
     total: u64,
     next_new: u64,
     free: Vec<u64>,
@@ -290,6 +290,26 @@ impl Swap {
 
     fn available(&self) -> u64 {
         self.total - self.next_new + self.free.len() as u64
+    }
+
+    /// Slots handed out stay below the total; free slots were handed out
+    /// and are distinct. `Ok(highest slot in use bound)`.
+    pub(crate) fn check(&self) -> Result<u64, String> {
+        if self.next_new > self.total {
+            return Err(format!(
+                "swap: {} slots handed out of {}",
+                self.next_new, self.total
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for &s in &self.free {
+            if s >= self.next_new || !seen.insert(s) {
+                return Err(format!(
+                    "swap: free slot {s} never handed out, or listed twice"
+                ));
+            }
+        }
+        Ok(self.next_new)
     }
 }
 
@@ -336,7 +356,7 @@ pub struct Machine {
     pub(crate) memcgs: Vec<MemCgroup>,
     /// Where global reclaim starts its walk over containers next.
     pub(crate) reclaim_cursor: usize,
-    swap: Swap,
+    pub(crate) swap: Swap,
     pub(crate) shadow_nodes: ShadowNodes,
     pub(crate) stat: VmStat,
     samples: Vec<Sample>,

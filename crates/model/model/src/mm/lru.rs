@@ -196,6 +196,58 @@ impl Lruvec {
         out
     }
 
+    /// The header's invariants as a check that does not panic (for a
+    /// deserialized machine): links in range, no cycle, flags and kinds
+    /// right, lengths matching.
+    pub fn check(&self, pages: &[Page]) -> Result<(), String> {
+        for list in LruList::ALL {
+            let l = &self.lists[list as usize];
+            let mut n = 0;
+            let mut prev = NIL;
+            let mut i = l.head;
+            while i != NIL {
+                let Some(p) = pages.get(i as usize) else {
+                    return Err(format!(
+                        "{} of lruvec {} reaches frame {i}, past the end",
+                        list.name(),
+                        self.id
+                    ));
+                };
+                if !p.test(flags::LRU)
+                    || p.test(flags::ACTIVE) != list.is_active()
+                    || p.is_file() != list.is_file()
+                    || p.lruvec != self.id
+                    || p.prev != prev
+                {
+                    return Err(format!(
+                        "frame {i} on {} of lruvec {}: flags, kind, lruvec or back link wrong",
+                        list.name(),
+                        self.id
+                    ));
+                }
+                n += 1;
+                if n > l.len {
+                    return Err(format!(
+                        "{} of lruvec {} longer than {}",
+                        list.name(),
+                        self.id,
+                        l.len
+                    ));
+                }
+                prev = i;
+                i = p.next;
+            }
+            if prev != l.tail || n != l.len {
+                return Err(format!(
+                    "{} of lruvec {}: tail or length wrong",
+                    list.name(),
+                    self.id
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the invariants of the module header.
     pub fn assert_invariants(&self, pages: &[Page]) {
         for list in LruList::ALL {

@@ -162,6 +162,28 @@ impl ShadowNodes {
         Some(key)
     }
 
+    /// The two maps are inverse of each other and sequence numbers are
+    /// below the next one (for a deserialized machine).
+    pub fn check(&self) -> Result<(), String> {
+        if self.order.len() != self.seq_of.len() {
+            return Err("shadow-node LRU: order and index differ in size".into());
+        }
+        for (s, key) in &self.order {
+            if self.seq_of.get(key) != Some(s) || *s >= self.next_seq {
+                return Err(format!(
+                    "shadow-node LRU: entry {s} for leaf {} of file {}",
+                    key.1, key.0.0
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every tracked leaf, oldest first.
+    pub fn leaves(&self) -> impl Iterator<Item = (FileId, u64)> + '_ {
+        self.order.values().copied()
+    }
+
     /// Whether a leaf is tracked.
     pub fn contains(&self, file: FileId, leaf: u64) -> bool {
         self.seq_of.contains_key(&(file, leaf))
