@@ -71,6 +71,7 @@ fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::
         quick: opts.quick,
         inputs: opts.inputs,
         progress: &bar,
+        driver: None,
     };
     let mut reports = Vec::new();
     let mut failed = false;

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench_uapi;
+pub mod hibernate;
 pub mod hwpoison;
 pub mod lazy_workqueue;
 pub mod loop_dio;

@@ -67,12 +67,16 @@ pub enum ShadowLimit {
     Nodes(u64),
 }
 
-/// `LruBalance`'s serialized form (a foreign type: serde's remote derive).
+/// `LruBalance`'s serialized form (a foreign type: serde's remote
+/// derive); use as `#[serde(with = "klab_model::machine::LruBalanceDef")]`.
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(remote = "LruBalance")]
-enum LruBalanceDef {
+pub enum LruBalanceDef {
+    /// `LruBalance::Classic`.
     Classic,
+    /// `LruBalance::RefaultDistance`.
     RefaultDistance,
+    /// `LruBalance::Workingset315`.
     Workingset315,
 }
 
