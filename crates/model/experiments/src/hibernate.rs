@@ -411,10 +411,10 @@ impl Ctx<'_> {
     pub fn job<J: Job>(
         &self,
         env: &J::Env,
-        make: impl FnOnce() -> J,
+        make: impl FnOnce() -> Result<J, ExperimentError>,
     ) -> Result<J::Output, ExperimentError> {
         let Some(d) = self.driver else {
-            let mut j = make();
+            let mut j = make()?;
             while j.step(env) != Step::Done {}
             return Ok(j.finish(env));
         };
@@ -456,7 +456,10 @@ impl Ctx<'_> {
                 }
                 other => {
                     g.resume = other;
-                    make()
+                    drop(g);
+                    let j = make()?;
+                    g = lock(d);
+                    j
                 }
             };
             (j, g.stop_at, index, g.st.clone())
@@ -713,6 +716,23 @@ pub(crate) mod tests {
     #[test]
     fn workingset_resumes_identically() {
         resumes_identically("workingset", &[0.0, 0.13, 0.5, 0.99]);
+    }
+
+    #[test]
+    fn loop_dio_resumes_identically() {
+        resumes_identically("loop-dio", &[0.37, 0.8]);
+    }
+
+    #[test]
+    fn memcg_experiments_resume_identically() {
+        for name in ["memcg", "memcg-limit", "memcg-oom", "memcg-shared"] {
+            resumes_identically(name, &[0.29, 0.71]);
+        }
+    }
+
+    #[test]
+    fn hwpoison_resumes_identically() {
+        resumes_identically("hwpoison", &[0.0, 0.45]);
     }
 
     #[test]

@@ -382,7 +382,7 @@ impl Experiment for Workingset {
         for (wi, w) in workloads.iter().enumerate() {
             let mut results: Vec<RunResult> = Vec::new();
             for &rule in &LruBalance::ALL {
-                results.push(ctx.job(&workloads[..], || RunJob::new(frames, rule, wi, w))?);
+                results.push(ctx.job(&workloads[..], || Ok(RunJob::new(frames, rule, wi, w)))?);
                 ctx.progress.advance(1);
             }
             let mut hit_series = Series::new(

@@ -128,7 +128,7 @@ impl MfResult {
 }
 
 /// What one memory failure did.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct MfReport {
     /// The frame.
     pub pfn: u64,
@@ -148,6 +148,45 @@ pub struct MfReport {
     pub data_lost: bool,
     /// The machine panicked (recovery disabled).
     pub panicked: bool,
+}
+
+/// [`MfReport`] as read from a hibernation image: the page type as text,
+/// mapped back to the handler's own name.
+#[derive(serde::Deserialize)]
+struct MfReportImage {
+    pfn: u64,
+    result: MfResult,
+    kind: String,
+    dirty: bool,
+    killed: Vec<TaskId>,
+    signalled: Vec<TaskId>,
+    eio_file: Option<FileId>,
+    data_lost: bool,
+    panicked: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for MfReport {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let x = <MfReportImage as serde::Deserialize>::deserialize(d)?;
+        MfReport::try_from(x).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<MfReportImage> for MfReport {
+    type Error = String;
+    fn try_from(x: MfReportImage) -> Result<Self, String> {
+        Ok(MfReport {
+            pfn: x.pfn,
+            result: x.result,
+            kind: kind_name(&x.kind)?,
+            dirty: x.dirty,
+            killed: x.killed,
+            signalled: x.signalled,
+            eio_file: x.eio_file,
+            data_lost: x.data_lost,
+            panicked: x.panicked,
+        })
+    }
 }
 
 impl MfReport {
@@ -205,6 +244,24 @@ struct ErrorState {
 }
 
 /// `error_states[]` of 2.6.32, in match order, for the model's pages.
+/// Reads a page-type name back as the handler's own `&'static str`
+/// (a report in a hibernation image); an unknown name is an error.
+fn kind_name(s: &str) -> Result<&'static str, String> {
+    const OTHERS: [&str; 5] = [
+        "",
+        "panic",
+        "memory outside kernel control",
+        "already hardware poisoned",
+        "free or high order kernel",
+    ];
+    OTHERS
+        .iter()
+        .copied()
+        .chain(ERROR_STATES.iter().map(|e| e.msg))
+        .find(|k| *k == s)
+        .ok_or_else(|| format!("unknown page kind {s:?}"))
+}
+
 const ERROR_STATES: &[ErrorState] = &[
     ErrorState {
         matches: |p| p.owner == Owner::Kernel(KernelPage::Reserved),
