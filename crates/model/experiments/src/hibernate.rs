@@ -736,6 +736,11 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn lazy_workqueue_resumes_identically() {
+        resumes_identically("lazy-workqueue", &[0.5]);
+    }
+
+    #[test]
     fn a_damaged_or_foreign_image_is_refused() {
         let e = crate::registry::find("workingset").unwrap();
         let inputs = Inputs::default();

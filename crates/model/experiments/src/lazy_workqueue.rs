@@ -227,8 +227,9 @@ const SOURCES: &[Source] = &[
 ];
 
 /// A machine of workqueue models plus a constant count of other threads.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Machine {
-    queues: Vec<(&'static str, WqModel)>,
+    queues: Vec<(String, WqModel)>,
     other_threads: usize,
 }
 
@@ -240,13 +241,13 @@ impl Machine {
             match line.role {
                 Role::Kthread => other += eager_count(line, NR_CPUS),
                 Role::Workqueue => queues.push((
-                    line.name,
+                    line.name.to_owned(),
                     WqModel::new(line.name, Kind::PerCpu, NR_CPUS, idle_ms, None, 0),
                 )),
                 Role::LazyCandidate => {
                     let kind = if lazy { Kind::Lazy } else { Kind::PerCpu };
                     queues.push((
-                        line.name,
+                        line.name.to_owned(),
                         WqModel::new(line.name, kind, NR_CPUS, idle_ms, None, 0),
                     ));
                 }
@@ -289,45 +290,86 @@ impl Machine {
 }
 
 /// Thread counts of one run, sampled.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct RunResult {
     samples: Vec<[f64; 2]>,
     min: usize,
     max: usize,
     mean: f64,
     end: usize,
-    per_queue_max: Vec<(&'static str, usize)>,
+    per_queue_max: Vec<(String, usize)>,
     runs: u64,
     created: u64,
 }
 
-/// Runs the workload for `duration_ms` in 10 ms ticks.
-fn run(lazy: bool, idle_ms: u64, duration_ms: u64, rng: &mut klab_model::rng::Rng) -> RunResult {
-    const TICK_MS: u64 = 10;
-    const SAMPLE_MS: u64 = 500;
-    let mut m = Machine::boot(lazy, idle_ms);
-    let mut res = RunResult {
-        samples: Vec::new(),
-        min: usize::MAX,
-        max: 0,
-        mean: 0.0,
-        end: 0,
-        per_queue_max: m.queues.iter().map(|(n, q)| (*n, q.nr_threads())).collect(),
-        runs: 0,
-        created: 0,
-    };
-    let mut sum = 0u64;
-    let mut n = 0u64;
-    let mut t = 0;
-    while t <= duration_ms {
+const TICK_MS: u64 = 10;
+const SAMPLE_MS: u64 = 500;
+
+/// One machine under the workload, one 10 ms tick a step: the workqueue
+/// models, the generator and the counts so far.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunJob {
+    m: Machine,
+    rng: klab_model::rng::Rng,
+    duration_ms: u64,
+    t: u64,
+    sum: u64,
+    n: u64,
+    res: RunResult,
+}
+
+impl RunJob {
+    fn new(lazy: bool, idle_ms: u64, duration_ms: u64, rng: klab_model::rng::Rng) -> Self {
+        let m = Machine::boot(lazy, idle_ms);
+        let res = RunResult {
+            samples: Vec::new(),
+            min: usize::MAX,
+            max: 0,
+            mean: 0.0,
+            end: 0,
+            per_queue_max: m
+                .queues
+                .iter()
+                .map(|(n, q)| (n.clone(), q.nr_threads()))
+                .collect(),
+            runs: 0,
+            created: 0,
+        };
+        RunJob {
+            m,
+            rng,
+            duration_ms,
+            t: 0,
+            sum: 0,
+            n: 0,
+            res,
+        }
+    }
+}
+
+impl crate::hibernate::Job for RunJob {
+    type Env = ();
+    type Output = RunResult;
+    const KIND: &'static str = "lazy-workqueue: one machine under the workload";
+    const TICK_NS: u64 = crate::hibernate::WQ_TICK_NS;
+
+    fn step(&mut self, _: &()) -> crate::hibernate::Step {
+        use crate::hibernate::Step;
+        let t = self.t;
+        if t > self.duration_ms {
+            return Step::Done;
+        }
+        let (m, res) = (&mut self.m, &mut self.res);
         m.advance(t);
-        let frac = t as f64 / duration_ms.max(1) as f64;
+        let runs_before = res.runs;
+        let frac = t as f64 / self.duration_ms.max(1) as f64;
         for s in SOURCES {
             if frac < s.window.0 || frac >= s.window.1 {
                 continue;
             }
             let p = s.per_second * TICK_MS as f64 / 1000.0;
             for cpu in s.cpus.clone() {
-                if rng.random_bool(p.clamp(0.0, 1.0)) {
+                if self.rng.random_bool(p.clamp(0.0, 1.0)) {
                     m.queue(s.queue).queue_work_on(cpu, t);
                     res.runs += 1;
                 }
@@ -336,21 +378,56 @@ fn run(lazy: bool, idle_ms: u64, duration_ms: u64, rng: &mut klab_model::rng::Rn
         let threads = m.threads();
         res.min = res.min.min(threads);
         res.max = res.max.max(threads);
-        sum += threads as u64;
-        n += 1;
+        self.sum += threads as u64;
+        self.n += 1;
         for (slot, (_, q)) in res.per_queue_max.iter_mut().zip(&m.queues) {
             slot.1 = slot.1.max(q.nr_threads());
         }
         if t % SAMPLE_MS == 0 {
             res.samples.push([t as f64 / 1000.0, threads as f64]);
         }
-        t += TICK_MS;
+        self.t += TICK_MS;
+        // A tick in which no work item was queued finds every worker idle.
+        if res.runs > runs_before {
+            Step::Busy(1)
+        } else {
+            Step::Idle(1)
+        }
     }
-    m.assert_invariants();
-    res.mean = sum as f64 / n.max(1) as f64;
-    res.end = m.threads();
-    res.created = m.queues.iter().map(|(_, q)| q.stats().created).sum();
-    res
+
+    fn check(&self, _: &()) -> Result<(), String> {
+        if self.m.queues.len() != self.res.per_queue_max.len()
+            || self.m.queues.iter().map(|(n, _)| n).ne(self.res.per_queue_max.iter().map(|(n, _)| n))
+        {
+            return Err("the queues do not match the machine's".into());
+        }
+        for (name, q) in &self.m.queues {
+            if !THREADS.iter().any(|l| l.name == name) {
+                return Err(format!("unknown workqueue {name:?}"));
+            }
+            q.check()?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, _: &()) -> RunResult {
+        let m = &self.m;
+        m.assert_invariants();
+        self.res.mean = self.sum as f64 / self.n.max(1) as f64;
+        self.res.end = m.threads();
+        self.res.created = m.queues.iter().map(|(_, q)| q.stats().created).sum();
+        self.res
+    }
+}
+
+/// Runs the workload for `duration_ms` in 10 ms ticks.
+#[cfg(test)]
+fn run(lazy: bool, idle_ms: u64, duration_ms: u64, rng: &mut klab_model::rng::Rng) -> RunResult {
+    use crate::hibernate::{Job, Step};
+    let mut j = RunJob::new(lazy, idle_ms, duration_ms, rng.clone());
+    while j.step(&()) != Step::Done {}
+    *rng = j.rng.clone();
+    j.finish(&())
 }
 
 /// One checkpoint of the real-thread cross-check.
@@ -465,6 +542,10 @@ impl Experiment for LazyWorkqueue {
         "lazy workqueues, which start one thread and create per-CPU threads on demand that exit when idle, halve a 64-CPU machine's kernel threads (531 to about 280)"
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let mut r = self.report(ctx);
         let duration_ms: u64 = ctx.size(180_000, 60_000);
@@ -519,16 +600,13 @@ impl Experiment for LazyWorkqueue {
         let after_rpciod = exercised.threads();
 
         // The workload runs.
-        let mut rng = ctx.rng(1);
-        let eager = run(false, idle_ms, duration_ms, &mut rng);
+        let eager = ctx.job(&(), || Ok(RunJob::new(false, idle_ms, duration_ms, ctx.rng(1))))?;
         ctx.progress.advance(1);
-        let mut rng = ctx.rng(1);
-        let lazy = run(true, idle_ms, duration_ms, &mut rng);
+        let lazy = ctx.job(&(), || Ok(RunJob::new(true, idle_ms, duration_ms, ctx.rng(1))))?;
         ctx.progress.advance(1);
         let mut sweep = Vec::new();
         for &to in timeouts_ms {
-            let mut rng = ctx.rng(1);
-            sweep.push((to, run(true, to, duration_ms, &mut rng)));
+            sweep.push((to, ctx.job(&(), || Ok(RunJob::new(true, to, duration_ms, ctx.rng(1))))?));
             ctx.progress.advance(1);
         }
 
@@ -617,7 +695,7 @@ impl Experiment for LazyWorkqueue {
             &["queue", "eager", "lazy"],
         );
         for ((name, e), (_, l)) in eager.per_queue_max.iter().zip(&lazy.per_queue_max) {
-            t.row(cells![*name, *e, *l]);
+            t.row(cells![name.clone(), *e, *l]);
         }
         r.table(t);
 
