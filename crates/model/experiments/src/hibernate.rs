@@ -741,6 +741,11 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn radix_tree_resumes_identically() {
+        resumes_identically("radix-tree", &[0.2, 0.6]);
+    }
+
+    #[test]
     fn a_damaged_or_foreign_image_is_refused() {
         let e = crate::registry::find("workingset").unwrap();
         let inputs = Inputs::default();
