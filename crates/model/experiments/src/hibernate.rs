@@ -746,6 +746,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_other_model_experiments_resume_identically() {
+        for name in [
+            "o-nostd",
+            "packet-pipes",
+            "sysfs-active",
+            "lro",
+            "too-many-threads",
+        ] {
+            resumes_identically(name, &[0.5]);
+        }
+    }
+
+    #[test]
     fn a_damaged_or_foreign_image_is_refused() {
         let e = crate::registry::find("workingset").unwrap();
         let inputs = Inputs::default();

@@ -397,7 +397,11 @@ impl crate::hibernate::Job for RunJob {
 
     fn check(&self, _: &()) -> Result<(), String> {
         if self.m.queues.len() != self.res.per_queue_max.len()
-            || self.m.queues.iter().map(|(n, _)| n).ne(self.res.per_queue_max.iter().map(|(n, _)| n))
+            || self.m.queues.iter().map(|(n, _)| n).ne(self
+                .res
+                .per_queue_max
+                .iter()
+                .map(|(n, _)| n))
         {
             return Err("the queues do not match the machine's".into());
         }
@@ -600,13 +604,20 @@ impl Experiment for LazyWorkqueue {
         let after_rpciod = exercised.threads();
 
         // The workload runs.
-        let eager = ctx.job(&(), || Ok(RunJob::new(false, idle_ms, duration_ms, ctx.rng(1))))?;
+        let eager = ctx.job(&(), || {
+            Ok(RunJob::new(false, idle_ms, duration_ms, ctx.rng(1)))
+        })?;
         ctx.progress.advance(1);
-        let lazy = ctx.job(&(), || Ok(RunJob::new(true, idle_ms, duration_ms, ctx.rng(1))))?;
+        let lazy = ctx.job(&(), || {
+            Ok(RunJob::new(true, idle_ms, duration_ms, ctx.rng(1)))
+        })?;
         ctx.progress.advance(1);
         let mut sweep = Vec::new();
         for &to in timeouts_ms {
-            sweep.push((to, ctx.job(&(), || Ok(RunJob::new(true, to, duration_ms, ctx.rng(1))))?));
+            sweep.push((
+                to,
+                ctx.job(&(), || Ok(RunJob::new(true, to, duration_ms, ctx.rng(1))))?,
+            ));
             ctx.progress.advance(1);
         }
 

@@ -195,7 +195,8 @@ impl WqModel {
             Kind::SingleThread | Kind::Lazy => self.alive[rules::LAZY_CORE_CPU],
         };
         if !core_ok
-            || self.stats.created.checked_sub(self.stats.exited_idle) != Some(self.nr_threads() as u64)
+            || self.stats.created.checked_sub(self.stats.exited_idle)
+                != Some(self.nr_threads() as u64)
         {
             return Err(format!("{}: threads do not add up", self.name));
         }
