@@ -276,10 +276,9 @@ impl Machine {
             .1
     }
 
-    fn advance(&mut self, now: u64) {
-        for (_, q) in &mut self.queues {
-            q.advance(now);
-        }
+    /// Moves every queue's clock; returns the threads that exited idle.
+    fn advance(&mut self, now: u64) -> usize {
+        self.queues.iter_mut().map(|(_, q)| q.advance(now)).sum()
     }
 
     fn assert_invariants(&self) {
@@ -302,7 +301,7 @@ struct RunResult {
     created: u64,
 }
 
-const TICK_MS: u64 = 10;
+pub(crate) const TICK_MS: u64 = 10;
 const SAMPLE_MS: u64 = 500;
 
 /// One machine under the workload, one 10 ms tick a step: the workqueue
@@ -316,6 +315,33 @@ struct RunJob {
     sum: u64,
     n: u64,
     res: RunResult,
+    /// The paravirt table the model kernel calls through, when counted
+    /// (the `paravirt` experiment); the counts change nothing else.
+    #[serde(default)]
+    pv: Option<klab_model::arch::paravirt::Paravirt>,
+}
+
+/// Runs the workload with the paravirt calls of each event counted:
+/// `__queue_work()` takes the CPU workqueue's lock with interrupts saved,
+/// `try_to_wake_up()` the runqueue lock likewise; a thread created on
+/// demand costs `kthread_create()`'s two more; the worker takes the
+/// workqueue's lock with `spin_lock_irq()` to run the item and the
+/// runqueue lock to switch to it; a CPU that leaves and re-enters idle in
+/// a tick programs its clock event twice (NO_HZ), and a lazy thread's
+/// idle exit fires one timer.
+pub(crate) fn run_counted(
+    lazy: bool,
+    idle_ms: u64,
+    duration_ms: u64,
+    rng: klab_model::rng::Rng,
+    pv: klab_model::arch::paravirt::Paravirt,
+) -> (u64, klab_model::arch::paravirt::Paravirt) {
+    use crate::hibernate::{Job, Step};
+    let mut j = RunJob::new(lazy, idle_ms, duration_ms, rng);
+    j.pv = Some(pv);
+    while j.step(&()) != Step::Done {}
+    let pv = j.pv.take().expect("set above");
+    (j.res.runs, pv)
 }
 
 impl RunJob {
@@ -343,6 +369,7 @@ impl RunJob {
             sum: 0,
             n: 0,
             res,
+            pv: None,
         }
     }
 }
@@ -360,8 +387,14 @@ impl crate::hibernate::Job for RunJob {
             return Step::Done;
         }
         let (m, res) = (&mut self.m, &mut self.res);
-        m.advance(t);
+        let exited = m.advance(t);
+        if let Some(pv) = &mut self.pv {
+            for _ in 0..exited {
+                pv.program_timer();
+            }
+        }
         let runs_before = res.runs;
+        let mut busy_cpus = [false; NR_CPUS];
         let frac = t as f64 / self.duration_ms.max(1) as f64;
         for s in SOURCES {
             if frac < s.window.0 || frac >= s.window.1 {
@@ -370,9 +403,26 @@ impl crate::hibernate::Job for RunJob {
             let p = s.per_second * TICK_MS as f64 / 1000.0;
             for cpu in s.cpus.clone() {
                 if self.rng.random_bool(p.clamp(0.0, 1.0)) {
-                    m.queue(s.queue).queue_work_on(cpu, t);
+                    let ran = m.queue(s.queue).queue_work_on(cpu, t);
                     res.runs += 1;
+                    if let Some(pv) = &mut self.pv {
+                        pv.lock_irqsave(); // __queue_work(): cwq->lock
+                        pv.lock_irqsave(); // try_to_wake_up(): rq->lock
+                        if ran.created_thread {
+                            pv.lock_irqsave(); // kthread_create()
+                            pv.lock_irqsave(); // wake_up_new_task()
+                        }
+                        pv.lock_irq(); // schedule() to the worker
+                        pv.lock_irq(); // run_workqueue(): cwq->lock
+                        busy_cpus[ran.cpu % NR_CPUS] = true;
+                    }
                 }
+            }
+        }
+        if let Some(pv) = &mut self.pv {
+            for _ in busy_cpus.iter().filter(|b| **b) {
+                pv.program_timer(); // idle exit
+                pv.program_timer(); // idle entry
             }
         }
         let threads = m.threads();

@@ -19,6 +19,7 @@ pub mod memcg;
 pub mod o_nostd;
 pub mod output;
 pub mod packet_pipes;
+pub mod paravirt;
 pub mod plot;
 pub mod radix_tree;
 pub mod radix_tree_bench;

@@ -63,6 +63,7 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::lro::Lro,
         &crate::lazy_workqueue::LazyWorkqueue,
         &crate::too_many_threads::TooManyThreads,
+        &crate::paravirt::ParavirtExperiment,
         &crate::tcp_repair::TcpRepair,
     ]
 }
@@ -86,6 +87,7 @@ pub fn benches() -> &'static [&'static dyn Experiment] {
         &crate::lro::bench::LroBench,
         &crate::workqueue_bench::WorkqueueBench,
         &crate::tcp_repair_bench::TcpRepairBench,
+        &crate::paravirt::ParavirtBench,
     ]
 }
 

@@ -46,10 +46,10 @@ const SECOND: u32 = 2;
 
 /// One workload: its accesses, and which of them count as "working set"
 /// reads for the headline hit ratio.
-struct Workload {
-    name: &'static str,
+pub(crate) struct Workload {
+    pub(crate) name: &'static str,
     question: &'static str,
-    accesses: Vec<(Access, bool)>,
+    pub(crate) accesses: Vec<(Access, bool)>,
     /// Accesses per round, for the hit-ratio-over-time plot.
     window: usize,
 }
@@ -62,7 +62,7 @@ fn shuffled(range: std::ops::Range<u64>, rng: &mut klab_model::rng::Rng) -> Vec<
 
 /// Workload 1: hot set of 5M/8 pages and a stream of M pages per round,
 /// interleaved evenly.
-fn hot_and_stream(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
+pub(crate) fn hot_and_stream(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
     let hot = m * 5 / 8;
     let mut accesses = Vec::new();
     let mut next_stream = 0u64;
@@ -88,7 +88,7 @@ fn hot_and_stream(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Worklo
 
 /// Workload 2: a working set of M/2 pages with M/4 stream pages per round;
 /// halfway, the set moves to other pages.
-fn shifting(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
+pub(crate) fn shifting(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
     let set = m / 2;
     let stream_per_round = m / 4;
     let mut accesses = Vec::new();
@@ -114,7 +114,7 @@ fn shifting(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
 
 /// Workload 3: a set of 2M/5 pages used four times, a stream of 4M pages,
 /// then the set again.
-fn streaming(m: u64, rng: &mut klab_model::rng::Rng) -> Workload {
+pub(crate) fn streaming(m: u64, rng: &mut klab_model::rng::Rng) -> Workload {
     let set = m * 2 / 5;
     let mut accesses = Vec::new();
     for _ in 0..4 {

@@ -339,6 +339,17 @@ impl ScenarioJob {
         Ok(j)
     }
 
+    /// Binds the machine's paravirt table (before the first step).
+    pub(crate) fn with_paravirt(mut self, pv: klab_model::arch::paravirt::Paravirt) -> Self {
+        self.m.boot_paravirt(pv);
+        self
+    }
+
+    /// The machine.
+    pub(crate) fn machine(&self) -> &Machine {
+        &self.m
+    }
+
     fn sample(&self) -> Sample {
         let m = &self.m;
         Sample {
@@ -876,7 +887,7 @@ impl Experiment for MemcgScenario {
     }
 }
 
-fn limit_scenario(frames: u64, steps: u64, batch_limit_pages: Option<u64>) -> String {
+pub(crate) fn limit_scenario(frames: u64, steps: u64, batch_limit_pages: Option<u64>) -> String {
     let hot = frames / 2;
     let limit = batch_limit_pages.map_or("-1".to_owned(), |p| (p * PAGE_SIZE).to_string());
     format!(
@@ -1011,7 +1022,7 @@ impl Experiment for MemcgLimit {
     }
 }
 
-fn oom_scenario(leak_pages: u64) -> String {
+pub(crate) fn oom_scenario(leak_pages: u64) -> String {
     format!(
         r#"[machine]
 memory = "8MiB"
