@@ -656,6 +656,74 @@ pub fn resume_driver(
     Ok((header, e, driver))
 }
 
+/// What a hibernation round trip found.
+#[derive(Clone, Debug)]
+pub struct RoundTrip {
+    /// Ticks of the uninterrupted run.
+    pub total: u64,
+    /// Its idle monitor.
+    pub idle: IdleMonitor,
+    /// Where the run stopped.
+    pub stopped_at: u64,
+    /// Jobs finished before it.
+    pub jobs_before: usize,
+    /// The image's size.
+    pub image_bytes: usize,
+    /// The resumed run's report is the uninterrupted one's, byte for byte
+    /// (as JSON).
+    pub same_report: bool,
+    /// Every job ended in the same state, byte for byte.
+    pub same_states: bool,
+    /// The resumed run's clock and idle monitor end where the
+    /// uninterrupted run's do.
+    pub same_clock: bool,
+}
+
+/// Runs `e` uninterrupted under a recording driver, then again stopped at
+/// `fraction` of its ticks, resumes the image, and compares.
+///
+/// # Errors
+/// Whatever the runs return.
+pub fn round_trip(
+    e: &dyn crate::Experiment,
+    ctx: &Ctx<'_>,
+    fraction: f64,
+) -> Result<RoundTrip, ExperimentError> {
+    let json = |r: &crate::Report| serde_json::to_string(r).unwrap_or_default();
+    let whole = Driver::new(None).recording();
+    let full = e.run(&ctx.with_driver(&whole))?;
+    let total = whole.clock();
+    let at = ((total as f64 * fraction) as u64).clamp(1, total.saturating_sub(1).max(1));
+    let first = Driver::new(Some(at)).recording();
+    match e.run(&ctx.with_driver(&first)) {
+        Err(ExperimentError::Hibernated(_)) => {}
+        Err(err) => return Err(err),
+        Ok(_) => {
+            return Err(ExperimentError::EndedBefore {
+                at,
+                end: first.clock(),
+            });
+        }
+    }
+    let image = first.image(e.name(), ctx, at);
+    let r = resume(&image, ctx.progress, true).map_err(|err| match err {
+        ResumeError::Run(x) => x,
+        other => ExperimentError::Image(other.to_string()),
+    })?;
+    let mut states = first.final_states();
+    states.extend(r.driver.final_states());
+    Ok(RoundTrip {
+        total,
+        idle: whole.idle(),
+        stopped_at: r.header.stopped_at,
+        jobs_before: r.header.done.len(),
+        image_bytes: image.len(),
+        same_report: json(&r.report) == json(&full),
+        same_states: states == whole.final_states(),
+        same_clock: r.driver.clock() == total && r.driver.idle() == whole.idle(),
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -64,6 +64,7 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::lazy_workqueue::LazyWorkqueue,
         &crate::too_many_threads::TooManyThreads,
         &crate::paravirt::ParavirtExperiment,
+        &crate::suspend::Suspend,
         &crate::tcp_repair::TcpRepair,
     ]
 }
