@@ -433,7 +433,7 @@ impl crate::hibernate::Job for RunJob {
         for (slot, (_, q)) in res.per_queue_max.iter_mut().zip(&m.queues) {
             slot.1 = slot.1.max(q.nr_threads());
         }
-        if t % SAMPLE_MS == 0 {
+        if t.is_multiple_of(SAMPLE_MS) {
             res.samples.push([t as f64 / 1000.0, threads as f64]);
         }
         self.t += TICK_MS;

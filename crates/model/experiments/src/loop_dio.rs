@@ -113,7 +113,7 @@ impl Job for RunJob {
             // Direct: every miss goes to the disk.
             (_, None) => r.disk_reads += 1,
         }
-        if (i + 1) % every == 0 {
+        if (i + 1).is_multiple_of(every) {
             r.over_time.push([
                 (i + 1) as f64,
                 m.cached_pages(FILE) as f64,

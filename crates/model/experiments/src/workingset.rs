@@ -214,7 +214,7 @@ impl Job for RunJob {
                 self.win_hits += 1;
             }
         }
-        if (i + 1) % w.window == 0 {
+        if (i + 1).is_multiple_of(w.window) {
             let ratio = if self.win_reads == 0 {
                 f64::NAN
             } else {

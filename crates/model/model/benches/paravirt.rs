@@ -13,6 +13,7 @@
 //! for the native backend (the page's "negligible overheads on native
 //! machines") and for each model hypervisor. Reported per round; divide by
 //! 16 for per operation. `klab bench paravirt` prints the ratios.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -104,6 +104,9 @@ fn run(packets: &[Packet<'_>], link: LinkType, mode: Mode, input: &Streams) -> R
     }
 }
 
+/// A workload's LRO and GRO runs.
+type Pair = (String, Run, Run);
+
 /// [`run`] as a job of the experiment (it can hibernate between runs).
 fn run_job(
     ctx: &Ctx<'_>,
@@ -196,7 +199,7 @@ fn analyse(
     sets: &[(&str, &[Packet<'_>], LinkType)],
     sweep_set: usize,
     desc_set: usize,
-) -> Result<(bool, Vec<(String, Run, Run)>), ExperimentError> {
+) -> Result<(bool, Vec<Pair>), ExperimentError> {
     let progress = ctx.progress;
     let mut all_ok = true;
     let mut t = Table::new(
