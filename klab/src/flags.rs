@@ -22,6 +22,9 @@ pub(crate) enum Command {
     List(ListArgs),
     /// Run experiments (all of them by default) and write the reports.
     Run(RunArgs),
+    /// Continue a hibernated model experiment from its image and write the
+    /// reports `klab run` writes, the same as an uninterrupted run's.
+    Resume(ResumeArgs),
     /// Replay a cache trace through a page-replacement policy: hits, misses,
     /// refaults, activations, speed, and optionally a miss-ratio curve.
     Replay(ReplayArgs),
@@ -92,6 +95,34 @@ pub(crate) struct RunArgs {
     /// A git repository or source tree, for experiments that take one.
     #[arg(long, value_name = "PATH")]
     pub(crate) repo: Option<PathBuf>,
+
+    /// Hibernate: stop the (one, model) experiment at the first step
+    /// boundary at or after virtual time T (model ticks: accesses, work
+    /// ticks, packets, system calls) and write its complete state to
+    /// --image; no report is written. `klab resume` continues it.
+    #[arg(long, value_name = "T", requires = "image")]
+    pub(crate) hibernate_at: Option<u64>,
+
+    /// The hibernation image to write (with --hibernate-at).
+    #[arg(long, value_name = "FILE", requires = "hibernate_at")]
+    pub(crate) image: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    /// A hibernation image written by `klab run NAME --hibernate-at T
+    /// --image FILE`.
+    #[arg(value_name = "FILE")]
+    pub(crate) image: PathBuf,
+
+    /// Directory for report.json and report.html (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "klab-report")]
+    pub(crate) out: PathBuf,
+
+    /// Also write the JSON report to FILE; `-` writes it to standard output
+    /// instead of the terminal report.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

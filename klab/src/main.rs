@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         flags::Command::List(args) => cmd::list::run(&args),
         flags::Command::Run(args) => cmd::run::run(&args),
+        flags::Command::Resume(args) => cmd::run::resume(&args),
         flags::Command::Bench(args) => cmd::run::bench(&args),
         flags::Command::Replay(args) => cmd::replay::run(&args),
         flags::Command::Lro(args) => cmd::lro::run(&args),

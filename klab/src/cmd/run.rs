@@ -9,7 +9,7 @@ use klab_experiments::registry::{self, Ctx, Experiment, Inputs};
 use klab_experiments::render;
 use klab_experiments::report::{FORMAT_VERSION, ReportFile};
 
-use crate::flags::{BenchArgs, RunArgs};
+use crate::flags::{BenchArgs, ResumeArgs, RunArgs};
 use crate::progress::Bar;
 use crate::{EXIT_ERROR, messages};
 
@@ -22,6 +22,9 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<u8> {
         repo: args.repo.clone(),
     };
     check_inputs(&selected, &inputs)?;
+    if let (Some(at), Some(image)) = (args.hibernate_at, args.image.as_deref()) {
+        return hibernate(&selected, &inputs, args, at, image);
+    }
     execute(
         &selected,
         &Options {
@@ -52,6 +55,78 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
     )
 }
 
+/// `klab run NAME --hibernate-at T --image FILE`: runs one model
+/// experiment to T and writes its image (temporary file, then rename).
+fn hibernate(
+    selected: &[&'static dyn Experiment],
+    inputs: &Inputs,
+    args: &RunArgs,
+    at: u64,
+    image: &Path,
+) -> anyhow::Result<u8> {
+    let [e] = selected else {
+        anyhow::bail!(
+            "--hibernate-at stops one experiment; {} selected",
+            selected.len()
+        );
+    };
+    if let Err(why) = e.hibernates() {
+        anyhow::bail!("{} cannot hibernate: {why}", e.name());
+    }
+    for (given, flag) in [(&inputs.trace, "--trace"), (&inputs.pcap, "--pcap")] {
+        if given.is_some() {
+            anyhow::bail!(
+                "--hibernate-at covers the built-in workloads and --scenario; {flag} is not carried in an image"
+            );
+        }
+    }
+    let bar = Bar::new();
+    let ctx = Ctx {
+        seed: args.seed,
+        quick: args.quick,
+        inputs,
+        progress: &bar,
+        driver: None,
+    };
+    let bytes = klab_experiments::hibernate::hibernate_at(*e, &ctx, at)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", e.name()))?;
+    output::write_atomic_bytes(image, &bytes)?;
+    let (header, _) = klab_experiments::hibernate::Driver::resume(&bytes)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", image.display()))?;
+    messages::out(&format!(
+        "{}: hibernated at virtual time {} (asked {at}) after {} finished jobs; image {} ({} bytes)\n",
+        e.name(),
+        header.stopped_at,
+        header.done.len(),
+        image.display(),
+        bytes.len()
+    ));
+    Ok(0)
+}
+
+/// `klab resume FILE`: continues a hibernated experiment and writes the
+/// reports.
+pub(crate) fn resume(args: &ResumeArgs) -> anyhow::Result<u8> {
+    let bytes = std::fs::read(&args.image)
+        .with_context(|| format!("cannot read {}", args.image.display()))?;
+    let json_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let bar = Bar::new();
+    let r = klab_experiments::hibernate::resume(&bytes, &bar, false)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", args.image.display()))?;
+    if !json_stdout {
+        messages::out(&format!(
+            "{}: resumed at virtual time {}, ran to {}\n",
+            r.header.experiment,
+            r.header.stopped_at,
+            r.driver.clock()
+        ));
+        messages::out(&render::text(&r.report));
+        messages::out("\n");
+    }
+    finish(vec![r.report], &args.out, args.json.as_deref(), json_stdout)?;
+    Ok(0)
+}
+
 struct Options<'a> {
     seed: u64,
     quick: bool,
@@ -71,6 +146,7 @@ fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::
         quick: opts.quick,
         inputs: opts.inputs,
         progress: &bar,
+        driver: None,
     };
     let mut reports = Vec::new();
     let mut failed = false;
@@ -89,13 +165,24 @@ fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::
             }
         }
     }
+    finish(reports, opts.out, opts.json, json_stdout)?;
+    Ok(if failed { EXIT_ERROR } else { 0 })
+}
+
+/// Writes report.json and report.html, and the JSON where asked.
+fn finish(
+    reports: Vec<klab_experiments::Report>,
+    out: &Path,
+    json: Option<&Path>,
+    json_stdout: bool,
+) -> anyhow::Result<()> {
     let file = ReportFile {
         klab_version: env!("CARGO_PKG_VERSION").to_owned(),
         format: FORMAT_VERSION,
         reports,
     };
-    let written = write_reports(opts.out, &file)?;
-    match opts.json {
+    let written = write_reports(out, &file)?;
+    match json {
         Some(p) if p.as_os_str() == "-" => messages::out(&render::json(&file)),
         Some(p) => output::write_atomic(p, &render::json(&file))?,
         None => {}
@@ -107,7 +194,7 @@ fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::
             .collect();
         messages::out(&format!("reports: {}\n", names.join(", ")));
     }
-    Ok(if failed { EXIT_ERROR } else { 0 })
+    Ok(())
 }
 
 /// The experiments named, in registry order, or all of them. An unknown

@@ -16,6 +16,7 @@ use crate::tree::RadixTree;
 /// [`gang_lookup_counted`](RadixTree::gang_lookup_counted) and
 /// [`gang_lookup_tag_counted`](RadixTree::gang_lookup_tag_counted).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WalkCost {
     /// Nodes whose bitmaps were read.
     pub nodes: u64,

@@ -15,6 +15,7 @@
 
 /// Which key set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum KeySet {
     /// `0..n`.
     Dense,

@@ -101,6 +101,8 @@ mod iter;
 pub mod keysets;
 mod leaf;
 mod node;
+#[cfg(feature = "serde")]
+mod serde_impl;
 mod tree;
 
 pub use entry::{Entry, MAX_TAGS, Tag, VALUE_BITS, VALUE_MAX};

@@ -66,6 +66,12 @@ pub(crate) struct NodeAlloc<T> {
 }
 
 impl<T> NodeAlloc<T> {
+    /// The node budget.
+    #[cfg(feature = "serde")]
+    pub(crate) fn limit(&self) -> Option<usize> {
+        self.limit
+    }
+
     /// Fresh nodes the allocator would still give.
     fn headroom(&self) -> usize {
         match self.limit {

@@ -333,15 +333,30 @@ impl Experiment for Hwpoison {
         &[InputKind::Scenario]
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let mut r = self.report(ctx);
-        if let Some(path) = ctx.inputs.scenario.as_deref() {
-            let s = scenario::read(path).map_err(|e| ExperimentError::Input {
-                path: path.to_owned(),
-                message: format!("line {}: {}", e.line, e.message),
-            })?;
-            let res = memcg::run(&s, &mut ctx.rng(1))?;
-            r.config("scenario", path.display().to_string());
+        // Read inside a job, so a hibernation image carries the scenario.
+        let given = ctx.once("hwpoison: read the scenario", 0, |_| {
+            ctx.inputs
+                .scenario
+                .as_deref()
+                .map(|path| {
+                    scenario::read(path)
+                        .map(|s| (s, path.display().to_string()))
+                        .map_err(|e| ExperimentError::Input {
+                            path: path.to_owned(),
+                            message: format!("line {}: {}", e.line, e.message),
+                        })
+                })
+                .transpose()
+        })?;
+        if let Some((s, path)) = given {
+            let res = memcg::run_in(ctx, &s, &mut ctx.rng(1))?;
+            r.config("scenario", path);
             let survived = res.failures.iter().filter(|(_, f)| !f.panicked).count();
             memcg::report_run(&mut r, &res, "");
             r.verdict = Verdict {
@@ -359,7 +374,19 @@ impl Experiment for Hwpoison {
             return Ok(r);
         }
 
-        let (handled, cases) = every_kind(&mut r);
+        let (handled, cases, tables) = ctx.once(
+            "hwpoison: every kind of page",
+            crate::hibernate::ACCESS_TICK_NS,
+            |span| {
+                let mut part = Report::new("", "", "");
+                let (handled, cases) = every_kind(&mut part);
+                span.busy(cases);
+                Ok((handled, cases, part.tables))
+            },
+        )?;
+        for t in tables {
+            r.table(t);
+        }
         let frames: u64 = ctx.size(4096, 1024);
         let steps = frames * 40;
         let rates: Vec<f64> = vec![20.0, 100.0, 500.0, 2000.0];
@@ -392,8 +419,8 @@ impl Experiment for Hwpoison {
                 .expect("generated scenario parses");
             let off = scenario::parse(&rate_scenario(frames, steps, rate, false), "rate")
                 .expect("generated scenario parses");
-            let a = memcg::run(&on, &mut ctx.rng(rate as u64))?;
-            let b = memcg::run(&off, &mut ctx.rng(rate as u64))?;
+            let a = memcg::run_in(ctx, &on, &mut ctx.rng(rate as u64))?;
+            let b = memcg::run_in(ctx, &off, &mut ctx.rng(rate as u64))?;
             let count = |res: &klab_model::mm::memory_failure::MfResult| {
                 a.failures.iter().filter(|(_, f)| &f.result == res).count() as u64
             };

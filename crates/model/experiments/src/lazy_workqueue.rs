@@ -227,8 +227,9 @@ const SOURCES: &[Source] = &[
 ];
 
 /// A machine of workqueue models plus a constant count of other threads.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Machine {
-    queues: Vec<(&'static str, WqModel)>,
+    queues: Vec<(String, WqModel)>,
     other_threads: usize,
 }
 
@@ -240,13 +241,13 @@ impl Machine {
             match line.role {
                 Role::Kthread => other += eager_count(line, NR_CPUS),
                 Role::Workqueue => queues.push((
-                    line.name,
+                    line.name.to_owned(),
                     WqModel::new(line.name, Kind::PerCpu, NR_CPUS, idle_ms, None, 0),
                 )),
                 Role::LazyCandidate => {
                     let kind = if lazy { Kind::Lazy } else { Kind::PerCpu };
                     queues.push((
-                        line.name,
+                        line.name.to_owned(),
                         WqModel::new(line.name, kind, NR_CPUS, idle_ms, None, 0),
                     ));
                 }
@@ -275,10 +276,9 @@ impl Machine {
             .1
     }
 
-    fn advance(&mut self, now: u64) {
-        for (_, q) in &mut self.queues {
-            q.advance(now);
-        }
+    /// Moves every queue's clock; returns the threads that exited idle.
+    fn advance(&mut self, now: u64) -> usize {
+        self.queues.iter_mut().map(|(_, q)| q.advance(now)).sum()
     }
 
     fn assert_invariants(&self) {
@@ -289,68 +289,199 @@ impl Machine {
 }
 
 /// Thread counts of one run, sampled.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct RunResult {
     samples: Vec<[f64; 2]>,
     min: usize,
     max: usize,
     mean: f64,
     end: usize,
-    per_queue_max: Vec<(&'static str, usize)>,
+    per_queue_max: Vec<(String, usize)>,
     runs: u64,
     created: u64,
 }
 
-/// Runs the workload for `duration_ms` in 10 ms ticks.
-fn run(lazy: bool, idle_ms: u64, duration_ms: u64, rng: &mut klab_model::rng::Rng) -> RunResult {
-    const TICK_MS: u64 = 10;
-    const SAMPLE_MS: u64 = 500;
-    let mut m = Machine::boot(lazy, idle_ms);
-    let mut res = RunResult {
-        samples: Vec::new(),
-        min: usize::MAX,
-        max: 0,
-        mean: 0.0,
-        end: 0,
-        per_queue_max: m.queues.iter().map(|(n, q)| (*n, q.nr_threads())).collect(),
-        runs: 0,
-        created: 0,
-    };
-    let mut sum = 0u64;
-    let mut n = 0u64;
-    let mut t = 0;
-    while t <= duration_ms {
-        m.advance(t);
-        let frac = t as f64 / duration_ms.max(1) as f64;
+pub(crate) const TICK_MS: u64 = 10;
+const SAMPLE_MS: u64 = 500;
+
+/// One machine under the workload, one 10 ms tick a step: the workqueue
+/// models, the generator and the counts so far.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunJob {
+    m: Machine,
+    rng: klab_model::rng::Rng,
+    duration_ms: u64,
+    t: u64,
+    sum: u64,
+    n: u64,
+    res: RunResult,
+    /// The paravirt table the model kernel calls through, when counted
+    /// (the `paravirt` experiment); the counts change nothing else.
+    #[serde(default)]
+    pv: Option<klab_model::arch::paravirt::Paravirt>,
+}
+
+/// Runs the workload with the paravirt calls of each event counted:
+/// `__queue_work()` takes the CPU workqueue's lock with interrupts saved,
+/// `try_to_wake_up()` the runqueue lock likewise; a thread created on
+/// demand costs `kthread_create()`'s two more; the worker takes the
+/// workqueue's lock with `spin_lock_irq()` to run the item and the
+/// runqueue lock to switch to it; a CPU that leaves and re-enters idle in
+/// a tick programs its clock event twice (NO_HZ), and a lazy thread's
+/// idle exit fires one timer.
+pub(crate) fn run_counted(
+    lazy: bool,
+    idle_ms: u64,
+    duration_ms: u64,
+    rng: klab_model::rng::Rng,
+    pv: klab_model::arch::paravirt::Paravirt,
+) -> (u64, klab_model::arch::paravirt::Paravirt) {
+    use crate::hibernate::{Job, Step};
+    let mut j = RunJob::new(lazy, idle_ms, duration_ms, rng);
+    j.pv = Some(pv);
+    while j.step(&()) != Step::Done {}
+    let pv = j.pv.take().expect("set above");
+    (j.res.runs, pv)
+}
+
+impl RunJob {
+    fn new(lazy: bool, idle_ms: u64, duration_ms: u64, rng: klab_model::rng::Rng) -> Self {
+        let m = Machine::boot(lazy, idle_ms);
+        let res = RunResult {
+            samples: Vec::new(),
+            min: usize::MAX,
+            max: 0,
+            mean: 0.0,
+            end: 0,
+            per_queue_max: m
+                .queues
+                .iter()
+                .map(|(n, q)| (n.clone(), q.nr_threads()))
+                .collect(),
+            runs: 0,
+            created: 0,
+        };
+        RunJob {
+            m,
+            rng,
+            duration_ms,
+            t: 0,
+            sum: 0,
+            n: 0,
+            res,
+            pv: None,
+        }
+    }
+}
+
+impl crate::hibernate::Job for RunJob {
+    type Env = ();
+    type Output = RunResult;
+    const KIND: &'static str = "lazy-workqueue: one machine under the workload";
+    const TICK_NS: u64 = crate::hibernate::WQ_TICK_NS;
+
+    fn step(&mut self, _: &()) -> crate::hibernate::Step {
+        use crate::hibernate::Step;
+        let t = self.t;
+        if t > self.duration_ms {
+            return Step::Done;
+        }
+        let (m, res) = (&mut self.m, &mut self.res);
+        let exited = m.advance(t);
+        if let Some(pv) = &mut self.pv {
+            for _ in 0..exited {
+                pv.program_timer();
+            }
+        }
+        let runs_before = res.runs;
+        let mut busy_cpus = [false; NR_CPUS];
+        let frac = t as f64 / self.duration_ms.max(1) as f64;
         for s in SOURCES {
             if frac < s.window.0 || frac >= s.window.1 {
                 continue;
             }
             let p = s.per_second * TICK_MS as f64 / 1000.0;
             for cpu in s.cpus.clone() {
-                if rng.random_bool(p.clamp(0.0, 1.0)) {
-                    m.queue(s.queue).queue_work_on(cpu, t);
+                if self.rng.random_bool(p.clamp(0.0, 1.0)) {
+                    let ran = m.queue(s.queue).queue_work_on(cpu, t);
                     res.runs += 1;
+                    if let Some(pv) = &mut self.pv {
+                        pv.lock_irqsave(); // __queue_work(): cwq->lock
+                        pv.lock_irqsave(); // try_to_wake_up(): rq->lock
+                        if ran.created_thread {
+                            pv.lock_irqsave(); // kthread_create()
+                            pv.lock_irqsave(); // wake_up_new_task()
+                        }
+                        pv.lock_irq(); // schedule() to the worker
+                        pv.lock_irq(); // run_workqueue(): cwq->lock
+                        busy_cpus[ran.cpu % NR_CPUS] = true;
+                    }
                 }
+            }
+        }
+        if let Some(pv) = &mut self.pv {
+            for _ in busy_cpus.iter().filter(|b| **b) {
+                pv.program_timer(); // idle exit
+                pv.program_timer(); // idle entry
             }
         }
         let threads = m.threads();
         res.min = res.min.min(threads);
         res.max = res.max.max(threads);
-        sum += threads as u64;
-        n += 1;
+        self.sum += threads as u64;
+        self.n += 1;
         for (slot, (_, q)) in res.per_queue_max.iter_mut().zip(&m.queues) {
             slot.1 = slot.1.max(q.nr_threads());
         }
-        if t % SAMPLE_MS == 0 {
+        if t.is_multiple_of(SAMPLE_MS) {
             res.samples.push([t as f64 / 1000.0, threads as f64]);
         }
-        t += TICK_MS;
+        self.t += TICK_MS;
+        // A tick in which no work item was queued finds every worker idle.
+        if res.runs > runs_before {
+            Step::Busy(1)
+        } else {
+            Step::Idle(1)
+        }
     }
-    m.assert_invariants();
-    res.mean = sum as f64 / n.max(1) as f64;
-    res.end = m.threads();
-    res.created = m.queues.iter().map(|(_, q)| q.stats().created).sum();
-    res
+
+    fn check(&self, _: &()) -> Result<(), String> {
+        if self.m.queues.len() != self.res.per_queue_max.len()
+            || self.m.queues.iter().map(|(n, _)| n).ne(self
+                .res
+                .per_queue_max
+                .iter()
+                .map(|(n, _)| n))
+        {
+            return Err("the queues do not match the machine's".into());
+        }
+        for (name, q) in &self.m.queues {
+            if !THREADS.iter().any(|l| l.name == name) {
+                return Err(format!("unknown workqueue {name:?}"));
+            }
+            q.check()?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, _: &()) -> RunResult {
+        let m = &self.m;
+        m.assert_invariants();
+        self.res.mean = self.sum as f64 / self.n.max(1) as f64;
+        self.res.end = m.threads();
+        self.res.created = m.queues.iter().map(|(_, q)| q.stats().created).sum();
+        self.res
+    }
+}
+
+/// Runs the workload for `duration_ms` in 10 ms ticks.
+#[cfg(test)]
+fn run(lazy: bool, idle_ms: u64, duration_ms: u64, rng: &mut klab_model::rng::Rng) -> RunResult {
+    use crate::hibernate::{Job, Step};
+    let mut j = RunJob::new(lazy, idle_ms, duration_ms, rng.clone());
+    while j.step(&()) != Step::Done {}
+    *rng = j.rng.clone();
+    j.finish(&())
 }
 
 /// One checkpoint of the real-thread cross-check.
@@ -465,6 +596,10 @@ impl Experiment for LazyWorkqueue {
         "lazy workqueues, which start one thread and create per-CPU threads on demand that exit when idle, halve a 64-CPU machine's kernel threads (531 to about 280)"
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let mut r = self.report(ctx);
         let duration_ms: u64 = ctx.size(180_000, 60_000);
@@ -519,16 +654,20 @@ impl Experiment for LazyWorkqueue {
         let after_rpciod = exercised.threads();
 
         // The workload runs.
-        let mut rng = ctx.rng(1);
-        let eager = run(false, idle_ms, duration_ms, &mut rng);
+        let eager = ctx.job(&(), || {
+            Ok(RunJob::new(false, idle_ms, duration_ms, ctx.rng(1)))
+        })?;
         ctx.progress.advance(1);
-        let mut rng = ctx.rng(1);
-        let lazy = run(true, idle_ms, duration_ms, &mut rng);
+        let lazy = ctx.job(&(), || {
+            Ok(RunJob::new(true, idle_ms, duration_ms, ctx.rng(1)))
+        })?;
         ctx.progress.advance(1);
         let mut sweep = Vec::new();
         for &to in timeouts_ms {
-            let mut rng = ctx.rng(1);
-            sweep.push((to, run(true, to, duration_ms, &mut rng)));
+            sweep.push((
+                to,
+                ctx.job(&(), || Ok(RunJob::new(true, to, duration_ms, ctx.rng(1))))?,
+            ));
             ctx.progress.advance(1);
         }
 
@@ -617,7 +756,7 @@ impl Experiment for LazyWorkqueue {
             &["queue", "eager", "lazy"],
         );
         for ((name, e), (_, l)) in eager.per_queue_max.iter().zip(&lazy.per_queue_max) {
-            t.row(cells![*name, *e, *l]);
+            t.row(cells![name.clone(), *e, *l]);
         }
         r.table(t);
 

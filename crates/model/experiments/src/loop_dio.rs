@@ -18,6 +18,7 @@ use klab_model::{Machine, MachineConfig, Outcome};
 use rand::Rng as _;
 
 use crate::cells;
+use crate::hibernate::{Job, Step};
 use crate::registry::{Ctx, Experiment, ExperimentError};
 use crate::report::{Axis, Report, Series, Table, Verdict};
 
@@ -28,6 +29,7 @@ const FILE: u32 = 1;
 const IMAGE: u32 = 100;
 const IMAGE_OFFSET: u64 = 1000;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Run {
     hits: u64,
     reads: u64,
@@ -39,33 +41,71 @@ struct Run {
     over_time: Vec<[f64; 3]>,
 }
 
-fn run(
-    frames: u64,
-    working_set: u64,
-    reads: u64,
+/// One working set in one loop mode, a read a step: the machine, the
+/// generator, the cursor and the counters.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunJob {
+    m: Machine,
     direct: bool,
-    rng: &mut klab_model::rng::Rng,
-) -> Run {
-    let mut m =
-        Machine::new(MachineConfig::new(frames, LruBalance::Classic)).expect("valid machine");
-    let dev = LoopDevice {
-        backing: IMAGE,
-        direct_io: direct,
-        layout: vec![(FILE, IMAGE_OFFSET)],
-    };
-    let mut r = Run {
-        hits: 0,
-        reads,
-        disk_reads: 0,
-        upper: 0,
-        lower: 0,
-        twice: 0,
-        over_time: Vec::new(),
-    };
-    let every = (reads / 100).max(1);
-    for i in 0..reads {
-        let page = rng.random_range(0..working_set);
-        let out = m.loop_read(&dev, FILE, page);
+    working_set: u64,
+    rng: klab_model::rng::Rng,
+    i: u64,
+    r: Run,
+}
+
+impl RunJob {
+    fn new(
+        frames: u64,
+        working_set: u64,
+        reads: u64,
+        direct: bool,
+        rng: klab_model::rng::Rng,
+    ) -> Self {
+        RunJob {
+            m: Machine::new(MachineConfig::new(frames, LruBalance::Classic))
+                .expect("valid machine"),
+            direct,
+            working_set,
+            rng,
+            i: 0,
+            r: Run {
+                hits: 0,
+                reads,
+                disk_reads: 0,
+                upper: 0,
+                lower: 0,
+                twice: 0,
+                over_time: Vec::new(),
+            },
+        }
+    }
+
+    fn dev(&self) -> LoopDevice {
+        LoopDevice {
+            backing: IMAGE,
+            direct_io: self.direct,
+            layout: vec![(FILE, IMAGE_OFFSET)],
+        }
+    }
+}
+
+impl Job for RunJob {
+    type Env = ();
+    type Output = Run;
+    const KIND: &'static str = "loop-dio: one working set, one loop mode";
+    const TICK_NS: u64 = crate::hibernate::ACCESS_TICK_NS;
+
+    fn step(&mut self, _: &()) -> Step {
+        if self.i >= self.r.reads {
+            return Step::Done;
+        }
+        let i = self.i;
+        self.i += 1;
+        let every = (self.r.reads / 100).max(1);
+        let page = self.rng.random_range(0..self.working_set);
+        let out = self.m.loop_read(&self.dev(), FILE, page);
+        let r = &mut self.r;
+        let m = &self.m;
         match (out.upper, out.lower) {
             (Outcome::Hit, _) => r.hits += 1,
             // Buffered: the disk is read only when the image page was not cached.
@@ -73,14 +113,30 @@ fn run(
             // Direct: every miss goes to the disk.
             (_, None) => r.disk_reads += 1,
         }
-        if (i + 1) % every == 0 {
+        if (i + 1).is_multiple_of(every) {
             r.over_time.push([
                 (i + 1) as f64,
                 m.cached_pages(FILE) as f64,
                 m.cached_pages(IMAGE) as f64,
             ]);
         }
+        // Buffered misses make two accesses (the image, then the file).
+        Step::Busy(1 + u64::from(out.lower.is_some()))
     }
+
+    fn check(&self, _: &()) -> Result<(), String> {
+        if self.working_set == 0 || self.i > self.r.reads {
+            return Err("empty working set or cursor past the reads".into());
+        }
+        self.m.check()
+    }
+
+    fn finish(self, _: &()) -> Run {
+        finish(self.m, self.working_set, self.r)
+    }
+}
+
+fn finish(m: Machine, working_set: u64, mut r: Run) -> Run {
     r.upper = m.cached_pages(FILE);
     r.lower = m.cached_pages(IMAGE);
     r.twice = (0..working_set)
@@ -92,6 +148,20 @@ fn run(
     r
 }
 
+#[cfg(test)]
+fn run(
+    frames: u64,
+    working_set: u64,
+    reads: u64,
+    direct: bool,
+    rng: &mut klab_model::rng::Rng,
+) -> Run {
+    let mut j = RunJob::new(frames, working_set, reads, direct, rng.clone());
+    while j.step(&()) != Step::Done {}
+    *rng = j.rng.clone();
+    j.finish(&())
+}
+
 impl Experiment for LoopDio {
     fn name(&self) -> &'static str {
         "loop-dio"
@@ -101,6 +171,10 @@ impl Experiment for LoopDio {
     }
     fn claim(&self) -> &'static str {
         "through a buffered loop device a file is cached twice, once on each side; page-based direct I/O caches it once"
+    }
+
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
@@ -133,7 +207,9 @@ impl Experiment for LoopDio {
             let ws = ((frames as f64) * f) as u64;
             let mut pair = Vec::new();
             for (k, direct) in [false, true].into_iter().enumerate() {
-                let res = run(frames, ws, reads, direct, &mut ctx.rng(ws));
+                let res = ctx.job(&(), || {
+                    Ok(RunJob::new(frames, ws, reads, direct, ctx.rng(ws)))
+                })?;
                 let share = if res.upper == 0 {
                     0.0
                 } else {

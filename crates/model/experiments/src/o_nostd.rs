@@ -38,9 +38,18 @@ fn run(
     ctx: &Ctx<'_>,
 ) -> Result<RunStats, ExperimentError> {
     // The same stream for every row: the second thread's dice are the same
-    // sequence in each, so rows differ only by strategy and state.
-    run_program(s, closed, files, CONCURRENT_P, ctx.rng(1))
-        .map_err(|e| ExperimentError::Host(format!("model descriptor table: {e}")))
+    // sequence in each, so rows differ only by strategy and state. One
+    // program run is one job (it can hibernate between runs).
+    ctx.once(
+        "o-nostd: one program run",
+        crate::hibernate::SYSCALL_TICK_NS,
+        |span| {
+            let st = run_program(s, closed, files, CONCURRENT_P, ctx.rng(1))
+                .map_err(|e| ExperimentError::Host(format!("model descriptor table: {e}")))?;
+            span.busy(st.syscalls);
+            Ok(st)
+        },
+    )
 }
 
 impl Experiment for ONostd {
@@ -57,6 +66,10 @@ impl Experiment for ONostd {
          'stderr' land in the file; checking and moving descriptors in user space or opening \
          /dev/null at startup costs system calls, while an O_NOSTD open protects at no extra \
          cost."
+    }
+
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {

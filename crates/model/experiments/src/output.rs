@@ -62,6 +62,11 @@ pub fn write_reports(dir: &Path, file: &ReportFile) -> Result<Vec<PathBuf>, Outp
 
 /// Writes `text` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), OutputError> {
+    write_atomic_bytes(path, text.as_bytes())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     let err = |source| OutputError {
         path: path.to_owned(),
         source,
@@ -75,7 +80,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), OutputError> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(err)?;
-    tmp.write_all(text.as_bytes()).map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }

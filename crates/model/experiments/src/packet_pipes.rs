@@ -49,6 +49,25 @@ fn page_says(daemon: &Daemon, fix: KernelFix) -> bool {
     }
 }
 
+/// One conversation as a job of the run (it can hibernate between two).
+fn conversation(
+    ctx: &Ctx<'_>,
+    kernel: Kernel,
+    daemon: &Daemon,
+    requests: &[V5Packet],
+) -> Result<klab_model::fs::autofs::Transcript, ExperimentError> {
+    ctx.once(
+        "packet-pipes: one conversation",
+        crate::hibernate::SYSCALL_TICK_NS,
+        |span| {
+            let tr = converse(kernel, daemon, requests);
+            // The kernel's writes and the daemon's reads.
+            span.busy(requests.len() as u64 + tr.reads);
+            Ok(tr)
+        },
+    )
+}
+
 fn daemons() -> Vec<Daemon> {
     vec![
         Daemon::systemd(Abi::I386),
@@ -134,6 +153,10 @@ impl Experiment for PacketPipes {
          pipe (each write a packet, a short read drops the rest) serves both."
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let mut r = self.report(ctx);
         let requests = sample_requests();
@@ -199,7 +222,7 @@ impl Experiment for PacketPipes {
                     abi: Abi::X86_64,
                     fix,
                 };
-                let tr = converse(kernel, &d, &requests);
+                let tr = conversation(ctx, kernel, &d, &requests)?;
                 let works = tr.outcome.works();
                 cells_total += 1;
                 if works == page_says(&d, fix) {
@@ -243,7 +266,7 @@ impl Experiment for PacketPipes {
         };
         let mut pure_ok = true;
         for d in [Daemon::systemd(Abi::I386), Daemon::automount(Abi::I386)] {
-            let tr = converse(k32, &d, &requests);
+            let tr = conversation(ctx, k32, &d, &requests)?;
             pure_ok &= tr.outcome == Outcome::Works;
             pure32.row(cells![
                 d.label(),

@@ -80,6 +80,7 @@ fn path_nodes(keys: &[u64], height: u32) -> u64 {
     nodes.len() as u64
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct HeightRow {
     key: u64,
     height: u32,
@@ -107,6 +108,7 @@ fn heights() -> Vec<HeightRow> {
         .collect()
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct StorageRow {
     set: KeySet,
     n: usize,
@@ -116,6 +118,7 @@ struct StorageRow {
     occupancy: f64,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct TagRow {
     n: usize,
     fraction: f64,
@@ -193,6 +196,10 @@ impl Experiment for RadixTreeExperiment {
          tagged (dirty) entries without scanning the rest"
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let mut r = self.report(ctx);
         let sizes: Vec<usize> =
@@ -210,7 +217,16 @@ impl Experiment for RadixTreeExperiment {
         ctx.progress.begin("radix-tree", 3);
 
         // 1. Height and nodes against the largest key.
-        let hs = heights();
+        let hs = ctx.once(
+            "radix-tree: height against the largest key",
+            crate::hibernate::TREE_TICK_NS,
+            |span| {
+                let hs = heights();
+                // Three inserts a key (alone, and beside 0).
+                span.busy(3 * hs.len() as u64);
+                Ok(hs)
+            },
+        )?;
         let mut t1 = Table::new(
             "Height and nodes against the largest key",
             &[
@@ -264,16 +280,23 @@ impl Experiment for RadixTreeExperiment {
                 if set == KeySet::Sparse && n > sparse_max {
                     continue;
                 }
-                let t = tree_of(set.keys(n, ctx.seed));
-                t.assert_invariants();
-                storage.push(StorageRow {
-                    set,
-                    n,
-                    height: t.height(),
-                    nodes: t.nodes(),
-                    bytes: t.memory().bytes,
-                    occupancy: occupancy(&t),
-                });
+                storage.push(ctx.once(
+                    "radix-tree: storage of one key set",
+                    crate::hibernate::TREE_TICK_NS,
+                    |span| {
+                        let t = tree_of(set.keys(n, ctx.seed));
+                        t.assert_invariants();
+                        span.busy(n as u64);
+                        Ok(StorageRow {
+                            set,
+                            n,
+                            height: t.height(),
+                            nodes: t.nodes(),
+                            bytes: t.memory().bytes,
+                            occupancy: occupancy(&t),
+                        })
+                    },
+                )?);
             }
         }
         let mut t2 = Table::new(
@@ -333,12 +356,29 @@ impl Experiment for RadixTreeExperiment {
 
         // 3. Finding tagged pages.
         let mut rng = ctx.rng(3);
-        let tag_rows: Vec<TagRow> = fractions
-            .iter()
-            .filter(|&&f| (tag_n as f64 * f) >= 1.0)
-            .map(|&f| tag_cost(tag_n, f, &mut rng))
-            .collect();
-        let mut by_n: Vec<TagRow> = sizes.iter().map(|&n| tag_cost(n, 0.01, &mut rng)).collect();
+        // Each measurement a job that takes the generator and hands it on.
+        let mut tag_job = |n: usize, f: f64| -> Result<TagRow, ExperimentError> {
+            let mut r = rng.clone();
+            let (row, left) = ctx.once(
+                "radix-tree: finding tagged pages",
+                crate::hibernate::TREE_TICK_NS,
+                |span| {
+                    let row = tag_cost(n, f, &mut r);
+                    span.busy(n as u64 + row.tagged_walk.slots + row.full_scan.slots);
+                    Ok((row, r))
+                },
+            )?;
+            rng = left;
+            Ok(row)
+        };
+        let mut tag_rows: Vec<TagRow> = Vec::new();
+        for &f in fractions.iter().filter(|&&f| (tag_n as f64 * f) >= 1.0) {
+            tag_rows.push(tag_job(tag_n, f)?);
+        }
+        let mut by_n: Vec<TagRow> = Vec::new();
+        for &n in &sizes {
+            by_n.push(tag_job(n, 0.01)?);
+        }
         let mut t3 = Table::new(
             "Finding tagged pages: gang_lookup_tag in batches of 14 against reading every page",
             &[

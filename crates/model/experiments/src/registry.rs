@@ -28,6 +28,14 @@ pub trait Experiment: Sync {
     /// Runs the experiment.
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError>;
 
+    /// Whether `klab run NAME --hibernate-at T` can stop this experiment
+    /// and `klab resume` continue it (`crate::hibernate`): `Ok` for a model
+    /// experiment whose work goes through [`Ctx::job`] and [`Ctx::once`],
+    /// `Err(why not)` otherwise.
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Err("it does real work on the host (threads, sockets, timings), which an image cannot hold")
+    }
+
     /// An empty report carrying this experiment's identity and the run's seed
     /// and size, for `run` to fill in.
     fn report(&self, ctx: &Ctx<'_>) -> Report {
@@ -55,6 +63,8 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::lro::Lro,
         &crate::lazy_workqueue::LazyWorkqueue,
         &crate::too_many_threads::TooManyThreads,
+        &crate::paravirt::ParavirtExperiment,
+        &crate::suspend::Suspend,
         &crate::tcp_repair::TcpRepair,
         &crate::devstats::Devstats,
         &crate::archmerge::Archmerge,
@@ -81,6 +91,7 @@ pub fn benches() -> &'static [&'static dyn Experiment] {
         &crate::workqueue_bench::WorkqueueBench,
         &crate::tcp_repair_bench::TcpRepairBench,
         &crate::devstats_bench::DevstatsBench,
+        &crate::paravirt::ParavirtBench,
     ]
 }
 
@@ -191,6 +202,9 @@ pub struct Ctx<'a> {
     pub inputs: &'a Inputs,
     /// Where long work reports progress.
     pub progress: &'a dyn Progress,
+    /// The hibernation driver, when the run may stop or resumes
+    /// (`crate::hibernate`); `None` runs every job straight through.
+    pub driver: Option<&'a crate::hibernate::Driver>,
 }
 
 impl<'a> Ctx<'a> {
@@ -201,6 +215,18 @@ impl<'a> Ctx<'a> {
             quick,
             inputs,
             progress: &NoProgress,
+            driver: None,
+        }
+    }
+
+    /// The same context under a hibernation driver.
+    pub fn with_driver(&self, driver: &'a crate::hibernate::Driver) -> Ctx<'a> {
+        Ctx {
+            seed: self.seed,
+            quick: self.quick,
+            inputs: self.inputs,
+            progress: self.progress,
+            driver: Some(driver),
         }
     }
 
@@ -229,4 +255,19 @@ pub enum ExperimentError {
     /// The host refused something the experiment needs.
     #[error("host: {0}")]
     Host(String),
+    /// The run stopped at this virtual time to hibernate (not a failure:
+    /// the driver holds the image).
+    #[error("stopped at virtual time {0} to hibernate")]
+    Hibernated(u64),
+    /// `--hibernate-at T` past the end of the run.
+    #[error("the run ended at virtual time {end}, before {at}: nothing to hibernate")]
+    EndedBefore {
+        /// The time asked for.
+        at: u64,
+        /// Where the run ended.
+        end: u64,
+    },
+    /// A hibernation image does not fit this experiment's run.
+    #[error("hibernation image: {0}")]
+    Image(String),
 }

@@ -55,6 +55,7 @@ const POLICIES: [(Lifetime, DriverStyle, &str); 4] = [
 ];
 
 /// What the story measured under one policy.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Story {
     unplug_done: u64,
     reads_after: u64,
@@ -65,6 +66,19 @@ struct Story {
     freed_at: u64,
     byte_ticks: u64,
     held: Vec<[f64; 2]>,
+}
+
+/// Reports ticks `0..=last` as busy at `busy` (sorted, distinct) and idle
+/// between.
+fn spans(span: &mut crate::hibernate::Span, busy: &[u64]) {
+    let mut next = 0;
+    for &t in busy {
+        if t > next {
+            span.idle(t - next);
+        }
+        span.busy(1);
+        next = t + 1;
+    }
 }
 
 fn model_err(e: SysfsError) -> ExperimentError {
@@ -179,6 +193,7 @@ fn workload(ctx: &Ctx<'_>, devices: usize, procs: usize, horizon: u64) -> Vec<(u
 }
 
 /// What the workload measured under one policy.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Replay {
     opens_refused: u64,
     ok: u64,
@@ -315,6 +330,10 @@ impl Experiment for SysfsActive {
          them the device's lifetime is tied to the open file."
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let mut r = self.report(ctx);
         let devices = ctx.size(64usize, 16);
@@ -348,7 +367,21 @@ impl Experiment for SysfsActive {
         );
         let mut stories = Vec::new();
         for (l, s, name) in POLICIES {
-            let st = story(l, s)?;
+            let st = ctx.once(
+                "sysfs-active: the mouse story",
+                crate::hibernate::SYSFS_TICK_NS,
+                |span| {
+                    let st = story(l, s)?;
+                    // Ticks with an operation (open, reads every 10 ticks, the
+                    // unplug, rmmod, close) are busy; the rest idle.
+                    let mut busy: Vec<u64> = vec![10, 20, 22, 25, 500, 1000];
+                    busy.extend((30..1000).step_by(10));
+                    busy.sort_unstable();
+                    busy.dedup();
+                    spans(span, &busy);
+                    Ok(st)
+                },
+            )?;
             t.row(cells![
                 name,
                 st.unplug_done,
@@ -393,7 +426,17 @@ impl Experiment for SysfsActive {
         ctx.progress.begin("sysfs-active", POLICIES.len() as u64);
         let mut replays = Vec::new();
         for (l, s, name) in POLICIES {
-            let rp = replay(l, s, devices, &events)?;
+            let rp = ctx.once(
+                "sysfs-active: one policy on the workload",
+                crate::hibernate::SYSFS_TICK_NS,
+                |span| {
+                    let rp = replay(l, s, devices, &events)?;
+                    let mut busy: Vec<u64> = events.iter().map(|e| e.0).collect();
+                    busy.dedup();
+                    spans(span, &busy);
+                    Ok(rp)
+                },
+            )?;
             w.row(cells![
                 name,
                 rp.opens_refused,

@@ -193,6 +193,10 @@ impl Experiment for TooManyThreads {
         "on 4096 CPUs per-CPU kernel threads exhaust the 32768 pids, and a module load's stop_machine threads make init's wait() walk its long child list for each of them; exiting-to-head, a zombie list, or taking kernel threads off init's list fix the walk"
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let mut r = self.report(ctx);
         let step = ctx.size(2, 4);
@@ -214,11 +218,20 @@ impl Experiment for TooManyThreads {
         let mut at_max: Vec<(usize, ModuleLoad, usize)> = Vec::new();
         for &n in &cpus {
             for (i, v) in VARIANTS.iter().enumerate() {
-                let (k, load) = module_load(v, n);
-                k.assert_invariants();
+                let (load, init_children) = ctx.once(
+                    "too-many-threads: boot and a module load",
+                    crate::hibernate::TASK_TICK_NS,
+                    |span| {
+                        let (k, load) = module_load(v, n);
+                        k.assert_invariants();
+                        let b = k.boot_report();
+                        span.busy(b.tasks as u64 + load.threads_created + load.init_wait.visited);
+                        Ok((load, b.init_children))
+                    },
+                )?;
                 visits[i].push([n as f64, load.init_wait.visited as f64]);
                 if n == max_cpus {
-                    at_max.push((i, load, k.boot_report().init_children));
+                    at_max.push((i, load, init_children));
                 }
                 ctx.progress.advance(1);
             }
@@ -270,16 +283,34 @@ impl Experiment for TooManyThreads {
         let mut boot_series_e = Vec::new();
         let mut boot_series_l = Vec::new();
         for &n in &cpus {
-            let (te, be) = boot_default(eager, n);
-            let (tl, bl) = boot_default(lazy, n);
+            let ((te, be), (tl, bl)) = ctx.once(
+                "too-many-threads: boots against pid_max",
+                crate::hibernate::TASK_TICK_NS,
+                |span| {
+                    let (e, l) = (boot_default(eager, n), boot_default(lazy, n));
+                    span.busy((e.0 + l.0) as u64);
+                    Ok((e, l))
+                },
+            )?;
             boot_series_e.push([n as f64, te as f64]);
             boot_series_l.push([n as f64, tl as f64]);
             t.row(cells![n, te, be, tl, bl, scaled_pid_max(n)]);
         }
         r.table(t);
-        let fail_e = first_failing(eager, max_cpus);
-        let fail_l = first_failing(lazy, max_cpus);
-        let (one_cpu, _) = boot_default(eager, 1);
+        let (fail_e, fail_l, one_cpu) = ctx.once(
+            "too-many-threads: where boot stops",
+            crate::hibernate::TASK_TICK_NS,
+            |span| {
+                let out = (
+                    first_failing(eager, max_cpus),
+                    first_failing(lazy, max_cpus),
+                    boot_default(eager, 1).0,
+                );
+                // The searches' boots are not counted one by one: one tick.
+                span.busy(1);
+                Ok(out)
+            },
+        )?;
         let mut t = Table::new(
             "where boot stops",
             &[

@@ -32,6 +32,7 @@ use klab_model::{Access, Machine, MachineConfig, Outcome};
 use rand::seq::SliceRandom;
 
 use crate::cells;
+use crate::hibernate::{Job, Step};
 use crate::registry::{Ctx, Experiment, ExperimentError, InputKind};
 use crate::replay::{self, pages_of};
 use crate::report::{Axis, Report, Series, Table, Verdict};
@@ -45,10 +46,10 @@ const SECOND: u32 = 2;
 
 /// One workload: its accesses, and which of them count as "working set"
 /// reads for the headline hit ratio.
-struct Workload {
-    name: &'static str,
+pub(crate) struct Workload {
+    pub(crate) name: &'static str,
     question: &'static str,
-    accesses: Vec<(Access, bool)>,
+    pub(crate) accesses: Vec<(Access, bool)>,
     /// Accesses per round, for the hit-ratio-over-time plot.
     window: usize,
 }
@@ -61,7 +62,7 @@ fn shuffled(range: std::ops::Range<u64>, rng: &mut klab_model::rng::Rng) -> Vec<
 
 /// Workload 1: hot set of 5M/8 pages and a stream of M pages per round,
 /// interleaved evenly.
-fn hot_and_stream(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
+pub(crate) fn hot_and_stream(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
     let hot = m * 5 / 8;
     let mut accesses = Vec::new();
     let mut next_stream = 0u64;
@@ -87,7 +88,7 @@ fn hot_and_stream(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Worklo
 
 /// Workload 2: a working set of M/2 pages with M/4 stream pages per round;
 /// halfway, the set moves to other pages.
-fn shifting(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
+pub(crate) fn shifting(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
     let set = m / 2;
     let stream_per_round = m / 4;
     let mut accesses = Vec::new();
@@ -113,7 +114,7 @@ fn shifting(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
 
 /// Workload 3: a set of 2M/5 pages used four times, a stream of 4M pages,
 /// then the set again.
-fn streaming(m: u64, rng: &mut klab_model::rng::Rng) -> Workload {
+pub(crate) fn streaming(m: u64, rng: &mut klab_model::rng::Rng) -> Workload {
     let set = m * 2 / 5;
     let mut accesses = Vec::new();
     for _ in 0..4 {
@@ -136,7 +137,9 @@ fn streaming(m: u64, rng: &mut klab_model::rng::Rng) -> Workload {
 }
 
 /// What one rule did on one workload.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct RunResult {
+    #[serde(with = "klab_model::machine::LruBalanceDef")]
     rule: LruBalance,
     ws_reads: u64,
     ws_hits: u64,
@@ -153,60 +156,130 @@ struct RunResult {
     lists: Vec<[f64; 3]>,
 }
 
-fn run_one(frames: u64, rule: LruBalance, w: &Workload) -> RunResult {
-    let mut cfg = MachineConfig::new(frames, rule);
-    cfg.sample_every = (w.window as u64 / 4).max(1);
-    let mut m = Machine::new(cfg).expect("valid machine");
-    let mut ws_reads = 0;
-    let mut ws_hits = 0;
-    let mut per_window = Vec::new();
-    let (mut win_reads, mut win_hits) = (0u64, 0u64);
-    for (i, (a, counts)) in w.accesses.iter().enumerate() {
-        let out = m.access(*a);
-        if *counts {
-            ws_reads += 1;
-            win_reads += 1;
-            if out == Outcome::Hit {
-                ws_hits += 1;
-                win_hits += 1;
-            }
-        }
-        if (i + 1) % w.window == 0 {
-            let ratio = if win_reads == 0 {
-                f64::NAN
-            } else {
-                win_hits as f64 / win_reads as f64
-            };
-            per_window.push([((i + 1) / w.window) as f64, ratio]);
-            win_reads = 0;
-            win_hits = 0;
+/// One rule on one workload, one access a step: the machine, the cursor
+/// and the counters so far (a hibernation image holds this).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunJob {
+    /// Which workload.
+    w: usize,
+    #[serde(with = "klab_model::machine::LruBalanceDef")]
+    rule: LruBalance,
+    m: Machine,
+    /// The next access.
+    i: usize,
+    ws_reads: u64,
+    ws_hits: u64,
+    per_window: Vec<[f64; 2]>,
+    win_reads: u64,
+    win_hits: u64,
+}
+
+impl RunJob {
+    fn new(frames: u64, rule: LruBalance, w: usize, wl: &Workload) -> RunJob {
+        let mut cfg = MachineConfig::new(frames, rule);
+        cfg.sample_every = (wl.window as u64 / 4).max(1);
+        RunJob {
+            w,
+            rule,
+            m: Machine::new(cfg).expect("valid machine"),
+            i: 0,
+            ws_reads: 0,
+            ws_hits: 0,
+            per_window: Vec::new(),
+            win_reads: 0,
+            win_hits: 0,
         }
     }
-    let s = *m.stat();
-    let lists = m
-        .samples()
-        .iter()
-        .map(|x| {
-            [
-                x.accesses as f64,
-                x.lists[LruList::ActiveFile as usize] as f64,
-                x.lists[LruList::InactiveFile as usize] as f64,
-            ]
-        })
-        .collect();
-    RunResult {
-        rule,
-        ws_reads,
-        ws_hits,
-        hits: s.hits,
-        accesses: s.accesses,
-        refaults: s.workingset_refault,
-        activations: s.pgactivate + s.workingset_activate,
-        deactivations: s.pgdeactivate,
-        active: m.lru_len(LruList::ActiveFile),
-        inactive: m.lru_len(LruList::InactiveFile),
-        per_window,
-        lists,
+}
+
+impl Job for RunJob {
+    type Env = [Workload];
+    type Output = RunResult;
+    const KIND: &'static str = "workingset: one rule on one workload";
+    const TICK_NS: u64 = crate::hibernate::ACCESS_TICK_NS;
+
+    fn step(&mut self, env: &[Workload]) -> Step {
+        let w = &env[self.w];
+        let Some(&(a, counts)) = w.accesses.get(self.i) else {
+            return Step::Done;
+        };
+        let i = self.i;
+        self.i += 1;
+        let out = self.m.access(a);
+        if counts {
+            self.ws_reads += 1;
+            self.win_reads += 1;
+            if out == Outcome::Hit {
+                self.ws_hits += 1;
+                self.win_hits += 1;
+            }
+        }
+        if (i + 1).is_multiple_of(w.window) {
+            let ratio = if self.win_reads == 0 {
+                f64::NAN
+            } else {
+                self.win_hits as f64 / self.win_reads as f64
+            };
+            self.per_window.push([((i + 1) / w.window) as f64, ratio]);
+            self.win_reads = 0;
+            self.win_hits = 0;
+        }
+        Step::Busy(1)
+    }
+
+    fn check(&self, env: &[Workload]) -> Result<(), String> {
+        let w = env.get(self.w).ok_or("no such workload")?;
+        if self.i > w.accesses.len() {
+            return Err(format!(
+                "cursor {} past {} accesses",
+                self.i,
+                w.accesses.len()
+            ));
+        }
+        self.m.check()
+    }
+
+    fn finish(self, _env: &[Workload]) -> RunResult {
+        self.result()
+    }
+}
+
+impl RunJob {
+    fn result(self) -> RunResult {
+        let RunJob {
+            rule,
+            m,
+            ws_reads,
+            ws_hits,
+            per_window,
+            ..
+        } = self;
+        let s = *m.stat();
+        let lists = m
+            .samples()
+            .iter()
+            .map(|x| {
+                [
+                    x.accesses as f64,
+                    x.lists[LruList::ActiveFile as usize] as f64,
+                    x.lists[LruList::InactiveFile as usize] as f64,
+                ]
+            })
+            .collect();
+        RunResult {
+            rule,
+            ws_reads,
+            ws_hits,
+            hits: s.hits,
+            accesses: s.accesses,
+            refaults: s.workingset_refault,
+            activations: s.pgactivate + s.workingset_activate,
+            deactivations: s.pgdeactivate,
+            active: m.lru_len(LruList::ActiveFile),
+            inactive: m.lru_len(LruList::InactiveFile),
+            per_window,
+            lists,
+        }
     }
 }
 
@@ -250,6 +323,10 @@ impl Experiment for Workingset {
 
     fn inputs(&self) -> &'static [InputKind] {
         &[InputKind::Trace]
+    }
+
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
@@ -302,15 +379,12 @@ impl Experiment for Workingset {
             ],
         );
         let mut verdict_parts = Vec::new();
-        for w in &workloads {
-            let results: Vec<RunResult> = LruBalance::ALL
-                .iter()
-                .map(|&rule| {
-                    let res = run_one(frames, rule, w);
-                    ctx.progress.advance(1);
-                    res
-                })
-                .collect();
+        for (wi, w) in workloads.iter().enumerate() {
+            let mut results: Vec<RunResult> = Vec::new();
+            for &rule in &LruBalance::ALL {
+                results.push(ctx.job(&workloads[..], || Ok(RunJob::new(frames, rule, wi, w)))?);
+                ctx.progress.advance(1);
+            }
             let mut hit_series = Series::new(
                 &format!("{}: working-set hit ratio per round", w.name),
                 Axis::linear("round", ""),

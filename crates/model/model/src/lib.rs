@@ -22,10 +22,13 @@
 //! the model composes them (see `docs/ARCHITECTURE.md`).
 #![forbid(unsafe_code)]
 
+pub mod arch;
 pub mod clock;
 pub mod fs;
+pub mod hibernate;
 pub mod kernel;
 pub mod machine;
+mod machine_check;
 pub mod mm;
 pub mod rng;
 

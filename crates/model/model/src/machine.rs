@@ -57,7 +57,7 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const SWAP_CLUSTER_MAX: u64 = 32;
 
 /// How many shadow-only radix-tree nodes may accumulate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ShadowLimit {
     /// 3.15's `count_shadow_nodes()`: memory pages >> 4.
     Kernel315,
@@ -67,12 +67,26 @@ pub enum ShadowLimit {
     Nodes(u64),
 }
 
+/// `LruBalance`'s serialized form (a foreign type: serde's remote
+/// derive); use as `#[serde(with = "klab_model::machine::LruBalanceDef")]`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(remote = "LruBalance")]
+pub enum LruBalanceDef {
+    /// `LruBalance::Classic`.
+    Classic,
+    /// `LruBalance::RefaultDistance`.
+    RefaultDistance,
+    /// `LruBalance::Workingset315`.
+    Workingset315,
+}
+
 /// What a machine is made of.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct MachineConfig {
     /// Page frames on each NUMA node.
     pub pages_per_node: Vec<u64>,
     /// The file LRU balancing rule.
+    #[serde(with = "LruBalanceDef")]
     pub balance: LruBalance,
     /// Pages reclaim frees per pass.
     pub reclaim_batch: u64,
@@ -123,7 +137,7 @@ impl MachineConfig {
 }
 
 /// What an access does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AccessKind {
     /// Read page `index` of a file.
     Read(FileId, u64),
@@ -136,7 +150,7 @@ pub enum AccessKind {
 }
 
 /// One access, by a task, from a CPU on `node`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Access {
     /// What is accessed.
     pub kind: AccessKind,
@@ -199,7 +213,7 @@ impl Access {
 }
 
 /// What an access found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// The page was resident.
     Hit,
@@ -244,7 +258,7 @@ impl Outcome {
 }
 
 /// List sizes at one moment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     /// Accesses so far.
     pub accesses: u64,
@@ -257,8 +271,8 @@ pub struct Sample {
 }
 
 /// Swap space: slot numbers handed out and returned LIFO.
-#[derive(Clone, Debug, Default)]
-struct Swap {
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Swap {
     total: u64,
     next_new: u64,
     free: Vec<u64>,
@@ -281,11 +295,31 @@ impl Swap {
     fn available(&self) -> u64 {
         self.total - self.next_new + self.free.len() as u64
     }
+
+    /// Slots handed out stay below the total; free slots were handed out
+    /// and are distinct. `Ok(highest slot in use bound)`.
+    pub(crate) fn check(&self) -> Result<u64, String> {
+        if self.next_new > self.total {
+            return Err(format!(
+                "swap: {} slots handed out of {}",
+                self.next_new, self.total
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for &s in &self.free {
+            if s >= self.next_new || !seen.insert(s) {
+                return Err(format!(
+                    "swap: free slot {s} never handed out, or listed twice"
+                ));
+            }
+        }
+        Ok(self.next_new)
+    }
 }
 
 /// A task of the model: its container, its anonymous memory and its page
 /// table.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Task {
     /// The container new pages are charged to.
     pub memcg: MemcgId,
@@ -308,6 +342,10 @@ pub struct Task {
 }
 
 /// The machine.
+///
+/// Serializable whole (a hibernation image, `crate::hibernate`): every
+/// field is state; [`Machine::check`] validates a deserialized one.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Machine {
     pub(crate) cfg: MachineConfig,
     pub(crate) mem: PageAlloc,
@@ -322,7 +360,7 @@ pub struct Machine {
     pub(crate) memcgs: Vec<MemCgroup>,
     /// Where global reclaim starts its walk over containers next.
     pub(crate) reclaim_cursor: usize,
-    swap: Swap,
+    pub(crate) swap: Swap,
     pub(crate) shadow_nodes: ShadowNodes,
     pub(crate) stat: VmStat,
     samples: Vec<Sample>,
@@ -331,6 +369,10 @@ pub struct Machine {
     pub(crate) mf_stats: crate::mm::memory_failure::MfStats,
     /// A memory failure with recovery disabled stopped the machine.
     pub(crate) panicked: bool,
+    /// The paravirt table the kernel calls privileged operations through
+    /// (native unless [`Machine::boot_paravirt`] bound a hypervisor); its
+    /// counters change no other number of the machine.
+    pub(crate) pv: crate::arch::paravirt::Paravirt,
 }
 
 impl Machine {
@@ -363,7 +405,19 @@ impl Machine {
             mf: crate::mm::memory_failure::MfConfig::default(),
             mf_stats: crate::mm::memory_failure::MfStats::default(),
             panicked: false,
+            pv: crate::arch::paravirt::Paravirt::default(),
         })
+    }
+
+    /// Binds the paravirt table (done at boot, before the first access;
+    /// see `arch::platform::boot`). Counters start from zero.
+    pub fn boot_paravirt(&mut self, pv: crate::arch::paravirt::Paravirt) {
+        self.pv = pv;
+    }
+
+    /// The paravirt table and its counters.
+    pub fn paravirt(&self) -> &crate::arch::paravirt::Paravirt {
+        &self.pv
     }
 
     /// The configuration.
@@ -506,6 +560,9 @@ impl Machine {
             return Outcome::Panic;
         }
         let out = if self.task_entry(a.task).alive {
+            // The CPU runs the accessing task: a switch of address space
+            // when it changes.
+            self.pv.switch_to(a.task.0);
             match a.kind {
                 AccessKind::Read(file, index) => {
                     self.file_access(a.node, a.task, file, index, false)
@@ -585,6 +642,10 @@ impl Machine {
             p.flags = 0;
             p.memcg = memcg.0;
         }
+        // add_to_page_cache_lru(): the insert under mapping->tree_lock
+        // (spin_lock_irq), the LRU add under zone->lru_lock (irqsave).
+        self.pv.lock_irq();
+        self.pv.lock_irqsave();
         let shadow = self.files.entry(file).or_default().insert_page(index, pfn);
         self.update_shadow_node(file, index);
         let lv = self.lv(memcg, self.mem.page(pfn).node as usize);
@@ -660,6 +721,8 @@ impl Machine {
         if !p.test(flags::ACTIVE) && p.test(flags::REFERENCED) && p.test(flags::LRU) {
             let file = p.is_file();
             let lv = p.lruvec as usize;
+            // activate_page(): the move under zone->lru_lock (irqsave).
+            self.pv.lock_irqsave();
             self.lruvecs[lv].move_to(
                 self.mem.pages_mut(),
                 pfn,
@@ -720,6 +783,9 @@ impl Machine {
             p.memcg = memcg.0;
         }
         let lv = self.lv(memcg, self.mem.page(pfn).node as usize);
+        // set_pte_at() for the new mapping, and the LRU add (irqsave).
+        self.pv.set_pte();
+        self.pv.lock_irqsave();
         // Re-read the slot: reclaim during the allocation may have swapped
         // out other pages of this task, never this one (it was not resident).
         let t = self

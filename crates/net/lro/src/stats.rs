@@ -168,6 +168,7 @@ impl FlushReason {
 
 /// The counters of one manager.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Stats {
     /// Packets received.
     pub packets_in: u64,

@@ -51,6 +51,7 @@ enum Mode {
 }
 
 /// What one run measured.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Run {
     stats: Stats,
     mean_held_arrivals: f64,
@@ -101,6 +102,27 @@ fn run(packets: &[Packet<'_>], link: LinkType, mode: Mode, input: &Streams) -> R
         identical: input.compare(&output).is_ok(),
         stats: r.stats,
     }
+}
+
+/// A workload's LRO and GRO runs.
+type Pair = (String, Run, Run);
+
+/// [`run`] as a job of the experiment (it can hibernate between runs).
+fn run_job(
+    ctx: &Ctx<'_>,
+    packets: &[Packet<'_>],
+    link: LinkType,
+    mode: Mode,
+    input: &Streams,
+) -> Result<Run, ExperimentError> {
+    ctx.once(
+        "lro: one engine over one packet set",
+        crate::hibernate::FRAME_TICK_NS,
+        |span| {
+            span.busy(packets.len() as u64);
+            Ok(run(packets, link, mode, input))
+        },
+    )
 }
 
 /// The built-in workloads: (name, spec).
@@ -171,13 +193,14 @@ const MAX_DESCS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
 /// LRO against GRO, the `max_aggr` and `max_desc` sweeps, on one packet
 /// set. Returns whether every run kept the payloads.
 fn analyse(
+    ctx: &Ctx<'_>,
     r: &mut Report,
     label: &str,
     sets: &[(&str, &[Packet<'_>], LinkType)],
     sweep_set: usize,
     desc_set: usize,
-    progress: &dyn crate::registry::Progress,
-) -> (bool, Vec<(String, Run, Run)>) {
+) -> Result<(bool, Vec<Pair>), ExperimentError> {
+    let progress = ctx.progress;
     let mut all_ok = true;
     let mut t = Table::new(
         &format!("{label}: packets the stack handles, LRO (max_desc 8, max_aggr 64) against GRO"),
@@ -205,7 +228,8 @@ fn analyse(
         (sets.len() * 2 + MAX_AGGRS.len() * 2 + MAX_DESCS.len()) as u64,
     );
     for ((name, packets, link), input) in sets.iter().zip(&inputs) {
-        let lro = run(
+        let lro = run_job(
+            ctx,
             packets,
             *link,
             Mode::Lro {
@@ -213,8 +237,8 @@ fn analyse(
                 max_aggr: 64,
             },
             input,
-        );
-        let gro = run(packets, *link, Mode::Gro, input);
+        )?;
+        let gro = run_job(ctx, packets, *link, Mode::Gro, input)?;
         progress.advance(2);
         for (mode, x) in [("lro", &lro), ("gro", &gro)] {
             all_ok &= x.identical;
@@ -283,7 +307,8 @@ fn analyse(
         let (name, packets, link) = sets[si];
         let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
         for max_aggr in MAX_AGGRS {
-            let x = run(
+            let x = run_job(
+                ctx,
                 packets,
                 link,
                 Mode::Lro {
@@ -291,7 +316,7 @@ fn analyse(
                     max_aggr,
                 },
                 &inputs[si],
-            );
+            )?;
             progress.advance(1);
             all_ok &= x.identical;
             t.row(cells![
@@ -360,7 +385,8 @@ fn analyse(
     let mut pts = Vec::new();
     let mut nodesc = Vec::new();
     for max_desc in MAX_DESCS {
-        let x = run(
+        let x = run_job(
+            ctx,
             packets,
             link,
             Mode::Lro {
@@ -368,7 +394,7 @@ fn analyse(
                 max_aggr: 64,
             },
             &inputs[desc_set],
-        );
+        )?;
         progress.advance(1);
         all_ok &= x.identical;
         t.row(cells![
@@ -395,7 +421,7 @@ fn analyse(
     s.line("packets out / packets in", pts);
     s.line("passed up for want of a descriptor (no_desc / in)", nodesc);
     r.series(s);
-    (all_ok, pairs)
+    Ok((all_ok, pairs))
 }
 
 impl Experiment for Lro {
@@ -413,6 +439,10 @@ impl Experiment for Lro {
 
     fn inputs(&self) -> &'static [InputKind] {
         &[InputKind::Pcap]
+    }
+
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
@@ -433,7 +463,7 @@ impl Experiment for Lro {
             .config("mss", u64::from(specs[0].1.mss))
             .config("napi_budget", 64u64)
             .config("checksums", "verified");
-        let (mut ok, pairs) = analyse(&mut r, "generated", &sets, 0, 2, ctx.progress);
+        let (mut ok, pairs) = analyse(ctx, &mut r, "generated", &sets, 0, 2)?;
 
         let mut pcap_note = String::new();
         if let Some(path) = ctx.inputs.pcap.as_deref() {
@@ -455,7 +485,7 @@ impl Experiment for Lro {
             );
             r.config("pcap", name.as_str());
             let sets = [(name.as_str(), cap.packets.as_slice(), link)];
-            let (ok_cap, cap_pairs) = analyse(&mut r, &name, &sets, 0, 0, ctx.progress);
+            let (ok_cap, cap_pairs) = analyse(ctx, &mut r, &name, &sets, 0, 0)?;
             ok &= ok_cap;
             if let Some((_, l, g)) = cap_pairs.first() {
                 pcap_note = format!(

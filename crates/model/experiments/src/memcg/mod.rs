@@ -28,6 +28,7 @@ use klab_model::{Access, Machine, MachineConfig, Outcome};
 use rand::Rng as _;
 
 use crate::cells;
+use crate::hibernate::{Job, Step};
 use crate::registry::{Ctx, Experiment, ExperimentError, InputKind};
 use crate::replay::PAGE_SIZE;
 use crate::report::{Axis, Report, Series, Table, Verdict};
@@ -85,7 +86,7 @@ pages = 256
 "#;
 
 /// What one task did.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TaskResult {
     /// Its id.
     pub id: u32,
@@ -106,7 +107,7 @@ pub struct TaskResult {
 }
 
 /// A container at the end of a run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ContainerResult {
     /// Path.
     pub path: String,
@@ -125,7 +126,7 @@ pub struct ContainerResult {
 }
 
 /// One sample of a run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     /// Accesses so far.
     pub step: u64,
@@ -137,7 +138,7 @@ pub struct Sample {
 }
 
 /// Everything a scenario run produced.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunResult {
     /// Container paths, root first, then in scenario order.
     pub paths: Vec<String>,
@@ -159,279 +160,482 @@ pub struct RunResult {
     pub completed: u64,
 }
 
-/// Runs a scenario on a fresh machine.
+/// Runs a scenario on a fresh machine, taking its random draws from
+/// `rng` (and leaving it where the run left it).
+///
+/// # Errors
+/// When the scenario's containers or tasks cannot be set up.
 pub fn run(s: &Scenario, rng: &mut klab_model::rng::Rng) -> Result<RunResult, ExperimentError> {
-    let mut cfg = MachineConfig::new(s.frames, s.balance);
-    cfg.swap_pages = s.swap_pages;
-    let mut m = Machine::new(cfg).map_err(ExperimentError::Host)?;
-    m.reserve_kernel_pages(klab_model::mm::page::KernelPage::Reserved, s.reserved_pages);
-    m.reserve_kernel_pages(klab_model::mm::page::KernelPage::Slab, s.slab_pages);
-    if let Some(h) = &s.hwpoison {
-        m.set_memory_failure_config(klab_model::mm::memory_failure::MfConfig {
-            recovery: h.recovery,
-            early_kill: h.early_kill,
-        });
-        for &t in &h.catch_sigbus {
-            m.set_catches_sigbus(t, true);
-        }
-    }
-    let mut failures = Vec::new();
-    let mut panicked_at = None;
-    let mut completed = 0u64;
-    let mut injections: Vec<(u64, u64)> =
-        s.hwpoison.as_ref().map_or(Vec::new(), |h| h.inject.clone());
-    injections.sort_unstable();
-    injections.reverse();
-    let rate = s
-        .hwpoison
-        .as_ref()
-        .map_or(0.0, |h| h.rate_per_million / 1e6);
-    // The scrubber's own generator, drawn only when failures are asked for,
-    // so scenarios without them see the same workload numbers.
-    let mut fault_rng = klab_model::rng::seeded(
-        if s.hwpoison.is_some() {
-            rng.random()
-        } else {
-            0
-        },
-        7,
-    );
-    let mut ids = vec![MemcgId::ROOT];
-    let mut paths = vec!["/".to_owned()];
-    let model_err =
-        |e: klab_model::mm::memcontrol::CgroupError, line: usize| ExperimentError::Input {
-            path: "scenario".into(),
-            message: format!("line {line}: {e}"),
-        };
-    for c in &s.containers {
-        let id = m.memcg_create(&c.path).map_err(|e| model_err(e, c.line))?;
-        m.memcg_write(&c.path, "memory.limit_in_bytes", &c.limit)
-            .map_err(|e| model_err(e, c.line))?;
-        ids.push(id);
-        paths.push(c.path.clone());
-    }
-    let mut results: Vec<TaskResult> = s
-        .tasks
-        .iter()
-        .map(|t| TaskResult {
-            id: t.id,
-            container: t.container.clone(),
-            workload: t.workload,
-            accesses: 0,
-            hits: 0,
-            killed_at: None,
-            rss: 0,
-            failed: 0,
-        })
-        .collect();
-    for t in &s.tasks {
-        m.memcg_attach(&t.container, t.id)
-            .map_err(|e| model_err(e, 0))?;
-    }
+    let mut j = ScenarioJob::new(s, rng.clone())?;
+    while j.step(s) != Step::Done {}
+    let (res, left) = j.finish(s);
+    *rng = left;
+    Ok(res)
+}
 
-    // Files read from more than one container.
-    let mut readers: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
-    for t in &s.tasks {
-        if let Some(f) = t.workload.file() {
-            readers.entry(f).or_default().insert(&t.container);
-        }
-    }
-    let shared_files: Vec<u32> = readers
-        .iter()
-        .filter(|(_, c)| c.len() > 1)
-        .map(|(f, _)| *f)
-        .collect();
-    let mut last_owner: BTreeMap<(u32, u64), MemcgId> = BTreeMap::new();
-    let mut migrations: BTreeMap<u32, u64> = shared_files.iter().map(|f| (*f, 0)).collect();
+/// [`run`] as a job of `ctx` (it can hibernate between any two accesses).
+///
+/// # Errors
+/// As [`run`], and the driver's ([`Ctx::job`]).
+pub fn run_in(
+    ctx: &Ctx<'_>,
+    s: &Scenario,
+    rng: &mut klab_model::rng::Rng,
+) -> Result<RunResult, ExperimentError> {
+    let (res, left) = ctx.job(s, || ScenarioJob::new(s, rng.clone()))?;
+    *rng = left;
+    Ok(res)
+}
 
-    let mut pos = vec![0u64; s.tasks.len()];
-    let mut done = vec![false; s.tasks.len()];
-    let mut samples = Vec::new();
-    let mut step = 0u64;
-    let sample = |m: &Machine, step: u64| Sample {
-        step,
-        usage: ids
+/// Where a scenario run is between two steps.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum Phase {
+    /// At the top of the main loop.
+    Top,
+    /// Giving turns: runnable task `runnable[ri]` has made `k` accesses of
+    /// its turn.
+    Round {
+        runnable: Vec<usize>,
+        ri: usize,
+        k: u64,
+    },
+    /// Over.
+    Finished,
+}
+
+/// A scenario run, one access a step: the machine, the generators, every
+/// task's cursor and the results so far.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ScenarioJob {
+    m: Machine,
+    rng: klab_model::rng::Rng,
+    fault_rng: klab_model::rng::Rng,
+    /// Chosen failures still to come, latest first.
+    injections: Vec<(u64, u64)>,
+    rate: f64,
+    ids: Vec<MemcgId>,
+    paths: Vec<String>,
+    results: Vec<TaskResult>,
+    shared_files: Vec<u32>,
+    last_owner: BTreeMap<(u32, u64), MemcgId>,
+    migrations: BTreeMap<u32, u64>,
+    pos: Vec<u64>,
+    done: Vec<bool>,
+    samples: Vec<Sample>,
+    step: u64,
+    failures: Vec<(u64, klab_model::mm::memory_failure::MfReport)>,
+    panicked_at: Option<u64>,
+    completed: u64,
+    phase: Phase,
+}
+
+impl ScenarioJob {
+    /// Boots the machine, creates the containers and places the tasks.
+    ///
+    /// # Errors
+    /// When the model refuses a container or a task.
+    pub fn new(s: &Scenario, mut rng: klab_model::rng::Rng) -> Result<Self, ExperimentError> {
+        let mut cfg = MachineConfig::new(s.frames, s.balance);
+        cfg.swap_pages = s.swap_pages;
+        let mut m = Machine::new(cfg).map_err(ExperimentError::Host)?;
+        m.reserve_kernel_pages(klab_model::mm::page::KernelPage::Reserved, s.reserved_pages);
+        m.reserve_kernel_pages(klab_model::mm::page::KernelPage::Slab, s.slab_pages);
+        if let Some(h) = &s.hwpoison {
+            m.set_memory_failure_config(klab_model::mm::memory_failure::MfConfig {
+                recovery: h.recovery,
+                early_kill: h.early_kill,
+            });
+            for &t in &h.catch_sigbus {
+                m.set_catches_sigbus(t, true);
+            }
+        }
+        let mut injections: Vec<(u64, u64)> =
+            s.hwpoison.as_ref().map_or(Vec::new(), |h| h.inject.clone());
+        injections.sort_unstable();
+        injections.reverse();
+        let rate = s
+            .hwpoison
+            .as_ref()
+            .map_or(0.0, |h| h.rate_per_million / 1e6);
+        // The scrubber's own generator, drawn only when failures are asked for,
+        // so scenarios without them see the same workload numbers.
+        let fault_rng = klab_model::rng::seeded(
+            if s.hwpoison.is_some() {
+                rng.random()
+            } else {
+                0
+            },
+            7,
+        );
+        let mut ids = vec![MemcgId::ROOT];
+        let mut paths = vec!["/".to_owned()];
+        let model_err =
+            |e: klab_model::mm::memcontrol::CgroupError, line: usize| ExperimentError::Input {
+                path: "scenario".into(),
+                message: format!("line {line}: {e}"),
+            };
+        for c in &s.containers {
+            let id = m.memcg_create(&c.path).map_err(|e| model_err(e, c.line))?;
+            m.memcg_write(&c.path, "memory.limit_in_bytes", &c.limit)
+                .map_err(|e| model_err(e, c.line))?;
+            ids.push(id);
+            paths.push(c.path.clone());
+        }
+        let results: Vec<TaskResult> = s
+            .tasks
             .iter()
-            .map(|&id| m.memcg_usage(id) / PAGE_SIZE)
-            .collect(),
-        shared: shared_files
-            .iter()
-            .map(|&f| {
-                let by = m.file_charges(f);
-                (
-                    f,
-                    ids.iter()
-                        .map(|id| by.get(id).copied().unwrap_or(0))
-                        .collect(),
-                )
-            })
-            .collect(),
-    };
-    samples.push(sample(&m, 0));
-    'run: while step < s.steps {
-        let runnable: Vec<usize> = (0..s.tasks.len())
-            .filter(|&i| {
-                !done[i] && results[i].killed_at.is_none() && s.tasks[i].active.contains(&step)
+            .map(|t| TaskResult {
+                id: t.id,
+                container: t.container.clone(),
+                workload: t.workload,
+                accesses: 0,
+                hits: 0,
+                killed_at: None,
+                rss: 0,
+                failed: 0,
             })
             .collect();
-        if runnable.is_empty() {
-            // Idle until the next task starts, or stop if none will.
-            match (0..s.tasks.len())
-                .filter(|&i| {
-                    !done[i] && results[i].killed_at.is_none() && s.tasks[i].active.start > step
+        for t in &s.tasks {
+            m.memcg_attach(&t.container, t.id)
+                .map_err(|e| model_err(e, 0))?;
+        }
+
+        // Files read from more than one container.
+        let mut readers: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
+        for t in &s.tasks {
+            if let Some(f) = t.workload.file() {
+                readers.entry(f).or_default().insert(&t.container);
+            }
+        }
+        let shared_files: Vec<u32> = readers
+            .iter()
+            .filter(|(_, c)| c.len() > 1)
+            .map(|(f, _)| *f)
+            .collect();
+        let migrations: BTreeMap<u32, u64> = shared_files.iter().map(|f| (*f, 0)).collect();
+        let mut j = ScenarioJob {
+            m,
+            rng,
+            fault_rng,
+            injections,
+            rate,
+            ids,
+            paths,
+            results,
+            shared_files,
+            last_owner: BTreeMap::new(),
+            migrations,
+            pos: vec![0u64; s.tasks.len()],
+            done: vec![false; s.tasks.len()],
+            samples: Vec::new(),
+            step: 0,
+            failures: Vec::new(),
+            panicked_at: None,
+            completed: 0,
+            phase: Phase::Top,
+        };
+        let first = j.sample();
+        j.samples.push(first);
+        Ok(j)
+    }
+
+    /// Binds the machine's paravirt table (before the first step).
+    pub(crate) fn with_paravirt(mut self, pv: klab_model::arch::paravirt::Paravirt) -> Self {
+        self.m.boot_paravirt(pv);
+        self
+    }
+
+    /// The machine.
+    pub(crate) fn machine(&self) -> &Machine {
+        &self.m
+    }
+
+    fn sample(&self) -> Sample {
+        let m = &self.m;
+        Sample {
+            step: self.step,
+            usage: self
+                .ids
+                .iter()
+                .map(|&id| m.memcg_usage(id) / PAGE_SIZE)
+                .collect(),
+            shared: self
+                .shared_files
+                .iter()
+                .map(|&f| {
+                    let by = m.file_charges(f);
+                    (
+                        f,
+                        self.ids
+                            .iter()
+                            .map(|id| by.get(id).copied().unwrap_or(0))
+                            .collect(),
+                    )
                 })
-                .map(|i| s.tasks[i].active.start)
-                .min()
-            {
-                Some(next) => {
-                    while step < next.min(s.steps) {
-                        step += 1;
-                        if step.is_multiple_of(s.sample_every) {
-                            samples.push(sample(&m, step));
-                        }
-                    }
-                    continue;
-                }
-                None => break,
-            }
-        }
-        for i in runnable {
-            let t = &s.tasks[i];
-            for _ in 0..t.weight {
-                if step >= s.steps || done[i] || results[i].killed_at.is_some() {
-                    break;
-                }
-                // Memory failures due before this access.
-                while injections.last().is_some_and(|&(at, _)| at <= step) {
-                    let (_, pfn) = injections.pop().expect("checked");
-                    let rep = m.memory_failure(pfn);
-                    note_failure(&mut results, &rep, step);
-                    failures.push((step, rep));
-                }
-                if rate > 0.0 && fault_rng.random::<f64>() < rate {
-                    let pfn = fault_rng.random_range(0..s.frames);
-                    let rep = m.memory_failure(pfn);
-                    note_failure(&mut results, &rep, step);
-                    failures.push((step, rep));
-                }
-                if m.panicked() {
-                    panicked_at = Some(step);
-                    break 'run;
-                }
-                if results[i].killed_at.is_some() {
-                    break;
-                }
-                let file_access = |f: u32, p: u64| {
-                    if t.write {
-                        Access::write(f, p)
-                    } else {
-                        Access::read(f, p)
-                    }
-                };
-                let (access, file_page) = match t.workload {
-                    Workload::Stream { file, pages } => {
-                        let p = pos[i];
-                        pos[i] += 1;
-                        if pos[i] >= pages {
-                            done[i] = true;
-                        }
-                        (file_access(file, p), Some((file, p)))
-                    }
-                    Workload::Loop { file, pages } => {
-                        let p = pos[i] % pages;
-                        pos[i] += 1;
-                        (file_access(file, p), Some((file, p)))
-                    }
-                    Workload::Random { file, pages } => {
-                        let p = rng.random_range(0..pages);
-                        (file_access(file, p), Some((file, p)))
-                    }
-                    Workload::Anon { pages } => {
-                        let p = pos[i] % pages;
-                        pos[i] += 1;
-                        (Access::anon(t.id, p), None)
-                    }
-                };
-                let out = m.access(access.by(t.id));
-                step += 1;
-                let r = &mut results[i];
-                r.accesses += 1;
-                if !matches!(
-                    out,
-                    Outcome::Killed
-                        | Outcome::Panic
-                        | Outcome::OutOfMemory
-                        | Outcome::SigBus { .. }
-                ) {
-                    completed += 1;
-                }
-                match out {
-                    Outcome::Hit => r.hits += 1,
-                    Outcome::Killed => r.killed_at = Some(step),
-                    Outcome::OutOfMemory => r.failed += 1,
-                    Outcome::Miss | Outcome::Refault { .. } => {
-                        if let Some((f, p)) = file_page
-                            && migrations.contains_key(&f)
-                            && let Some(owner) = m.page_memcg(f, p)
-                            && let Some(prev) = last_owner.insert((f, p), owner)
-                            && prev != owner
-                        {
-                            *migrations.get_mut(&f).expect("shared file") += 1;
-                        }
-                    }
-                    Outcome::AnonNew | Outcome::SwapIn => {}
-                    Outcome::SigBus { caught: true } => r.failed += 1,
-                    Outcome::SigBus { caught: false } => r.killed_at = Some(step),
-                    Outcome::Panic => break 'run,
-                }
-                if step.is_multiple_of(s.sample_every) {
-                    samples.push(sample(&m, step));
-                }
-                if step >= s.steps {
-                    break 'run;
-                }
-            }
+                .collect(),
         }
     }
-    if samples.last().is_none_or(|x| x.step != step) {
-        samples.push(sample(&m, step));
+
+    fn gone(&self, i: usize) -> bool {
+        self.done[i] || self.results[i].killed_at.is_some()
     }
-    for r in &mut results {
-        r.rss = m.task(r.id).map_or(0, |t| t.rss);
-    }
-    let mut limits = vec!["-1 (root)".to_owned()];
-    limits.extend(s.containers.iter().map(|c| c.limit.clone()));
-    let containers = ids
-        .iter()
-        .zip(&paths)
-        .zip(limits)
-        .map(|((&id, path), limit)| {
-            let c = m.memcg(id);
-            ContainerResult {
-                path: path.clone(),
-                limit,
-                usage_pages: c.res.usage / PAGE_SIZE,
-                max_usage_pages: c.res.max_usage / PAGE_SIZE,
-                failcnt: c.res.failcnt,
-                oom_kill: c.stat.oom_kill,
-                pgsteal: c.stat.pgsteal,
+
+    /// One access of task `i` (the body of a turn), or the failures due
+    /// before it and the end of the task's turn.
+    fn turn(&mut self, s: &Scenario, i: usize) -> Step {
+        let t = &s.tasks[i];
+        // Memory failures due before this access.
+        while self
+            .injections
+            .last()
+            .is_some_and(|&(at, _)| at <= self.step)
+        {
+            let (_, pfn) = self.injections.pop().expect("checked");
+            let rep = self.m.memory_failure(pfn);
+            note_failure(&mut self.results, &rep, self.step);
+            self.failures.push((self.step, rep));
+        }
+        if self.rate > 0.0 && self.fault_rng.random::<f64>() < self.rate {
+            let pfn = self.fault_rng.random_range(0..s.frames);
+            let rep = self.m.memory_failure(pfn);
+            note_failure(&mut self.results, &rep, self.step);
+            self.failures.push((self.step, rep));
+        }
+        if self.m.panicked() {
+            self.panicked_at = Some(self.step);
+            self.phase = Phase::Finished;
+            return Step::Busy(0);
+        }
+        if self.results[i].killed_at.is_some() {
+            self.next_task();
+            return Step::Busy(0);
+        }
+        let file_access = |f: u32, p: u64| {
+            if t.write {
+                Access::write(f, p)
+            } else {
+                Access::read(f, p)
             }
-        })
-        .collect();
-    if cfg!(debug_assertions) {
-        m.assert_invariants();
+        };
+        let (access, file_page) = match t.workload {
+            Workload::Stream { file, pages } => {
+                let p = self.pos[i];
+                self.pos[i] += 1;
+                if self.pos[i] >= pages {
+                    self.done[i] = true;
+                }
+                (file_access(file, p), Some((file, p)))
+            }
+            Workload::Loop { file, pages } => {
+                let p = self.pos[i] % pages;
+                self.pos[i] += 1;
+                (file_access(file, p), Some((file, p)))
+            }
+            Workload::Random { file, pages } => {
+                let p = self.rng.random_range(0..pages);
+                (file_access(file, p), Some((file, p)))
+            }
+            Workload::Anon { pages } => {
+                let p = self.pos[i] % pages;
+                self.pos[i] += 1;
+                (Access::anon(t.id, p), None)
+            }
+        };
+        let out = self.m.access(access.by(t.id));
+        self.step += 1;
+        if let Phase::Round { k, .. } = &mut self.phase {
+            *k += 1;
+        }
+        let step = self.step;
+        let r = &mut self.results[i];
+        r.accesses += 1;
+        if !matches!(
+            out,
+            Outcome::Killed | Outcome::Panic | Outcome::OutOfMemory | Outcome::SigBus { .. }
+        ) {
+            self.completed += 1;
+        }
+        match out {
+            Outcome::Hit => r.hits += 1,
+            Outcome::Killed => r.killed_at = Some(step),
+            Outcome::OutOfMemory => r.failed += 1,
+            Outcome::Miss | Outcome::Refault { .. } => {
+                if let Some((f, p)) = file_page
+                    && self.migrations.contains_key(&f)
+                    && let Some(owner) = self.m.page_memcg(f, p)
+                    && let Some(prev) = self.last_owner.insert((f, p), owner)
+                    && prev != owner
+                {
+                    *self.migrations.get_mut(&f).expect("shared file") += 1;
+                }
+            }
+            Outcome::AnonNew | Outcome::SwapIn => {}
+            Outcome::SigBus { caught: true } => r.failed += 1,
+            Outcome::SigBus { caught: false } => r.killed_at = Some(step),
+            Outcome::Panic => {
+                self.phase = Phase::Finished;
+                return Step::Busy(1);
+            }
+        }
+        if step.is_multiple_of(s.sample_every) {
+            let x = self.sample();
+            self.samples.push(x);
+        }
+        if step >= s.steps {
+            self.phase = Phase::Finished;
+        }
+        Step::Busy(1)
     }
-    Ok(RunResult {
-        paths,
-        samples,
-        tasks: results,
-        containers,
-        shared_files,
-        migrations,
-        failures,
-        panicked_at,
-        completed,
-    })
+
+    fn next_task(&mut self) {
+        if let Phase::Round { ri, k, .. } = &mut self.phase {
+            *ri += 1;
+            *k = 0;
+        }
+    }
+}
+
+impl Job for ScenarioJob {
+    type Env = Scenario;
+    type Output = (RunResult, klab_model::rng::Rng);
+    const KIND: &'static str = "memcg: a scenario run";
+    const TICK_NS: u64 = crate::hibernate::ACCESS_TICK_NS;
+
+    fn step(&mut self, s: &Scenario) -> Step {
+        loop {
+            match &self.phase {
+                Phase::Finished => return Step::Done,
+                Phase::Top => {
+                    if self.step >= s.steps {
+                        self.phase = Phase::Finished;
+                        continue;
+                    }
+                    let step = self.step;
+                    let runnable: Vec<usize> = (0..s.tasks.len())
+                        .filter(|&i| !self.gone(i) && s.tasks[i].active.contains(&step))
+                        .collect();
+                    if !runnable.is_empty() {
+                        self.phase = Phase::Round {
+                            runnable,
+                            ri: 0,
+                            k: 0,
+                        };
+                        continue;
+                    }
+                    // Idle until the next task starts, or stop if none will.
+                    let next = (0..s.tasks.len())
+                        .filter(|&i| !self.gone(i) && s.tasks[i].active.start > step)
+                        .map(|i| s.tasks[i].active.start)
+                        .min();
+                    let Some(next) = next else {
+                        self.phase = Phase::Finished;
+                        continue;
+                    };
+                    let from = self.step;
+                    while self.step < next.min(s.steps) {
+                        self.step += 1;
+                        if self.step.is_multiple_of(s.sample_every) {
+                            let x = self.sample();
+                            self.samples.push(x);
+                        }
+                    }
+                    return Step::Idle(self.step - from);
+                }
+                Phase::Round { runnable, ri, k } => {
+                    let Some(&i) = runnable.get(*ri) else {
+                        self.phase = Phase::Top;
+                        continue;
+                    };
+                    if *k >= s.tasks[i].weight || self.step >= s.steps || self.gone(i) {
+                        self.next_task();
+                        continue;
+                    }
+                    return self.turn(s, i);
+                }
+            }
+        }
+    }
+
+    fn check(&self, s: &Scenario) -> Result<(), String> {
+        let n = s.tasks.len();
+        if self.results.len() != n || self.pos.len() != n || self.done.len() != n {
+            return Err(format!(
+                "state for {} tasks, the scenario has {n}",
+                self.results.len()
+            ));
+        }
+        if let Phase::Round { runnable, .. } = &self.phase
+            && runnable.iter().any(|&i| i >= n)
+        {
+            return Err("a runnable task past the scenario's tasks".into());
+        }
+        if self.ids.len() != self.paths.len()
+            || self
+                .ids
+                .iter()
+                .any(|id| usize::from(id.0) >= self.m.memcgs().len())
+        {
+            return Err("container ids out of range".into());
+        }
+        if s.tasks.iter().any(|t| match t.workload {
+            Workload::Loop { pages, .. }
+            | Workload::Anon { pages }
+            | Workload::Random { pages, .. } => pages == 0,
+            Workload::Stream { .. } => false,
+        }) || s.sample_every == 0
+        {
+            return Err("a workload of zero pages, or sample_every of 0".into());
+        }
+        self.m.check()
+    }
+
+    fn finish(mut self, s: &Scenario) -> (RunResult, klab_model::rng::Rng) {
+        if self.samples.last().is_none_or(|x| x.step != self.step) {
+            let x = self.sample();
+            self.samples.push(x);
+        }
+        let m = &self.m;
+        for r in &mut self.results {
+            r.rss = m.task(r.id).map_or(0, |t| t.rss);
+        }
+        let mut limits = vec!["-1 (root)".to_owned()];
+        limits.extend(s.containers.iter().map(|c| c.limit.clone()));
+        let containers = self
+            .ids
+            .iter()
+            .zip(&self.paths)
+            .zip(limits)
+            .map(|((&id, path), limit)| {
+                let c = m.memcg(id);
+                ContainerResult {
+                    path: path.clone(),
+                    limit,
+                    usage_pages: c.res.usage / PAGE_SIZE,
+                    max_usage_pages: c.res.max_usage / PAGE_SIZE,
+                    failcnt: c.res.failcnt,
+                    oom_kill: c.stat.oom_kill,
+                    pgsteal: c.stat.pgsteal,
+                }
+            })
+            .collect();
+        if cfg!(debug_assertions) {
+            m.assert_invariants();
+        }
+        (
+            RunResult {
+                paths: self.paths,
+                samples: self.samples,
+                tasks: self.results,
+                containers,
+                shared_files: self.shared_files,
+                migrations: self.migrations,
+                failures: self.failures,
+                panicked_at: self.panicked_at,
+                completed: self.completed,
+            },
+            self.rng,
+        )
+    }
 }
 
 /// Records tasks an early kill took.
@@ -625,25 +829,32 @@ impl Experiment for MemcgScenario {
         &[InputKind::Scenario]
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let (s, source) = match ctx.inputs.scenario.as_deref() {
-            Some(path) => (
-                scenario::read(path).map_err(|e| ExperimentError::Input {
-                    path: path.to_owned(),
-                    message: format!("line {}: {}", e.line, e.message),
-                })?,
-                path.display().to_string(),
-            ),
-            None => {
-                let mut s = scenario::parse(DEFAULT_SCENARIO, "built-in scenario")
-                    .expect("the built-in scenario parses");
-                if ctx.quick {
-                    s.steps /= 4;
-                    s.sample_every /= 4;
+        // Read inside a job, so a hibernation image carries the scenario.
+        let (s, source) = ctx.once("memcg: read the scenario", 0, |_| {
+            Ok(match ctx.inputs.scenario.as_deref() {
+                Some(path) => (
+                    scenario::read(path).map_err(|e| ExperimentError::Input {
+                        path: path.to_owned(),
+                        message: format!("line {}: {}", e.line, e.message),
+                    })?,
+                    path.display().to_string(),
+                ),
+                None => {
+                    let mut s = scenario::parse(DEFAULT_SCENARIO, "built-in scenario")
+                        .expect("the built-in scenario parses");
+                    if ctx.quick {
+                        s.steps /= 4;
+                        s.sample_every /= 4;
+                    }
+                    (s, "built-in".to_owned())
                 }
-                (s, "built-in".to_owned())
-            }
-        };
+            })
+        })?;
         let mut rng = ctx.rng(1);
         let mut r = self.report(ctx);
         r.config("scenario", source)
@@ -651,7 +862,7 @@ impl Experiment for MemcgScenario {
             .config("steps", s.steps)
             .config("balance", s.balance.name());
         ctx.progress.begin("memcg scenario", 0);
-        let res = run(&s, &mut rng)?;
+        let res = run_in(ctx, &s, &mut rng)?;
         ctx.progress.end();
         report_run(&mut r, &res, "");
         cost_table(&mut r, s.frames);
@@ -676,7 +887,7 @@ impl Experiment for MemcgScenario {
     }
 }
 
-fn limit_scenario(frames: u64, steps: u64, batch_limit_pages: Option<u64>) -> String {
+pub(crate) fn limit_scenario(frames: u64, steps: u64, batch_limit_pages: Option<u64>) -> String {
     let hot = frames / 2;
     let limit = batch_limit_pages.map_or("-1".to_owned(), |p| (p * PAGE_SIZE).to_string());
     format!(
@@ -728,6 +939,10 @@ impl Experiment for MemcgLimit {
         "a container keeps a file-heavy background job (updatedb, a backup) from pushing everything else out of memory"
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let frames: u64 = ctx.size(4096, 1024);
         let steps = frames * 24;
@@ -746,7 +961,7 @@ impl Experiment for MemcgLimit {
         ] {
             let s = scenario::parse(&limit_scenario(frames, steps, limit), label)
                 .expect("generated scenario parses");
-            let res = run(&s, &mut rng)?;
+            let res = run_in(ctx, &s, &mut rng)?;
             let t = &res.tasks[0];
             // The interactive hit ratio once the backup runs: hits after its start.
             hit.push((
@@ -807,7 +1022,7 @@ impl Experiment for MemcgLimit {
     }
 }
 
-fn oom_scenario(leak_pages: u64) -> String {
+pub(crate) fn oom_scenario(leak_pages: u64) -> String {
     format!(
         r#"[machine]
 memory = "8MiB"
@@ -866,6 +1081,10 @@ impl Experiment for MemcgOom {
         "when a container cannot be forced below its limit, its own OOM killer kills a task inside it; other containers are unaffected"
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let leak: u64 = ctx.size(4096, 1024);
         let s =
@@ -874,7 +1093,7 @@ impl Experiment for MemcgOom {
         r.config("leak_pages", leak)
             .config("limit_a_pages", 256u64)
             .config("swap", 0u64);
-        let res = run(&s, &mut ctx.rng(1))?;
+        let res = run_in(ctx, &s, &mut ctx.rng(1))?;
         report_run(&mut r, &res, "");
         let killed: Vec<&TaskResult> = res.tasks.iter().filter(|t| t.killed_at.is_some()).collect();
         let b_untouched = res
@@ -1005,6 +1224,10 @@ impl Experiment for MemcgShared {
         "charges of shared pages spread across containers over time, or accumulate in a single unlimited container (\"will require extensive testing\")"
     }
 
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let frames: u64 = ctx.size(4096, 1024);
         let steps = frames * 30;
@@ -1032,7 +1255,7 @@ impl Experiment for MemcgShared {
         for (label, unlimited) in [("all limited", false), ("/c unlimited", true)] {
             let s = scenario::parse(&shared_scenario(frames, steps, unlimited), label)
                 .expect("generated scenario parses");
-            let res = run(&s, &mut ctx.rng(1))?;
+            let res = run_in(ctx, &s, &mut ctx.rng(1))?;
             for &f in &res.shared_files {
                 let last = &res.samples.last().expect("samples").shared[&f];
                 let total: u64 = last.iter().sum();

@@ -53,13 +53,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// A parsed, checked scenario.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Scenario {
     /// Page frames of the machine.
     pub frames: u64,
     /// Swap slots.
     pub swap_pages: u64,
     /// The list-balancing rule.
+    #[serde(with = "klab_model::machine::LruBalanceDef")]
     pub balance: klab_mm_policy::LruBalance,
     /// Accesses to run.
     pub steps: u64,
@@ -78,7 +79,7 @@ pub struct Scenario {
 }
 
 /// Memory failures during a run.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HwpoisonSpec {
     /// `vm.memory_failure_recovery`.
     pub recovery: bool,
@@ -93,7 +94,7 @@ pub struct HwpoisonSpec {
 }
 
 /// A container.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ContainerSpec {
     /// Its path.
     pub path: String,
@@ -104,7 +105,7 @@ pub struct ContainerSpec {
 }
 
 /// What a task does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Workload {
     /// Pages `0..pages` of `file` once, in order.
     Stream {
@@ -157,7 +158,7 @@ impl Workload {
 }
 
 /// A task.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TaskSpec {
     /// Its id.
     pub id: u32,

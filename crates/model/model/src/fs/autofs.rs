@@ -483,7 +483,7 @@ impl Daemon {
 }
 
 /// How a conversation ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// Every request arrived intact.
     Works,
@@ -535,7 +535,7 @@ impl fmt::Display for Outcome {
 }
 
 /// What happened in one conversation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Transcript {
     /// Bytes the kernel wrote per packet.
     pub written: usize,

@@ -403,7 +403,7 @@ impl fmt::Display for Strategy {
 }
 
 /// What one run of the model program did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunStats {
     /// System calls of the main thread.
     pub syscalls: u64,

@@ -176,7 +176,7 @@ impl BootReport {
 }
 
 /// What one module load did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModuleLoad {
     /// Threads created for the load (kstopmachine and the stoppers).
     pub threads_created: u64,

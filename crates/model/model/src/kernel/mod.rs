@@ -10,6 +10,8 @@
 //! * [`boot`]: which kernel threads a machine boots, whose children they
 //!   are (2.6.20's keventd-created kthreads, or kthreadd), and what a
 //!   module load costs init.
+//! * [`power`]: idle detection and the "suspend within 15 minutes of
+//!   idle" rule (seed 000).
 //! * [`workqueue`]: per-CPU, single-threaded and lazy workqueue threads in
 //!   virtual time, driven by the rules of `klab_workqueue::rules` (seed 001).
 //!
@@ -17,6 +19,7 @@
 //! its caller, with no wall clock and no shared machine state.
 
 pub mod boot;
+pub mod power;
 pub mod stop_machine;
 pub mod task;
 pub mod workqueue;

@@ -36,7 +36,7 @@ pub enum StopState {
 }
 
 /// What one stop_machine run did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StopRun {
     /// Stopper threads involved (one per CPU but the caller's).
     pub threads: usize,

@@ -270,7 +270,7 @@ pub struct WaitResult {
 /// What reaping every zombie child did (a parent's `while (waitpid(-1,
 /// WNOHANG) > 0)` loop: one `wait()` per zombie, and a last one that finds
 /// none).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReapResult {
     /// Zombies reaped.
     pub reaped: u64,

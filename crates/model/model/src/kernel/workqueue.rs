@@ -22,8 +22,17 @@
 
 use klab_workqueue::rules::{self, Kind, Move, Route};
 
+/// `Kind`'s serialized form (a foreign type: serde's remote derive).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Kind")]
+enum KindDef {
+    PerCpu,
+    SingleThread,
+    Lazy,
+}
+
 /// Counters of one modelled workqueue.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WqModelStats {
     /// Threads started (at creation and on demand).
     pub created: u64,
@@ -45,9 +54,10 @@ pub struct Ran {
 }
 
 /// One workqueue's threads.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct WqModel {
     name: String,
+    #[serde(with = "KindDef")]
     kind: Kind,
     nr_cpus: usize,
     idle_timeout: u64,
@@ -166,6 +176,31 @@ impl WqModel {
         }
         self.stats.exited_idle += exited as u64;
         exited
+    }
+
+    /// The invariants as a check that does not panic (a model read from a
+    /// hibernation image): list counts match the kind, the core thread
+    /// lives, `created - exited == nr_threads`.
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.kind.nr_cwqs(self.nr_cpus.max(1));
+        if self.nr_cpus == 0
+            || self.alive.len() != n
+            || self.last_active.len() != n
+            || self.stats.runs.len() != n
+        {
+            return Err(format!("{}: list counts do not match its kind", self.name));
+        }
+        let core_ok = match self.kind {
+            Kind::PerCpu => self.alive.iter().all(|a| *a),
+            Kind::SingleThread | Kind::Lazy => self.alive[rules::LAZY_CORE_CPU],
+        };
+        if !core_ok
+            || self.stats.created.checked_sub(self.stats.exited_idle)
+                != Some(self.nr_threads() as u64)
+        {
+            return Err(format!("{}: threads do not add up", self.name));
+        }
+        Ok(())
     }
 
     /// Checks the invariants in the module header.

@@ -22,7 +22,7 @@ use super::page::Pfn;
 pub const TAG_DIRTY: Tag = Tag::T0;
 
 /// The page cache of one file.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct AddressSpace {
     tree: RadixTree<Pfn>,
     /// `AS_EIO`: a write-back error (or a lost dirty page) not yet

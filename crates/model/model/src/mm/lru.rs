@@ -18,7 +18,9 @@
 use super::page::{NIL, Page, Pfn, flags};
 
 /// The four evictable LRU lists, numbered as `enum lru_list`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum LruList {
     /// `LRU_INACTIVE_ANON`.
     InactiveAnon = 0,
@@ -70,7 +72,7 @@ impl LruList {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Ends {
     head: Pfn,
     tail: Pfn,
@@ -84,7 +86,7 @@ const EMPTY: Ends = Ends {
 };
 
 /// Four LRU lists of one node and container.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Lruvec {
     id: u16,
     lists: [Ends; 4],
@@ -192,6 +194,58 @@ impl Lruvec {
             i = pages[i as usize].next;
         }
         out
+    }
+
+    /// The header's invariants as a check that does not panic (for a
+    /// deserialized machine): links in range, no cycle, flags and kinds
+    /// right, lengths matching.
+    pub fn check(&self, pages: &[Page]) -> Result<(), String> {
+        for list in LruList::ALL {
+            let l = &self.lists[list as usize];
+            let mut n = 0;
+            let mut prev = NIL;
+            let mut i = l.head;
+            while i != NIL {
+                let Some(p) = pages.get(i as usize) else {
+                    return Err(format!(
+                        "{} of lruvec {} reaches frame {i}, past the end",
+                        list.name(),
+                        self.id
+                    ));
+                };
+                if !p.test(flags::LRU)
+                    || p.test(flags::ACTIVE) != list.is_active()
+                    || p.is_file() != list.is_file()
+                    || p.lruvec != self.id
+                    || p.prev != prev
+                {
+                    return Err(format!(
+                        "frame {i} on {} of lruvec {}: flags, kind, lruvec or back link wrong",
+                        list.name(),
+                        self.id
+                    ));
+                }
+                n += 1;
+                if n > l.len {
+                    return Err(format!(
+                        "{} of lruvec {} longer than {}",
+                        list.name(),
+                        self.id,
+                        l.len
+                    ));
+                }
+                prev = i;
+                i = p.next;
+            }
+            if prev != l.tail || n != l.len {
+                return Err(format!(
+                    "{} of lruvec {}: tail or length wrong",
+                    list.name(),
+                    self.id
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks the invariants of the module header.

@@ -67,7 +67,19 @@ pub const MEM_CGROUP_RECLAIM_RETRIES: u32 = 5;
 pub const RESOURCE_MAX: u64 = i64::MAX as u64;
 
 /// A memory cgroup's index. The root is 0.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct MemcgId(pub u16);
 
 impl MemcgId {
@@ -85,7 +97,7 @@ pub struct LimitExceeded;
 /// Invariants: `usage <= limit` after every successful charge (a limit
 /// lowered below usage is refused unless reclaim gets usage under it), and
 /// `max_usage >= usage`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResCounter {
     /// Bytes charged.
     pub usage: u64,
@@ -241,7 +253,7 @@ pub fn parse_limit(text: &str, page_size: u64) -> Result<u64, (i32, String)> {
 }
 
 /// Counters a container keeps for `memory.stat`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemcgStat {
     /// Pages charged (`pgpgin`).
     pub pgpgin: u64,
@@ -256,7 +268,7 @@ pub struct MemcgStat {
 }
 
 /// One memory cgroup.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct MemCgroup {
     /// Its path (`/` for the root, `/batch`, `/web/db`).
     pub path: String,
@@ -699,9 +711,13 @@ impl Machine {
         };
         let entries: Vec<(u64, klab_radix_tree::Entry<crate::mm::page::Pfn>)> =
             t.table.iter().map(|(i, e)| (i, e.map(|p| *p))).collect();
+        // exit_mmap() -> zap_pte_range(): entries cleared in lazy MMU mode,
+        // one TLB flush at the end.
+        self.pv.enter_lazy_mmu();
         for (vpage, e) in entries {
             match e {
                 klab_radix_tree::Entry::Item(pfn) => {
+                    self.pv.set_pte();
                     let p = *self.mem.page(pfn);
                     debug_assert_eq!(p.owner, Owner::Anon { task, vpage });
                     let list = LruList::of(false, p.test(flags::ACTIVE));
@@ -716,6 +732,8 @@ impl Machine {
                 klab_radix_tree::Entry::Value(slot) => self.swap_release(slot),
             }
         }
+        self.pv.leave_lazy_mmu();
+        self.pv.drop_mm(task.0);
         let huge = std::mem::take(&mut self.tasks.get_mut(&task).expect("checked above").huge);
         for pfn in huge {
             self.mem.free(pfn);

@@ -57,7 +57,9 @@ use crate::mm::page::{FileId, KernelPage, Owner, Page, Pfn, TaskId, flags};
 pub const HWPOISON_ENTRY: u64 = 1 << 62;
 
 /// `si_code` of a memory-failure SIGBUS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum SigBusCode {
     /// `BUS_MCEERR_AR` (4): action required, sent when the task touches the
     /// lost page (late kill).
@@ -68,7 +70,7 @@ pub enum SigBusCode {
 }
 
 /// One SIGBUS a task received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SigBus {
     /// `si_code`.
     pub code: SigBusCode,
@@ -79,7 +81,7 @@ pub struct SigBus {
 }
 
 /// The sysctls of memory-failure handling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MfConfig {
     /// `vm.memory_failure_recovery` (default 1): 0 panics on any failure,
     /// the behaviour before HWPOISON.
@@ -99,7 +101,9 @@ impl Default for MfConfig {
 }
 
 /// What the handler achieved (2.6.32's `enum`, in its order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum MfResult {
     /// The page could not be handled.
     Failed,
@@ -124,7 +128,7 @@ impl MfResult {
 }
 
 /// What one memory failure did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct MfReport {
     /// The frame.
     pub pfn: u64,
@@ -146,6 +150,45 @@ pub struct MfReport {
     pub panicked: bool,
 }
 
+/// [`MfReport`] as read from a hibernation image: the page type as text,
+/// mapped back to the handler's own name.
+#[derive(serde::Deserialize)]
+struct MfReportImage {
+    pfn: u64,
+    result: MfResult,
+    kind: String,
+    dirty: bool,
+    killed: Vec<TaskId>,
+    signalled: Vec<TaskId>,
+    eio_file: Option<FileId>,
+    data_lost: bool,
+    panicked: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for MfReport {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let x = <MfReportImage as serde::Deserialize>::deserialize(d)?;
+        MfReport::try_from(x).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<MfReportImage> for MfReport {
+    type Error = String;
+    fn try_from(x: MfReportImage) -> Result<Self, String> {
+        Ok(MfReport {
+            pfn: x.pfn,
+            result: x.result,
+            kind: kind_name(&x.kind)?,
+            dirty: x.dirty,
+            killed: x.killed,
+            signalled: x.signalled,
+            eio_file: x.eio_file,
+            data_lost: x.data_lost,
+            panicked: x.panicked,
+        })
+    }
+}
+
 impl MfReport {
     /// The kernel's log line: `MCE 0x..: [dirty ]<type> page recovery: <result>`.
     pub fn message(&self) -> String {
@@ -163,7 +206,7 @@ impl MfReport {
 }
 
 /// Counts of memory failures handled.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MfStats {
     /// Failures handled (`mce_bad_pages`, `HardwareCorrupted`).
     pub total: u64,
@@ -201,6 +244,24 @@ struct ErrorState {
 }
 
 /// `error_states[]` of 2.6.32, in match order, for the model's pages.
+/// Reads a page-type name back as the handler's own `&'static str`
+/// (a report in a hibernation image); an unknown name is an error.
+fn kind_name(s: &str) -> Result<&'static str, String> {
+    const OTHERS: [&str; 5] = [
+        "",
+        "panic",
+        "memory outside kernel control",
+        "already hardware poisoned",
+        "free or high order kernel",
+    ];
+    OTHERS
+        .iter()
+        .copied()
+        .chain(ERROR_STATES.iter().map(|e| e.msg))
+        .find(|k| *k == s)
+        .ok_or_else(|| format!("unknown page kind {s:?}"))
+}
+
 const ERROR_STATES: &[ErrorState] = &[
     ErrorState {
         matches: |p| p.owner == Owner::Kernel(KernelPage::Reserved),
@@ -467,6 +528,8 @@ impl Machine {
             // as well: there is no copy to fall back to.
             HWPOISON_ENTRY
         };
+        // try_to_unmap(): the entry replaced by a hwpoison or swap entry.
+        self.pv.clear_flush();
         t.table
             .lookup_slot(vpage)
             .expect("a resident anon page is mapped")

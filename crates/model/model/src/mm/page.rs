@@ -19,15 +19,19 @@ pub type Pfn = u32;
 pub const NIL: Pfn = Pfn::MAX;
 
 /// A file (address space) of the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct FileId(pub u32);
 
 /// A task (process) of the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct TaskId(pub u32);
 
 /// What a page frame holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Owner {
     /// Nothing: the frame is on a free list.
     Free,
@@ -56,7 +60,9 @@ pub enum Owner {
 }
 
 /// What a kernel-owned frame is used for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum KernelPage {
     /// Reserved at boot (`PG_reserved`): the kernel image, firmware tables.
     Reserved,
@@ -90,7 +96,7 @@ pub mod flags {
 }
 
 /// One page frame.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Page {
     /// [`flags`] bits.
     pub flags: u16,

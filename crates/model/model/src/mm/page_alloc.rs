@@ -10,7 +10,7 @@
 use super::page::{Page, Pfn};
 
 /// The frame table and free lists.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PageAlloc {
     pages: Vec<Page>,
     free: Vec<Vec<Pfn>>,
@@ -109,6 +109,64 @@ impl PageAlloc {
         }
         self.pages[pfn as usize] = Page::free(node);
         self.free[node as usize].push(pfn);
+    }
+
+    /// Checks a deserialized frame table against `pages_per_node` without
+    /// panicking: node ranges, links in range, free lists holding distinct
+    /// free frames of their own node.
+    pub fn check(&self, pages_per_node: &[u64]) -> Result<(), String> {
+        let total: u64 = pages_per_node.iter().sum();
+        if self.pages.len() as u64 != total
+            || self.free.len() != pages_per_node.len()
+            || self.node_start.len() != pages_per_node.len()
+        {
+            return Err(format!(
+                "frame table of {} frames and {} free lists for {} nodes of {total} frames",
+                self.pages.len(),
+                self.free.len(),
+                pages_per_node.len()
+            ));
+        }
+        let mut start = 0u64;
+        for (n, &count) in pages_per_node.iter().enumerate() {
+            if u64::from(self.node_start[n]) != start {
+                return Err(format!(
+                    "node {n} starts at frame {}, not {start}",
+                    self.node_start[n]
+                ));
+            }
+            for pfn in start..start + count {
+                let p = &self.pages[pfn as usize];
+                if p.node as usize != n {
+                    return Err(format!("frame {pfn} of node {n} says node {}", p.node));
+                }
+                for link in [p.prev, p.next] {
+                    if link != super::page::NIL && link as usize >= self.pages.len() {
+                        return Err(format!("frame {pfn} links to frame {link}, past the end"));
+                    }
+                }
+            }
+            start += count;
+        }
+        let mut seen = vec![false; self.pages.len()];
+        for (n, list) in self.free.iter().enumerate() {
+            for &pfn in list {
+                let Some(p) = self.pages.get(pfn as usize) else {
+                    return Err(format!(
+                        "free list of node {n} holds frame {pfn}, past the end"
+                    ));
+                };
+                if p.node as usize != n || p.owner != super::page::Owner::Free {
+                    return Err(format!(
+                        "free list of node {n} holds frame {pfn}, not a free frame of it"
+                    ));
+                }
+                if std::mem::replace(&mut seen[pfn as usize], true) {
+                    return Err(format!("frame {pfn} twice on the free lists"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Frames retired because they were poisoned.

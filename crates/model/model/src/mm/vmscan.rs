@@ -109,6 +109,11 @@ impl Machine {
         } else {
             LruList::InactiveAnon
         };
+        // Isolation and putback, each under spin_lock_irq(&zone->lru_lock).
+        if self.lruvecs[lv].len(list) > 0 {
+            self.pv.lock_irq();
+            self.pv.lock_irq();
+        }
         for _ in 0..nr {
             let Some(pfn) = self.lruvecs[lv].tail(list) else {
                 break;
@@ -128,6 +133,11 @@ impl Machine {
     /// tail; returns pages reclaimed.
     fn shrink_inactive_list(&mut self, lv: usize, list: LruList, nr: u64) -> u64 {
         let mut reclaimed = 0;
+        // Isolation and putback, each under spin_lock_irq(&zone->lru_lock).
+        if self.lruvecs[lv].len(list) > 0 {
+            self.pv.lock_irq();
+            self.pv.lock_irq();
+        }
         for _ in 0..nr {
             let Some(pfn) = self.lruvecs[lv].tail(list) else {
                 break;
@@ -162,6 +172,8 @@ impl Machine {
         if page.test(flags::DIRTY) {
             self.stat.nr_written += 1;
         }
+        // __remove_mapping() under mapping->tree_lock (spin_lock_irq).
+        self.pv.lock_irq();
         let eviction = workingset::eviction(&mut self.node_age[page.node as usize]);
         let shadow = workingset::pack_shadow(eviction, page.node);
         self.files
@@ -191,6 +203,10 @@ impl Machine {
             slot
         };
         self.lruvecs[lv].del(self.mem.pages_mut(), pfn, LruList::InactiveAnon);
+        // try_to_unmap_one(): ptep_clear_flush(), the swap entry set; then
+        // __remove_mapping() of the swap cache under its tree_lock.
+        self.pv.clear_flush();
+        self.pv.lock_irq();
         let t = self
             .tasks
             .get_mut(&task)

@@ -2,7 +2,7 @@
 //! event, so a report reads like the kernel's.
 
 /// Cumulative event counts of a machine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VmStat {
     /// Page accesses (`pgfault` counts faults; every access of the model
     /// goes through the fault path or the page cache lookup).

@@ -102,7 +102,7 @@ pub fn activation(inactive_age: &mut u64) {
 /// added to it or it is freed (3.15 `page_cache_tree_insert()` and
 /// `page_cache_tree_delete()`); the shrinker takes from the head, the
 /// oldest.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ShadowNodes {
     order: BTreeMap<u64, (FileId, u64)>,
     seq_of: BTreeMap<(FileId, u64), u64>,
@@ -160,6 +160,28 @@ impl ShadowNodes {
         debug_assert_eq!(self.seq_of.get(&key), Some(&s));
         self.seq_of.remove(&key);
         Some(key)
+    }
+
+    /// The two maps are inverse of each other and sequence numbers are
+    /// below the next one (for a deserialized machine).
+    pub fn check(&self) -> Result<(), String> {
+        if self.order.len() != self.seq_of.len() {
+            return Err("shadow-node LRU: order and index differ in size".into());
+        }
+        for (s, key) in &self.order {
+            if self.seq_of.get(key) != Some(s) || *s >= self.next_seq {
+                return Err(format!(
+                    "shadow-node LRU: entry {s} for leaf {} of file {}",
+                    key.1, key.0.0
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every tracked leaf, oldest first.
+    pub fn leaves(&self) -> impl Iterator<Item = (FileId, u64)> + '_ {
+        self.order.values().copied()
     }
 
     /// Whether a leaf is tracked.
