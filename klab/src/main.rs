@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         flags::Command::Replay(args) => cmd::replay::run(&args),
         flags::Command::Lro(args) => cmd::lro::run(&args),
         flags::Command::TcpRepair(args) => cmd::tcp_repair::run(&args),
+        flags::Command::Fidelity(args) => cmd::fidelity::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod fidelity;
 pub(crate) mod list;
 pub(crate) mod lro;
 pub(crate) mod replay;

@@ -89,6 +89,10 @@ pub struct Spec<'a> {
     pub probe: bool,
     /// Pin the worker to this CPU.
     pub cpu: Option<usize>,
+    /// Every `n` accesses, read the first page of this file (a control
+    /// file such as a cgroup's `memory.stat`, whose read makes the kernel
+    /// bring its statistics up to date) with `pread` at offset 0.
+    pub read_every: Option<(BorrowedFd<'a>, u64)>,
 }
 
 /// What the probe saw before one access, and whether the access was made.
@@ -299,6 +303,7 @@ struct ChildArgs<'a> {
     accesses: &'a [PageRef],
     touch: Touch,
     probe: bool,
+    read_every: Option<(i32, u64)>,
     page: u64,
     shared: *mut u8,
     buf: *mut u8,
@@ -391,6 +396,7 @@ impl PageWorker {
             accesses: spec.accesses,
             touch: spec.touch,
             probe: spec.probe,
+            read_every: spec.read_every.map(|(fd, n)| (fd.as_raw_fd(), n.max(1))),
             page: page as u64,
             shared: shared.addr,
             // SAFETY: `buf_off + page == len`: the last page of the mapping.
@@ -593,6 +599,12 @@ unsafe fn child_main(args: &ChildArgs<'_>) -> ! {
             let Some(&fd) = args.fds.get(a.file as usize) else {
                 fail(i, libc::EINVAL)
             };
+            if let Some((sfd, every)) = args.read_every
+                && (i as u64).is_multiple_of(every)
+            {
+                // Errors are ignored: the read only refreshes statistics.
+                libc::pread(sfd, args.buf.cast(), args.page as usize, 0);
+            }
             let off = a.page * args.page;
             let mut flags = Outcome::DONE;
             if args.probe {
@@ -683,6 +695,7 @@ mod tests {
             touch,
             probe: true,
             cpu: None,
+            read_every: None,
         })
         .unwrap();
         w.start().unwrap();
@@ -727,6 +740,7 @@ mod tests {
                 touch: Touch::Read,
                 probe: false,
                 cpu: None,
+                read_every: None,
             })
             .err()
             .expect("refused");
@@ -746,6 +760,7 @@ mod tests {
             touch: Touch::Read,
             probe: false,
             cpu: None,
+            read_every: None,
         })
         .unwrap();
         let pid = w.pid();
@@ -766,6 +781,7 @@ mod tests {
             touch: Touch::Read,
             probe: false,
             cpu: Some(0),
+            read_every: None,
         })
         .unwrap();
         let e = w.wait().unwrap_err();
@@ -777,12 +793,14 @@ mod tests {
         let (_dir, f) = file_of(4);
         let fds = [f.as_fd()];
         let acc = reads(&[0, 1, 2, 3, 0, 1]);
+        // The data file itself stands in for a statistics file.
         let mut w = PageWorker::spawn(&Spec {
             files: &fds,
             accesses: &acc,
             touch: Touch::Read,
             probe: false,
             cpu: None,
+            read_every: Some((f.as_fd(), 2)),
         })
         .unwrap();
         assert_eq!(w.progress(), 0, "nothing before start");

@@ -49,4 +49,4 @@ pub use cgroup::{MemCgroup, MemcgStat};
 pub use error::HostError;
 pub use files::Fill;
 pub use klab_sys::page_worker::{Outcome, PageRef, Touch};
-pub use run::{HostConfig, HostRun, Pattern, Sample, Stage, run, run_observed};
+pub use run::{HostConfig, HostRun, Pattern, Sample, Session, Stage, run, run_observed};

@@ -2,17 +2,20 @@
 //! memory cgroup with a limit, and what the kernel counted.
 //!
 //! ```text
-//!   run(cfg, pattern)
+//!   Session::new(cfg, pattern)
 //!     probe the host                       cgroup v1 memory, root, cachestat
-//!     DataDir::create                      files, out of the page cache, no shadows
+//!     DataDir::create                      the files, once
+//!   Session::run(cfg)                      as often as wanted:
+//!     drop the files from the page cache   POSIX_FADV_DONTNEED: no pages, no shadows
 //!     MemCgroup::create + set_limit        klab-fidelity-<pid>-<n>
 //!     PageWorker::spawn                    forked, waiting
 //!     attach(worker) + force_empty         the worker is the cgroup's only task
 //!     stat before, failcnt before
 //!     start; poll memory.stat              samples of the LRU list sizes
 //!     wait                                 per-access outcomes (cachestat before each)
-//!     stat after, failcnt after
-//!     remove the cgroup, the files         (also on error: guards; on signals: cleanup)
+//!     stat after (flushed), failcnt after
+//!     remove the cgroup                    (also on error: guards; on signals: cleanup)
+//!   Session::close                         remove the files (or drop the session)
 //! ```
 //!
 //! Drop order does the cleanup on every early return: the worker (killed
@@ -79,14 +82,31 @@ pub struct HostConfig {
     /// The CPU the worker is pinned to (one CPU: one set of per-CPU page
     /// batches and one per-CPU charge stock).
     pub cpu: Option<usize>,
-    /// How often the LRU list sizes are sampled while the worker runs.
-    pub sample_every: Duration,
+    /// How often the LRU list sizes are sampled while the worker runs
+    /// (`None`: never; reading `memory.stat` flushes statistics, so a run
+    /// meant to see only the kernel's own flushes takes no samples).
+    pub sample_every: Option<Duration>,
+    /// Every this many accesses the worker reads its cgroup's
+    /// `memory.stat`, which flushes the kernel's per-CPU statistics (see
+    /// [`HostConfig::new`]); `None`: only the kernel's own flushes.
+    pub flush_every: Option<u64>,
 }
 
 impl HostConfig {
     /// Reads with `pread`, written files in the temporary directory, the
     /// worker pinned to the first CPU this process may use, samples every
-    /// 10 ms.
+    /// 10 ms, statistics flushed every 16 accesses.
+    ///
+    /// Why flush: the 6.x reclaim and refault decisions of a memory cgroup
+    /// read its statistics as last flushed (`lruvec_page_state()`:
+    /// `NR_ACTIVE_FILE` for the refault test, the list sizes and
+    /// `WORKINGSET_ACTIVATE_FILE` in `prepare_scan_control()`), and the
+    /// kernel flushes them every 2 s or when a reader of `memory.stat`
+    /// finds more than 64 updates per CPU pending; its own readers on these
+    /// paths flush only when the periodic flush is late. A run of a second
+    /// would see the sizes of its start. Reading `memory.stat` every few
+    /// accesses keeps them within a few dozen updates of the truth, which is
+    /// what the model (reading its lists directly) assumes.
     pub fn new(limit_bytes: u64) -> Self {
         HostConfig {
             root: PathBuf::from(cgroup::DEFAULT_ROOT),
@@ -95,7 +115,8 @@ impl HostConfig {
             fill: Fill::Written,
             dir: None,
             cpu: first_allowed_cpu(),
-            sample_every: Duration::from_millis(10),
+            sample_every: Some(Duration::from_millis(10)),
+            flush_every: Some(16),
         }
     }
 }
@@ -171,6 +192,8 @@ pub struct HostRun {
     /// ([`settled_stat`]); if not, its counters may lag by a few dozen
     /// pages' worth of events.
     pub stats_settled: bool,
+    /// The worker's statistics-flushing reads ([`HostConfig::flush_every`]).
+    pub flush_every: Option<u64>,
 }
 
 /// `/proc/vmstat` counters a report shows for context.
@@ -214,7 +237,7 @@ impl HostRun {
     }
 }
 
-/// Runs `pattern` in a new memory cgroup.
+/// Runs `pattern` in a new memory cgroup, with data files of its own.
 pub fn run(cfg: &HostConfig, pattern: &Pattern) -> Result<HostRun, HostError> {
     run_observed(cfg, pattern, &mut |_| Ok(()))
 }
@@ -226,97 +249,153 @@ pub fn run_observed(
     pattern: &Pattern,
     observe: &mut dyn FnMut(Stage<'_>) -> Result<(), HostError>,
 ) -> Result<HostRun, HostError> {
-    pattern.validate()?;
-    cgroup::probe(&cfg.root).map_err(HostError::Unavailable)?;
-    cleanup::install_signal_handlers().map_err(HostError::Worker)?;
+    let session = Session::new(cfg, pattern.clone())?;
+    let run = session.run(cfg, observe)?;
+    session.close()?;
+    Ok(run)
+}
 
-    let data = DataDir::create(cfg.dir.as_deref(), &pattern.files, cfg.fill)?;
-    let cg = MemCgroup::create(&cfg.root)?;
-    observe(Stage::Created {
-        cgroup: cg.path(),
-        data: data.path(),
-    })?;
-    let limit_bytes = cg.set_limit(cfg.limit_bytes)?;
-    data.check_uncached()?;
-    let fds = data.fds();
-    let mut worker = PageWorker::spawn(&Spec {
-        files: &fds,
-        accesses: &pattern.accesses,
-        touch: cfg.touch,
-        probe: true,
-        cpu: cfg.cpu,
-    })
-    .map_err(HostError::Worker)?;
-    cg.attach(worker.pid())?;
-    if cg.procs()? != [worker.pid()] {
-        return Err(HostError::cgroup(
-            cg.path().join("cgroup.procs"),
-            "check the worker is the only task",
-            std::io::Error::other(format!("expected only pid {}", worker.pid())),
-        ));
+/// A pattern's data files, created once for any number of runs (each in a
+/// memory cgroup of its own, each starting with the files out of the page
+/// cache).
+#[derive(Debug)]
+pub struct Session {
+    data: DataDir,
+    pattern: Pattern,
+}
+
+impl Session {
+    /// Checks the pattern and the host, and creates the data files
+    /// (`cfg.dir`, `cfg.fill`).
+    pub fn new(cfg: &HostConfig, pattern: Pattern) -> Result<Self, HostError> {
+        pattern.validate()?;
+        cgroup::probe(&cfg.root).map_err(HostError::Unavailable)?;
+        cleanup::install_signal_handlers().map_err(HostError::Worker)?;
+        let data = DataDir::create(cfg.dir.as_deref(), &pattern.files, cfg.fill)?;
+        Ok(Session { data, pattern })
     }
-    observe(Stage::Attached { pid: worker.pid() })?;
-    cg.force_empty()?;
-    let before = cg.stat()?;
-    let failcnt_before = cg.read_u64("memory.failcnt")?;
-    let vmstat_before = read_vmstat();
-    let total = pattern.accesses.len() as u64;
 
-    let t0 = Instant::now();
-    worker.start().map_err(HostError::Worker)?;
-    let mut samples = Vec::new();
-    let finished = loop {
-        if let Some(f) = worker.try_finish().map_err(HostError::Worker)? {
-            break f;
-        }
-        std::thread::sleep(cfg.sample_every);
-        let done = worker.progress();
-        let s = cg.stat()?;
-        samples.push(Sample {
-            done,
-            active_file: s.get("active_file").unwrap_or(0) / PAGE_SIZE,
-            inactive_file: s.get("inactive_file").unwrap_or(0) / PAGE_SIZE,
-        });
-        observe(Stage::Running { done, total })?;
-    };
-    let elapsed = t0.elapsed();
-    let (after, stats_settled) = settled_stat(&cfg.root, &cg, &data)?;
-    samples.push(Sample {
-        done: total,
-        active_file: after.get("active_file").unwrap_or(0) / PAGE_SIZE,
-        inactive_file: after.get("inactive_file").unwrap_or(0) / PAGE_SIZE,
-    });
-    let failcnt = cg
-        .read_u64("memory.failcnt")?
-        .saturating_sub(failcnt_before);
-    let max_usage_bytes = cg.read_u64("memory.max_usage_in_bytes")?;
-    let kmem_usage_bytes = cg.read_u64("memory.kmem.usage_in_bytes").ok();
-    let vmstat_after = read_vmstat();
-    let vmstat_delta = VMSTAT_KEYS
-        .iter()
-        .filter_map(|k| {
-            let (a, b) = (vmstat_after.get(*k)?, vmstat_before.get(*k)?);
-            Some(((*k).to_owned(), a.saturating_sub(*b)))
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// One run with `cfg`'s limit, touch, CPU, sampling and flushing (its
+    /// `dir` and `fill` were used by [`Session::new`]).
+    pub fn run(
+        &self,
+        cfg: &HostConfig,
+        observe: &mut dyn FnMut(Stage<'_>) -> Result<(), HostError>,
+    ) -> Result<HostRun, HostError> {
+        let data = &self.data;
+        let pattern = &self.pattern;
+        data.drop_cache()?;
+        let cg = MemCgroup::create(&cfg.root)?;
+        observe(Stage::Created {
+            cgroup: cg.path(),
+            data: data.path(),
+        })?;
+        let limit_bytes = cg.set_limit(cfg.limit_bytes)?;
+        data.check_uncached()?;
+        let fds = data.fds();
+        let stat_path = cg.path().join("memory.stat");
+        let stat_file = match cfg.flush_every {
+            Some(_) => Some(
+                std::fs::File::open(&stat_path)
+                    .map_err(|e| HostError::cgroup(&stat_path, "open", e))?,
+            ),
+            None => None,
+        };
+        let mut worker = PageWorker::spawn(&Spec {
+            files: &fds,
+            accesses: &pattern.accesses,
+            touch: cfg.touch,
+            probe: true,
+            cpu: cfg.cpu,
+            read_every: stat_file
+                .as_ref()
+                .zip(cfg.flush_every)
+                .map(|(f, n)| (std::os::fd::AsFd::as_fd(f), n)),
         })
-        .collect();
-    let name = cg.name();
-    drop(worker);
-    cg.remove()?;
-    data.remove()?;
-    Ok(HostRun {
-        cgroup: name,
-        limit_bytes,
-        outcomes: finished.outcomes,
-        before,
-        after,
-        failcnt,
-        max_usage_bytes,
-        kmem_usage_bytes,
-        samples,
-        vmstat_delta,
-        elapsed,
-        stats_settled,
-    })
+        .map_err(HostError::Worker)?;
+        cg.attach(worker.pid())?;
+        if cg.procs()? != [worker.pid()] {
+            return Err(HostError::cgroup(
+                cg.path().join("cgroup.procs"),
+                "check the worker is the only task",
+                std::io::Error::other(format!("expected only pid {}", worker.pid())),
+            ));
+        }
+        observe(Stage::Attached { pid: worker.pid() })?;
+        cg.force_empty()?;
+        let before = cg.stat()?;
+        let failcnt_before = cg.read_u64("memory.failcnt")?;
+        let vmstat_before = read_vmstat();
+        let total = pattern.accesses.len() as u64;
+
+        let t0 = Instant::now();
+        worker.start().map_err(HostError::Worker)?;
+        let mut samples = Vec::new();
+        let finished = loop {
+            if let Some(f) = worker.try_finish().map_err(HostError::Worker)? {
+                break f;
+            }
+            std::thread::sleep(cfg.sample_every.unwrap_or(Duration::from_millis(5)));
+            let done = worker.progress();
+            if cfg.sample_every.is_some() {
+                let s = cg.stat()?;
+                samples.push(Sample {
+                    done,
+                    active_file: s.get("active_file").unwrap_or(0) / PAGE_SIZE,
+                    inactive_file: s.get("inactive_file").unwrap_or(0) / PAGE_SIZE,
+                });
+            }
+            observe(Stage::Running { done, total })?;
+        };
+        let elapsed = t0.elapsed();
+        let (after, stats_settled) = settled_stat(&cfg.root, &cg, data)?;
+        samples.push(Sample {
+            done: total,
+            active_file: after.get("active_file").unwrap_or(0) / PAGE_SIZE,
+            inactive_file: after.get("inactive_file").unwrap_or(0) / PAGE_SIZE,
+        });
+        let failcnt = cg
+            .read_u64("memory.failcnt")?
+            .saturating_sub(failcnt_before);
+        let max_usage_bytes = cg.read_u64("memory.max_usage_in_bytes")?;
+        let kmem_usage_bytes = cg.read_u64("memory.kmem.usage_in_bytes").ok();
+        let vmstat_after = read_vmstat();
+        let vmstat_delta = VMSTAT_KEYS
+            .iter()
+            .filter_map(|k| {
+                let (a, b) = (vmstat_after.get(*k)?, vmstat_before.get(*k)?);
+                Some(((*k).to_owned(), a.saturating_sub(*b)))
+            })
+            .collect();
+        let name = cg.name();
+        drop(worker);
+        cg.remove()?;
+        Ok(HostRun {
+            cgroup: name,
+            limit_bytes,
+            outcomes: finished.outcomes,
+            before,
+            after,
+            failcnt,
+            max_usage_bytes,
+            kmem_usage_bytes,
+            samples,
+            vmstat_delta,
+            elapsed,
+            stats_settled,
+            flush_every: cfg.flush_every,
+        })
+    }
+
+    /// Removes the data files.
+    pub fn close(self) -> Result<(), HostError> {
+        self.data.remove()
+    }
 }
 
 /// How long [`settled_stat`] waits for a flush at most: the kernel's

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench_uapi;
+pub mod fidelity;
 pub mod hwpoison;
 pub mod lazy_workqueue;
 pub mod loop_dio;
@@ -32,6 +33,7 @@ pub mod tcp_repair;
 pub mod tcp_repair_bench;
 pub mod too_many_threads;
 pub mod workingset;
+mod workload;
 pub mod workqueue_bench;
 
 pub use registry::{Ctx, Experiment, ExperimentError, InputKind, Inputs, Progress};

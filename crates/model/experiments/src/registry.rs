@@ -46,6 +46,7 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::memcg::MemcgLimit,
         &crate::memcg::MemcgOom,
         &crate::memcg::MemcgShared,
+        &crate::fidelity::Fidelity,
         &crate::hwpoison::Hwpoison,
         &crate::loop_dio::LoopDio,
         &crate::slub::SlubExperiment,
