@@ -106,7 +106,8 @@ pub(crate) struct ReplayArgs {
     pub(crate) memory: u64,
 
     /// Policy: lru, fifo, clock, 2q, arc, or a kernel rule (classic,
-    /// refault-distance, workingset-3.15) run in the machine model.
+    /// refault-distance, workingset-3.15, workingset-6) run in the machine
+    /// model.
     #[arg(long, value_name = "P", default_value = "lru")]
     pub(crate) policy: klab_mm_policy::PolicyKind,
 
@@ -266,7 +267,7 @@ pub(crate) struct FidelityArgs {
     pub(crate) limit: Option<u64>,
 
     /// The model's balancing rules to compare, comma-separated: classic,
-    /// refault-distance, workingset-3.15 (default: all three).
+    /// refault-distance, workingset-3.15, workingset-6 (default: all four).
     #[arg(long, value_name = "RULES", value_delimiter = ',')]
     pub(crate) rules: Vec<klab_mm_policy::LruBalance>,
 

@@ -13,14 +13,38 @@
 //! it). `SIGKILL` cannot be caught: a run killed that way leaves its
 //! `klab-fidelity-<pid>-<n>` cgroup behind.
 //!
+//! While that thread cleans up, the thread that was running the workload
+//! sees its worker killed and its files vanish; it must not report that as
+//! an error and exit first (the process would end before the cleanup
+//! does). So every public entry of a run calls [`park_if_interrupted`]
+//! before it returns: once a signal has been caught, the caller's thread
+//! waits there for the signal thread to end the process.
+//!
 //! Locking: one mutex guards the registry; it is held only to copy or
 //! change the list, never across a removal.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+/// Set by the signal thread before it cleans up. A: atomic.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a terminating signal has been caught.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Acquire)
+}
+
+/// Once a signal has been caught, never returns: the signal thread is
+/// removing the run's cgroup and files and will end the process.
+pub fn park_if_interrupted() {
+    while interrupted() {
+        std::thread::park();
+    }
+}
 
 /// Registered cgroups and directories. L: the mutex.
 static LIVE: Mutex<Live> = Mutex::new(Live {
@@ -93,6 +117,7 @@ pub fn install_signal_handlers() -> std::io::Result<()> {
                 .name("klab-fidelity-signals".into())
                 .spawn(move || {
                     if let Some(sig) = signals.forever().next() {
+                        INTERRUPTED.store(true, Ordering::Release);
                         cleanup_all();
                         let _ = signal_hook::low_level::emulate_default_handler(sig);
                         // Signals whose default is to continue: end anyway,

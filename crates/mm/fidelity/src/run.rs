@@ -268,6 +268,12 @@ impl Session {
     /// Checks the pattern and the host, and creates the data files
     /// (`cfg.dir`, `cfg.fill`).
     pub fn new(cfg: &HostConfig, pattern: Pattern) -> Result<Self, HostError> {
+        let r = Self::create(cfg, pattern);
+        cleanup::park_if_interrupted();
+        r
+    }
+
+    fn create(cfg: &HostConfig, pattern: Pattern) -> Result<Self, HostError> {
         pattern.validate()?;
         cgroup::probe(&cfg.root).map_err(HostError::Unavailable)?;
         cleanup::install_signal_handlers().map_err(HostError::Worker)?;
@@ -283,6 +289,16 @@ impl Session {
     /// One run with `cfg`'s limit, touch, CPU, sampling and flushing (its
     /// `dir` and `fill` were used by [`Session::new`]).
     pub fn run(
+        &self,
+        cfg: &HostConfig,
+        observe: &mut dyn FnMut(Stage<'_>) -> Result<(), HostError>,
+    ) -> Result<HostRun, HostError> {
+        let r = self.run_once(cfg, observe);
+        cleanup::park_if_interrupted();
+        r
+    }
+
+    fn run_once(
         &self,
         cfg: &HostConfig,
         observe: &mut dyn FnMut(Stage<'_>) -> Result<(), HostError>,
@@ -394,7 +410,9 @@ impl Session {
 
     /// Removes the data files.
     pub fn close(self) -> Result<(), HostError> {
-        self.data.remove()
+        let r = self.data.remove();
+        cleanup::park_if_interrupted();
+        r
     }
 }
 
