@@ -28,7 +28,7 @@
 //!
 //! After `fork()` in a multithreaded program the child may only make
 //! async-signal-safe calls. The child here runs one function,
-//! [`child_main`], that allocates nothing, takes no lock, cannot panic
+//! `child_main`, that allocates nothing, takes no lock, cannot panic
 //! (no indexing, no `unwrap`), and ends in `_exit`: it reads slices the
 //! parent built before the fork and writes only the shared results mapping.
 //!

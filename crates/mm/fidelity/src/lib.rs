@@ -26,7 +26,7 @@
 //!   `force_empty`, `memory.stat`, remove) and the host probe.
 //! * [`files`]: the data files, on a disk-backed filesystem, out of the
 //!   page cache (no pages, no shadow entries) before the run.
-//! * [`run`]: the run itself.
+//! * [`mod@run`]: the run itself.
 //! * [`cleanup`]: removal of the cgroup and the files on `SIGINT`,
 //!   `SIGTERM`, `SIGHUP`; guards remove them on errors and panics.
 //! * [`host`]: kernel release, MGLRU, swap.

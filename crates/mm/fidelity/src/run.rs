@@ -189,7 +189,7 @@ pub struct HostRun {
     /// Time the worker ran.
     pub elapsed: Duration,
     /// Whether `memory.stat` was seen flushed at the end
-    /// ([`settled_stat`]); if not, its counters may lag by a few dozen
+    /// (`settled_stat`); if not, its counters may lag by a few dozen
     /// pages' worth of events.
     pub stats_settled: bool,
     /// The worker's statistics-flushing reads ([`HostConfig::flush_every`]).
