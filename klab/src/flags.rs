@@ -48,6 +48,13 @@ pub(crate) enum Command {
     /// became arch/x86: identical files kept once, differing files split
     /// into NAME_32/NAME_64, a build manifest per architecture.
     Archmerge(ArchmergeArgs),
+    /// Run the same page-cache workload on this machine's kernel (in a
+    /// memory cgroup with a limit, cgroup v1, as root) and in the machine
+    /// model under each balancing rule, and compare hits, misses, refaults,
+    /// activations, list sizes and limit failures. Without root or the
+    /// cgroup v1 memory controller, the model runs alone and the report
+    /// says so.
+    Fidelity(FidelityArgs),
 }
 
 #[derive(Debug, Args)]
@@ -138,7 +145,8 @@ pub(crate) struct ReplayArgs {
     pub(crate) memory: u64,
 
     /// Policy: lru, fifo, clock, 2q, arc, or a kernel rule (classic,
-    /// refault-distance, workingset-3.15) run in the machine model.
+    /// refault-distance, workingset-3.15, workingset-6) run in the machine
+    /// model.
     #[arg(long, value_name = "P", default_value = "lru")]
     pub(crate) policy: klab_mm_policy::PolicyKind,
 
@@ -270,6 +278,74 @@ pub(crate) struct LroArgs {
     /// segment with a wrong checksum is passed up unmerged.
     #[arg(long)]
     pub(crate) trust_checksums: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FidelityArgs {
+    /// A cache trace to run as well as the built-in workloads (formats as
+    /// for `klab replay`). It is scaled to the limit: distinct pages are
+    /// sampled (each kept with all its reads, by a fixed hash) down to at
+    /// most 4 times the limit, and renumbered densely per file. Writes are
+    /// replayed as reads.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trace: Option<PathBuf>,
+
+    /// With --trace: run the trace only, not the built-in workloads.
+    #[arg(long, requires = "trace")]
+    pub(crate) trace_only: bool,
+
+    /// Reads of the trace kept at most (default 1000000; 100000 with
+    /// --quick).
+    #[arg(long, value_name = "N")]
+    pub(crate) trace_reads: Option<usize>,
+
+    /// The memory cgroup's limit, on the host and in the model: bytes, or
+    /// with a binary unit (default 16MiB; 4MiB with --quick). The built-in
+    /// workloads are sized by it.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) limit: Option<u64>,
+
+    /// The model's balancing rules to compare, comma-separated: classic,
+    /// refault-distance, workingset-3.15, workingset-6 (default: all four).
+    #[arg(long, value_name = "RULES", value_delimiter = ',')]
+    pub(crate) rules: Vec<klab_mm_policy::LruBalance>,
+
+    /// Access pages through a shared mapping of each file (one page per
+    /// fault, MADV_RANDOM) instead of pread.
+    #[arg(long)]
+    pub(crate) mmap: bool,
+
+    /// Make the data files holes: a miss zero-fills a page-cache page
+    /// without reading the device (the page cache sees the same events).
+    #[arg(long)]
+    pub(crate) sparse: bool,
+
+    /// Where to create the run's temporary data directory (default: the
+    /// temporary directory, or /var/tmp when that is a tmpfs). It must be
+    /// on a disk-backed filesystem.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+
+    /// Run the model alone.
+    #[arg(long)]
+    pub(crate) model_only: bool,
+
+    /// Smaller built-in workloads (12 rounds instead of 24) and limit.
+    #[arg(long)]
+    pub(crate) quick: bool,
+
+    /// Seed of the built-in workloads.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) seed: u64,
+
+    /// Directory for report.json and report.html (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "klab-fidelity")]
+    pub(crate) out: PathBuf,
+
+    /// Also write the JSON report to FILE; `-` writes it to standard output
+    /// instead of the terminal report.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -537,6 +613,33 @@ mod tests {
         assert_eq!(r.image, PathBuf::from("img"));
         assert_eq!(r.netns.as_deref(), Some("b"));
         assert_eq!(r.cmd, ["cat", "-u"]);
+    }
+
+    #[test]
+    fn fidelity_takes_rules_as_a_list_and_trace_only_needs_a_trace() {
+        let cli = Cli::try_parse_from([
+            "klab",
+            "fidelity",
+            "--limit",
+            "8MiB",
+            "--rules",
+            "classic,workingset-3.15",
+        ])
+        .unwrap();
+        let Command::Fidelity(a) = cli.command else {
+            panic!("not fidelity")
+        };
+        assert_eq!(a.limit, Some(8 << 20));
+        assert_eq!(
+            a.rules,
+            [
+                klab_mm_policy::LruBalance::Classic,
+                klab_mm_policy::LruBalance::Workingset315
+            ]
+        );
+        assert_eq!(a.out, PathBuf::from("klab-fidelity"));
+        assert!(Cli::try_parse_from(["klab", "fidelity", "--trace-only"]).is_err());
+        assert!(Cli::try_parse_from(["klab", "fidelity", "--rules", "lru"]).is_err());
     }
 
     #[test]

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         flags::Command::TcpRepair(args) => cmd::tcp_repair::run(&args),
         flags::Command::Devstats(args) => cmd::devstats::run(&args),
         flags::Command::Archmerge(args) => cmd::archmerge::run(&args),
+        flags::Command::Fidelity(args) => cmd::fidelity::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

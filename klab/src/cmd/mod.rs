@@ -2,6 +2,7 @@
 
 pub(crate) mod archmerge;
 pub(crate) mod devstats;
+pub(crate) mod fidelity;
 pub(crate) mod list;
 pub(crate) mod lro;
 pub(crate) mod replay;

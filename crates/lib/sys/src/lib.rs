@@ -12,7 +12,9 @@
 //! The crate is exempt from Miri (its functions are system calls, which
 //! Miri cannot run); its tests run for real on the host.
 
+pub mod cachestat;
 pub mod listen_fd;
+pub mod page_worker;
 pub mod residency;
 pub mod stdio;
 pub mod tcp;

@@ -100,7 +100,7 @@ pub enum PolicyKind {
 
 impl PolicyKind {
     /// Every policy, textbook first.
-    pub const ALL: [PolicyKind; 8] = [
+    pub const ALL: [PolicyKind; 9] = [
         PolicyKind::Lru,
         PolicyKind::Fifo,
         PolicyKind::Clock,
@@ -109,6 +109,7 @@ impl PolicyKind {
         PolicyKind::Kernel(LruBalance::Classic),
         PolicyKind::Kernel(LruBalance::RefaultDistance),
         PolicyKind::Kernel(LruBalance::Workingset315),
+        PolicyKind::Kernel(LruBalance::Workingset6),
     ];
 
     /// The name used on the command line.

@@ -13,6 +13,7 @@ pub mod archmerge;
 pub mod bench_uapi;
 pub mod devstats;
 pub mod devstats_bench;
+pub mod fidelity;
 pub mod hibernate;
 pub mod hwpoison;
 pub mod lazy_workqueue;
@@ -38,6 +39,7 @@ pub mod tcp_repair;
 pub mod tcp_repair_bench;
 pub mod too_many_threads;
 pub mod workingset;
+mod workload;
 pub mod workqueue_bench;
 
 pub use registry::{Ctx, Experiment, ExperimentError, InputKind, Inputs, Progress};

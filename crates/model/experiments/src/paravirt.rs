@@ -365,8 +365,8 @@ impl Experiment for ParavirtExperiment {
         // Part 3: the model's counts.
         let mut rng = ctx.rng(1);
         let rounds_ws: u64 = ctx.size(12, 6);
-        let hot = crate::workingset::hot_and_stream(frames, rounds_ws, &mut rng);
-        let stream = crate::workingset::streaming(frames, &mut rng);
+        let hot = crate::workload::hot_and_stream(frames, rounds_ws, &mut rng);
+        let stream = crate::workload::streaming(frames, &mut rng);
         let wq_ms: u64 = ctx.size(60_000, 20_000);
         type Run<'a> = Box<dyn Fn(BackendKind) -> Result<Counted, ExperimentError> + 'a>;
         let workloads: Vec<(String, &str, Run<'_>)> = vec![

@@ -54,6 +54,7 @@ pub fn all() -> &'static [&'static dyn Experiment] {
         &crate::memcg::MemcgLimit,
         &crate::memcg::MemcgOom,
         &crate::memcg::MemcgShared,
+        &crate::fidelity::Fidelity,
         &crate::hwpoison::Hwpoison,
         &crate::loop_dio::LoopDio,
         &crate::slub::SlubExperiment,

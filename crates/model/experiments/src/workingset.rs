@@ -28,113 +28,17 @@
 
 use klab_mm_policy::LruBalance;
 use klab_model::mm::lru::LruList;
-use klab_model::{Access, Machine, MachineConfig, Outcome};
-use rand::seq::SliceRandom;
+use klab_model::{Machine, MachineConfig, Outcome};
 
 use crate::cells;
 use crate::hibernate::{Job, Step};
 use crate::registry::{Ctx, Experiment, ExperimentError, InputKind};
 use crate::replay::{self, pages_of};
 use crate::report::{Axis, Report, Series, Table, Verdict};
+use crate::workload::{Workload, hot_and_stream, shifting, streaming};
 
 /// The experiment.
 pub struct Workingset;
-
-const HOT: u32 = 0;
-const STREAM: u32 = 1;
-const SECOND: u32 = 2;
-
-/// One workload: its accesses, and which of them count as "working set"
-/// reads for the headline hit ratio.
-pub(crate) struct Workload {
-    pub(crate) name: &'static str,
-    question: &'static str,
-    pub(crate) accesses: Vec<(Access, bool)>,
-    /// Accesses per round, for the hit-ratio-over-time plot.
-    window: usize,
-}
-
-fn shuffled(range: std::ops::Range<u64>, rng: &mut klab_model::rng::Rng) -> Vec<u64> {
-    let mut v: Vec<u64> = range.collect();
-    v.shuffle(rng);
-    v
-}
-
-/// Workload 1: hot set of 5M/8 pages and a stream of M pages per round,
-/// interleaved evenly.
-pub(crate) fn hot_and_stream(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
-    let hot = m * 5 / 8;
-    let mut accesses = Vec::new();
-    let mut next_stream = 0u64;
-    for _ in 0..rounds {
-        let order = shuffled(0..hot, rng);
-        for (i, &h) in order.iter().enumerate() {
-            accesses.push((Access::read(HOT, h), true));
-            // Spread the round's M stream pages evenly between hot reads.
-            let i = i as u64;
-            for _ in (i * m / hot)..((i + 1) * m / hot) {
-                accesses.push((Access::read(STREAM, next_stream), false));
-                next_stream += 1;
-            }
-        }
-    }
-    Workload {
-        name: "hot set and stream",
-        question: "a hot set of 5/8 of memory, re-read while a stream passes",
-        accesses,
-        window: (hot + m) as usize,
-    }
-}
-
-/// Workload 2: a working set of M/2 pages with M/4 stream pages per round;
-/// halfway, the set moves to other pages.
-pub(crate) fn shifting(m: u64, rounds: u64, rng: &mut klab_model::rng::Rng) -> Workload {
-    let set = m / 2;
-    let stream_per_round = m / 4;
-    let mut accesses = Vec::new();
-    let mut next_stream = 0u64;
-    for round in 0..rounds {
-        let file = if round < rounds / 2 { HOT } else { SECOND };
-        for (i, p) in shuffled(0..set, rng).into_iter().enumerate() {
-            accesses.push((Access::read(file, p), true));
-            if (i as u64).is_multiple_of((set / stream_per_round).max(1)) {
-                accesses.push((Access::read(STREAM, next_stream), false));
-                next_stream += 1;
-            }
-        }
-    }
-    let window = accesses.len() / rounds as usize;
-    Workload {
-        name: "shifting working set",
-        question: "a working set of 1/2 of memory that moves to new pages halfway",
-        accesses,
-        window,
-    }
-}
-
-/// Workload 3: a set of 2M/5 pages used four times, a stream of 4M pages,
-/// then the set again.
-pub(crate) fn streaming(m: u64, rng: &mut klab_model::rng::Rng) -> Workload {
-    let set = m * 2 / 5;
-    let mut accesses = Vec::new();
-    for _ in 0..4 {
-        for p in shuffled(0..set, rng) {
-            accesses.push((Access::read(HOT, p), false));
-        }
-    }
-    for p in 0..4 * m {
-        accesses.push((Access::read(STREAM, p), false));
-    }
-    for p in shuffled(0..set, rng) {
-        accesses.push((Access::read(HOT, p), true));
-    }
-    Workload {
-        name: "streaming",
-        question: "a used set of 2/5 of memory, then 4x memory of use-once pages, then the set again",
-        accesses,
-        window: (m / 2) as usize,
-    }
-}
 
 /// What one rule did on one workload.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -346,7 +250,7 @@ impl Experiment for Workingset {
         ];
         ctx.progress.begin(
             "workingset",
-            (workloads.len() * LruBalance::ALL.len()) as u64,
+            (workloads.len() * LruBalance::SEED.len()) as u64,
         );
         let mut summary = Table::new(
             "working-set hit ratio by workload and rule",
@@ -381,7 +285,7 @@ impl Experiment for Workingset {
         let mut verdict_parts = Vec::new();
         for (wi, w) in workloads.iter().enumerate() {
             let mut results: Vec<RunResult> = Vec::new();
-            for &rule in &LruBalance::ALL {
+            for &rule in &LruBalance::SEED {
                 results.push(ctx.job(&workloads[..], || Ok(RunJob::new(frames, rule, wi, w)))?);
                 ctx.progress.advance(1);
             }
@@ -513,7 +417,7 @@ fn trace_runs(r: &mut Report, path: &std::path::Path) -> Result<(), ExperimentEr
         Axis::linear("hit ratio", ""),
     );
     let sizes: Vec<u64> = [16, 8, 4].iter().map(|d| (footprint / d).max(1)).collect();
-    for rule in LruBalance::ALL {
+    for rule in LruBalance::SEED {
         let mut pts = Vec::new();
         for &frames in &sizes {
             let o = replay::kernel_replay(&reqs, block, frames * replay::PAGE_SIZE, rule);
@@ -539,21 +443,6 @@ fn trace_runs(r: &mut Report, path: &std::path::Path) -> Result<(), ExperimentEr
 mod tests {
     use super::*;
     use crate::registry::Inputs;
-
-    #[test]
-    fn workloads_have_the_stated_shapes() {
-        let mut rng = klab_model::rng::seeded(1, 1);
-        let w = hot_and_stream(64, 3, &mut rng);
-        let hot = w.accesses.iter().filter(|a| a.1).count();
-        assert_eq!(hot, 40 * 3, "5/8 of 64 pages per round");
-        assert_eq!(
-            w.accesses.len(),
-            (40 + 64) * 3,
-            "plus 64 stream pages per round"
-        );
-        let w = streaming(100, &mut rng);
-        assert_eq!(w.accesses.len(), 40 * 4 + 400 + 40);
-    }
 
     #[test]
     fn quick_run_is_deterministic_and_complete() {

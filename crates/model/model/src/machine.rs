@@ -78,6 +78,8 @@ pub enum LruBalanceDef {
     RefaultDistance,
     /// `LruBalance::Workingset315`.
     Workingset315,
+    /// `LruBalance::Workingset6`.
+    Workingset6,
 }
 
 /// What a machine is made of.
@@ -657,12 +659,14 @@ impl Machine {
             let home = (nid as usize).min(self.nr_nodes() - 1);
             let distance = workingset::refault_distance(self.node_age[home], eviction);
             self.stat.workingset_refault += 1;
-            // 3.15 compares against the zone's NR_ACTIVE_FILE: every
-            // container's active file pages on the node.
-            let action = self
-                .cfg
-                .balance
-                .on_refault(distance, self.node_lru_len(home, LruList::ActiveFile));
+            let workingset = if self.cfg.balance == LruBalance::Workingset6 {
+                self.workingset_size_6x(memcg, home)
+            } else {
+                // 3.15 compares against the zone's NR_ACTIVE_FILE: every
+                // container's active file pages on the node.
+                self.node_lru_len(home, LruList::ActiveFile)
+            };
+            let action = self.cfg.balance.on_refault(distance, workingset);
             activate = action.activate;
             if action.deactivate_one {
                 self.deactivate_one_file(lv);
@@ -677,6 +681,7 @@ impl Machine {
             let node = self.mem.page(pfn).node as usize;
             workingset::activation(&mut self.node_age[node]);
             self.stat.workingset_activate += 1;
+            self.lruvecs[lv].workingset_activate += 1;
         } else {
             self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::InactiveFile);
         }
@@ -685,6 +690,27 @@ impl Machine {
             self.set_dirty(pfn, file, index);
         }
         outcome
+    }
+
+    /// 6.x `workingset_test_recent()`'s `workingset_size` for a file
+    /// refault: the active file pages of the container's lruvec on the node
+    /// (hierarchical, as `lruvec_page_state()` reads them), plus both
+    /// anonymous lists when swap has room. 6.x takes the container from the
+    /// shadow (where the page was evicted); the model's shadows do not
+    /// record it, so the refaulting task's container stands in (the same
+    /// one when a container's pages are its own).
+    fn workingset_size_6x(&self, memcg: MemcgId, node: usize) -> u64 {
+        let sum = |list: LruList| -> u64 {
+            self.memcg_subtree(memcg)
+                .into_iter()
+                .map(|m| self.lruvecs[self.lv(m, node)].len(list))
+                .sum()
+        };
+        let mut size = sum(LruList::ActiveFile);
+        if self.swap_available() > 0 {
+            size += sum(LruList::ActiveAnon) + sum(LruList::InactiveAnon);
+        }
+        size
     }
 
     fn set_dirty(&mut self, pfn: Pfn, file: FileId, index: u64) {

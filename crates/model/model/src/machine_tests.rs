@@ -158,6 +158,98 @@ fn a_refault_beyond_the_active_list_changes_nothing() {
 }
 
 #[test]
+fn six_x_counts_the_distance_one_larger() {
+    // 3 frames, reclaim_batch 1. Under Workingset6 reclaim scans by
+    // priority: with 2 inactive pages the first scan is at priority 1
+    // (2 >> 1 = 1 page).
+    //
+    //  A0 A0           active [A0], age 1
+    //  B0 B1           inactive [B1 B0], memory full
+    //  B2              reclaim: evict B0 (age 2, shadow 2)
+    //  B0              reclaim: evict B1 (age 3); R = 3 - 2 = 1
+    //
+    // 3.15 activates (R <= active = 1); 6.x's distance is R + 1 = 2 > 1.
+    for (rule, activated) in [
+        (LruBalance::Workingset315, true),
+        (LruBalance::Workingset6, false),
+    ] {
+        let mut m = machine(3, rule);
+        for (f, i) in [(A, 0), (A, 0), (B, 0), (B, 1), (B, 2)] {
+            read(&mut m, f, i);
+        }
+        assert_eq!(m.inactive_age(0), 2, "{rule}");
+        let o = read(&mut m, B, 0);
+        assert_eq!(
+            o,
+            Outcome::Refault {
+                distance: 1,
+                activated
+            },
+            "{rule}"
+        );
+        assert_eq!(m.stat().workingset_activate, u64::from(activated));
+    }
+}
+
+#[test]
+fn six_x_deactivates_after_refault_activations_even_when_inactive_is_not_low() {
+    // 10 frames, reclaim_batch 1.
+    //
+    //  A0..A3 twice    active [A3 A2 A1 A0], age 4
+    //  B0..B5          inactive [B5 .. B0], memory full
+    //  B6              reclaim at priority 2 (6 >> 2 = 1): evict B0
+    //                  (age 5); the active share (4 >> 2 = 1) is skipped:
+    //                  no new refault activation, inactive not low
+    //  B0              reclaim: evict B1 (age 6); R = 1, R + 1 <= 4:
+    //                  activated (age 7); active 5, inactive 5
+    //  B7              reclaim: 5 < 5 is false, but a refault activation
+    //                  came since the last reclaim: inactive tail B2
+    //                  evicted, active tail A0 deactivated
+    //  B8              reclaim: nothing new since: no deactivation
+    let mut m = machine(10, LruBalance::Workingset6);
+    for i in 0..4 {
+        read(&mut m, A, i);
+        read(&mut m, A, i);
+    }
+    for i in 0..6 {
+        read(&mut m, B, i);
+    }
+    assert_eq!(m.nr_free(), 0);
+    read(&mut m, B, 6);
+    assert_eq!(m.stat().pgdeactivate, 0, "no refault activation yet");
+    let o = read(&mut m, B, 0);
+    assert_eq!(
+        o,
+        Outcome::Refault {
+            distance: 1,
+            activated: true
+        }
+    );
+    assert_eq!((active(&m).len(), inactive(&m).len()), (5, 5));
+    read(&mut m, B, 7);
+    assert_eq!(m.stat().pgdeactivate, 1);
+    assert_eq!(active(&m), vec![(B, 0), (A, 3), (A, 2), (A, 1)]);
+    assert_eq!(
+        inactive(&m),
+        vec![(B, 7), (A, 0), (B, 6), (B, 5), (B, 4), (B, 3)]
+    );
+    read(&mut m, B, 8);
+    assert_eq!(m.stat().pgdeactivate, 1, "no new refault activation");
+    assert!(!m.is_cached(B, 3), "the inactive tail went instead");
+
+    // The 3.15 rule on the same reads never deactivates: 5 < 5 is false.
+    let mut m = machine(10, LruBalance::Workingset315);
+    for i in 0..4 {
+        read(&mut m, A, i);
+        read(&mut m, A, i);
+    }
+    for (f, i) in (0..7).map(|i| (B, i)).chain([(B, 0), (B, 7), (B, 8)]) {
+        read(&mut m, f, i);
+    }
+    assert_eq!(m.stat().pgdeactivate, 0);
+}
+
+#[test]
 fn classic_deactivates_when_active_outgrows_inactive() {
     // 3 frames, batch 1. A0 activated and read once more while active
     // (PG_referenced set again), A1 activated; B0 inactive. Reading B1 needs

@@ -291,3 +291,32 @@ fn global_reclaim_takes_from_every_container() {
     assert_eq!(all, 8, "memory is full and every page is charged somewhere");
     assert!(a < 4 && b < 4, "both containers gave pages: a={a} b={b}");
 }
+
+#[test]
+fn six_x_limit_reclaim_frees_each_lists_share_by_priority() {
+    // A container of 256 pages, full of once-read (inactive) pages; one
+    // more read. 6.x limit reclaim wants SWAP_CLUSTER_MAX (32) pages and
+    // scans size >> priority from priority 12 down, the list shrinking as
+    // it goes:
+    //   priority 8: 256 >> 8 = 1 (255 left)   7: 255 >> 7 = 1 (254)
+    //   6: 254 >> 6 = 3 (251)   5: 251 >> 5 = 7 (244)   4: 244 >> 4 = 15 (229)
+    //   3: 229 >> 3 = 28 (201): 55 reclaimed >= 32, stop.
+    // The classic rule reclaims its batch of 32.
+    for (rule, freed) in [(LruBalance::Workingset6, 55), (LruBalance::Classic, 32)] {
+        let mut m = Machine::new(MachineConfig::new(1024, rule)).unwrap();
+        let a = container(&mut m, "/a", 256, &[1]);
+        for i in 0..256 {
+            go(&mut m, Access::read(0, i).by(1));
+        }
+        assert_eq!(m.memcg(a).res.failcnt, 0);
+        go(&mut m, Access::read(0, 256).by(1));
+        let r = m.memcg(a).res;
+        assert_eq!(r.failcnt, 1, "{rule}");
+        assert_eq!(r.usage, (256 - freed + 1) * PAGE_SIZE, "{rule}");
+        assert_eq!(m.memcg(a).stat.pgsteal, freed, "{rule}");
+        assert!(
+            !m.is_cached(0, freed - 1) && m.is_cached(0, freed),
+            "{rule}: oldest first"
+        );
+    }
+}

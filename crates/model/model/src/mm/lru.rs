@@ -90,6 +90,12 @@ const EMPTY: Ends = Ends {
 pub struct Lruvec {
     id: u16,
     lists: [Ends; 4],
+    /// File pages activated on refault into this lruvec
+    /// (`WORKINGSET_ACTIVATE_FILE` of the lruvec).
+    pub(crate) workingset_activate: u64,
+    /// For reclaim aimed at this lruvec's container (6.x `snapshot_refaults()`):
+    /// the container's refault activations when its last reclaim ended.
+    pub(crate) refaults_snapshot: u64,
 }
 
 impl Lruvec {
@@ -98,6 +104,8 @@ impl Lruvec {
         Lruvec {
             id,
             lists: [EMPTY; 4],
+            workingset_activate: 0,
+            refaults_snapshot: 0,
         }
     }
 

@@ -654,6 +654,14 @@ impl Machine {
     /// Limit reclaim (`try_to_free_mem_cgroup_pages()`): one batch from the
     /// lists of `id` and its descendants, on every node. Returns pages freed.
     pub(crate) fn reclaim_memcg(&mut self, id: MemcgId) -> u64 {
+        if self.cfg.balance.scans_by_priority() {
+            // 6.x try_to_free_mem_cgroup_pages(): SWAP_CLUSTER_MAX pages
+            // from the subtree, by priority.
+            let subtree = self.memcg_subtree(id);
+            let nodes: Vec<usize> = (0..self.nr_nodes()).collect();
+            let batch = self.cfg.reclaim_batch;
+            return self.do_try_to_free_pages_6x(id, &subtree, &nodes, batch);
+        }
         let mut freed = 0;
         for m in self.memcg_subtree(id) {
             freed += self.reclaim_own(m);
@@ -667,6 +675,10 @@ impl Machine {
     /// One batch from a container's own lists.
     fn reclaim_own(&mut self, id: MemcgId) -> u64 {
         let batch = self.cfg.reclaim_batch;
+        if self.cfg.balance.scans_by_priority() {
+            let nodes: Vec<usize> = (0..self.nr_nodes()).collect();
+            return self.do_try_to_free_pages_6x(id, &[id], &nodes, batch);
+        }
         let mut freed = 0;
         for n in 0..self.nr_nodes() {
             let lv = self.lv(id, n);
@@ -745,6 +757,14 @@ impl Machine {
         t.alive = false;
         let memcg = t.memcg;
         self.memcgs[memcg.0 as usize].tasks.remove(&task);
+    }
+
+    /// Pages on `list` of a container's own lruvecs, over all nodes (its
+    /// children's not included).
+    pub fn memcg_lru_len(&self, id: MemcgId, list: LruList) -> u64 {
+        (0..self.nr_nodes())
+            .map(|n| self.lruvecs[self.lv(id, n)].len(list))
+            .sum()
     }
 
     /// Bytes charged to a container (hierarchically).

@@ -28,13 +28,42 @@
 //!   full.
 //! * The scan batch is the reclaim batch (`SWAP_CLUSTER_MAX`); the kernel
 //!   sizes scans from list sizes and priority (`get_scan_count()`), which
-//!   the model does not.
+//!   the model does not, except under `LruBalance::Workingset6`.
+//!
+//! # 6.x reclaim (`LruBalance::Workingset6`)
+//!
+//! ```text
+//!  do_try_to_free_pages_6x(target, nodes, nr_to_reclaim = 32)
+//!    for priority = DEF_PRIORITY (12) down to 0:
+//!      for each node:
+//!        prepare_scan_control: may_deactivate = the target's refault
+//!          activations changed since its last reclaim (refaults_snapshot)
+//!          || inactive_is_low (inactive * sqrt(10 GB) < active)
+//!        for each container of the target's subtree (shrink_node_memcgs):
+//!          shrink_lruvec_prio: nr[list] = size >> priority (get_scan_count;
+//!            the active file list only if may_deactivate, else
+//!            skipped_deactivate); in rounds of SWAP_CLUSTER_MAX, inactive
+//!            then active, until the lists' shares are scanned or
+//!            nr_to_reclaim pages are reclaimed
+//!          stop once nr_to_reclaim pages are reclaimed
+//!    nothing reclaimed enough and a deactivation was skipped: once more
+//!      from DEF_PRIORITY with force_deactivate
+//!    snapshot_refaults(target)
+//! ```
+//!
+//! Mirrors mm/vmscan.c of 6.x without MGLRU: `do_try_to_free_pages()`,
+//! `prepare_scan_control()`, `shrink_node_memcgs()`, `get_scan_count()`
+//! (file lists only, `SCAN_FILE`, when there is no swap; the anonymous
+//! lists by the same priority share with swap, deactivated by
+//! `inactive_anon_is_low()`, a simplification of 6.x's cost-based
+//! `SCAN_FRACT`), `shrink_lruvec()`.
 
 use klab_mm_policy::balance::inactive_anon_is_low;
 use klab_radix_tree::Entry;
 
-use crate::machine::{Machine, PAGE_SIZE, ShadowLimit};
+use crate::machine::{Machine, PAGE_SIZE, SWAP_CLUSTER_MAX, ShadowLimit};
 use crate::mm::lru::LruList;
+use crate::mm::memcontrol::MemcgId;
 use crate::mm::page::{Owner, Pfn, flags};
 use crate::mm::workingset;
 
@@ -46,6 +75,16 @@ impl Machine {
     /// (`do_try_to_free_pages()`): passes over the nodes, local first,
     /// until a frame is free; then the shadow-node shrinker.
     pub(crate) fn try_to_free_pages(&mut self, node: usize) {
+        if self.cfg.balance.scans_by_priority() {
+            self.stat.reclaim_runs += 1;
+            let nodes = self.nr_nodes();
+            let order: Vec<usize> = (0..nodes).map(|i| (node + i) % nodes).collect();
+            let all = self.memcg_subtree(MemcgId::ROOT);
+            let batch = self.cfg.reclaim_batch;
+            self.do_try_to_free_pages_6x(MemcgId::ROOT, &all, &order, batch);
+            self.shrink_shadow_nodes();
+            return;
+        }
         self.stat.reclaim_runs += 1;
         let nodes = self.nr_nodes();
         let memcgs = self.memcgs.len();
@@ -97,6 +136,127 @@ impl Machine {
             }
             reclaimed +=
                 self.shrink_inactive_list(lv, LruList::InactiveAnon, nr_to_reclaim - reclaimed);
+        }
+        reclaimed
+    }
+
+    /// 6.x reclaim for `target`, over the lruvecs of `memcgs` on `nodes`
+    /// (see the module header); returns pages reclaimed and counts each
+    /// container's scans and steals.
+    pub(crate) fn do_try_to_free_pages_6x(
+        &mut self,
+        target: MemcgId,
+        memcgs: &[MemcgId],
+        nodes: &[usize],
+        nr_to_reclaim: u64,
+    ) -> u64 {
+        let live: Vec<MemcgId> = memcgs
+            .iter()
+            .copied()
+            .filter(|m| !self.memcgs[m.0 as usize].removed)
+            .collect();
+        let sum = |m: &Machine, n: usize, f: &dyn Fn(&crate::mm::lru::Lruvec) -> u64| -> u64 {
+            live.iter().map(|&c| f(&m.lruvecs[m.lv(c, n)])).sum()
+        };
+        let mut reclaimed = 0;
+        let mut force = false;
+        loop {
+            let mut skipped = false;
+            'prio: for priority in (0..=DEF_PRIORITY).rev() {
+                for &n in nodes {
+                    let tl = self.lv(target, n);
+                    let active = sum(self, n, &|v| v.len(LruList::ActiveFile));
+                    let inactive = sum(self, n, &|v| v.len(LruList::InactiveFile));
+                    let refaults = sum(self, n, &|v| v.workingset_activate);
+                    let may_deactivate = force
+                        || (self.cfg.balance.deactivates_on_refaults()
+                            && refaults != self.lruvecs[tl].refaults_snapshot)
+                        || self.cfg.balance.inactive_file_is_low(active, inactive);
+                    for &m in &live {
+                        let lv = self.lv(m, n);
+                        let scanned = self.stat.pgscan;
+                        let got = self.shrink_lruvec_prio(
+                            lv,
+                            priority,
+                            may_deactivate,
+                            nr_to_reclaim,
+                            &mut skipped,
+                        );
+                        let st = &mut self.memcgs[m.0 as usize].stat;
+                        st.pgscan += self.stat.pgscan - scanned;
+                        st.pgsteal += got;
+                        reclaimed += got;
+                        if reclaimed >= nr_to_reclaim {
+                            break 'prio;
+                        }
+                    }
+                }
+            }
+            if reclaimed < nr_to_reclaim && skipped && !force {
+                force = true;
+                continue;
+            }
+            break;
+        }
+        for &n in nodes {
+            let tl = self.lv(target, n);
+            self.lruvecs[tl].refaults_snapshot = sum(self, n, &|v| v.workingset_activate);
+        }
+        reclaimed
+    }
+
+    /// 6.x `shrink_lruvec()` at one priority: each list's share is
+    /// `size >> priority` (the active file list's only if `may_deactivate`;
+    /// otherwise `skipped` is set), scanned in rounds of `SWAP_CLUSTER_MAX`
+    /// in `enum lru_list` order until the shares are done or
+    /// `nr_to_reclaim` pages are reclaimed. Returns pages reclaimed.
+    fn shrink_lruvec_prio(
+        &mut self,
+        lv: usize,
+        priority: u32,
+        may_deactivate: bool,
+        nr_to_reclaim: u64,
+        skipped: &mut bool,
+    ) -> u64 {
+        let v = &self.lruvecs[lv];
+        let mut nr = [0u64; 4];
+        for list in LruList::ALL {
+            nr[list as usize] = v.len(list) >> priority;
+        }
+        if !may_deactivate && nr[LruList::ActiveFile as usize] > 0 {
+            *skipped = true;
+            nr[LruList::ActiveFile as usize] = 0;
+        }
+        if self.swap_available() == 0 {
+            nr[LruList::InactiveAnon as usize] = 0;
+            nr[LruList::ActiveAnon as usize] = 0;
+        } else {
+            let total = self.mem.node_pages(lv % self.nr_nodes());
+            let (aa, ia) = (v.len(LruList::ActiveAnon), v.len(LruList::InactiveAnon));
+            if !inactive_anon_is_low(aa, ia, total, PAGE_SIZE) {
+                nr[LruList::ActiveAnon as usize] = 0;
+            }
+        }
+        let mut reclaimed = 0;
+        while nr[LruList::InactiveAnon as usize] > 0
+            || nr[LruList::ActiveFile as usize] > 0
+            || nr[LruList::InactiveFile as usize] > 0
+        {
+            for list in LruList::ALL {
+                let k = nr[list as usize].min(SWAP_CLUSTER_MAX);
+                if k == 0 {
+                    continue;
+                }
+                nr[list as usize] -= k;
+                if list.is_active() {
+                    self.shrink_active_list(lv, list, k);
+                } else {
+                    reclaimed += self.shrink_inactive_list(lv, list, k);
+                }
+            }
+            if reclaimed >= nr_to_reclaim {
+                break;
+            }
         }
         reclaimed
     }
