@@ -72,7 +72,7 @@ use crate::page::{PG_SLAB, Page, virt_to_page};
 use crate::page_alloc::{MAX_ORDER, PageAllocator};
 use crate::page_source::DefaultPages;
 use crate::primitive::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
-use crate::slub::{CacheCore, KmemCacheCpu, min_partial_for};
+use crate::slub::{CacheCore, KmemCacheCpu, SlubEra};
 
 /// Number of size classes.
 pub const NR_CLASSES: usize = FINE_CLASSES.len();
@@ -118,7 +118,7 @@ const NAMES: [&str; NR_CLASSES] = [
     "kmalloc-8192",
 ];
 
-const fn class_core(i: usize) -> CacheCore {
+const fn class_core(era: SlubEra, i: usize) -> CacheCore {
     let layout = match calculate_sizes(
         FINE_CLASSES[i],
         8,
@@ -135,7 +135,7 @@ const fn class_core(i: usize) -> CacheCore {
         Cow::Borrowed(NAMES[i]),
         layout,
         None,
-        min_partial_for(layout.size),
+        era,
         Shared::Static(&PAGES),
         Shared::Static(sink),
         i as u32,
@@ -143,12 +143,21 @@ const fn class_core(i: usize) -> CacheCore {
 }
 
 macro_rules! classes {
-    ($($i:literal)*) => { [$(class_core($i)),*] };
+    ($era:expr; $($i:literal)*) => { [$(class_core($era, $i)),*] };
 }
 
-static CACHES: [CacheCore; NR_CLASSES] = classes!(
-    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
-);
+/// The eras the global allocator offers: index 0 for [`SlubAlloc2624`],
+/// 1 for [`SlubAlloc`]; a cache's set is `lockless as usize`.
+const NR_SETS: usize = 2;
+const SET_2624: usize = 0;
+const SET_3_2: usize = 1;
+
+static CACHES: [[CacheCore; NR_CLASSES]; NR_SETS] = [
+    classes!(SlubEra::V2_6_24;
+        0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32),
+    classes!(SlubEra::V3_2;
+        0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32),
+];
 
 const UNREGISTERED: u8 = 0;
 const REGISTERING: u8 = 1;
@@ -173,8 +182,8 @@ struct ThreadMeta {
 unsafe impl Sync for ThreadMeta {}
 
 thread_local! {
-    static CPUS: UnsafeCell<[KmemCacheCpu; NR_CLASSES]> =
-        const { UnsafeCell::new([const { KmemCacheCpu::new(0, 0) }; NR_CLASSES]) };
+    static CPUS: UnsafeCell<[[KmemCacheCpu; NR_CLASSES]; NR_SETS]> =
+        const { UnsafeCell::new([const { [const { KmemCacheCpu::new(0, 0) }; NR_CLASSES] }; NR_SETS]) };
     static META: ThreadMeta = const {
         ThreadMeta {
             state: Cell::new(UNREGISTERED),
@@ -212,7 +221,9 @@ fn threads_unlock() {
     THREADS_LOCK.store(false, Ordering::Release);
 }
 
-/// klab's SLUB as a Rust global allocator.
+/// klab's SLUB as a Rust global allocator, with the 3.2 slow paths
+/// (lockless `__slab_free()` by compare-and-swap, per-thread partial
+/// slabs: [`SlubEra::V3_2`]).
 ///
 /// ```no_run
 /// #[global_allocator]
@@ -221,73 +232,121 @@ fn threads_unlock() {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SlubAlloc;
 
+/// klab's SLUB as a Rust global allocator with the page's own (2.6.24)
+/// slow paths: the slab lock on every remote free ([`SlubEra::V2_6_24`]).
+/// Its caches and per-thread state are separate from [`SlubAlloc`]'s (they
+/// share the page allocator), so both run in one process; a block must be
+/// freed through the allocator that gave it, as with any two allocators
+/// (freeing through the other one is caught and routed by the slab's
+/// cache, so it stays correct).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlubAlloc2624;
+
 /// Counters of one size class of the global allocator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassStats {
     /// `kmalloc-N`.
     pub name: &'static str,
+    /// The era of the class's cache.
+    pub era: SlubEra,
     /// Slabs allocated.
     pub slabs: usize,
     /// Slabs on partial lists.
     pub partial: usize,
 }
 
+/// `slab_alloc()` on set `SET`: pop the thread's freelist, else the slow
+/// path.
+#[inline(always)]
+fn allocate_in<const SET: usize>(size: usize, align: usize) -> *mut u8 {
+    match class_for(FINE_CLASSES, &INDEX, size, align) {
+        Some(i) => {
+            // SAFETY: the thread's own CPU state; no reference to it
+            // outlives this block and nothing re-enters meanwhile.
+            unsafe {
+                let c = &mut (*CPUS.with(|c| c.get()))[SET][i];
+                let obj = c.freelist;
+                if !obj.is_null() {
+                    c.freelist = crate::slub::get_fp(obj, 0);
+                    c.touched = true;
+                    return obj;
+                }
+            }
+            alloc_slow(SET, i)
+        }
+        None => {
+            let _g = SlowGuard::enter();
+            large_alloc(&PAGES, size, align, 0).map_or(ptr::null_mut(), |p| p.as_ptr())
+        }
+    }
+}
+
+/// `slab_free()`: the slab's cache says which set (and so which thread
+/// state) it belongs to; a block of the thread's active slab is pushed on
+/// its freelist, anything else goes to `__slab_free()`.
+///
+/// # Safety
+/// `p` came from this allocator (in this process) and is freed once.
+#[inline(always)]
+unsafe fn deallocate_any(p: *mut u8) {
+    // SAFETY: p is ours: its section header and memory map are live.
+    unsafe {
+        let Some(page) = virt_to_page(p) else {
+            let _g = SlowGuard::enter();
+            PAGES.free_large(p);
+            return;
+        };
+        let page = Page::head(page);
+        if !(*page).test(PG_SLAB) {
+            let _g = SlowGuard::enter();
+            large_free(&PAGES, p);
+            return;
+        }
+        let core = &*(*page).slab().cast::<CacheCore>();
+        let set = usize::from(core.is_lockless());
+        let c = &mut (*CPUS.with(|c| c.get()))[set][core.kmalloc_index as usize];
+        if ptr::eq(page, c.page) && c.node >= 0 {
+            crate::slub::set_fp(p, 0, c.freelist);
+            c.freelist = p;
+            c.touched = true;
+            return;
+        }
+        free_slow(core, c, page, p);
+    }
+}
+
+/// `__slab_free()` for the global allocator: with the thread's CPU state
+/// while the thread is registered (3.2 may freeze a full slab onto its
+/// partial list), without it otherwise (an exiting thread's partial list
+/// would never be flushed again).
+///
+/// # Safety
+/// As [`deallocate_any`]; `c` is the calling thread's state for `core`.
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(core: &CacheCore, c: &mut KmemCacheCpu, page: *const Page, p: *mut u8) {
+    let _g = SlowGuard::enter();
+    let live = META.with(|m| m.state.get() == LIVE);
+    // SAFETY: forwarded.
+    unsafe { core.slab_free_slow(live.then_some(c), page, p, 0) };
+}
+
 impl SlubAlloc {
     /// Allocates `size` bytes at `align`; null when memory is exhausted.
     #[inline]
     pub fn allocate(size: usize, align: usize) -> *mut u8 {
-        match class_for(FINE_CLASSES, &INDEX, size, align) {
-            Some(i) => {
-                // SAFETY: the thread's own CPU state; no reference to it
-                // outlives this block and nothing re-enters meanwhile.
-                unsafe {
-                    let c = &mut (*CPUS.with(|c| c.get()))[i];
-                    let obj = c.freelist;
-                    if !obj.is_null() {
-                        c.freelist = crate::slub::get_fp(obj, 0);
-                        c.touched = true;
-                        return obj;
-                    }
-                }
-                alloc_slow(i)
-            }
-            None => {
-                let _g = SlowGuard::enter();
-                large_alloc(&PAGES, size, align, 0).map_or(ptr::null_mut(), |p| p.as_ptr())
-            }
-        }
+        allocate_in::<SET_3_2>(size, align)
     }
 
-    /// Frees what [`Self::allocate`] returned.
+    /// Frees what [`Self::allocate`] (or [`SlubAlloc2624::allocate`])
+    /// returned.
     ///
     /// # Safety
     /// `p` came from this allocator (in this process) and is freed once.
     #[inline]
     pub unsafe fn deallocate(p: *mut u8) {
-        // SAFETY: p is ours: its section header and memory map are live.
-        unsafe {
-            let Some(page) = virt_to_page(p) else {
-                let _g = SlowGuard::enter();
-                PAGES.free_large(p);
-                return;
-            };
-            let page = Page::head(page);
-            if !(*page).test(PG_SLAB) {
-                let _g = SlowGuard::enter();
-                large_free(&PAGES, p);
-                return;
-            }
-            let core = &*(*page).slab().cast::<CacheCore>();
-            let c = &mut (*CPUS.with(|c| c.get()))[core.kmalloc_index as usize];
-            if ptr::eq(page, c.page) && c.node >= 0 {
-                crate::slub::set_fp(p, 0, c.freelist);
-                c.freelist = p;
-                c.touched = true;
-                return;
-            }
-            let _g = SlowGuard::enter();
-            core.slab_free_slow(page, p, 0);
-        }
+        // SAFETY: forwarded.
+        unsafe { deallocate_any(p) }
     }
 
     /// Usable bytes of an allocation (`malloc_usable_size()`).
@@ -307,14 +366,16 @@ impl SlubAlloc {
         unsafe { flush_cpus() };
     }
 
-    /// Slab counts per class.
+    /// Slab counts per class, of both eras' caches.
     pub fn class_stats() -> Vec<ClassStats> {
         CACHES
             .iter()
+            .flatten()
             .map(|c| {
                 let s = c.stats();
                 ClassStats {
                     name: NAMES[c.kmalloc_index as usize],
+                    era: c.era(),
                     slabs: s.slabs,
                     partial: s.partial,
                 }
@@ -382,13 +443,13 @@ impl Drop for SlowGuard {
 
 #[cold]
 #[inline(never)]
-fn alloc_slow(i: usize) -> *mut u8 {
+fn alloc_slow(set: usize, i: usize) -> *mut u8 {
     let state = META.with(|m| m.state.get());
     if state == UNREGISTERED {
         register();
     }
     let _g = SlowGuard::enter();
-    let core = &CACHES[i];
+    let core = &CACHES[set][i];
     let live = META.with(|m| {
         let live = m.state.get() == LIVE;
         if live {
@@ -404,7 +465,7 @@ fn alloc_slow(i: usize) -> *mut u8 {
     if live {
         // SAFETY: the thread's own CPU state, not otherwise borrowed.
         unsafe {
-            let c = &mut (*CPUS.with(|c| c.get()))[i];
+            let c = &mut (*CPUS.with(|c| c.get()))[set][i];
             core.slab_alloc_slow(c, 0)
         }
     } else {
@@ -424,7 +485,7 @@ unsafe fn run_flusher() {
     // SAFETY: the thread's own CPU state.
     unsafe {
         let cpus = &mut *CPUS.with(|c| c.get());
-        for (core, c) in CACHES.iter().zip(cpus.iter_mut()) {
+        for (core, c) in CACHES.iter().flatten().zip(cpus.iter_mut().flatten()) {
             core.flush_if_unused(c);
         }
     }
@@ -438,7 +499,7 @@ unsafe fn flush_cpus() {
     // SAFETY: the thread's own CPU state.
     unsafe {
         let cpus = &mut *CPUS.with(|c| c.get());
-        for (core, c) in CACHES.iter().zip(cpus.iter_mut()) {
+        for (core, c) in CACHES.iter().flatten().zip(cpus.iter_mut().flatten()) {
             core.flush(c);
         }
     }
@@ -614,6 +675,28 @@ unsafe impl GlobalAlloc for SlubAlloc {
     }
 }
 
+impl SlubAlloc2624 {
+    /// Allocates `size` bytes at `align` from the 2.6.24 caches.
+    #[inline]
+    pub fn allocate(size: usize, align: usize) -> *mut u8 {
+        allocate_in::<SET_2624>(size, align)
+    }
+}
+
+// SAFETY: as for SlubAlloc: the same code on the other set of caches.
+unsafe impl GlobalAlloc for SlubAlloc2624 {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::allocate(layout.size(), layout.align())
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { deallocate_any(p) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -707,9 +790,35 @@ mod tests {
                 });
             }
         });
-        for c in &CACHES {
+        for c in CACHES.iter().flatten() {
             c.assert_invariants();
         }
+        PAGES.assert_invariants();
+    }
+
+    #[test]
+    fn both_eras_churn_across_live_threads() {
+        use crate::workload::{Larson, larson};
+        let mut p = Larson::small(3, true);
+        if cfg!(miri) {
+            p.slots = 40;
+            p.rounds = 3;
+            p.ops_per_round = 60;
+        }
+        // Blocks move between live threads every round, so frees land on
+        // other threads' active slabs, full slabs and (3.2) partial lists.
+        let a = larson(&SlubAlloc, p);
+        let b = larson(&SlubAlloc2624, p);
+        assert_eq!(a.ops, b.ops);
+        for c in CACHES.iter().flatten() {
+            c.assert_invariants();
+        }
+        assert!(
+            CACHES[SET_3_2]
+                .iter()
+                .all(|c| c.is_lockless() && c.era() == SlubEra::V3_2)
+        );
+        assert!(CACHES[SET_2624].iter().all(|c| !c.is_lockless()));
         PAGES.assert_invariants();
     }
 }

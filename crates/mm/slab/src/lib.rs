@@ -62,12 +62,12 @@ use std::sync::Arc;
 
 pub use cache::{CreateError, KmemCache, Slub, SlubConfig};
 pub use debug::{AbortSink, CollectSink, ReportKind, ReportSink, SlabReport, StderrSink};
-pub use global::SlubAlloc;
+pub use global::{SlubAlloc, SlubAlloc2624};
 pub use layout::{CacheLayout, SlabFlags, SlubParams};
 pub use page_alloc::PageAllocator;
 pub use page_source::{DefaultPages, FramePool, HeapPages, HostPages, PageSource};
 pub use slob::{Slob, SlobCache};
-pub use slub::CpuSlab;
+pub use slub::{CpuSlab, SlubEra};
 
 /// A constructor: initialises an object's bytes once, when its slab is
 /// made (objects go back to the cache in their constructed state).
