@@ -1,12 +1,13 @@
 //! Runs the larson churn of `klab_slab::workload` on one allocator, for
 //! profiling (`perf record`, `valgrind --tool=callgrind`):
 //! `cargo run --release -p klab-slab --example larson -- klab 2 20`
-//! (allocator `klab`, `glibc` or `mimalloc`; threads; rounds).
+//! (allocator `klab` (3.2), `klab-2.6.24`, `glibc` or `mimalloc`;
+//! threads; rounds).
 
 use std::alloc::System;
 
-use klab_slab::SlubAlloc;
 use klab_slab::workload::{Larson, larson};
+use klab_slab::{SlubAlloc, SlubAlloc2624};
 use mimalloc::MiMalloc;
 
 fn main() {
@@ -20,10 +21,13 @@ fn main() {
     };
     let run = match which {
         "klab" => larson(&SlubAlloc, p),
+        "klab-2.6.24" => larson(&SlubAlloc2624, p),
         "glibc" => larson(&System, p),
         "mimalloc" => larson(&MiMalloc, p),
         other => {
-            eprintln!("larson: unknown allocator '{other}' (expected klab, glibc or mimalloc)");
+            eprintln!(
+                "larson: unknown allocator '{other}' (expected klab, klab-2.6.24, glibc or mimalloc)"
+            );
             std::process::exit(2);
         }
     };
@@ -33,4 +37,12 @@ fn main() {
         run.ops,
         run.elapsed
     );
+    let stats = match which {
+        "klab" => Some(SlubAlloc::stats()),
+        "klab-2.6.24" => Some(SlubAlloc2624::stats()),
+        _ => None,
+    };
+    if let Some(s) = stats {
+        println!("{s:#?}");
+    }
 }

@@ -72,7 +72,7 @@ use crate::page::{PG_SLAB, Page, virt_to_page};
 use crate::page_alloc::{MAX_ORDER, PageAllocator};
 use crate::page_source::DefaultPages;
 use crate::primitive::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
-use crate::slub::{CacheCore, KmemCacheCpu, SlubEra};
+use crate::slub::{CacheCore, CpuStats, KmemCacheCpu, SlubEra};
 
 /// Number of size classes.
 pub const NR_CLASSES: usize = FINE_CLASSES.len();
@@ -208,6 +208,34 @@ static INIT: AtomicU8 = AtomicU8::new(0);
 /// The pthread key whose destructor flushes a thread's slabs.
 static KEY: AtomicU32 = AtomicU32::new(0);
 
+/// Per-era sums of the CPU counters of threads that have exited (under
+/// `THREADS_LOCK`).
+struct ExitedStats(UnsafeCell<[CpuStats; NR_SETS]>);
+// SAFETY: only touched with THREADS_LOCK held.
+unsafe impl Sync for ExitedStats {}
+static EXITED: ExitedStats = ExitedStats(UnsafeCell::new([CpuStats::ZERO; NR_SETS]));
+
+/// The sum of the counters of the calling thread's CPU states in `set`.
+fn own_stats(set: usize) -> CpuStats {
+    // SAFETY: the thread's own CPU state, read only.
+    unsafe {
+        (*CPUS.with(|c| c.get()))[set]
+            .iter()
+            .fold(CpuStats::ZERO, |a, c| a.add(&c.stats))
+    }
+}
+
+/// Counters of one era of the global allocator: exited threads plus the
+/// calling thread (other live threads' counters are their own until they
+/// exit).
+fn era_stats(set: usize) -> CpuStats {
+    threads_lock();
+    // SAFETY: under THREADS_LOCK.
+    let exited = unsafe { (*EXITED.0.get())[set] };
+    threads_unlock();
+    exited.add(&own_stats(set))
+}
+
 fn threads_lock() {
     while THREADS_LOCK
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -311,6 +339,15 @@ unsafe fn deallocate_any(p: *mut u8) {
             c.touched = true;
             return;
         }
+        // 3.1+: a free that moves the slab on no node list is one
+        // compare-and-swap (3.2: and maybe a push on the thread's partial
+        // list) and holds no lock, so it needs no fork bracket. Only a
+        // registered thread's partial list is flushed at its exit.
+        if core.is_lockless()
+            && core.slab_free_cas(c, page, p, META.with(|m| m.state.get() == LIVE))
+        {
+            return;
+        }
         free_slow(core, c, page, p);
     }
 }
@@ -364,6 +401,12 @@ impl SlubAlloc {
         let _g = SlowGuard::enter();
         // SAFETY: the thread's own CPU state.
         unsafe { flush_cpus() };
+    }
+
+    /// The slow-path counters (`CONFIG_SLUB_STATS`) of this allocator's
+    /// caches: threads that have exited plus the calling thread.
+    pub fn stats() -> CpuStats {
+        era_stats(SET_3_2)
     }
 
     /// Slab counts per class, of both eras' caches.
@@ -444,6 +487,19 @@ impl Drop for SlowGuard {
 #[cold]
 #[inline(never)]
 fn alloc_slow(set: usize, i: usize) -> *mut u8 {
+    if set == SET_3_2 {
+        // The lock-free refills (the CPU slab's remote frees, the next CPU
+        // partial slab) hold no lock: no fork bracket, no registration
+        // (a thread with a slab or partial list is registered already).
+        // SAFETY: the thread's own CPU state, not otherwise borrowed.
+        let obj = unsafe {
+            let c = &mut (*CPUS.with(|c| c.get()))[set][i];
+            CACHES[set][i].refill_lockless(c)
+        };
+        if !obj.is_null() {
+            return obj;
+        }
+    }
     let state = META.with(|m| m.state.get());
     if state == UNREGISTERED {
         register();
@@ -570,7 +626,15 @@ extern "C" fn thread_exit(arg: *mut libc::c_void) {
         // SAFETY: runs on the exiting thread, whose CPU state is its own.
         unsafe { flush_cpus() };
     }
+    let mine = [own_stats(SET_2624), own_stats(SET_3_2)];
     threads_lock();
+    // SAFETY: under THREADS_LOCK.
+    unsafe {
+        let e = &mut *EXITED.0.get();
+        for (e, m) in e.iter_mut().zip(mine) {
+            *e = e.add(&m);
+        }
+    }
     // SAFETY: list under THREADS_LOCK; meta is this thread's, still live.
     unsafe {
         let mut link: *const crate::primitive::AtomicPtr<ThreadMeta> = &THREADS;
@@ -676,6 +740,11 @@ unsafe impl GlobalAlloc for SlubAlloc {
 }
 
 impl SlubAlloc2624 {
+    /// As [`SlubAlloc::stats`], for the 2.6.24 caches.
+    pub fn stats() -> CpuStats {
+        era_stats(SET_2624)
+    }
+
     /// Allocates `size` bytes at `align` from the 2.6.24 caches.
     #[inline]
     pub fn allocate(size: usize, align: usize) -> *mut u8 {

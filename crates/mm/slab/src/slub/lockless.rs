@@ -205,14 +205,13 @@ impl CacheCore {
         }
     }
 
-    /// `___slab_alloc()` (3.2 shape): refill from the CPU slab's own
-    /// freelist, else the next CPU partial slab, else node partial slabs
-    /// (`get_partial()`), else a new slab.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn slab_alloc_slow_lockless(&self, c: &mut KmemCacheCpu) -> *mut u8 {
-        c.stats.alloc_slow += 1;
-        c.touched = true;
+    /// The lock-free half of `___slab_alloc()` (3.2 shape): refill from
+    /// the CPU slab's own freelist (`get_freelist()`), else from the next
+    /// CPU partial slab. Null when both are used up (the CPU then has
+    /// neither a slab nor a partial list): the node lists or a new slab
+    /// are next, which take locks.
+    #[inline]
+    pub(crate) fn refill_lockless(&self, c: &mut KmemCacheCpu) -> *mut u8 {
         loop {
             if !c.page.is_null() {
                 let obj = self.get_freelist(c, c.page);
@@ -227,33 +226,46 @@ impl CacheCore {
                 c.stats.deactivate_bypass += 1;
             }
             // new_slab:
-            if !c.partial.is_null() {
-                let page = c.partial;
-                // SAFETY: the CPU owns its partial list.
-                c.partial = unsafe { (*page).next() };
-                c.page = page;
-                c.node = Page::node(page) as i32;
-                c.freelist = ptr::null_mut();
-                c.stats.cpu_partial_alloc += 1;
-                continue;
-            }
-            if let Some(obj) = self.get_partial_lockless(c) {
-                c.stats.alloc_from_partial += 1;
-                // SAFETY: the acquired freelist is this CPU's now.
-                c.freelist = unsafe { get_fp(obj, self.layout.offset) };
-                return obj;
-            }
-            let Some(page) = self.new_slab(c.home_node) else {
+            if c.partial.is_null() {
                 return ptr::null_mut();
-            };
-            c.stats.alloc_slab += 1;
+            }
+            let page = c.partial;
+            // SAFETY: the CPU owns its partial list.
+            c.partial = unsafe { (*page).next() };
             c.page = page;
             c.node = Page::node(page) as i32;
-            let obj = Page::address(page);
-            // SAFETY: a fresh slab, frozen for this CPU, all objects ours.
+            c.freelist = ptr::null_mut();
+            c.stats.cpu_partial_alloc += 1;
+        }
+    }
+
+    /// `___slab_alloc()` (3.2 shape): [`Self::refill_lockless`], else node
+    /// partial slabs (`get_partial()`), else a new slab.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn slab_alloc_slow_lockless(&self, c: &mut KmemCacheCpu) -> *mut u8 {
+        c.stats.alloc_slow += 1;
+        c.touched = true;
+        let obj = self.refill_lockless(c);
+        if !obj.is_null() {
+            return obj;
+        }
+        if let Some(obj) = self.get_partial_lockless(c) {
+            c.stats.alloc_from_partial += 1;
+            // SAFETY: the acquired freelist is this CPU's now.
             c.freelist = unsafe { get_fp(obj, self.layout.offset) };
             return obj;
         }
+        let Some(page) = self.new_slab(c.home_node) else {
+            return ptr::null_mut();
+        };
+        c.stats.alloc_slab += 1;
+        c.page = page;
+        c.node = Page::node(page) as i32;
+        let obj = Page::address(page);
+        // SAFETY: a fresh slab, frozen for this CPU, all objects ours.
+        c.freelist = unsafe { get_fp(obj, self.layout.offset) };
+        obj
     }
 
     /// `get_partial()`: the CPU's node first, then (sometimes) others, as
@@ -490,6 +502,63 @@ impl CacheCore {
             self.deactivate_slab_lockless(c);
         }
         self.unfreeze_partials(c);
+    }
+
+    /// The common cases of `__slab_free()`, lock-free: one
+    /// compare-and-swap pushes `obj` on its slab's freelist when that
+    /// changes no node list: the slab is frozen, or stays partial and in
+    /// use, or (3.2+, with `may_freeze`) was full and is frozen onto `c`'s
+    /// partial list by `put_cpu_partial()` without a drain. Returns false,
+    /// having changed nothing, when the free needs `list_lock` (a full
+    /// slab without a CPU partial list to take it, a slab it empties, a
+    /// CPU partial list due to drain): [`Self::slab_free_slow_lockless`]
+    /// does those. Takes no lock, so callers need no fork bracketing.
+    ///
+    /// # Safety
+    /// `obj` is an allocated object of this cache in `page`, freed once;
+    /// `c` is the calling CPU's state for this cache.
+    #[inline]
+    pub(crate) unsafe fn slab_free_cas(
+        &self,
+        c: &mut KmemCacheCpu,
+        page: *const Page,
+        obj: *mut u8,
+        may_freeze: bool,
+    ) -> bool {
+        let freeze = may_freeze && self.cpu_partial > 0 && {
+            // put_cpu_partial() would drain (take list locks) first?
+            // SAFETY: c's own list head.
+            c.partial.is_null()
+                || unsafe { partial_counts(c.partial) }.1 as usize <= self.cpu_partial
+        };
+        let base = Page::address(page);
+        loop {
+            let old = Self::counters(page);
+            let prior = old.freelist(base);
+            let inuse = old.inuse() - 1;
+            let mut new = old.with_inuse(inuse).with_fl(fl_of(base, obj));
+            if (inuse == 0 || prior.is_null()) && !old.frozen() {
+                if freeze && prior.is_null() {
+                    new = new.with_frozen(true);
+                } else {
+                    return false;
+                }
+            }
+            // SAFETY: obj is ours to free; its free pointer slot is free.
+            unsafe { set_fp(obj, self.layout.offset, prior) };
+            if Self::cmpxchg_double_slab(page, old, new) {
+                c.stats.free_slow += 1;
+                c.stats.free_frozen += u64::from(old.frozen());
+                if new.frozen() && !old.frozen() {
+                    // SAFETY: frozen just now by this free, for c; the
+                    // list holds at most cpu_partial objects: no drain.
+                    unsafe { self.put_cpu_partial(c, page, false) };
+                    c.stats.cpu_partial_free += 1;
+                }
+                return true;
+            }
+            c.stats.cmpxchg_fail += 1;
+        }
     }
 
     /// `__slab_free()` (3.2 shape): pushes `obj` on its slab's freelist by
