@@ -68,7 +68,7 @@ use crate::cache::{ksize, large_alloc, large_free};
 use crate::debug::{ReportSink, StderrSink};
 use crate::kmalloc::{FINE_CLASSES, INDEX_LEN, class_for, size_index};
 use crate::layout::{SlabFlags, SlubParams, calculate_sizes};
-use crate::page::{PG_SLAB, Page, virt_to_page};
+use crate::page::{PG_CLASS_SHIFT, PG_SLAB, Page, virt_to_page};
 use crate::page_alloc::{MAX_ORDER, PageAllocator};
 use crate::page_source::DefaultPages;
 use crate::primitive::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
@@ -325,20 +325,22 @@ unsafe fn deallocate_any(p: *mut u8) {
             return;
         };
         let page = Page::head(page);
-        if !(*page).test(PG_SLAB) {
+        let flags = (*page).flags.load(Ordering::Relaxed);
+        if flags & PG_SLAB == 0 {
             let _g = SlowGuard::enter();
             large_free(&PAGES, p);
             return;
         }
-        let core = &*(*page).slab().cast::<CacheCore>();
-        let set = usize::from(core.is_lockless());
-        let c = &mut (*CPUS.with(|c| c.get()))[set][core.kmalloc_index as usize];
+        // Every slab here is a kmalloc slab: its class is in its flags.
+        let class = (flags >> PG_CLASS_SHIFT) as usize - 1;
+        let c = &mut (*CPUS.with(|c| c.get()))[class >> 8][class & 0xff];
         if ptr::eq(page, c.page) && c.node >= 0 {
             crate::slub::set_fp(p, 0, c.freelist);
             c.freelist = p;
             c.touched = true;
             return;
         }
+        let core = &*(*page).slab().cast::<CacheCore>();
         // 3.1+: a free that moves the slab on no node list is one
         // compare-and-swap (3.2: and maybe a push on the thread's partial
         // list) and holds no lock, so it needs no fork bracket. Only a
@@ -889,5 +891,23 @@ mod tests {
         );
         assert!(CACHES[SET_2624].iter().all(|c| !c.is_lockless()));
         PAGES.assert_invariants();
+    }
+
+    #[test]
+    fn a_slab_records_its_class_and_era_in_its_flags() {
+        for (set, p) in [
+            (SET_3_2, SlubAlloc::allocate(40, 8)),
+            (SET_2624, SlubAlloc2624::allocate(40, 8)),
+        ] {
+            // SAFETY: a live block of ours; its slab's frame is live.
+            unsafe {
+                let page = Page::head(virt_to_page(p).unwrap());
+                let flags = (*page).flags.load(Ordering::Relaxed);
+                // kmalloc-48 is class 3: (set << 8 | 3) + 1.
+                assert_eq!(flags >> PG_CLASS_SHIFT, ((set as u32) << 8 | 3) + 1);
+                assert_eq!(NAMES[3], "kmalloc-48");
+                SlubAlloc::deallocate(p);
+            }
+        }
     }
 }

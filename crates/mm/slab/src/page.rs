@@ -97,6 +97,11 @@ pub(crate) const PG_COMPOUND: u32 = 1 << 8;
 pub(crate) const PG_PARTIAL: u32 = 1 << 9;
 /// The slab is on its node's debug full list.
 pub(crate) const PG_FULL: u32 = 1 << 10;
+/// Bits 16-31 of a kmalloc slab's flags: `(lockless << 8 | kmalloc_index)
+/// + 1` of its cache (0: not a kmalloc slab), so a free finds its CPU
+/// state without reading the cache (the kernel keeps the node and zone
+/// in the upper bits of `page->flags` the same way).
+pub(crate) const PG_CLASS_SHIFT: u32 = 16;
 
 /// What a section holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

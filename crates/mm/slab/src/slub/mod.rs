@@ -111,7 +111,9 @@ use crate::debug::{
     SlabReport, check_bytes,
 };
 use crate::layout::{CacheLayout, SlabFlags, TRACK_SIZE};
-use crate::page::{PAGE_SIZE, PG_DEBUG, PG_FROZEN, PG_FULL, PG_SLAB, Page, virt_to_page};
+use crate::page::{
+    PAGE_SIZE, PG_CLASS_SHIFT, PG_DEBUG, PG_FROZEN, PG_FULL, PG_SLAB, Page, virt_to_page,
+};
 use crate::page_alloc::{MAX_NUMNODES, PageAllocator, make_compound, order_bytes};
 use crate::primitive::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::{Ctor, Shared};
@@ -531,6 +533,10 @@ impl CacheCore {
             let mut flags = PG_SLAB;
             if l.flags.intersects(SlabFlags::DEBUG_SLAB) {
                 flags |= PG_DEBUG;
+            }
+            if self.kmalloc_index < 256 {
+                let class = (u32::from(self.lockless) << 8 | self.kmalloc_index) + 1;
+                flags |= class << PG_CLASS_SHIFT;
             }
             p.flags.store(flags, Ordering::Relaxed);
             let start = Page::address(page);
