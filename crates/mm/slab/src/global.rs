@@ -4,13 +4,18 @@
 //!
 //! # Data structures
 //!
-//! * `CACHES`: one static SLUB cache per size class ([`FINE_CLASSES`],
-//!   `kmalloc-8` … `kmalloc-8192`), built at compile time over `PAGES`, a
-//!   static page allocator over the host's pages ([`DefaultPages`]).
+//! * `CACHES`: two sets of static SLUB caches, one cache per size class
+//!   ([`FINE_CLASSES`], `kmalloc-8` … `kmalloc-8192`) in each: set 0 runs
+//!   the page's 2.6.24 slow paths ([`SlubAlloc2624`]), set 1 those of 3.2
+//!   ([`SlubAlloc`]: lockless `__slab_free()`, per-thread partial slabs).
+//!   Both are built at compile time over `PAGES`, a static page allocator
+//!   over the host's pages ([`DefaultPages`]). A slab's page flags carry
+//!   its set and class (`PG_CLASS_SHIFT`).
 //!   Larger requests get compound pages from `PAGES`, and above
 //!   `2^MAX_ORDER` pages a region straight from the page source.
 //! * Per thread (the host's stand-in for a CPU): `CPUS`, one
-//!   [`KmemCacheCpu`] per class (active slab + lockless freelist), and
+//!   [`KmemCacheCpu`] per set and class (active slab + lockless freelist,
+//!   and for 3.2 the partial list), and
 //!   `META`, the thread's registration: its state, its slow-path counter
 //!   for fork quiescence and its link on the list of live threads.
 //!
@@ -19,8 +24,12 @@
 //! `malloc` looks the class up, pops the thread's freelist for it and is
 //! done: no lock, no atomic. `free` finds the slab through the memory map
 //! and, if it is the thread's active slab for that class, pushes on the
-//! thread's freelist; otherwise `__slab_free()` under the slab lock. All
-//! else is the slow path.
+//! thread's freelist; otherwise `__slab_free()`: under the slab lock
+//! (2.6.24), or (3.2) one compare-and-swap of the slab's freelist and
+//! counters, which may freeze a full slab onto the thread's partial list.
+//! 3.2's lock-free steps (that free, refilling from the active slab's
+//! remote frees or from the partial list) skip the fork bracket below;
+//! all that takes a lock is the slow path.
 //!
 //! # Thread exit without recursion
 //!

@@ -89,7 +89,7 @@
 //! page's SLUB and the default), 3.1's lockless slow paths
 //! (`cmpxchg_double_slab()` on a slab's freelist and counters; the slab
 //! lock is gone from the free path) or 3.2's per-CPU partial lists on top
-//! (`CONFIG_SLUB_CPU_PARTIAL`). The later two live in [`lockless`]. Debug
+//! (`CONFIG_SLUB_CPU_PARTIAL`). The later two live in `slub/lockless.rs`. Debug
 //! caches keep the 2.6.24 paths in every era, as the kernel gives them
 //! neither `__CMPXCHG_DOUBLE` nor CPU partial lists.
 
