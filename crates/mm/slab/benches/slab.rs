@@ -15,8 +15,8 @@
 use std::alloc::{GlobalAlloc, System};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use klab_slab::{SlubAlloc, SlubAlloc2624};
 use klab_slab::workload::{Larson, larson, producer_consumer, single_thread};
+use klab_slab::{SlubAlloc, SlubAlloc2624};
 use mimalloc::MiMalloc;
 
 fn peers() -> [(&'static str, &'static dyn GlobalAllocSync); 4] {

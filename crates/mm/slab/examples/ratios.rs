@@ -4,8 +4,8 @@
 
 use std::alloc::{GlobalAlloc, System};
 
-use klab_slab::{SlubAlloc, SlubAlloc2624};
 use klab_slab::workload::{Larson, Run, larson, peak_rss, producer_consumer, single_thread};
+use klab_slab::{SlubAlloc, SlubAlloc2624};
 use mimalloc::MiMalloc;
 
 fn show<A: GlobalAlloc + Sync>(name: &str, a: &A) {
