@@ -37,7 +37,7 @@ use klab_slab::workload::{
 };
 use klab_slab::{
     CollectSink, FramePool, HostPages, SlabFlags, Slob, Slub, SlubAlloc, SlubAlloc2624, SlubConfig,
-    SlubParams,
+    SlubEra, SlubParams,
 };
 
 use crate::cells;
@@ -402,14 +402,24 @@ impl Experiment for SlubExperiment {
             },
             Arc::new(CollectSink::new()),
         );
+        let slub_3_2 = Slub::new(
+            Arc::new(HostPages),
+            SlubConfig {
+                params: SlubParams::ALLOCATOR,
+                era: SlubEra::V3_2,
+                ..SlubConfig::default()
+            },
+            Arc::new(CollectSink::new()),
+        );
         let slob_host = Slob::new(Arc::new(HostPages));
         ctx.progress.begin("slub: SLUB vs SLOB", 4);
-        let mut best = [f64::MAX; 3];
+        let mut best = [f64::MAX; 4];
         for _ in 0..4 {
             let runs = [
                 object_churn(&slub_host, &sizes, rounds, 200),
                 object_churn(&slob_host, &sizes, rounds, 200),
                 object_churn(&slub_tuned, &sizes, rounds, 200),
+                object_churn(&slub_3_2, &sizes, rounds, 200),
             ];
             for (b, run) in best.iter_mut().zip(runs) {
                 *b = b.min(run.elapsed.as_secs_f64() / run.ops as f64);
@@ -429,9 +439,14 @@ impl Experiment for SlubExperiment {
             1e-6 / best[0]
         ]);
         t.row(cells![
-            "SLUB (max_order 3, min_objects 64)",
+            "SLUB, 2.6.24 slow paths (max_order 3, min_objects 64)",
             best[2] * 1e9,
             1e-6 / best[2]
+        ]);
+        t.row(cells![
+            "SLUB, 3.2 slow paths (max_order 3, min_objects 64)",
+            best[3] * 1e9,
+            1e-6 / best[3]
         ]);
         t.row(cells!["SLOB", best[1] * 1e9, 1e-6 / best[1]]);
         t.row(cells![
