@@ -417,8 +417,11 @@ impl CacheCore {
     // ------------------------------------------------------------------
     // Allocation.
 
-    /// `slab_alloc()`: the fast path pops the CPU freelist; `caller` is
-    /// recorded by `SLAB_STORE_USER`.
+    /// `slab_alloc()` (3.x: `slab_alloc_node()`): the fast path pops the
+    /// CPU freelist; `caller` is recorded by `SLAB_STORE_USER`. 3.1+
+    /// kernels pop with `this_cpu_cmpxchg_double(freelist, tid)`; here the
+    /// `&mut` CPU state already excludes a preempted or interrupted pop
+    /// (see [`cpu`](self::cpu)'s header), so the pop is plain in every era.
     #[inline(always)]
     pub(crate) fn slab_alloc(&self, c: &mut KmemCacheCpu, caller: usize) -> *mut u8 {
         let obj = c.freelist;
@@ -591,8 +594,9 @@ impl CacheCore {
     // ------------------------------------------------------------------
     // Free.
 
-    /// `slab_free()`: the fast path pushes on the CPU freelist when the
-    /// object belongs to the CPU's active slab.
+    /// `slab_free()` (4.x: `do_slab_free()`): the fast path pushes on the
+    /// CPU freelist when the object belongs to the CPU's active slab
+    /// (`page == c->page`); anything else is `__slab_free()`.
     ///
     /// # Safety
     /// `obj` is an allocated object of this cache, `page` its head frame.
