@@ -1,4 +1,5 @@
-//! klab's SLUB allocator against the system allocator (glibc) and
+//! klab's SLUB allocator (its 3.2 caches, `SlubAlloc`, and the page's
+//! 2.6.24 ones, `SlubAlloc2624`) against the system allocator (glibc) and
 //! mimalloc, in one process, on the workloads of `klab_slab::workload`:
 //!
 //! * `single_thread`: rounds of 100 allocations of 16-128 bytes freed LIFO;
@@ -14,13 +15,14 @@
 use std::alloc::{GlobalAlloc, System};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use klab_slab::SlubAlloc;
 use klab_slab::workload::{Larson, larson, producer_consumer, single_thread};
+use klab_slab::{SlubAlloc, SlubAlloc2624};
 use mimalloc::MiMalloc;
 
-fn peers() -> [(&'static str, &'static dyn GlobalAllocSync); 3] {
+fn peers() -> [(&'static str, &'static dyn GlobalAllocSync); 4] {
     [
-        ("klab-slub", &SlubAlloc),
+        ("klab-slub-3.2", &SlubAlloc),
+        ("klab-slub-2.6.24", &SlubAlloc2624),
         ("glibc", &System),
         ("mimalloc", &MiMalloc),
     ]

@@ -1,11 +1,11 @@
-//! Prints throughput of klab's SLUB, glibc and mimalloc on the shared
+//! Prints throughput of klab's SLUB (3.2 and 2.6.24 caches), glibc and mimalloc on the shared
 //! workloads, and the peak RSS of each in a forked child: a quick look
 //! without criterion (`cargo run --release -p klab-slab --example ratios`).
 
 use std::alloc::{GlobalAlloc, System};
 
-use klab_slab::SlubAlloc;
 use klab_slab::workload::{Larson, Run, larson, peak_rss, producer_consumer, single_thread};
+use klab_slab::{SlubAlloc, SlubAlloc2624};
 use mimalloc::MiMalloc;
 
 fn show<A: GlobalAlloc + Sync>(name: &str, a: &A) {
@@ -23,7 +23,7 @@ fn show<A: GlobalAlloc + Sync>(name: &str, a: &A) {
         );
     });
     println!(
-        "{name:>10}: single {:>7.1} Mops/s  prod/cons {:>6.1} Mops/s  larson {:>6.1} Mops/s  larson peak RSS {:?} KiB",
+        "{name:>11}: single {:>7.1} Mops/s  prod/cons {:>6.1} Mops/s  larson {:>6.1} Mops/s  larson peak RSS {:?} KiB",
         st.ops_per_sec() / 1e6,
         pc.ops_per_sec() / 1e6,
         la.ops_per_sec() / 1e6,
@@ -32,7 +32,8 @@ fn show<A: GlobalAlloc + Sync>(name: &str, a: &A) {
 }
 
 fn main() {
-    show("klab-slub", &SlubAlloc);
+    show("klab 3.2", &SlubAlloc);
+    show("klab 2.6.24", &SlubAlloc2624);
     show("glibc", &System);
     show("mimalloc", &MiMalloc);
 }

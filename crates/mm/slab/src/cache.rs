@@ -44,7 +44,7 @@ use crate::layout::{
 use crate::page::Page;
 use crate::page_alloc::{MAX_ORDER, PageAllocator, get_order, make_compound};
 use crate::page_source::{DefaultPages, PageSource};
-use crate::slub::{CacheCore, CacheStats, CpuSlab, min_partial_for, obj_to_cache};
+use crate::slub::{CacheCore, CacheStats, CpuSlab, SlubEra, obj_to_cache};
 use crate::{Ctor, ObjectAllocator, ObjectCache, Shared};
 
 /// Which kmalloc size classes to build.
@@ -80,6 +80,8 @@ pub struct SlubConfig {
     pub debug_slabs: Option<String>,
     /// The kmalloc classes.
     pub kmalloc: KmallocClasses,
+    /// Whose slow paths the caches run (2.6.24 by default: the page's).
+    pub era: SlubEra,
 }
 
 /// A `slub_debug=` value that could not be parsed.
@@ -459,7 +461,7 @@ impl Slub {
                 Some((core, _)) if (*core).kmalloc_index != u32::MAX => {
                     cpu.cpus[(*core).kmalloc_index as usize].free(p)
                 }
-                Some((core, page)) => (*core).slab_free_slow(page, p.as_ptr(), 0),
+                Some((core, page)) => (*core).slab_free_slow(None, page, p.as_ptr(), 0),
                 None => large_free(&self.shared.pages, p.as_ptr()),
             }
         }
@@ -516,7 +518,7 @@ impl SlubShared {
             name,
             layout,
             ctor,
-            min_partial_for(layout.size),
+            self.config.era,
             Shared::Arc(self.pages.clone()),
             Shared::Arc(self.sink.clone()),
             kmalloc_index,

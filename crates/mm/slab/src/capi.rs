@@ -2,7 +2,9 @@
 //! with C semantics (errno, alignment rules, `realloc(p, 0)`). The
 //! `klab-slab-preload` cdylib exports them under their C names; they are
 //! not exported from this crate, so a program linking it keeps its own
-//! `malloc`.
+//! `malloc`. They allocate from the 3.2 caches ([`SlubAlloc`]), or from
+//! the page's 2.6.24 ones ([`SlubAlloc2624`]) when the environment holds
+//! `KLAB_SLUB_ERA=2.6.24` at the first allocation.
 //!
 //! Every block is at least 16-byte aligned when it is at least 16 bytes
 //! long (glibc's `MALLOC_ALIGNMENT`); 8-byte blocks are 8-byte aligned.
@@ -12,8 +14,44 @@
 use std::ffi::c_void;
 use std::ptr;
 
-use crate::global::SlubAlloc;
+use crate::global::{SlubAlloc, SlubAlloc2624};
 use crate::page::PAGE_SIZE;
+use crate::primitive::{AtomicU8, Ordering};
+
+/// The era `malloc` allocates from: 0 not yet read, 1 for 3.2
+/// ([`SlubAlloc`], the default), 2 for 2.6.24 ([`SlubAlloc2624`], with
+/// `KLAB_SLUB_ERA=2.6.24` in the environment). `free` needs no choice: a
+/// slab knows its cache.
+static ERA: AtomicU8 = AtomicU8::new(0);
+
+#[cold]
+fn read_era() -> u8 {
+    // SAFETY: getenv with a NUL-terminated name; the value is only read
+    // (getenv does not allocate).
+    let v = unsafe { libc::getenv(c"KLAB_SLUB_ERA".as_ptr()) };
+    // SAFETY: getenv returns null or a NUL-terminated string.
+    let e = if !v.is_null() && unsafe { std::ffi::CStr::from_ptr(v) }.to_bytes() == b"2.6.24" {
+        2
+    } else {
+        1
+    };
+    ERA.store(e, Ordering::Relaxed);
+    e
+}
+
+/// Allocates from the era chosen at the first call.
+#[inline(always)]
+fn allocate(size: usize, align: usize) -> *mut u8 {
+    let e = match ERA.load(Ordering::Relaxed) {
+        0 => read_era(),
+        e => e,
+    };
+    if e == 2 {
+        SlubAlloc2624::allocate(size, align)
+    } else {
+        SlubAlloc::allocate(size, align)
+    }
+}
 
 const MIN_ALIGN: usize = 16;
 
@@ -31,7 +69,7 @@ fn align_for(size: usize) -> usize {
 #[inline]
 pub fn malloc(size: usize) -> *mut c_void {
     let size = size.max(1);
-    let p = SlubAlloc::allocate(size, align_for(size));
+    let p = allocate(size, align_for(size));
     if p.is_null() {
         set_errno(libc::ENOMEM);
     }
@@ -112,7 +150,7 @@ pub unsafe fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void
 
 fn aligned(align: usize, size: usize) -> *mut c_void {
     let size = size.max(1);
-    let p = SlubAlloc::allocate(size, align.max(align_for(size)));
+    let p = allocate(size, align.max(align_for(size)));
     if p.is_null() {
         set_errno(libc::ENOMEM);
     }

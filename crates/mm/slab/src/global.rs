@@ -4,13 +4,18 @@
 //!
 //! # Data structures
 //!
-//! * `CACHES`: one static SLUB cache per size class ([`FINE_CLASSES`],
-//!   `kmalloc-8` … `kmalloc-8192`), built at compile time over `PAGES`, a
-//!   static page allocator over the host's pages ([`DefaultPages`]).
+//! * `CACHES`: two sets of static SLUB caches, one cache per size class
+//!   ([`FINE_CLASSES`], `kmalloc-8` … `kmalloc-8192`) in each: set 0 runs
+//!   the page's 2.6.24 slow paths ([`SlubAlloc2624`]), set 1 those of 3.2
+//!   ([`SlubAlloc`]: lockless `__slab_free()`, per-thread partial slabs).
+//!   Both are built at compile time over `PAGES`, a static page allocator
+//!   over the host's pages ([`DefaultPages`]). A slab's page flags carry
+//!   its set and class (`PG_CLASS_SHIFT`).
 //!   Larger requests get compound pages from `PAGES`, and above
 //!   `2^MAX_ORDER` pages a region straight from the page source.
 //! * Per thread (the host's stand-in for a CPU): `CPUS`, one
-//!   [`KmemCacheCpu`] per class (active slab + lockless freelist), and
+//!   [`KmemCacheCpu`] per set and class (active slab + lockless freelist,
+//!   and for 3.2 the partial list), and
 //!   `META`, the thread's registration: its state, its slow-path counter
 //!   for fork quiescence and its link on the list of live threads.
 //!
@@ -19,8 +24,12 @@
 //! `malloc` looks the class up, pops the thread's freelist for it and is
 //! done: no lock, no atomic. `free` finds the slab through the memory map
 //! and, if it is the thread's active slab for that class, pushes on the
-//! thread's freelist; otherwise `__slab_free()` under the slab lock. All
-//! else is the slow path.
+//! thread's freelist; otherwise `__slab_free()`: under the slab lock
+//! (2.6.24), or (3.2) one compare-and-swap of the slab's freelist and
+//! counters, which may freeze a full slab onto the thread's partial list.
+//! 3.2's lock-free steps (that free, refilling from the active slab's
+//! remote frees or from the partial list) skip the fork bracket below;
+//! all that takes a lock is the slow path.
 //!
 //! # Thread exit without recursion
 //!
@@ -68,11 +77,11 @@ use crate::cache::{ksize, large_alloc, large_free};
 use crate::debug::{ReportSink, StderrSink};
 use crate::kmalloc::{FINE_CLASSES, INDEX_LEN, class_for, size_index};
 use crate::layout::{SlabFlags, SlubParams, calculate_sizes};
-use crate::page::{PG_SLAB, Page, virt_to_page};
+use crate::page::{PG_CLASS_SHIFT, PG_SLAB, Page, virt_to_page};
 use crate::page_alloc::{MAX_ORDER, PageAllocator};
 use crate::page_source::DefaultPages;
 use crate::primitive::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
-use crate::slub::{CacheCore, KmemCacheCpu, min_partial_for};
+use crate::slub::{CacheCore, CpuStats, KmemCacheCpu, SlubEra};
 
 /// Number of size classes.
 pub const NR_CLASSES: usize = FINE_CLASSES.len();
@@ -118,7 +127,7 @@ const NAMES: [&str; NR_CLASSES] = [
     "kmalloc-8192",
 ];
 
-const fn class_core(i: usize) -> CacheCore {
+const fn class_core(era: SlubEra, i: usize) -> CacheCore {
     let layout = match calculate_sizes(
         FINE_CLASSES[i],
         8,
@@ -135,7 +144,7 @@ const fn class_core(i: usize) -> CacheCore {
         Cow::Borrowed(NAMES[i]),
         layout,
         None,
-        min_partial_for(layout.size),
+        era,
         Shared::Static(&PAGES),
         Shared::Static(sink),
         i as u32,
@@ -143,12 +152,21 @@ const fn class_core(i: usize) -> CacheCore {
 }
 
 macro_rules! classes {
-    ($($i:literal)*) => { [$(class_core($i)),*] };
+    ($era:expr; $($i:literal)*) => { [$(class_core($era, $i)),*] };
 }
 
-static CACHES: [CacheCore; NR_CLASSES] = classes!(
-    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
-);
+/// The eras the global allocator offers: index 0 for [`SlubAlloc2624`],
+/// 1 for [`SlubAlloc`]; a cache's set is `lockless as usize`.
+const NR_SETS: usize = 2;
+const SET_2624: usize = 0;
+const SET_3_2: usize = 1;
+
+static CACHES: [[CacheCore; NR_CLASSES]; NR_SETS] = [
+    classes!(SlubEra::V2_6_24;
+        0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32),
+    classes!(SlubEra::V3_2;
+        0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32),
+];
 
 const UNREGISTERED: u8 = 0;
 const REGISTERING: u8 = 1;
@@ -173,8 +191,8 @@ struct ThreadMeta {
 unsafe impl Sync for ThreadMeta {}
 
 thread_local! {
-    static CPUS: UnsafeCell<[KmemCacheCpu; NR_CLASSES]> =
-        const { UnsafeCell::new([const { KmemCacheCpu::new(0, 0) }; NR_CLASSES]) };
+    static CPUS: UnsafeCell<[[KmemCacheCpu; NR_CLASSES]; NR_SETS]> =
+        const { UnsafeCell::new([const { [const { KmemCacheCpu::new(0, 0) }; NR_CLASSES] }; NR_SETS]) };
     static META: ThreadMeta = const {
         ThreadMeta {
             state: Cell::new(UNREGISTERED),
@@ -199,6 +217,34 @@ static INIT: AtomicU8 = AtomicU8::new(0);
 /// The pthread key whose destructor flushes a thread's slabs.
 static KEY: AtomicU32 = AtomicU32::new(0);
 
+/// Per-era sums of the CPU counters of threads that have exited (under
+/// `THREADS_LOCK`).
+struct ExitedStats(UnsafeCell<[CpuStats; NR_SETS]>);
+// SAFETY: only touched with THREADS_LOCK held.
+unsafe impl Sync for ExitedStats {}
+static EXITED: ExitedStats = ExitedStats(UnsafeCell::new([CpuStats::ZERO; NR_SETS]));
+
+/// The sum of the counters of the calling thread's CPU states in `set`.
+fn own_stats(set: usize) -> CpuStats {
+    // SAFETY: the thread's own CPU state, read only.
+    unsafe {
+        (*CPUS.with(|c| c.get()))[set]
+            .iter()
+            .fold(CpuStats::ZERO, |a, c| a.add(&c.stats))
+    }
+}
+
+/// Counters of one era of the global allocator: exited threads plus the
+/// calling thread (other live threads' counters are their own until they
+/// exit).
+fn era_stats(set: usize) -> CpuStats {
+    threads_lock();
+    // SAFETY: under THREADS_LOCK.
+    let exited = unsafe { (*EXITED.0.get())[set] };
+    threads_unlock();
+    exited.add(&own_stats(set))
+}
+
 fn threads_lock() {
     while THREADS_LOCK
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -212,7 +258,9 @@ fn threads_unlock() {
     THREADS_LOCK.store(false, Ordering::Release);
 }
 
-/// klab's SLUB as a Rust global allocator.
+/// klab's SLUB as a Rust global allocator, with the 3.2 slow paths
+/// (lockless `__slab_free()` by compare-and-swap, per-thread partial
+/// slabs: [`SlubEra::V3_2`]).
 ///
 /// ```no_run
 /// #[global_allocator]
@@ -221,73 +269,132 @@ fn threads_unlock() {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SlubAlloc;
 
+/// klab's SLUB as a Rust global allocator with the page's own (2.6.24)
+/// slow paths: the slab lock on every remote free ([`SlubEra::V2_6_24`]).
+/// Its caches and per-thread state are separate from [`SlubAlloc`]'s (they
+/// share the page allocator), so both run in one process; a block must be
+/// freed through the allocator that gave it, as with any two allocators
+/// (freeing through the other one is caught and routed by the slab's
+/// cache, so it stays correct).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlubAlloc2624;
+
 /// Counters of one size class of the global allocator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassStats {
     /// `kmalloc-N`.
     pub name: &'static str,
+    /// The era of the class's cache.
+    pub era: SlubEra,
     /// Slabs allocated.
     pub slabs: usize,
     /// Slabs on partial lists.
     pub partial: usize,
 }
 
+/// `slab_alloc()` on set `SET`: pop the thread's freelist, else the slow
+/// path.
+#[inline(always)]
+fn allocate_in<const SET: usize>(size: usize, align: usize) -> *mut u8 {
+    match class_for(FINE_CLASSES, &INDEX, size, align) {
+        Some(i) => {
+            // SAFETY: the thread's own CPU state; no reference to it
+            // outlives this block and nothing re-enters meanwhile.
+            unsafe {
+                let c = &mut (*CPUS.with(|c| c.get()))[SET][i];
+                let obj = c.freelist;
+                if !obj.is_null() {
+                    c.freelist = crate::slub::get_fp(obj, 0);
+                    c.touched = true;
+                    return obj;
+                }
+            }
+            alloc_slow(SET, i)
+        }
+        None => {
+            let _g = SlowGuard::enter();
+            large_alloc(&PAGES, size, align, 0).map_or(ptr::null_mut(), |p| p.as_ptr())
+        }
+    }
+}
+
+/// `slab_free()`: the slab's cache says which set (and so which thread
+/// state) it belongs to; a block of the thread's active slab is pushed on
+/// its freelist, anything else goes to `__slab_free()`.
+///
+/// # Safety
+/// `p` came from this allocator (in this process) and is freed once.
+#[inline(always)]
+unsafe fn deallocate_any(p: *mut u8) {
+    // SAFETY: p is ours: its section header and memory map are live.
+    unsafe {
+        let Some(page) = virt_to_page(p) else {
+            let _g = SlowGuard::enter();
+            PAGES.free_large(p);
+            return;
+        };
+        let page = Page::head(page);
+        let flags = (*page).flags.load(Ordering::Relaxed);
+        if flags & PG_SLAB == 0 {
+            let _g = SlowGuard::enter();
+            large_free(&PAGES, p);
+            return;
+        }
+        // Every slab here is a kmalloc slab: its class is in its flags.
+        let class = (flags >> PG_CLASS_SHIFT) as usize - 1;
+        let c = &mut (*CPUS.with(|c| c.get()))[class >> 8][class & 0xff];
+        if ptr::eq(page, c.page) && c.node >= 0 {
+            crate::slub::set_fp(p, 0, c.freelist);
+            c.freelist = p;
+            c.touched = true;
+            return;
+        }
+        let core = &*(*page).slab().cast::<CacheCore>();
+        // 3.1+: a free that moves the slab on no node list is one
+        // compare-and-swap (3.2: and maybe a push on the thread's partial
+        // list) and holds no lock, so it needs no fork bracket. Only a
+        // registered thread's partial list is flushed at its exit.
+        if core.is_lockless()
+            && core.slab_free_cas(c, page, p, META.with(|m| m.state.get() == LIVE))
+        {
+            return;
+        }
+        free_slow(core, c, page, p);
+    }
+}
+
+/// `__slab_free()` for the global allocator: with the thread's CPU state
+/// while the thread is registered (3.2 may freeze a full slab onto its
+/// partial list), without it otherwise (an exiting thread's partial list
+/// would never be flushed again).
+///
+/// # Safety
+/// As [`deallocate_any`]; `c` is the calling thread's state for `core`.
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(core: &CacheCore, c: &mut KmemCacheCpu, page: *const Page, p: *mut u8) {
+    let _g = SlowGuard::enter();
+    let live = META.with(|m| m.state.get() == LIVE);
+    // SAFETY: forwarded.
+    unsafe { core.slab_free_slow(live.then_some(c), page, p, 0) };
+}
+
 impl SlubAlloc {
     /// Allocates `size` bytes at `align`; null when memory is exhausted.
     #[inline]
     pub fn allocate(size: usize, align: usize) -> *mut u8 {
-        match class_for(FINE_CLASSES, &INDEX, size, align) {
-            Some(i) => {
-                // SAFETY: the thread's own CPU state; no reference to it
-                // outlives this block and nothing re-enters meanwhile.
-                unsafe {
-                    let c = &mut (*CPUS.with(|c| c.get()))[i];
-                    let obj = c.freelist;
-                    if !obj.is_null() {
-                        c.freelist = crate::slub::get_fp(obj, 0);
-                        c.touched = true;
-                        return obj;
-                    }
-                }
-                alloc_slow(i)
-            }
-            None => {
-                let _g = SlowGuard::enter();
-                large_alloc(&PAGES, size, align, 0).map_or(ptr::null_mut(), |p| p.as_ptr())
-            }
-        }
+        allocate_in::<SET_3_2>(size, align)
     }
 
-    /// Frees what [`Self::allocate`] returned.
+    /// Frees what [`Self::allocate`] (or [`SlubAlloc2624::allocate`])
+    /// returned.
     ///
     /// # Safety
     /// `p` came from this allocator (in this process) and is freed once.
     #[inline]
     pub unsafe fn deallocate(p: *mut u8) {
-        // SAFETY: p is ours: its section header and memory map are live.
-        unsafe {
-            let Some(page) = virt_to_page(p) else {
-                let _g = SlowGuard::enter();
-                PAGES.free_large(p);
-                return;
-            };
-            let page = Page::head(page);
-            if !(*page).test(PG_SLAB) {
-                let _g = SlowGuard::enter();
-                large_free(&PAGES, p);
-                return;
-            }
-            let core = &*(*page).slab().cast::<CacheCore>();
-            let c = &mut (*CPUS.with(|c| c.get()))[core.kmalloc_index as usize];
-            if ptr::eq(page, c.page) && c.node >= 0 {
-                crate::slub::set_fp(p, 0, c.freelist);
-                c.freelist = p;
-                c.touched = true;
-                return;
-            }
-            let _g = SlowGuard::enter();
-            core.slab_free_slow(page, p, 0);
-        }
+        // SAFETY: forwarded.
+        unsafe { deallocate_any(p) }
     }
 
     /// Usable bytes of an allocation (`malloc_usable_size()`).
@@ -307,14 +414,22 @@ impl SlubAlloc {
         unsafe { flush_cpus() };
     }
 
-    /// Slab counts per class.
+    /// The slow-path counters (`CONFIG_SLUB_STATS`) of this allocator's
+    /// caches: threads that have exited plus the calling thread.
+    pub fn stats() -> CpuStats {
+        era_stats(SET_3_2)
+    }
+
+    /// Slab counts per class, of both eras' caches.
     pub fn class_stats() -> Vec<ClassStats> {
         CACHES
             .iter()
+            .flatten()
             .map(|c| {
                 let s = c.stats();
                 ClassStats {
                     name: NAMES[c.kmalloc_index as usize],
+                    era: c.era(),
                     slabs: s.slabs,
                     partial: s.partial,
                 }
@@ -382,13 +497,26 @@ impl Drop for SlowGuard {
 
 #[cold]
 #[inline(never)]
-fn alloc_slow(i: usize) -> *mut u8 {
+fn alloc_slow(set: usize, i: usize) -> *mut u8 {
+    if set == SET_3_2 {
+        // The lock-free refills (the CPU slab's remote frees, the next CPU
+        // partial slab) hold no lock: no fork bracket, no registration
+        // (a thread with a slab or partial list is registered already).
+        // SAFETY: the thread's own CPU state, not otherwise borrowed.
+        let obj = unsafe {
+            let c = &mut (*CPUS.with(|c| c.get()))[set][i];
+            CACHES[set][i].refill_lockless(c)
+        };
+        if !obj.is_null() {
+            return obj;
+        }
+    }
     let state = META.with(|m| m.state.get());
     if state == UNREGISTERED {
         register();
     }
     let _g = SlowGuard::enter();
-    let core = &CACHES[i];
+    let core = &CACHES[set][i];
     let live = META.with(|m| {
         let live = m.state.get() == LIVE;
         if live {
@@ -404,7 +532,7 @@ fn alloc_slow(i: usize) -> *mut u8 {
     if live {
         // SAFETY: the thread's own CPU state, not otherwise borrowed.
         unsafe {
-            let c = &mut (*CPUS.with(|c| c.get()))[i];
+            let c = &mut (*CPUS.with(|c| c.get()))[set][i];
             core.slab_alloc_slow(c, 0)
         }
     } else {
@@ -424,7 +552,7 @@ unsafe fn run_flusher() {
     // SAFETY: the thread's own CPU state.
     unsafe {
         let cpus = &mut *CPUS.with(|c| c.get());
-        for (core, c) in CACHES.iter().zip(cpus.iter_mut()) {
+        for (core, c) in CACHES.iter().flatten().zip(cpus.iter_mut().flatten()) {
             core.flush_if_unused(c);
         }
     }
@@ -438,7 +566,7 @@ unsafe fn flush_cpus() {
     // SAFETY: the thread's own CPU state.
     unsafe {
         let cpus = &mut *CPUS.with(|c| c.get());
-        for (core, c) in CACHES.iter().zip(cpus.iter_mut()) {
+        for (core, c) in CACHES.iter().flatten().zip(cpus.iter_mut().flatten()) {
             core.flush(c);
         }
     }
@@ -509,7 +637,15 @@ extern "C" fn thread_exit(arg: *mut libc::c_void) {
         // SAFETY: runs on the exiting thread, whose CPU state is its own.
         unsafe { flush_cpus() };
     }
+    let mine = [own_stats(SET_2624), own_stats(SET_3_2)];
     threads_lock();
+    // SAFETY: under THREADS_LOCK.
+    unsafe {
+        let e = &mut *EXITED.0.get();
+        for (e, m) in e.iter_mut().zip(mine) {
+            *e = e.add(&m);
+        }
+    }
     // SAFETY: list under THREADS_LOCK; meta is this thread's, still live.
     unsafe {
         let mut link: *const crate::primitive::AtomicPtr<ThreadMeta> = &THREADS;
@@ -614,6 +750,33 @@ unsafe impl GlobalAlloc for SlubAlloc {
     }
 }
 
+impl SlubAlloc2624 {
+    /// As [`SlubAlloc::stats`], for the 2.6.24 caches.
+    pub fn stats() -> CpuStats {
+        era_stats(SET_2624)
+    }
+
+    /// Allocates `size` bytes at `align` from the 2.6.24 caches.
+    #[inline]
+    pub fn allocate(size: usize, align: usize) -> *mut u8 {
+        allocate_in::<SET_2624>(size, align)
+    }
+}
+
+// SAFETY: as for SlubAlloc: the same code on the other set of caches.
+unsafe impl GlobalAlloc for SlubAlloc2624 {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::allocate(layout.size(), layout.align())
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { deallocate_any(p) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -707,9 +870,53 @@ mod tests {
                 });
             }
         });
-        for c in &CACHES {
+        for c in CACHES.iter().flatten() {
             c.assert_invariants();
         }
         PAGES.assert_invariants();
+    }
+
+    #[test]
+    fn both_eras_churn_across_live_threads() {
+        use crate::workload::{Larson, larson};
+        let mut p = Larson::small(3, true);
+        if cfg!(miri) {
+            p.slots = 40;
+            p.rounds = 3;
+            p.ops_per_round = 60;
+        }
+        // Blocks move between live threads every round, so frees land on
+        // other threads' active slabs, full slabs and (3.2) partial lists.
+        let a = larson(&SlubAlloc, p);
+        let b = larson(&SlubAlloc2624, p);
+        assert_eq!(a.ops, b.ops);
+        for c in CACHES.iter().flatten() {
+            c.assert_invariants();
+        }
+        assert!(
+            CACHES[SET_3_2]
+                .iter()
+                .all(|c| c.is_lockless() && c.era() == SlubEra::V3_2)
+        );
+        assert!(CACHES[SET_2624].iter().all(|c| !c.is_lockless()));
+        PAGES.assert_invariants();
+    }
+
+    #[test]
+    fn a_slab_records_its_class_and_era_in_its_flags() {
+        for (set, p) in [
+            (SET_3_2, SlubAlloc::allocate(40, 8)),
+            (SET_2624, SlubAlloc2624::allocate(40, 8)),
+        ] {
+            // SAFETY: a live block of ours; its slab's frame is live.
+            unsafe {
+                let page = Page::head(virt_to_page(p).unwrap());
+                let flags = (*page).flags.load(Ordering::Relaxed);
+                // kmalloc-48 is class 3: (set << 8 | 3) + 1.
+                assert_eq!(flags >> PG_CLASS_SHIFT, ((set as u32) << 8 | 3) + 1);
+                assert_eq!(NAMES[3], "kmalloc-48");
+                SlubAlloc::deallocate(p);
+            }
+        }
     }
 }

@@ -2,7 +2,13 @@
 //!
 //! Mirrors mm/slub.c (2.6.22-2.6.24, with a few later rules named where
 //! they are used) and mm/slob.c. Seeds: 003 "The SLUB allocator" and 004
-//! (SLOB merged as a drop-in replacement for very small systems).
+//! (SLOB merged as a drop-in replacement for very small systems). SLUB
+//! runs in one of three eras ([`SlubEra`]): the page's 2.6.24 (slab lock
+//! on every slow path, the default for [`Slub`]), 3.1 (a slab's freelist
+//! and counters change by one compare-and-swap, `cmpxchg_double_slab()`)
+//! and 3.2 (per-CPU partial lists, `put_cpu_partial()`,
+//! `unfreeze_partials()`), the era of the global allocator [`SlubAlloc`]
+//! ([`SlubAlloc2624`] keeps the page's).
 //!
 //! # Layers
 //!
@@ -23,7 +29,8 @@
 //! * [`page_source`]: the [`PageSource`] trait and its implementations.
 //! * [`page_alloc`]: a buddy allocator per node over sections.
 //! * [`layout`]: flags, `calculate_sizes()`, `calculate_order()`.
-//! * [`slub`]: SLUB itself: caches, per-CPU slabs, partial lists.
+//! * [`slub`]: SLUB itself: caches, per-CPU slabs, partial lists; the
+//!   3.1/3.2 lockless slow paths in `slub::lockless`.
 //! * [`cache`]: the [`Slub`] registry: `kmem_cache_create()`, merging,
 //!   aliases, `slub_debug=`, kmalloc.
 //! * [`debug`]: red zones, poisoning, free-pointer checks and the
@@ -62,12 +69,12 @@ use std::sync::Arc;
 
 pub use cache::{CreateError, KmemCache, Slub, SlubConfig};
 pub use debug::{AbortSink, CollectSink, ReportKind, ReportSink, SlabReport, StderrSink};
-pub use global::SlubAlloc;
+pub use global::{SlubAlloc, SlubAlloc2624};
 pub use layout::{CacheLayout, SlabFlags, SlubParams};
 pub use page_alloc::PageAllocator;
 pub use page_source::{DefaultPages, FramePool, HeapPages, HostPages, PageSource};
 pub use slob::{Slob, SlobCache};
-pub use slub::CpuSlab;
+pub use slub::{CpuSlab, SlubEra};
 
 /// A constructor: initialises an object's bytes once, when its slab is
 /// made (objects go back to the cache in their constructed state).

@@ -35,6 +35,7 @@
 //! | `freelist` | first free object not owned by a CPU                 | slab lock    |
 //! | `inuse`    | objects handed out (to users or to a CPU freelist)   | slab lock    |
 //! | `offset`   | free-pointer offset in the object, bytes             | immutable while a slab |
+//! | `counters` | (3.1+ caches) freelist, `inuse` and `frozen` in one word | compare-and-swap |
 //! | `slab`     | the owning cache (`page->slab`)                      | immutable while a slab |
 //! | `lru`      | links on a node's partial (or debug full) list       | node `list_lock` |
 //!
@@ -42,13 +43,22 @@
 //! free block; for buddy-free pages `order` holds the block order and `lru`
 //! links the free area list (zone lock).
 //!
+//! `inuse` and `offset` share one 64-bit atomic word, `counters` (low and
+//! high half). The 2.6.24 protocol, SLOB and the buddy allocator read and
+//! write the halves under their locks. Caches of the 3.1+ protocol
+//! (`cmpxchg_double_slab()`) use the whole word instead: the slab's
+//! freelist (as an offset into the slab, so one compare-and-swap covers
+//! freelist and counters, as x86's `cmpxchg16b` covers `page->freelist`
+//! and `page->counters`), `inuse` and `frozen`; see
+//! [`crate::slub`]'s `Counters`.
+//!
 //! Invariant for a slab page that is not frozen:
 //! `inuse + |freelist| == objects`.
 
 use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
 
-use crate::primitive::{AtomicU32, Ordering};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 
 /// log2 of the page size.
 pub const PAGE_SHIFT: u32 = 12;
@@ -87,6 +97,11 @@ pub(crate) const PG_COMPOUND: u32 = 1 << 8;
 pub(crate) const PG_PARTIAL: u32 = 1 << 9;
 /// The slab is on its node's debug full list.
 pub(crate) const PG_FULL: u32 = 1 << 10;
+/// Bits 16-31 of a kmalloc slab's flags: `(lockless << 8 | kmalloc_index)
+/// + 1` of its cache (0: not a kmalloc slab), so a free finds its CPU
+/// state without reading the cache (the kernel keeps the node and zone
+/// in the upper bits of `page->flags` the same way).
+pub(crate) const PG_CLASS_SHIFT: u32 = 16;
 
 /// What a section holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,14 +163,21 @@ macro_rules! page_field {
 /// Each mutable field is its own cell, because different locks guard
 /// different fields (the slab lock guards `freelist` and `inuse`, the node
 /// list lock guards `next` and `prev`).
+///
+/// One cache line, as the kernel's 64-byte `struct page` on x86-64 (whose
+/// `freelist` and `counters` must be 16-byte aligned for `cmpxchg16b`):
+/// two slabs' frames never share a line, so compare-and-swaps on one
+/// slab's `counters` by different CPUs do not false-share with a
+/// neighbour's.
+#[repr(align(64))]
 pub struct Page {
     pub(crate) flags: AtomicU32,
     /// First free object (slab) or free block (SLOB); head page for tails.
     freelist: UnsafeCell<*mut u8>,
-    /// Objects in use (slab) or free units (SLOB).
-    inuse: UnsafeCell<u32>,
-    /// Free-pointer offset in bytes (slab); block order (buddy, compound).
-    offset: UnsafeCell<u32>,
+    /// Low half: objects in use (slab) or free units (SLOB). High half:
+    /// free-pointer offset in bytes (slab), block order (buddy, compound),
+    /// free-list index (SLOB). The whole word: a 3.1+ slab's `Counters`.
+    pub(crate) counters: AtomicU64,
     /// The owning cache (slab): a `*const CacheCore`.
     slab: UnsafeCell<*const u8>,
     /// List links.
@@ -177,16 +199,58 @@ impl Page {
     pub(crate) const EMPTY: Page = Page {
         flags: AtomicU32::new(0),
         freelist: UnsafeCell::new(ptr::null_mut()),
-        inuse: UnsafeCell::new(0),
-        offset: UnsafeCell::new(0),
+        counters: AtomicU64::new(0),
         slab: UnsafeCell::new(ptr::null()),
         next: UnsafeCell::new(ptr::null_mut()),
         prev: UnsafeCell::new(ptr::null_mut()),
     };
 
     page_field!(freelist, set_freelist, freelist, *mut u8);
-    page_field!(inuse, set_inuse, inuse, u32);
-    page_field!(offset, set_offset, offset, u32);
+
+    /// Objects in use (slab) or free units (SLOB): the low half of
+    /// `counters`.
+    ///
+    /// # Safety
+    /// The caller holds the lock that protects the field (see the module
+    /// table), or owns the frame. (The accessors are atomic, so no
+    /// undefined behaviour can follow from a race; the lock keeps the
+    /// value meaningful.)
+    #[inline(always)]
+    pub(crate) unsafe fn inuse(&self) -> u32 {
+        self.counters.load(Ordering::Relaxed) as u32
+    }
+
+    /// Sets the low half of `counters`.
+    ///
+    /// # Safety
+    /// As for [`Self::inuse`]: nobody else writes the word meanwhile.
+    #[inline(always)]
+    pub(crate) unsafe fn set_inuse(&self, v: u32) {
+        let w = self.counters.load(Ordering::Relaxed);
+        self.counters
+            .store((w & !0xffff_ffff) | u64::from(v), Ordering::Relaxed);
+    }
+
+    /// Free-pointer offset (slab), order (buddy, compound), list index
+    /// (SLOB): the high half of `counters`.
+    ///
+    /// # Safety
+    /// As for [`Self::inuse`].
+    #[inline(always)]
+    pub(crate) unsafe fn offset(&self) -> u32 {
+        (self.counters.load(Ordering::Relaxed) >> 32) as u32
+    }
+
+    /// Sets the high half of `counters`.
+    ///
+    /// # Safety
+    /// As for [`Self::set_inuse`].
+    #[inline(always)]
+    pub(crate) unsafe fn set_offset(&self, v: u32) {
+        let w = self.counters.load(Ordering::Relaxed);
+        self.counters
+            .store((w & 0xffff_ffff) | (u64::from(v) << 32), Ordering::Relaxed);
+    }
     page_field!(slab, set_slab, slab, *const u8);
     page_field!(next, set_next, next, *mut Page);
     page_field!(prev, set_prev, prev, *mut Page);
@@ -342,10 +406,10 @@ mod tests {
 
     #[test]
     fn the_map_fits_in_the_reserved_frames() {
-        // 48-byte pages: 512 * 48 = 24 KiB of map plus a small header.
-        assert_eq!(size_of::<Page>(), 48);
-        assert_eq!(RESERVED_PAGES, 7);
-        assert_eq!(USABLE_PAGES, 505);
+        // 64-byte pages: 512 * 64 = 32 KiB of map plus a small header.
+        assert_eq!(size_of::<Page>(), 64);
+        assert_eq!(RESERVED_PAGES, 9);
+        assert_eq!(USABLE_PAGES, 503);
         assert!(RESERVED_PAGES * PAGE_SIZE >= size_of::<SectionHeader>());
     }
 }

@@ -539,11 +539,12 @@ mod tests {
         let pa = PageAllocator::new(pool.clone());
         let a = pa.alloc_pages(0, 0).unwrap();
         pa.assert_invariants();
-        // The first frame handed out is the lone order-0 block at index 7.
-        assert_eq!(Page::index(a), 7);
+        // Frames 0-8 hold the map: the first frame handed out is the lone
+        // order-0 block at index 9.
+        assert_eq!(Page::index(a), 9);
         let b = pa.alloc_pages(2, 0).unwrap();
-        // Order 2 comes from splitting the order-3 block at 8: frames 8..12.
-        assert_eq!(Page::index(b), 8);
+        // Order 2 is the block at 12 (10-11 is the order-1 block).
+        assert_eq!(Page::index(b), 12);
         assert_eq!(pa.stats().free_pages, USABLE_PAGES - 1 - 4);
         pa.assert_invariants();
         // SAFETY: blocks from this allocator, freed once.

@@ -15,6 +15,8 @@
 //!   for SLUB against SLOB.
 //! * [`peak_rss`]: runs a workload in a forked child and measures the
 //!   child's peak resident set growth.
+//! * [`run_program`]: runs a real program (for `LD_PRELOAD` timings) and
+//!   reports its wall-clock time, exit status and peak RSS.
 //!
 //! [`SlubAlloc`]: crate::SlubAlloc
 //! [`ObjectAllocator`]: crate::ObjectAllocator
@@ -386,6 +388,57 @@ pub fn peak_rss<F: FnOnce()>(f: F) -> Option<u64> {
     }
 }
 
+/// One run of a real program: [`run_program`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramRun {
+    /// Wall-clock time from spawn to exit.
+    pub elapsed: Duration,
+    /// Peak resident set of the program (the largest of it and the
+    /// descendants it waited for), KiB: `ru_maxrss` of the child's
+    /// rusage, the figure `getrusage(RUSAGE_CHILDREN)` accumulates.
+    pub max_rss_kib: u64,
+    /// Exited with status 0.
+    pub success: bool,
+    /// What it wrote to standard output.
+    pub stdout: Vec<u8>,
+}
+
+/// Runs `cmd` to completion (standard output captured, standard error
+/// discarded) and collects its rusage with `wait4()`, so each run's peak
+/// RSS is its own and not the maximum over every child of the caller.
+pub fn run_program(cmd: &mut std::process::Command) -> std::io::Result<ProgramRun> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let t = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdout = Vec::new();
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_end(&mut stdout)?;
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of the C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, not yet reaped (std's `Child` is
+    // never waited on below: it is forgotten), into live out-parameters.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let elapsed = t.elapsed();
+    std::mem::forget(child);
+    if r != pid {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(ProgramRun {
+        elapsed,
+        max_rss_kib: u64::try_from(ru.ru_maxrss).unwrap_or(0),
+        success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        stdout,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +470,21 @@ mod tests {
         let slob = crate::Slob::new(std::sync::Arc::new(crate::FramePool::new(1, 4)));
         let r = object_churn(&slob, &[32, 200], if q { 2 } else { 10 }, 50);
         assert!(r.ops > 0);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot spawn processes")]
+    fn run_program_reports_status_output_and_peak_rss() {
+        let r = run_program(
+            std::process::Command::new("sh")
+                .args(["-c", "head -c 40000000 /dev/zero | tr '\\0' x | wc -c"]),
+        )
+        .unwrap();
+        assert!(r.success);
+        assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), "40000000");
+        assert!(r.max_rss_kib > 0);
+        let r = run_program(std::process::Command::new("sh").args(["-c", "exit 3"])).unwrap();
+        assert!(!r.success);
     }
 
     #[test]

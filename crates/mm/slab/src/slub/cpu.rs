@@ -1,13 +1,24 @@
-//! `struct kmem_cache_cpu` (2.6.24) and [`CpuSlab`], the handle a CPU (a
-//! host thread, or a CPU of the model) holds on a cache.
+//! `struct kmem_cache_cpu` (2.6.24, with 3.2's `partial` list) and
+//! [`CpuSlab`], the handle a CPU (a host thread, or a CPU of the model)
+//! holds on a cache.
 //!
 //! The kernel reaches its CPU's `kmem_cache_cpu` with interrupts off, so
 //! nothing else touches it meanwhile. klab gets the same exclusivity from
 //! ownership: a [`CpuSlab`] is a value used through `&mut`, so the fast
 //! paths (pop or push `c->freelist`) take no lock and no atomic operation.
 //! Other threads free into the CPU's frozen slab through the slab lock
-//! ([`CacheCore::slab_free_slow`]); the owner collects those objects when
-//! its own freelist runs dry.
+//! ([`CacheCore::slab_free_slow`]), or from 3.1 on with a compare-and-swap
+//! of the slab's freelist and counters; the owner collects those objects
+//! when its own freelist runs dry. From 3.2 on the CPU also keeps a list
+//! of frozen partial slabs (`c->partial`), fed by frees that find a full
+//! slab and by refills from the node list, drained to the node list past
+//! `s->cpu_partial` free objects.
+//!
+//! The kernel's 3.1 fast paths swap `c->freelist` together with a
+//! transaction id (`this_cpu_cmpxchg_double(freelist, tid)`) so that a
+//! preempted or interrupted fast path notices it lost the CPU. A
+//! [`KmemCacheCpu`] here is reached through `&mut` only, which rules that
+//! out, so klab's fast paths stay a plain pop and push in every era.
 //!
 //! Dropping a [`CpuSlab`] flushes it (`flush_slab()`), the counterpart of a
 //! CPU going offline; [`CpuSlab::flush_if_unused`] is the periodic flusher.
@@ -19,17 +30,101 @@ use super::{CacheCore, obj_to_cache};
 use crate::page::Page;
 
 /// Counters of one CPU's use of a cache (the later `CONFIG_SLUB_STATS`
-/// `ALLOC_FASTPATH`, `ALLOC_SLOWPATH`, `FREE_FASTPATH`, `FREE_SLOWPATH`).
+/// items of the same names).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuStats {
-    /// Allocations served from the CPU freelist.
+    /// `ALLOC_FASTPATH`: allocations served from the CPU freelist.
     pub alloc_fast: u64,
-    /// Allocations that went to `__slab_alloc()`.
+    /// `ALLOC_SLOWPATH`: allocations that went to `__slab_alloc()`.
     pub alloc_slow: u64,
-    /// Frees pushed on the CPU freelist.
+    /// `FREE_FASTPATH`: frees pushed on the CPU freelist.
     pub free_fast: u64,
-    /// Frees that went to `__slab_free()`.
+    /// `FREE_SLOWPATH`: frees that went to `__slab_free()`.
     pub free_slow: u64,
+    /// `FREE_FROZEN`: slow frees into a frozen slab (a CPU slab or a slab
+    /// on a CPU partial list): no list lock (3.1+).
+    pub free_frozen: u64,
+    /// `FREE_ADD_PARTIAL`: slabs put on a node partial list by a free or
+    /// by `unfreeze_partials()` (3.1+).
+    pub free_add_partial: u64,
+    /// `FREE_REMOVE_PARTIAL`: empty slabs taken off a node list to be
+    /// freed (3.1+).
+    pub free_remove_partial: u64,
+    /// `ALLOC_REFILL`: slow allocations served from the CPU slab's own
+    /// freelist (remote frees), 3.1+.
+    pub alloc_refill: u64,
+    /// `ALLOC_FROM_PARTIAL`: CPU slabs taken from a node partial list
+    /// (3.1+).
+    pub alloc_from_partial: u64,
+    /// `ALLOC_SLAB`: new slabs made for this CPU (3.1+).
+    pub alloc_slab: u64,
+    /// `DEACTIVATE_BYPASS`: CPU slabs found used up and dropped without
+    /// `deactivate_slab()` (3.1+).
+    pub deactivate_bypass: u64,
+    /// `CPU_PARTIAL_ALLOC`: CPU slabs taken from the CPU partial list.
+    pub cpu_partial_alloc: u64,
+    /// `CPU_PARTIAL_FREE`: full slabs a free froze onto the CPU partial
+    /// list.
+    pub cpu_partial_free: u64,
+    /// `CPU_PARTIAL_NODE`: slabs moved from a node partial list to the
+    /// CPU partial list by a refill.
+    pub cpu_partial_node: u64,
+    /// `CPU_PARTIAL_DRAIN`: times the CPU partial list went to the node
+    /// lists (`unfreeze_partials()`) because it held more than
+    /// `cpu_partial` free objects.
+    pub cpu_partial_drain: u64,
+    /// `CMPXCHG_DOUBLE_FAIL`: compare-and-swaps of a slab's freelist and
+    /// counters that lost a race and were redone.
+    pub cmpxchg_fail: u64,
+    /// Times a slow path took a node's `list_lock` (not a kernel
+    /// counter: what the later designs set out to avoid).
+    pub list_lock: u64,
+}
+
+impl CpuStats {
+    /// All zero.
+    pub const ZERO: CpuStats = CpuStats {
+        alloc_fast: 0,
+        alloc_slow: 0,
+        free_fast: 0,
+        free_slow: 0,
+        free_frozen: 0,
+        free_add_partial: 0,
+        free_remove_partial: 0,
+        alloc_refill: 0,
+        alloc_from_partial: 0,
+        alloc_slab: 0,
+        deactivate_bypass: 0,
+        cpu_partial_alloc: 0,
+        cpu_partial_free: 0,
+        cpu_partial_node: 0,
+        cpu_partial_drain: 0,
+        cmpxchg_fail: 0,
+        list_lock: 0,
+    };
+
+    /// The sum of two sets of counters.
+    pub fn add(&self, o: &CpuStats) -> CpuStats {
+        CpuStats {
+            alloc_fast: self.alloc_fast + o.alloc_fast,
+            alloc_slow: self.alloc_slow + o.alloc_slow,
+            free_fast: self.free_fast + o.free_fast,
+            free_slow: self.free_slow + o.free_slow,
+            free_frozen: self.free_frozen + o.free_frozen,
+            free_add_partial: self.free_add_partial + o.free_add_partial,
+            free_remove_partial: self.free_remove_partial + o.free_remove_partial,
+            alloc_refill: self.alloc_refill + o.alloc_refill,
+            alloc_from_partial: self.alloc_from_partial + o.alloc_from_partial,
+            alloc_slab: self.alloc_slab + o.alloc_slab,
+            deactivate_bypass: self.deactivate_bypass + o.deactivate_bypass,
+            cpu_partial_alloc: self.cpu_partial_alloc + o.cpu_partial_alloc,
+            cpu_partial_free: self.cpu_partial_free + o.cpu_partial_free,
+            cpu_partial_node: self.cpu_partial_node + o.cpu_partial_node,
+            cpu_partial_drain: self.cpu_partial_drain + o.cpu_partial_drain,
+            cmpxchg_fail: self.cmpxchg_fail + o.cmpxchg_fail,
+            list_lock: self.list_lock + o.list_lock,
+        }
+    }
 }
 
 /// `struct kmem_cache_cpu`: a CPU's active slab and lockless freelist.
@@ -38,6 +133,10 @@ pub struct KmemCacheCpu {
     pub(crate) freelist: *mut u8,
     /// The active (frozen) slab, or null.
     pub(crate) page: *const Page,
+    /// `c->partial` (3.2+): frozen partial slabs of this CPU, linked
+    /// through their `next` field; the head page records the list's
+    /// `pages` and `pobjects` as the kernel's does.
+    pub(crate) partial: *const Page,
     /// Node of `page`; -1 for a debug slab (forces slow paths).
     pub(crate) node: i32,
     /// Free-pointer offset (`c->offset`, in bytes here).
@@ -62,23 +161,32 @@ impl KmemCacheCpu {
         KmemCacheCpu {
             freelist: ptr::null_mut(),
             page: ptr::null(),
+            partial: ptr::null(),
             node: 0,
             offset,
             home_node,
             touched: false,
             defrag_counter: 0,
-            stats: CpuStats {
-                alloc_fast: 0,
-                alloc_slow: 0,
-                free_fast: 0,
-                free_slow: 0,
-            },
+            stats: CpuStats::ZERO,
         }
     }
 
     /// True while the CPU holds an active slab.
     pub fn has_slab(&self) -> bool {
         !self.page.is_null()
+    }
+
+    /// Slabs on the CPU partial list (3.2+).
+    pub fn nr_partial(&self) -> usize {
+        let mut n = 0;
+        let mut p = self.partial;
+        while !p.is_null() {
+            n += 1;
+            // SAFETY: the CPU partial list holds frozen slabs this CPU owns;
+            // their `next` links are its own.
+            p = unsafe { (*p).next() };
+        }
+        n
     }
 
     /// Objects on the CPU's lockless freelist.
@@ -178,7 +286,9 @@ impl CpuSlab {
         }
     }
 
-    /// `flush_slab()`: puts the active slab back on its node's lists.
+    /// `__flush_cpu_slab()`: puts the active slab (`flush_slab()`) and,
+    /// from 3.2 on, the CPU partial slabs (`unfreeze_partials()`) back on
+    /// their nodes' lists.
     pub fn flush(&mut self) {
         self.core.flush(&mut self.c);
     }
@@ -187,6 +297,23 @@ impl CpuSlab {
     /// the previous call. Returns true if it did.
     pub fn flush_if_unused(&mut self) -> bool {
         self.core.flush_if_unused(&mut self.c)
+    }
+
+    /// Checks the CPU state's invariants (3.1+ caches: the CPU slab and
+    /// partial slabs are frozen slabs of this cache, the partial list's
+    /// head counts its pages).
+    ///
+    /// # Panics
+    /// If one does not hold.
+    pub fn assert_invariants(&self) {
+        if self.core.lockless {
+            self.core.assert_cpu_invariants_lockless(&self.c);
+        } else {
+            assert!(
+                self.c.partial.is_null(),
+                "2.6.24 caches have no CPU partial list"
+            );
+        }
     }
 
     /// The CPU state.
@@ -223,6 +350,6 @@ pub unsafe fn free_remote(obj: NonNull<u8>) {
     // SAFETY: forwarded.
     unsafe {
         let (core, page) = obj_to_cache(obj.as_ptr()).expect("free_remote: not a slab object");
-        (*core).slab_free_slow(page, obj.as_ptr(), caller);
+        (*core).slab_free_slow(None, page, obj.as_ptr(), caller);
     }
 }

@@ -2,7 +2,9 @@
 //! its full list), under the node's `list_lock`. Mirrors mm/slub.c (2.6.24)
 //! `add_partial()`, `add_partial_tail()`, `remove_partial()`,
 //! `lock_and_freeze_slab()`, `get_partial_node()`, `add_full()`,
-//! `remove_full()` and the sorting in `kmem_cache_shrink()`.
+//! `remove_full()` and the sorting in `kmem_cache_shrink()`. The 3.1+
+//! paths ([`super::lockless`]) hold the lock themselves through
+//! [`KmemCacheNode::lock`] and edit the list with the `*_locked` methods.
 //!
 //! The lists are intrusive, doubly linked through the slab head frames'
 //! `next`/`prev` fields, which only the list lock guards. `nr_partial` is
@@ -17,7 +19,7 @@ use crate::page::{PG_FROZEN, PG_FULL, PG_PARTIAL, Page};
 use crate::primitive::{AtomicUsize, Ordering};
 
 /// The lists, guarded by the node's list lock.
-struct NodeLists {
+pub(crate) struct NodeLists {
     head: *mut Page,
     tail: *mut Page,
     full: *mut Page,
@@ -49,8 +51,14 @@ impl KmemCacheNode {
         nr_slabs: AtomicUsize::new(0),
     };
 
-    fn lock(&self) -> MutexGuard<'_, NodeLists> {
+    /// `spin_lock(&n->list_lock)`.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, NodeLists> {
         self.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The first slab on the partial list (list lock held).
+    pub(crate) fn first_partial(l: &NodeLists) -> *mut Page {
+        l.head
     }
 
     /// `add_partial()` (head) or `add_partial_tail()`.
@@ -59,6 +67,20 @@ impl KmemCacheNode {
     /// `page` is a slab of the cache, on no list, locked by the caller.
     pub(crate) unsafe fn add_partial(&self, page: *const Page, tail: bool) {
         let mut l = self.lock();
+        // SAFETY: forwarded, lock held.
+        unsafe { self.add_partial_locked(&mut l, page, tail) };
+    }
+
+    /// `add_partial()` with the list lock already held.
+    ///
+    /// # Safety
+    /// `page` is a slab of the cache on no list; `l` is this node's lists.
+    pub(crate) unsafe fn add_partial_locked(
+        &self,
+        l: &mut NodeLists,
+        page: *const Page,
+        tail: bool,
+    ) {
         // SAFETY: list lock held; page on no list.
         unsafe {
             let p = &*page;
@@ -86,11 +108,12 @@ impl KmemCacheNode {
         self.nr_partial.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Unlinks from the partial list with the lock held.
+    /// Unlinks from the partial list with the lock held
+    /// (`remove_partial()` under `list_lock`).
     ///
     /// # Safety
     /// `page` is on this node's partial list; list lock held.
-    unsafe fn unlink_partial(&self, l: &mut NodeLists, page: *const Page) {
+    pub(crate) unsafe fn unlink_partial(&self, l: &mut NodeLists, page: *const Page) {
         // SAFETY: list lock held; links consistent.
         unsafe {
             let p = &*page;
@@ -186,7 +209,7 @@ impl KmemCacheNode {
     /// The partial-list half of `kmem_cache_shrink()`: takes the empty
     /// slabs off (returned, to be discarded) and re-links the rest fullest
     /// first.
-    pub(crate) fn shrink(&self, _objects: usize) -> Vec<*const Page> {
+    pub(crate) fn shrink(&self, inuse_of: impl Fn(*const Page) -> u32) -> Vec<*const Page> {
         let mut l = self.lock();
         let mut keep: Vec<(u32, *mut Page)> = Vec::new();
         let mut empty = Vec::new();
@@ -196,7 +219,7 @@ impl KmemCacheNode {
             unsafe {
                 let next = (*page).next();
                 if (*page).trylock() {
-                    let inuse = (*page).inuse();
+                    let inuse = inuse_of(page);
                     if inuse == 0 {
                         self.unlink_partial(&mut l, page);
                         (*page).unlock();
@@ -232,8 +255,8 @@ impl KmemCacheNode {
 
     /// Takes every empty slab off the partial list (`free_list()` in
     /// `kmem_cache_close()`).
-    pub(crate) fn take_empty(&self) -> Vec<*const Page> {
-        self.shrink(0)
+    pub(crate) fn take_empty(&self, inuse_of: impl Fn(*const Page) -> u32) -> Vec<*const Page> {
+        self.shrink(inuse_of)
     }
 
     /// Calls `f(page, on_partial)` for every slab on the lists, list lock

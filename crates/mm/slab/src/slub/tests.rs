@@ -485,9 +485,10 @@ fn frame_pool_slabs_get_the_same_frames_every_run() {
     }
     let a = run();
     assert_eq!(a, run());
-    // 500 -> 504-byte stride, 8 per order-0 slab; first slab at frame 7.
-    assert_eq!(a[0], 7);
-    assert_eq!(a[8], 8);
+    // 500 -> 504-byte stride, 8 per order-0 slab; first slab at frame 9
+    // (the lone order-0 block), the second from splitting 10-11.
+    assert_eq!(a[0], 9);
+    assert_eq!(a[8], 10);
     assert_eq!(WORD, 8);
 }
 

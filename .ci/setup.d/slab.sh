@@ -1,0 +1,8 @@
+# `klab bench slub` times real programs under LD_PRELOAD on klab's SLUB
+# against the system mimalloc (crates/model/experiments/src/slub_preload.rs);
+# without it the mimalloc column stays empty.
+if [ ! -e /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends libmimalloc2.0 || echo "libmimalloc2.0 not installable: mimalloc column skipped"
+fi
