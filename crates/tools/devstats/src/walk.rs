@@ -4,7 +4,8 @@
 //!  REPO, RANGE ──rev-parse──▶ tips, hidden ──rev-walk──▶ [commit ids]   (one thread)
 //!                                           drop merges, --since/--until
 //!  [commit ids] ──split over N threads──▶ CommitRecord per id           (parallel)
-//!                 each thread: own gix handle, own Differ
+//!                 runs of consecutive commits; each thread: own object
+//!                 reader and delta-base cache (objects.rs), own Differ
 //!  records, in walk order ──▶ stats.rs
 //! ```
 //!
@@ -198,7 +199,12 @@ pub fn analyse(
     let results: Mutex<Vec<Option<CommitRecord>>> = Mutex::new(vec![None; ids.len()]);
     let first_error: Mutex<Option<(usize, DevstatsError)>> = Mutex::new(None);
     let limit_hits = AtomicUsize::new(0);
-    const BATCH: usize = 16;
+    // A thread takes runs of consecutive commits: a commit's old side is
+    // its parent's new side, and each thread has its own delta-base cache.
+    // About 8 runs per thread, 16 to 1024 commits each. Measured on curl's
+    // whole history with 2 threads: runs of 16 cost 24.7 s of CPU, runs of
+    // 1024 22.1 s (one thread: 21.4 s).
+    let batch = (ids.len() / (threads.max(1) * 8)).clamp(16, 1024);
     progress.begin(ids.len() as u64);
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
@@ -210,11 +216,11 @@ pub fn analyse(
                 let objects = Objects::new(&packs, &repo, DELTA_BASE_CACHE_BYTES);
                 let mut differ = Differ::new(renames);
                 loop {
-                    let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                    let start = next.fetch_add(batch, Ordering::Relaxed);
                     if start >= ids.len() || first_error.lock().is_ok_and(|e| e.is_some()) {
                         break;
                     }
-                    let end = (start + BATCH).min(ids.len());
+                    let end = (start + batch).min(ids.len());
                     let mut done = Vec::with_capacity(end - start);
                     for (i, &id) in ids.iter().enumerate().take(end).skip(start) {
                         match record(&objects, &mailmap, &mut differ, id, keep_files) {
