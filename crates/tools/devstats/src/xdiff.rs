@@ -871,6 +871,23 @@ mod tests {
             proptest::prop_assert_eq!(count(&ta, &tb), count_reference(&ta, &tb));
         }
 
+        /// The same on raw bytes (newlines anywhere, empty lines, CRs),
+        /// the new file an edit of the old so that the ends are shared.
+        #[test]
+        fn trimmed_count_agrees_with_the_full_port_on_raw_bytes(
+            old in proptest::collection::vec(proptest::sample::select(b"ab\n\r".to_vec()), 0..200),
+            at in 0usize..200,
+            cut in 0usize..20,
+            insert in proptest::collection::vec(proptest::sample::select(b"ab\n".to_vec()), 0..20),
+        ) {
+            let at = at.min(old.len());
+            let end = (at + cut).min(old.len());
+            let mut new = old[..at].to_vec();
+            new.extend(&insert);
+            new.extend(&old[end..]);
+            proptest::prop_assert_eq!(count(&old, &new), count_reference(&old, &new));
+        }
+
 
         /// On any input the counts describe a valid edit script: what is
         /// kept is at most the longest common subsequence.
