@@ -2,7 +2,8 @@
 //!
 //! * `history/*`: analysing a synthetic history of 300 commits (2 threads)
 //!   against `git log --numstat --no-merges` on the same repository (git
-//!   runs as a subprocess: it is the tool whose numbers devstats matches).
+//!   runs as a subprocess: it is the tool whose numbers devstats matches),
+//!   packed with `git repack -a -d` as real repositories are.
 //! * `lines/*`: counting the changed lines of a 2,000-line file with 10%
 //!   of its lines rewritten, with devstats' port of git's xdiff against
 //!   imara-diff's Myers in the same process.
@@ -27,6 +28,16 @@ fn history(c: &mut Criterion) {
         ..SynthConfig::default()
     };
     synth::generate(&dir, &cfg, &mut rand_pcg::Pcg64::seed_from_u64(1)).expect("synthetic history");
+    let git = Command::new("git").arg("--version").output().is_ok();
+    if git {
+        let ok = Command::new("git")
+            .arg("--git-dir")
+            .arg(&dir)
+            .args(["repack", "-a", "-d", "-q"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "git repack");
+    }
     let mut g = c.benchmark_group("history");
     g.sample_size(10);
     g.bench_function("klab", |b| {
@@ -36,7 +47,7 @@ fn history(c: &mut Criterion) {
             black_box(walk::analyse(&repo, &ids, 2, false, &NoProgress).expect("analyse"))
         })
     });
-    if Command::new("git").arg("--version").output().is_ok() {
+    if git {
         g.bench_function("git-log-numstat", |b| {
             b.iter(|| {
                 let out = Command::new("git")

@@ -31,6 +31,8 @@ pub mod employers;
 pub mod error;
 #[cfg(feature = "git")]
 pub mod numstat;
+#[cfg(feature = "git")]
+pub mod objects;
 pub mod output;
 pub mod record;
 pub mod rename;

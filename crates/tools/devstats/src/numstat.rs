@@ -27,11 +27,14 @@
 //!   what git's default `diff.algorithm` runs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use gix::ObjectId;
 use gix::diff::tree::recorder::Change;
+use gix::objs::Kind;
 
 use crate::error::DevstatsError;
+use crate::objects::Objects;
 pub use crate::record::FileStat;
 use crate::rename::{self, Candidate, Contents, RenameOptions};
 
@@ -43,12 +46,13 @@ pub const BIG_FILE_THRESHOLD: usize = 512 << 20;
 /// How git would classify a blob.
 #[derive(Debug)]
 struct Blob {
-    data: Vec<u8>,
+    /// Shared with the reader's cache: never copied.
+    data: Arc<Vec<u8>>,
     binary: bool,
 }
 
 impl Blob {
-    fn new(data: Vec<u8>) -> Blob {
+    fn new(data: Arc<Vec<u8>>) -> Blob {
         let binary =
             data.len() > BIG_FILE_THRESHOLD || data[..data.len().min(FIRST_FEW_BYTES)].contains(&0);
         Blob { data, binary }
@@ -96,25 +100,28 @@ impl Differ {
     /// to `tree`, in path order.
     pub fn numstat(
         &mut self,
-        repo: &gix::Repository,
+        repo: &Objects<'_>,
+        kind: gix::hash::Kind,
         parent: Option<ObjectId>,
         tree: ObjectId,
     ) -> Result<Vec<FileStat>, DevstatsError> {
-        let kind = repo.object_hash();
         let new_tree = repo
-            .find_tree(tree)
+            .find_kind(&tree, Kind::Tree)
             .map_err(|e| DevstatsError::object(tree, e))?;
         let old_tree = match parent {
-            Some(p) => Some(repo.find_tree(p).map_err(|e| DevstatsError::object(p, e))?),
+            Some(p) => Some(
+                repo.find_kind(&p, Kind::Tree)
+                    .map_err(|e| DevstatsError::object(p, e))?,
+            ),
             None => None,
         };
         let lhs = gix::objs::TreeRefIter::from_bytes(
-            old_tree.as_ref().map_or(&[][..], |t| &t.data),
+            old_tree.as_ref().map_or(&[][..], |t| t.as_slice()),
             kind,
         );
-        let rhs = gix::objs::TreeRefIter::from_bytes(&new_tree.data, kind);
+        let rhs = gix::objs::TreeRefIter::from_bytes(&new_tree, kind);
         let mut recorder = gix::diff::tree::Recorder::default();
-        gix::diff::tree(lhs, rhs, &mut self.state, &repo.objects, &mut recorder)
+        gix::diff::tree(lhs, rhs, &mut self.state, repo, &mut recorder)
             .map_err(|e| DevstatsError::object(tree, e))?;
 
         let mut added = Vec::new();
@@ -233,24 +240,22 @@ impl Differ {
         Ok(out)
     }
 
-    fn load(&mut self, repo: &gix::Repository, s: &Side) -> Result<(), DevstatsError> {
+    fn load(&mut self, repo: &Objects<'_>, s: &Side) -> Result<(), DevstatsError> {
         if self.blobs.contains_key(&s.id) {
             return Ok(());
         }
         let data = if s.gitlink() {
-            format!("Subproject commit {}\n", s.id).into_bytes()
+            Arc::new(format!("Subproject commit {}\n", s.id).into_bytes())
         } else {
-            let mut b = repo
-                .find_blob(s.id)
-                .map_err(|e| DevstatsError::object(s.id, e))?;
-            b.take_data()
+            repo.find_kind(&s.id, Kind::Blob)
+                .map_err(|e| DevstatsError::object(s.id, e))?
         };
         self.blobs.insert(s.id, Blob::new(data));
         Ok(())
     }
 
     /// Lines of a whole added or deleted file, and whether it is binary.
-    fn whole(&mut self, repo: &gix::Repository, s: &Side) -> Result<(u64, bool), DevstatsError> {
+    fn whole(&mut self, repo: &Objects<'_>, s: &Side) -> Result<(u64, bool), DevstatsError> {
         self.load(repo, s)?;
         let b = &self.blobs[&s.id];
         if b.binary {
@@ -261,7 +266,7 @@ impl Differ {
 
     fn pair(
         &mut self,
-        repo: &gix::Repository,
+        repo: &Objects<'_>,
         old: &Side,
         new: &Side,
     ) -> Result<FileStat, DevstatsError> {
@@ -324,9 +329,9 @@ mod tests {
 
     #[test]
     fn nul_in_the_first_8000_bytes_makes_a_blob_binary() {
-        assert!(Blob::new(b"a\0b".to_vec()).binary);
+        assert!(Blob::new(Arc::new(b"a\0b".to_vec())).binary);
         let mut late = vec![b'a'; FIRST_FEW_BYTES];
         late.push(0);
-        assert!(!Blob::new(late).binary);
+        assert!(!Blob::new(Arc::new(late)).binary);
     }
 }
