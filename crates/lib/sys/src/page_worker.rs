@@ -54,7 +54,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cachestat::{CacheStat, SYS_CACHESTAT};
-use crate::residency::page_size;
+use crate::residency::{Mapping, page_size};
 
 /// How each page is accessed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,57 +221,16 @@ impl Drop for Shared {
     }
 }
 
-/// A read-only shared mapping of a whole file.
-struct FileMap {
-    addr: *mut u8,
-    len: usize,
-}
-
-impl FileMap {
-    fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
-        if len == 0 {
-            return Ok(FileMap {
-                addr: std::ptr::null_mut(),
-                len: 0,
-            });
-        }
-        // SAFETY: a fresh mapping at a kernel-chosen address overlaps
-        // nothing Rust owns; `fd` is open for the call.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let map = FileMap {
-            addr: addr.cast(),
-            len,
-        };
-        // SAFETY: advice on the mapping just created; it changes how
-        // faults read ahead (one page per fault), nothing else.
-        if unsafe { libc::madvise(addr, len, libc::MADV_RANDOM) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(map)
+/// A read-only shared mapping of a whole file, read ahead one page a
+/// fault (`MADV_RANDOM`).
+fn map_random(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
+    let map = Mapping::new(fd, len)?;
+    // SAFETY: advice on the mapping just created; it changes how faults
+    // read ahead (one page per fault), nothing else.
+    if len > 0 && unsafe { libc::madvise(map.addr, len, libc::MADV_RANDOM) } != 0 {
+        return Err(io::Error::last_os_error());
     }
-}
-
-impl Drop for FileMap {
-    fn drop(&mut self) {
-        if self.len > 0 {
-            // SAFETY: the mapping created in `new`, unmapped once.
-            unsafe {
-                libc::munmap(self.addr.cast(), self.len);
-            }
-        }
-    }
+    Ok(map)
 }
 
 /// A worker process, forked and waiting for [`PageWorker::start`].
@@ -279,7 +238,7 @@ pub struct PageWorker {
     pid: libc::pid_t,
     go: Option<OwnedFd>,
     shared: Shared,
-    _maps: Vec<FileMap>,
+    _maps: Vec<Mapping>,
     reaped: bool,
 }
 
@@ -372,7 +331,7 @@ impl PageWorker {
             for (fd, &size) in spec.files.iter().zip(&sizes) {
                 let len =
                     usize::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-                maps.push(FileMap::new(*fd, len)?);
+                maps.push(map_random(*fd, len)?);
             }
         }
         let bases: Vec<usize> = maps.iter().map(|m| m.addr as usize).collect();

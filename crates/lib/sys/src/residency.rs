@@ -62,14 +62,21 @@ pub fn page_size() -> usize {
     usize::try_from(v).unwrap_or(4096)
 }
 
-/// A read-only shared mapping, unmapped on drop.
-struct Mapping {
-    addr: *mut libc::c_void,
+/// A read-only shared mapping of a file, unmapped on drop (also used by
+/// [`crate::page_worker`]). A zero length maps nothing.
+pub(crate) struct Mapping {
+    pub(crate) addr: *mut libc::c_void,
     len: usize,
 }
 
 impl Mapping {
-    fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        if len == 0 {
+            return Ok(Mapping {
+                addr: std::ptr::null_mut(),
+                len: 0,
+            });
+        }
         // SAFETY: a fresh mapping at an address the kernel chooses
         // (addr = NULL) cannot overlap memory Rust already uses; `fd` is a
         // valid descriptor for the duration of the call (it is borrowed).
@@ -92,10 +99,13 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `addr`/`len` describe the mapping created in `new`, which
-        // nothing else refers to; unmapping it once here ends its life.
-        unsafe {
-            libc::munmap(self.addr, self.len);
+        if self.len > 0 {
+            // SAFETY: `addr`/`len` describe the mapping created in `new`,
+            // which nothing else refers to; unmapping it once here ends
+            // its life.
+            unsafe {
+                libc::munmap(self.addr, self.len);
+            }
         }
     }
 }
