@@ -286,17 +286,7 @@ pub fn model_run(pages: &[(u32, u64)], limit_bytes: u64, rule: LruBalance) -> Mo
         }
     }
     let s = *m.stat();
-    let samples = m
-        .samples()
-        .iter()
-        .map(|x| {
-            [
-                x.accesses as f64,
-                x.lists[LruList::ActiveFile as usize] as f64,
-                x.lists[LruList::InactiveFile as usize] as f64,
-            ]
-        })
-        .collect();
+    let samples = crate::workload::file_list_samples(&m);
     ModelRun {
         rule,
         hits: s.hits,

@@ -159,17 +159,7 @@ impl RunJob {
             ..
         } = self;
         let s = *m.stat();
-        let lists = m
-            .samples()
-            .iter()
-            .map(|x| {
-                [
-                    x.accesses as f64,
-                    x.lists[LruList::ActiveFile as usize] as f64,
-                    x.lists[LruList::InactiveFile as usize] as f64,
-                ]
-            })
-            .collect();
+        let lists = crate::workload::file_list_samples(&m);
         RunResult {
             rule,
             ws_reads,

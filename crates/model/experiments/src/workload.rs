@@ -16,8 +16,24 @@
 //! The generators draw from the seeded generator in a fixed order, so a
 //! seed gives the same accesses in both experiments.
 
-use klab_model::{Access, AccessKind};
+use klab_model::mm::lru::LruList;
+use klab_model::{Access, AccessKind, Machine};
 use rand::seq::SliceRandom;
+
+/// The machine's recorded samples as `[accesses, active file, inactive
+/// file]` points, for the list-size plots of both experiments.
+pub(crate) fn file_list_samples(m: &Machine) -> Vec<[f64; 3]> {
+    m.samples()
+        .iter()
+        .map(|x| {
+            [
+                x.accesses as f64,
+                x.lists[LruList::ActiveFile as usize] as f64,
+                x.lists[LruList::InactiveFile as usize] as f64,
+            ]
+        })
+        .collect()
+}
 
 /// The hot (or first) working-set file.
 pub(crate) const HOT: u32 = 0;
