@@ -2,9 +2,7 @@
 //! compared. Thin: flags to options, the experiment's `run`, the reports.
 
 use klab_experiments::fidelity::{self, Options};
-use klab_experiments::output::{self, write_reports};
 use klab_experiments::render;
-use klab_experiments::report::{FORMAT_VERSION, ReportFile};
 
 use crate::flags::FidelityArgs;
 use crate::messages;
@@ -40,22 +38,12 @@ pub(crate) fn run(args: &FidelityArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    let file = ReportFile {
-        klab_version: env!("CARGO_PKG_VERSION").to_owned(),
-        format: FORMAT_VERSION,
-        reports: vec![report],
-    };
-    let written = write_reports(&args.out, &file)?;
-    let json_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    match args.json.as_deref() {
-        Some(_) if json_stdout => messages::out(&render::json(&file)),
-        Some(p) => output::write_atomic(p, &render::json(&file))?,
-        None => {}
-    }
-    if !json_stdout {
-        messages::out(&render::text(&file.reports[0]));
-        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        messages::out(&format!("\nreports: {}\n", names.join(", ")));
+    let json_stdout = super::json_to_stdout(args.json.as_deref());
+    let text = (!json_stdout).then(|| render::text(&report));
+    let written = super::write_report_files(vec![report], &args.out, args.json.as_deref())?;
+    if let Some(text) = text {
+        messages::out(&text);
+        messages::out(&format!("\n{}", super::reports_line(&written)));
     }
     Ok(0)
 }

@@ -1,9 +1,6 @@
 //! `klab replay`: a trace through a policy.
 
-use klab_experiments::output::{self, write_reports};
-use klab_experiments::render;
 use klab_experiments::replay::{self, ReplayOptions, format_size};
-use klab_experiments::report::{FORMAT_VERSION, ReportFile};
 
 use crate::flags::ReplayArgs;
 use crate::messages;
@@ -25,18 +22,9 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
         threads,
     };
     let result = replay::run(&opts, &Bar::new())?;
-    let file = ReportFile {
-        klab_version: env!("CARGO_PKG_VERSION").to_owned(),
-        format: FORMAT_VERSION,
-        reports: vec![result.report.clone()],
-    };
-    let written = write_reports(&args.out, &file)?;
-    let json_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    match args.json.as_deref() {
-        Some(_) if json_stdout => messages::out(&render::json(&file)),
-        Some(p) => output::write_atomic(p, &render::json(&file))?,
-        None => {}
-    }
+    let json_stdout = super::json_to_stdout(args.json.as_deref());
+    let written =
+        super::write_report_files(vec![result.report.clone()], &args.out, args.json.as_deref())?;
     if !json_stdout {
         let s = result.main.stats;
         let memory = if args.ignore_size {
@@ -84,8 +72,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
                 out.push_str(&format!("  {m:>12}  {:.4}\n", o.stats.miss_ratio()));
             }
         }
-        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        out.push_str(&format!("reports: {}\n", names.join(", ")));
+        out.push_str(&super::reports_line(&written));
         messages::out(&out);
     }
     Ok(0)

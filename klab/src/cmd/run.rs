@@ -1,13 +1,12 @@
 //! `klab run` and `klab bench`: run experiments (or benchmarks) and write
 //! the terminal, JSON and HTML reports.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
-use klab_experiments::output::{self, write_reports};
+use klab_experiments::output;
 use klab_experiments::registry::{self, Ctx, Experiment, Inputs};
 use klab_experiments::render;
-use klab_experiments::report::{FORMAT_VERSION, ReportFile};
 
 use crate::flags::{BenchArgs, ResumeArgs, RunArgs};
 use crate::progress::Bar;
@@ -109,7 +108,7 @@ fn hibernate(
 pub(crate) fn resume(args: &ResumeArgs) -> anyhow::Result<u8> {
     let bytes = std::fs::read(&args.image)
         .with_context(|| format!("cannot read {}", args.image.display()))?;
-    let json_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let json_stdout = super::json_to_stdout(args.json.as_deref());
     let bar = Bar::new();
     let r = klab_experiments::hibernate::resume(&bytes, &bar, false)
         .map_err(|err| anyhow::anyhow!("{}: {err}", args.image.display()))?;
@@ -139,7 +138,7 @@ struct Options<'a> {
 /// the report files. An experiment that fails is reported and the others
 /// still run; the exit status is then 2.
 fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::Result<u8> {
-    let json_stdout = opts.json.is_some_and(|p| p.as_os_str() == "-");
+    let json_stdout = super::json_to_stdout(opts.json);
     let bar = Bar::new();
     let ctx = Ctx {
         seed: opts.seed,
@@ -176,23 +175,9 @@ fn finish(
     json: Option<&Path>,
     json_stdout: bool,
 ) -> anyhow::Result<()> {
-    let file = ReportFile {
-        klab_version: env!("CARGO_PKG_VERSION").to_owned(),
-        format: FORMAT_VERSION,
-        reports,
-    };
-    let written = write_reports(out, &file)?;
-    match json {
-        Some(p) if p.as_os_str() == "-" => messages::out(&render::json(&file)),
-        Some(p) => output::write_atomic(p, &render::json(&file))?,
-        None => {}
-    }
+    let written = super::write_report_files(reports, out, json)?;
     if !json_stdout {
-        let names: Vec<String> = written
-            .iter()
-            .map(|p: &PathBuf| p.display().to_string())
-            .collect();
-        messages::out(&format!("reports: {}\n", names.join(", ")));
+        messages::out(&super::reports_line(&written));
     }
     Ok(())
 }
