@@ -6,7 +6,8 @@
 //!
 //! * **queue-to-start latency**: the time from just before the submit call
 //!   to the first instruction of the task, one task at a time, each waited
-//!   for before the next; median and 99th percentile of the samples.
+//!   for before the next; median and 99th percentile of the samples,
+//!   taken in rounds that visit every peer in turn.
 //!   klab queues one reused work item (the kernel's pattern: the
 //!   `work_struct` lives in its owner); rayon and the thread spawn box a
 //!   closure per task.
@@ -117,6 +118,9 @@ impl Probe {
         self.done.store(true, Ordering::Release);
     }
 }
+
+/// Rounds the latency samples are taken in, all peers in each round.
+const LATENCY_ROUNDS: usize = 10;
 
 /// Queue-to-start latencies in nanoseconds, `warmup` discarded first.
 pub fn latency_ns(peer: Peer, samples: usize, warmup: usize) -> Result<Vec<u64>, String> {
@@ -325,13 +329,23 @@ impl Experiment for WorkqueueBench {
 
         ctx.progress
             .begin("workqueue bench", (Peer::ALL.len() * 3) as u64);
-        let mut lat = Vec::new();
+        // Latency samples are taken in rounds, every peer in each round, so
+        // that a change in the host's state (a core's frequency, another
+        // process waking up) weighs on all peers alike rather than on the
+        // one measured at that moment.
+        let mut lat = vec![Vec::with_capacity(samples); Peer::ALL.len()];
+        for round in 0..LATENCY_ROUNDS {
+            let n = samples / LATENCY_ROUNDS + usize::from(round < samples % LATENCY_ROUNDS);
+            for (peer, l) in Peer::ALL.into_iter().zip(&mut lat) {
+                l.extend(latency_ns(peer, n, warmup).map_err(ExperimentError::Host)?);
+            }
+        }
+        for l in &mut lat {
+            l.sort_unstable();
+        }
         let mut thr = Vec::new();
         let mut idle = Vec::new();
         for peer in Peer::ALL {
-            let mut l = latency_ns(peer, samples, warmup).map_err(ExperimentError::Host)?;
-            l.sort_unstable();
-            lat.push(l);
             ctx.progress.advance(1);
             let n = if peer == Peer::ThreadPerTask {
                 thread_items
