@@ -221,14 +221,22 @@ impl Lruvec {
                         self.id
                     ));
                 };
-                if !p.test(flags::LRU)
-                    || p.test(flags::ACTIVE) != list.is_active()
-                    || p.is_file() != list.is_file()
-                    || p.lruvec != self.id
-                    || p.prev != prev
-                {
+                let wrong = if !p.test(flags::LRU) {
+                    Some("without PG_lru")
+                } else if p.test(flags::ACTIVE) != list.is_active() {
+                    Some("with PG_active wrong")
+                } else if p.is_file() != list.is_file() {
+                    Some("of the wrong kind")
+                } else if p.lruvec != self.id {
+                    Some("naming another lruvec")
+                } else if p.prev != prev {
+                    Some("with a wrong back link")
+                } else {
+                    None
+                };
+                if let Some(what) = wrong {
                     return Err(format!(
-                        "frame {i} on {} of lruvec {}: flags, kind, lruvec or back link wrong",
+                        "frame {i} on {} of lruvec {} {what}",
                         list.name(),
                         self.id
                     ));
@@ -256,41 +264,11 @@ impl Lruvec {
         Ok(())
     }
 
-    /// Checks the invariants of the module header.
+    /// Checks the invariants of the module header ([`Self::check`],
+    /// panicking with what it found).
     pub fn assert_invariants(&self, pages: &[Page]) {
-        for list in LruList::ALL {
-            let l = &self.lists[list as usize];
-            let mut n = 0;
-            let mut prev = NIL;
-            let mut i = l.head;
-            while i != NIL {
-                let p = &pages[i as usize];
-                assert!(
-                    p.test(flags::LRU),
-                    "page {i} on {} without PG_lru",
-                    list.name()
-                );
-                assert_eq!(
-                    p.test(flags::ACTIVE),
-                    list.is_active(),
-                    "PG_active of page {i} on {}",
-                    list.name()
-                );
-                assert_eq!(
-                    p.is_file(),
-                    list.is_file(),
-                    "kind of page {i} on {}",
-                    list.name()
-                );
-                assert_eq!(p.lruvec, self.id, "lruvec of page {i}");
-                assert_eq!(p.prev, prev, "prev link of page {i}");
-                n += 1;
-                assert!(n <= l.len, "{} longer than {}", list.name(), l.len);
-                prev = i;
-                i = p.next;
-            }
-            assert_eq!(prev, l.tail, "tail of {}", list.name());
-            assert_eq!(n, l.len, "length of {}", list.name());
+        if let Err(e) = self.check(pages) {
+            panic!("{e}");
         }
     }
 }
