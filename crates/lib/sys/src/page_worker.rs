@@ -644,17 +644,27 @@ mod tests {
             .collect()
     }
 
+    /// A spec that reads each page with `pread`, probes nothing, pins
+    /// nothing and reads no statistics file.
+    fn spec<'a>(files: &'a [BorrowedFd<'a>], accesses: &'a [PageRef]) -> Spec<'a> {
+        Spec {
+            files,
+            accesses,
+            touch: Touch::Read,
+            probe: false,
+            cpu: None,
+            read_every: None,
+        }
+    }
+
     #[track_caller]
     fn replay(f: &std::fs::File, pages: &[u64], touch: Touch) -> Vec<Outcome> {
         let fds = [f.as_fd()];
         let acc = reads(pages);
         let mut w = PageWorker::spawn(&Spec {
-            files: &fds,
-            accesses: &acc,
             touch,
             probe: true,
-            cpu: None,
-            read_every: None,
+            ..spec(&fds, &acc)
         })
         .unwrap();
         w.start().unwrap();
@@ -693,16 +703,7 @@ mod tests {
             (vec![PageRef { file: 0, page: 2 }], "past its end"),
             (vec![PageRef { file: 1, page: 0 }], "not one of the 1 files"),
         ] {
-            let e = PageWorker::spawn(&Spec {
-                files: &fds,
-                accesses: &acc,
-                touch: Touch::Read,
-                probe: false,
-                cpu: None,
-                read_every: None,
-            })
-            .err()
-            .expect("refused");
+            let e = PageWorker::spawn(&spec(&fds, &acc)).err().expect("refused");
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
             assert!(e.to_string().contains(what), "{e}");
         }
@@ -713,15 +714,7 @@ mod tests {
         let (_dir, f) = file_of(1);
         let fds = [f.as_fd()];
         let acc = reads(&[0]);
-        let w = PageWorker::spawn(&Spec {
-            files: &fds,
-            accesses: &acc,
-            touch: Touch::Read,
-            probe: false,
-            cpu: None,
-            read_every: None,
-        })
-        .unwrap();
+        let w = PageWorker::spawn(&spec(&fds, &acc)).unwrap();
         let pid = w.pid();
         drop(w);
         // SAFETY: signal 0 only checks whether the pid exists.
@@ -735,12 +728,8 @@ mod tests {
         let fds = [f.as_fd()];
         let acc = reads(&[0]);
         let w = PageWorker::spawn(&Spec {
-            files: &fds,
-            accesses: &acc,
-            touch: Touch::Read,
-            probe: false,
             cpu: Some(0),
-            read_every: None,
+            ..spec(&fds, &acc)
         })
         .unwrap();
         let e = w.wait().unwrap_err();
@@ -754,12 +743,8 @@ mod tests {
         let acc = reads(&[0, 1, 2, 3, 0, 1]);
         // The data file itself stands in for a statistics file.
         let mut w = PageWorker::spawn(&Spec {
-            files: &fds,
-            accesses: &acc,
-            touch: Touch::Read,
-            probe: false,
-            cpu: None,
             read_every: Some((f.as_fd(), 2)),
+            ..spec(&fds, &acc)
         })
         .unwrap();
         assert_eq!(w.progress(), 0, "nothing before start");
