@@ -49,4 +49,84 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
         let values = usize::from(node.nr_values);
         Some((node.count() as usize - values, values))
     }
+
+    /// Nodes on the path from the root toward `index`, which are the nodes
+    /// at levels `height()`, `height() - 1`, ... (a leaf is level 1) whose
+    /// range holds `index`; the count stops at the first empty slot. 0 for
+    /// a tree of height 0 or an index beyond `maxindex(height())`.
+    ///
+    /// A node is named by its level `l` and `index >> (SHIFT * l)`, which
+    /// growing or shrinking the tree never changes (the kernel's
+    /// `radix_tree_extend()` and `radix_tree_shrink()` add and drop nodes
+    /// above the old root, with prefix 0). So a user that mirrors each node
+    /// (the model allocating one slab object per node, as
+    /// `radix_tree_node_alloc()` does) can tell which nodes an insert or a
+    /// delete at `index` made or freed: they all lie on this path.
+    ///
+    /// ```
+    /// use klab_radix_tree::RadixTree;
+    ///
+    /// let mut t = RadixTree::<u32>::new();
+    /// t.insert(0, 1).unwrap();
+    /// assert_eq!(t.path_nodes(0), 0);
+    /// t.insert(4096, 2).unwrap(); // height 3
+    /// assert_eq!((t.height(), t.nodes()), (3, 5));
+    /// assert_eq!(t.path_nodes(4096), 3);
+    /// assert_eq!(t.path_nodes(64), 2); // the level-2 node at 0, no leaf at 64
+    /// assert_eq!(t.path_nodes(1 << 20), 0);
+    /// ```
+    pub fn path_nodes(&self, index: u64) -> u32 {
+        let Slot::Node(top) = &self.root else {
+            return 0;
+        };
+        if index > Self::maxindex(self.height) {
+            return 0;
+        }
+        let mut node: &Node<T> = top;
+        let mut found = 1;
+        let mut shift = (self.height - 1) * SHIFT;
+        while shift > 0 {
+            match &node.slots[Self::offset(index, shift)] {
+                Slot::Node(child) => node = child,
+                _ => break,
+            }
+            found += 1;
+            shift -= SHIFT;
+        }
+        found
+    }
+
+    /// Every node as `(level, index >> (SHIFT * level))`, leaves at level
+    /// 1, in depth-first order (see [`path_nodes`](Self::path_nodes) for
+    /// why these names are stable).
+    ///
+    /// ```
+    /// use klab_radix_tree::RadixTree;
+    ///
+    /// let mut t = RadixTree::<u32>::new();
+    /// t.insert(0, 1).unwrap();
+    /// t.insert(4096, 2).unwrap();
+    /// let mut keys = t.node_keys();
+    /// keys.sort();
+    /// assert_eq!(keys, [(1, 0), (1, 64), (2, 0), (2, 1), (3, 0)]);
+    /// ```
+    pub fn node_keys(&self) -> Vec<(u32, u64)> {
+        let mut out = Vec::with_capacity(self.nodes());
+        let Slot::Node(top) = &self.root else {
+            return out;
+        };
+        let mut stack: Vec<(&Node<T>, u32, u64)> = vec![(top, self.height, 0)];
+        while let Some((node, level, prefix)) = stack.pop() {
+            out.push((level, prefix));
+            if level == 1 {
+                continue;
+            }
+            for (slot, s) in node.slots.iter().enumerate().take(1 << SHIFT) {
+                if let Slot::Node(child) = s {
+                    stack.push((child, level - 1, (prefix << SHIFT) | slot as u64));
+                }
+            }
+        }
+        out
+    }
 }

@@ -617,6 +617,12 @@ impl KmemCache {
         self.core.stats()
     }
 
+    /// Slabs on node `node` (`nr_slabs` of its `kmem_cache_node`; frozen
+    /// CPU slabs included).
+    pub fn node_slabs(&self, node: usize) -> usize {
+        self.core.node_slabs(node)
+    }
+
     /// `kmem_cache_shrink()`; returns the slabs freed.
     pub fn shrink(&self) -> usize {
         self.core.shrink()

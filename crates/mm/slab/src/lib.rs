@@ -36,6 +36,8 @@
 //! * [`debug`]: red zones, poisoning, free-pointer checks and the
 //!   [`ReportSink`] findings go to.
 //! * [`slob`]: SLOB behind the same [`ObjectAllocator`] interface.
+//! * [`model`]: SLUB for the machine model: safe object ids, a
+//!   deterministic frame pool, and a journal that rebuilds it exactly.
 //! * [`global`]: a `GlobalAlloc` on SLUB with per-thread active slabs,
 //!   flushed on thread exit and quiesced across `fork`.
 //! * [`capi`]: the C allocation functions (`malloc`, `free`, ...) as plain
@@ -56,6 +58,7 @@ pub mod debug;
 pub mod global;
 pub mod kmalloc;
 pub mod layout;
+pub mod model;
 pub mod page;
 pub mod page_alloc;
 pub mod page_source;
@@ -71,6 +74,7 @@ pub use cache::{CreateError, KmemCache, Slub, SlubConfig};
 pub use debug::{AbortSink, CollectSink, ReportKind, ReportSink, SlabReport, StderrSink};
 pub use global::{SlubAlloc, SlubAlloc2624};
 pub use layout::{CacheLayout, SlabFlags, SlubParams};
+pub use model::{CacheId, CacheSpec, Geometry, ModelSlab, ObjId, SlabError};
 pub use page_alloc::PageAllocator;
 pub use page_source::{DefaultPages, FramePool, HeapPages, HostPages, PageSource};
 pub use slob::{Slob, SlobCache};

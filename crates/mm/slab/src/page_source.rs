@@ -196,6 +196,30 @@ impl FramePool {
         (p.addr() - self.base.as_ptr().addr()) >> PAGE_SHIFT
     }
 
+    /// The byte offset of `p` from the pool's start.
+    ///
+    /// # Panics
+    /// If `p` lies outside the pool.
+    pub fn offset_of(&self, p: *const u8) -> usize {
+        let off = p.addr().wrapping_sub(self.base.as_ptr().addr());
+        assert!(off < self.len(), "address outside the frame pool");
+        off
+    }
+
+    /// A pointer `offset` bytes into the pool, with the pool's provenance.
+    ///
+    /// # Panics
+    /// If `offset` lies outside the pool.
+    pub fn ptr_at(&self, offset: usize) -> NonNull<u8> {
+        assert!(offset < self.len(), "offset outside the frame pool");
+        // SAFETY: in bounds of the pool's allocation, which is not null.
+        unsafe { self.base.add(offset) }
+    }
+
+    fn len(&self) -> usize {
+        self.nodes * self.sections_per_node * SECTION_SIZE
+    }
+
     /// Total frames in the pool.
     pub fn nr_frames(&self) -> usize {
         self.nodes * self.sections_per_node * (SECTION_SIZE >> PAGE_SHIFT)

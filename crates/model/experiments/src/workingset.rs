@@ -82,6 +82,9 @@ impl RunJob {
     fn new(frames: u64, rule: LruBalance, w: usize, wl: &Workload) -> RunJob {
         let mut cfg = MachineConfig::new(frames, rule);
         cfg.sample_every = (wl.window as u64 / 4).max(1);
+        // Radix-tree nodes come from SLUB and take frames, as the kernel's
+        // do: shadow entries cost memory.
+        cfg.slab = true;
         RunJob {
             w,
             rule,
@@ -230,7 +233,8 @@ impl Experiment for Workingset {
         r.config("frames", frames)
             .config("rounds", rounds)
             .config("reclaim_batch", klab_model::machine::SWAP_CLUSTER_MAX)
-            .config("shadow_limit", "3.15 (pages >> 4)");
+            .config("shadow_limit", "3.15 (pages >> 4)")
+            .config("radix_tree_nodes", "SLUB objects; slab pages take frames");
 
         let mut rng = ctx.rng(1);
         let workloads = [

@@ -40,3 +40,5 @@ mod hwpoison_tests;
 mod machine_tests;
 #[cfg(test)]
 mod memcg_tests;
+#[cfg(test)]
+mod slab_tests;

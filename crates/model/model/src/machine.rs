@@ -98,6 +98,12 @@ pub struct MachineConfig {
     pub shadow_limit: ShadowLimit,
     /// Record list sizes every this many accesses (0: never).
     pub sample_every: u64,
+    /// Allocate the kernel's objects (the page cache's radix-tree nodes)
+    /// from SLUB caches whose slab pages take machine frames
+    /// ([`crate::mm::slab`]). Off, kernel objects cost no frames, which
+    /// keeps the list rules' arithmetic exact in small tests.
+    #[serde(default)]
+    pub slab: bool,
 }
 
 impl MachineConfig {
@@ -111,6 +117,7 @@ impl MachineConfig {
             swap_pages: 0,
             shadow_limit: ShadowLimit::Kernel315,
             sample_every: 0,
+            slab: false,
         }
     }
 
@@ -375,6 +382,9 @@ pub struct Machine {
     /// (native unless [`Machine::boot_paravirt`] bound a hypervisor); its
     /// counters change no other number of the machine.
     pub(crate) pv: crate::arch::paravirt::Paravirt,
+    /// The kernel's object caches ([`MachineConfig::slab`]).
+    #[serde(default)]
+    pub(crate) slab: Option<crate::mm::slab::KernelSlab>,
 }
 
 impl Machine {
@@ -390,6 +400,11 @@ impl Machine {
         let swap = Swap {
             total: cfg.swap_pages,
             ..Swap::default()
+        };
+        let slab = if cfg.slab {
+            Some(crate::mm::slab::KernelSlab::new(&cfg.pages_per_node)?)
+        } else {
+            None
         };
         Ok(Machine {
             cfg,
@@ -408,6 +423,7 @@ impl Machine {
             mf_stats: crate::mm::memory_failure::MfStats::default(),
             panicked: false,
             pv: crate::arch::paravirt::Paravirt::default(),
+            slab,
         })
     }
 
@@ -650,6 +666,7 @@ impl Machine {
         self.pv.lock_irqsave();
         let shadow = self.files.entry(file).or_default().insert_page(index, pfn);
         self.update_shadow_node(file, index);
+        self.sync_tree_nodes(file, index, usize::from(self.mem.page(pfn).node));
         let lv = self.lv(memcg, self.mem.page(pfn).node as usize);
 
         let mut outcome = Outcome::Miss;
@@ -899,6 +916,9 @@ impl Machine {
     /// against the page cache and page tables, frame conservation, and the
     /// shadow-node LRU against the trees.
     pub fn assert_invariants(&self) {
+        if let Err(e) = self.check_slab() {
+            panic!("slab: {e}");
+        }
         let pages = self.mem.pages();
         for v in &self.lruvecs {
             v.assert_invariants(pages);

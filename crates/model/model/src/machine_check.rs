@@ -187,6 +187,7 @@ impl Machine {
             cached + anon == on_lru,
             "{on_lru} pages on lists, {cached} cached and {anon} mapped"
         );
+        self.check_slab()?;
         self.check_memcgs()
     }
 

@@ -414,6 +414,14 @@ impl CacheCore {
         st
     }
 
+    /// Slabs on node `node` (0 for a node the page allocator lacks).
+    pub fn node_slabs(&self, node: usize) -> usize {
+        if node >= self.pages.nr_nodes() {
+            return 0;
+        }
+        self.nodes[node].nr_slabs.load(Ordering::Relaxed)
+    }
+
     // ------------------------------------------------------------------
     // Allocation.
 

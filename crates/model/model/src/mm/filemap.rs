@@ -66,6 +66,21 @@ impl AddressSpace {
         self.tree.nodes() as u64
     }
 
+    /// The tree's height (0: no node).
+    pub fn height(&self) -> u32 {
+        self.tree.height()
+    }
+
+    /// Nodes on the tree's path toward `index`.
+    pub fn path_nodes(&self, index: u64) -> u32 {
+        self.tree.path_nodes(index)
+    }
+
+    /// Every node of the tree as `(level, index >> (6 * level))`.
+    pub fn node_keys(&self) -> Vec<(u32, u64)> {
+        self.tree.node_keys()
+    }
+
     /// Bytes of radix-tree nodes in use.
     pub fn tree_bytes(&self) -> u64 {
         self.tree.memory().bytes as u64

@@ -568,6 +568,7 @@ impl Machine {
             a.clear_dirty(index);
             a.delete(index);
             self.update_shadow_node(file, index);
+            self.sync_tree_nodes(file, index, usize::from(page.node));
         }
         self.uncharge(page.memcg);
         self.mem.free(pfn);

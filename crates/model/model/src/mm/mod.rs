@@ -12,6 +12,8 @@
 //! * [`direct_io`]: the loop device, buffered or with direct I/O.
 //! * [`filemap`]: a file's page cache: a radix tree of pages and shadows.
 //! * [`workingset`]: shadow entries, refault distance, the shadow-node LRU.
+//! * [`slab`]: kernel objects (radix-tree nodes) from SLUB caches over
+//!   the machine's frames.
 //! * [`vmscan`]: reclaim of pages from the LRU lists.
 //! * [`vmstat`]: the event counters.
 //!
@@ -25,6 +27,7 @@ pub mod memcontrol;
 pub mod memory_failure;
 pub mod page;
 pub mod page_alloc;
+pub mod slab;
 pub mod vmscan;
 pub mod vmstat;
 pub mod workingset;

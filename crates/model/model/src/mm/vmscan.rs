@@ -82,7 +82,7 @@ impl Machine {
             let all = self.memcg_subtree(MemcgId::ROOT);
             let batch = self.cfg.reclaim_batch;
             self.do_try_to_free_pages_6x(MemcgId::ROOT, &all, &order, batch);
-            self.shrink_shadow_nodes();
+            self.shrink_shadow_nodes(node);
             return;
         }
         self.stat.reclaim_runs += 1;
@@ -114,7 +114,7 @@ impl Machine {
                 break;
             }
         }
-        self.shrink_shadow_nodes();
+        self.shrink_shadow_nodes(node);
     }
 
     /// `shrink_lruvec()`: returns pages reclaimed.
@@ -389,7 +389,8 @@ impl Machine {
 
     /// 3.15's workingset shrinker: frees the oldest shadow-only nodes beyond
     /// the limit, deleting their shadows (`shadow_lru_isolate()`).
-    pub(crate) fn shrink_shadow_nodes(&mut self) {
+    /// The shrinker runs on a CPU of `node`, where its frees go.
+    pub(crate) fn shrink_shadow_nodes(&mut self, node: usize) {
         let max = match self.cfg.shadow_limit {
             ShadowLimit::Unlimited => return,
             ShadowLimit::Nodes(n) => n,
@@ -412,6 +413,7 @@ impl Machine {
                 debug_assert!(e.is_value(), "a shadow node holds only shadows");
                 a.delete(index);
             }
+            self.sync_tree_nodes(file, first, node);
             self.stat.workingset_nodereclaim += 1;
         }
     }

@@ -1,0 +1,170 @@
+//! The model's kernel objects from SLUB: radix-tree nodes as
+//! `radix_tree_node` objects, slab pages as machine frames, hibernation.
+
+use klab_mm_policy::LruBalance;
+
+use crate::machine::{Access, Machine, MachineConfig, ShadowLimit};
+use crate::mm::page::{KernelPage, Owner};
+use crate::mm::slab::RADIX_TREE_NODE_SIZE;
+
+fn machine(pages: u64, shadow_limit: ShadowLimit) -> Machine {
+    let mut cfg = MachineConfig::new(pages, LruBalance::Workingset315);
+    cfg.slab = true;
+    cfg.shadow_limit = shadow_limit;
+    Machine::new(cfg).unwrap()
+}
+
+fn read(m: &mut Machine, file: u32, index: u64) {
+    m.access(Access::read(file, index));
+    m.assert_invariants();
+}
+
+#[test]
+fn the_node_object_is_3_15s_struct_radix_tree_node() {
+    assert_eq!(RADIX_TREE_NODE_SIZE, 576);
+    let m = machine(64, ShadowLimit::Unlimited);
+    let ks = m.kernel_slab().unwrap();
+    let l = *ks
+        .slab()
+        .kmem_cache(klab_slab::CacheId(0))
+        .unwrap()
+        .layout();
+    // The constructor puts the free pointer after the object: 584-byte
+    // slots, 7 to a 4 KiB slab (2.6.24 calculate_sizes()/calculate_order()).
+    assert_eq!((l.size, l.objects, l.order), (584, 7, 0));
+}
+
+#[test]
+fn each_tree_node_is_an_object_and_slab_pages_take_frames() {
+    let mut m = machine(1024, ShadowLimit::Unlimited);
+    // 200 pages of one file: height 2, a root and leaves 0..=3.
+    for i in 0..200 {
+        read(&mut m, 0, i);
+    }
+    let st = m.kernel_slab().unwrap().stats();
+    assert_eq!(
+        (st.radix_nodes, st.radix_slabs, st.frames, st.slab_pages),
+        (5, 1, 1, 1)
+    );
+    assert_eq!(m.nr_free(), 1024 - 200 - 1);
+    // Eight more files of one page each (height 0: no node), then eight
+    // of 64 pages (one leaf each): 5 + 8 = 13 nodes, two slabs.
+    for f in 1..=8 {
+        read(&mut m, f, 0);
+    }
+    assert_eq!(m.kernel_slab().unwrap().stats().radix_nodes, 5);
+    for f in 1..=8 {
+        read(&mut m, f, 63);
+    }
+    let st = m.kernel_slab().unwrap().stats();
+    assert_eq!((st.radix_nodes, st.radix_slabs, st.frames), (13, 2, 2));
+    let slab_frames = m
+        .mem
+        .pages()
+        .iter()
+        .filter(|p| p.owner == Owner::Kernel(KernelPage::Slab))
+        .count();
+    assert_eq!(slab_frames, 2);
+    assert_eq!(m.nr_free(), 1024 - 200 - 16 - 2);
+}
+
+#[test]
+fn growing_a_tree_allocates_the_chain_above_the_old_root() {
+    let mut m = machine(1024, ShadowLimit::Unlimited);
+    read(&mut m, 0, 0);
+    assert_eq!(m.kernel_slab().unwrap().stats().radix_nodes, 0);
+    // radix_tree_extend(): 0 moves down a chain of new nodes (1,0), (2,0),
+    // (3,0); the insert adds (2,1) and (1,64) on the way to 4096.
+    read(&mut m, 0, 4096);
+    assert_eq!(m.kernel_slab().unwrap().stats().radix_nodes, 5);
+    assert_eq!(
+        m.kernel_slab()
+            .unwrap()
+            .file_nodes(crate::mm::page::FileId(0)),
+        5
+    );
+}
+
+#[test]
+fn the_shadow_shrinker_frees_node_objects_and_their_slabs() {
+    // 256 frames, a 2000-page file streamed twice: reclaim leaves shadows,
+    // and with a limit of 4 shadow-only nodes the shrinker frees the rest.
+    let mut m = machine(256, ShadowLimit::Nodes(4));
+    for pass in 0..2 {
+        for i in 0..2000 {
+            read(&mut m, 0, i);
+        }
+        let st = m.kernel_slab().unwrap().stats();
+        let tree = m.file(crate::mm::page::FileId(0)).unwrap().nodes();
+        assert_eq!(st.radix_nodes, tree, "pass {pass}");
+        assert!(m.nr_shadow_nodes() <= 4);
+        assert!(m.stat().workingset_nodereclaim > 0);
+    }
+    let st = m.kernel_slab().unwrap().stats();
+    // At most 256 pages resident: 4 leaves of pages (256 / 64, or 5 when
+    // straddling), 4 shadow leaves and the path above them.
+    assert!(st.radix_nodes <= 12, "{st:?}");
+    assert_eq!(st.frames, st.slab_pages);
+}
+
+#[test]
+fn unbounded_shadows_grow_the_slab_at_the_page_caches_expense() {
+    // With no shadow limit, streaming 20000 pages through 512 frames
+    // leaves a node per 64 pages: 313 leaves + 5 level-2 + 1 level-3
+    // nodes, 319 objects in 46 slabs, which the page cache gives up.
+    let mut m = machine(512, ShadowLimit::Unlimited);
+    for i in 0..20_000 {
+        m.access(Access::read(0, i));
+    }
+    m.assert_invariants();
+    let st = m.kernel_slab().unwrap().stats();
+    assert_eq!((st.radix_nodes, st.radix_slabs, st.frames), (319, 46, 46));
+    let cached = m.file(crate::mm::page::FileId(0)).unwrap().nrpages();
+    assert_eq!(cached + m.nr_free() + st.frames, 512);
+}
+
+#[test]
+fn a_machine_with_a_slab_resumes_from_its_image_identically() {
+    let mut m = machine(300, ShadowLimit::Kernel315);
+    for i in 0..3000u64 {
+        m.access(Access::read((i % 4) as u32, i * 37 % 900));
+    }
+    let bytes = crate::hibernate::encode(&m);
+    let back: Machine = ciborium::from_reader(bytes.as_slice()).unwrap();
+    back.check().unwrap();
+    back.assert_invariants();
+    assert_eq!(
+        crate::hibernate::encode(&back),
+        bytes,
+        "the same image, byte for byte"
+    );
+    let (mut a, mut b) = (m, back);
+    for i in 0..3000u64 {
+        let x = Access::read((i % 5) as u32, i * 53 % 1200);
+        assert_eq!(a.access(x), b.access(x));
+    }
+    assert_eq!(a.stat(), b.stat());
+    assert_eq!(
+        a.kernel_slab().unwrap().stats(),
+        b.kernel_slab().unwrap().stats()
+    );
+    assert_eq!(crate::hibernate::encode(&a), crate::hibernate::encode(&b));
+}
+
+#[test]
+fn a_forged_slab_is_refused_by_the_check() {
+    let mut m = machine(256, ShadowLimit::Unlimited);
+    for i in 0..100 {
+        m.access(Access::read(0, i));
+    }
+    // The machine's node map loses a node: the check finds the mismatch.
+    let ks = m.slab.as_mut().unwrap();
+    let held = ks.nodes_mut().get_mut(&crate::mm::page::FileId(0)).unwrap();
+    let first = *held.keys().next().unwrap();
+    held.remove(&first);
+    let e = m.check().unwrap_err();
+    assert!(
+        e.contains("node objects for 2 nodes, the tree has 3"),
+        "{e}"
+    );
+}
