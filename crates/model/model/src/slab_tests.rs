@@ -168,3 +168,55 @@ fn a_forged_slab_is_refused_by_the_check() {
         "{e}"
     );
 }
+
+/// The host kernel's own `radix_tree_node` cache (SLUB's sysfs files) has
+/// the object size the model computes from 3.15's struct, and, with no
+/// debug option on, the same slot: the object plus the free pointer a
+/// constructor moves after it.
+#[test]
+fn the_node_cache_matches_the_host_kernels() {
+    let dir = std::path::Path::new("/sys/kernel/slab/radix_tree_node");
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(dir.join(f))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let Some(object_size) = read("object_size") else {
+        eprintln!("skipped: the host kernel has no /sys/kernel/slab/radix_tree_node (not SLUB)");
+        return;
+    };
+    assert_eq!(object_size, u64::from(RADIX_TREE_NODE_SIZE));
+    let debug = ["red_zone", "poison", "store_user"]
+        .iter()
+        .any(|f| read(f).unwrap_or(0) != 0);
+    if debug {
+        eprintln!("skipped the slot size: the host cache runs with slub_debug options");
+        return;
+    }
+    let m = machine(64, ShadowLimit::Unlimited);
+    let ks = m.kernel_slab().unwrap();
+    let l = *ks
+        .slab()
+        .kmem_cache(klab_slab::CacheId(0))
+        .unwrap()
+        .layout();
+    assert_eq!(read("slab_size"), Some(l.size as u64));
+}
+
+#[test]
+fn a_slab_frame_charged_twice_is_refused() {
+    let mut m = machine(256, ShadowLimit::Unlimited);
+    for i in 0..1000 {
+        m.access(Access::read(0, i * 64));
+    }
+    let pfn = m.kernel_slab().unwrap().frames().next().unwrap();
+    let ks = m.slab.as_mut().unwrap();
+    ks.frames_mut()[0].push(pfn);
+    let e = m.check().unwrap_err();
+    assert!(
+        e.contains(&format!("slab frame {pfn} charged twice")),
+        "{e}"
+    );
+}

@@ -177,6 +177,11 @@ impl KernelSlab {
         &mut self.nodes
     }
 
+    #[cfg(test)]
+    pub(crate) fn frames_mut(&mut self) -> &mut Vec<Vec<Pfn>> {
+        &mut self.frames
+    }
+
     /// Every frame charged to the slab.
     pub fn frames(&self) -> impl Iterator<Item = Pfn> + '_ {
         self.frames.iter().flatten().copied()
@@ -329,8 +334,12 @@ impl Machine {
             ));
         }
         let pages = self.mem.pages();
+        let mut seen = BTreeSet::new();
         for (n, frames) in ks.frames.iter().enumerate() {
             for &pfn in frames {
+                if !seen.insert(pfn) {
+                    return Err(format!("slab frame {pfn} charged twice"));
+                }
                 let ok = pages
                     .get(pfn as usize)
                     .is_some_and(|p| p.owner == Owner::Kernel(KernelPage::Slab));
