@@ -505,9 +505,16 @@ impl ModelSlab {
         Ok(())
     }
 
-    /// `kmem_cache_shrink()`: frees the cache's empty slabs; returns them.
+    /// `kmem_cache_shrink()`: `flush_all()` puts every CPU's active slab
+    /// back on its node's lists, then the cache's empty slabs are freed;
+    /// returns how many the second step freed.
     pub fn shrink(&mut self, cache: CacheId) -> Result<usize, SlabError> {
-        let freed = self.cache(cache)?.handle.shrink();
+        let i = self.cache(cache)?.core;
+        let core = &mut self.cores[i];
+        for c in &mut core.cpus {
+            c.flush();
+        }
+        let freed = core.handle.shrink();
         self.journal.push(Op::Shrink(cache.0));
         Ok(freed)
     }

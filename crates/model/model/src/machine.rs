@@ -104,6 +104,12 @@ pub struct MachineConfig {
     /// keeps the list rules' arithmetic exact in small tests.
     #[serde(default)]
     pub slab: bool,
+    /// With `slab`: every charged page gets a `page_cgroup` object from
+    /// its SLUB cache, allocated at charge and freed at uncharge, as
+    /// 2.6.25-2.6.26 did (`mem_cgroup_charge_common()`); 2.6.27 replaced
+    /// them with an array allocated at boot.
+    #[serde(default)]
+    pub page_cgroup: bool,
 }
 
 impl MachineConfig {
@@ -118,6 +124,7 @@ impl MachineConfig {
             shadow_limit: ShadowLimit::Kernel315,
             sample_every: 0,
             slab: false,
+            page_cgroup: false,
         }
     }
 
@@ -140,6 +147,9 @@ impl MachineConfig {
         }
         if self.reclaim_batch == 0 {
             return Err("reclaim_batch must be at least 1".into());
+        }
+        if self.page_cgroup && !self.slab {
+            return Err("page_cgroup objects need the slab (slab = true)".into());
         }
         Ok(())
     }
@@ -402,7 +412,10 @@ impl Machine {
             ..Swap::default()
         };
         let slab = if cfg.slab {
-            Some(crate::mm::slab::KernelSlab::new(&cfg.pages_per_node)?)
+            Some(crate::mm::slab::KernelSlab::new(
+                &cfg.pages_per_node,
+                cfg.page_cgroup,
+            )?)
         } else {
             None
         };
@@ -660,6 +673,7 @@ impl Machine {
             p.flags = 0;
             p.memcg = memcg.0;
         }
+        self.page_cgroup_alloc(pfn);
         // add_to_page_cache_lru(): the insert under mapping->tree_lock
         // (spin_lock_irq), the LRU add under zone->lru_lock (irqsave).
         self.pv.lock_irq();
@@ -825,6 +839,7 @@ impl Machine {
             p.flags = flags::SWAPBACKED | if write { flags::DIRTY } else { 0 };
             p.memcg = memcg.0;
         }
+        self.page_cgroup_alloc(pfn);
         let lv = self.lv(memcg, self.mem.page(pfn).node as usize);
         // set_pte_at() for the new mapping, and the LRU add (irqsave).
         self.pv.set_pte();

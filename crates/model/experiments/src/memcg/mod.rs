@@ -14,11 +14,14 @@
 //!   containers, or pile up in a single unlimited one?
 //!
 //! Each also reports the cost the page names: "five pointers ... and one
-//! atomic_t for every active page".
+//! atomic_t for every active page". `memcg-limit` measures it as well
+//! ([`page_cgroup`]): a `page_cgroup` object from SLUB for every charged
+//! page (2.6.25), against 2.6.27's array allocated at boot.
 //!
 //! All run in the machine model (`klab_model::mm::memcontrol`) and are
 //! deterministic.
 
+mod page_cgroup;
 pub mod scenario;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1008,12 +1011,17 @@ impl Experiment for MemcgLimit {
         }
         r.table(t);
         cost_table(&mut r, frames);
+        let pc = page_cgroup::table(&mut r, ctx);
+        let pc_frames = page_cgroup::frames(ctx);
         let (without, with) = (hit[0].1, hit[1].1);
         r.verdict = Verdict {
             holds: Some(with > without && hit[1].2 <= batch_limit),
             measured: format!(
-                "interactive hit ratio {without:.3} without the controller, {with:.3} with the backup limited to {batch_limit} pages (it peaked at {} pages)",
-                hit[1].2
+                "interactive hit ratio {without:.3} without the controller, {with:.3} with the backup limited to {batch_limit} pages (it peaked at {} pages); tracking costs {:.1} bytes per charged page with 2.6.25's page_cgroup objects in SLUB when memory is full and {:.1} once a process has exited (fragmented slabs), against {} bytes a frame for 2.6.27's boot-time array",
+                hit[1].2,
+                pc[0].slab_bytes_per_page(pc_frames),
+                pc[1].slab_bytes_per_page(pc_frames),
+                klab_model::mm::slab::PAGE_CGROUP_SIZE
             ),
             note: "The interactive set is half of memory; the backup streams 24 times memory once."
                 .into(),

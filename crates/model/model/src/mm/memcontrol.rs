@@ -54,7 +54,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::page::TaskId;
+use super::page::{Pfn, TaskId};
 use crate::machine::{Machine, Outcome, PAGE_SIZE};
 use crate::mm::lru::{LruList, Lruvec};
 use crate::mm::page::{Owner, flags};
@@ -641,8 +641,10 @@ impl Machine {
         Ok(())
     }
 
-    /// Uncharges one page from `memcg` and its ancestors.
-    pub(crate) fn uncharge(&mut self, memcg: u16) {
+    /// Uncharges page `pfn` from `memcg` and its ancestors (and frees its
+    /// `page_cgroup`, `mem_cgroup_uncharge_page()`).
+    pub(crate) fn uncharge(&mut self, memcg: u16, pfn: Pfn) {
+        self.page_cgroup_free(pfn);
         self.memcgs[memcg as usize].stat.pgpgout += 1;
         let mut c = Some(MemcgId(memcg));
         while let Some(m) = c {
@@ -737,7 +739,7 @@ impl Machine {
                     if p.test(flags::SWAPCACHE) {
                         self.swap_release(p.private);
                     }
-                    self.uncharge(p.memcg);
+                    self.uncharge(p.memcg, pfn);
                     self.mem.free(pfn);
                 }
                 klab_radix_tree::Entry::Value(crate::mm::memory_failure::HWPOISON_ENTRY) => {}

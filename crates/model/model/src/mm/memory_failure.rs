@@ -570,7 +570,7 @@ impl Machine {
             self.update_shadow_node(file, index);
             self.sync_tree_nodes(file, index, usize::from(page.node));
         }
-        self.uncharge(page.memcg);
+        self.uncharge(page.memcg, pfn);
         self.mem.free(pfn);
     }
 }

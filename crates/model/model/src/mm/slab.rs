@@ -18,6 +18,14 @@
 //!   machine compares the tree's path to that index with the objects it
 //!   holds ([`RadixTree::path_nodes`](klab_radix_tree::RadixTree::path_nodes)):
 //!   nodes new on the path are allocated, nodes gone are freed.
+//! * **page_cgroup.** With [`crate::MachineConfig::page_cgroup`], every
+//!   charged page has a `page_cgroup` object, allocated when the page is
+//!   charged and freed when it is uncharged, as 2.6.25 and 2.6.26 did
+//!   (`mem_cgroup_charge_common()`: `kmem_cache_alloc(page_cgroup_cache)`,
+//!   the cache made by `KMEM_CACHE(page_cgroup, SLAB_PANIC)`;
+//!   `mem_cgroup_uncharge_page()` frees it). 2.6.27 allocated them all at
+//!   boot instead, citing the fragmentation of "tons of small objects";
+//!   the `memcg` experiment measures both.
 //! * **Charging.** SLUB takes pages from the page allocator
 //!   (`allocate_slab()` -> `alloc_pages_node()`); here each slab page of
 //!   node `n` is one model frame owned by [`KernelPage::Slab`], taken from
@@ -60,6 +68,28 @@ pub fn radix_tree_node_spec() -> CacheSpec {
     }
 }
 
+/// `struct page_cgroup` of 2.6.25 on a 64-bit machine (mm/memcontrol.c):
+/// `lru` (a list head, 16 bytes), `page` and `mem_cgroup` (8 each),
+/// `ref_cnt` and `flags` (4 each).
+pub const PAGE_CGROUP_SIZE: u32 = 16 + 8 + 8 + 4 + 4;
+
+/// `KMEM_CACHE(page_cgroup, SLAB_PANIC)`: the struct's size and alignment
+/// (its widest member, a pointer), no constructor.
+pub fn page_cgroup_spec() -> CacheSpec {
+    CacheSpec {
+        name: "page_cgroup".into(),
+        size: PAGE_CGROUP_SIZE,
+        align: 8,
+        flags: SlabFlags::PANIC.0,
+        zero_ctor: false,
+    }
+}
+
+/// The owner tag of frame `pfn`'s `page_cgroup`.
+fn page_cgroup_tag(pfn: Pfn) -> u64 {
+    node_tag(FileId(u32::MAX), (0, u64::from(pfn)))
+}
+
 /// A node of a file's tree: `(level, index >> (6 * level))`, leaves at
 /// level 1.
 pub type NodeKey = (u8, u64);
@@ -79,6 +109,10 @@ pub struct KernelSlab {
     slab: ModelSlab,
     radix_node: CacheId,
     nodes: BTreeMap<FileId, BTreeMap<NodeKey, ObjId>>,
+    /// The `page_cgroup` cache, when the machine tracks charges with one.
+    page_cgroup: Option<CacheId>,
+    /// Each charged frame's `page_cgroup` object.
+    pcs: BTreeMap<Pfn, ObjId>,
     frames: Vec<Vec<Pfn>>,
     /// Slab pages no frame could be found for, even after reclaim.
     charge_fail: u64,
@@ -112,16 +146,23 @@ pub struct SlabStats {
     pub slab_pages: u64,
     /// Slab pages no frame could be found for.
     pub charge_fail: u64,
+    /// `page_cgroup` objects allocated.
+    pub page_cgroups: u64,
+    /// Slabs of the `page_cgroup` cache.
+    pub page_cgroup_slabs: u64,
+    /// Objects a `page_cgroup` slab holds.
+    pub page_cgroup_objects_per_slab: u64,
     /// Requests in the slab's journal.
     pub journal: u64,
 }
 
 impl KernelSlab {
-    /// The slab of a machine of `pages_per_node` frames, one CPU a node.
+    /// The slab of a machine of `pages_per_node` frames, one CPU a node,
+    /// with a `page_cgroup` cache if asked.
     ///
     /// # Errors
     /// When the slab cannot be set up (a machine beyond the pool's range).
-    pub fn new(pages_per_node: &[u64]) -> Result<KernelSlab, String> {
+    pub fn new(pages_per_node: &[u64], page_cgroup: bool) -> Result<KernelSlab, String> {
         let nodes = u16::try_from(pages_per_node.len()).map_err(|e| e.to_string())?;
         let most = pages_per_node.iter().copied().max().unwrap_or(1);
         let mut slab =
@@ -129,10 +170,17 @@ impl KernelSlab {
         let radix_node = slab
             .create(radix_tree_node_spec())
             .map_err(|e| e.to_string())?;
+        let page_cgroup = if page_cgroup {
+            Some(slab.create(page_cgroup_spec()).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
         Ok(KernelSlab {
             slab,
             radix_node,
             nodes: BTreeMap::new(),
+            page_cgroup,
+            pcs: BTreeMap::new(),
             frames: vec![Vec::new(); pages_per_node.len()],
             charge_fail: 0,
             charging: false,
@@ -151,6 +199,11 @@ impl KernelSlab {
             .kmem_cache(self.radix_node)
             .map(|c| c.stats())
             .unwrap_or_default();
+        let pc = self
+            .page_cgroup
+            .and_then(|c| self.slab.kmem_cache(c))
+            .map(|c| c.stats())
+            .unwrap_or_default();
         SlabStats {
             radix_nodes: self.slab.live_objects(self.radix_node) as u64,
             radix_slabs: st.slabs as u64,
@@ -159,6 +212,9 @@ impl KernelSlab {
             slab_pages: self.slab.pages() as u64,
             charge_fail: self.charge_fail,
             journal: self.slab.journal_len() as u64,
+            page_cgroups: self.pcs.len() as u64,
+            page_cgroup_slabs: pc.slabs as u64,
+            page_cgroup_objects_per_slab: pc.objects_per_slab as u64,
         }
     }
 
@@ -255,6 +311,65 @@ impl Machine {
         if held.is_empty() {
             ks.nodes.remove(&file);
         }
+        self.charge_slab();
+    }
+
+    /// `kmem_cache_shrink()` on every cache of the machine (what writing
+    /// to `/sys/kernel/slab/*/shrink` does): frees empty slabs kept on the
+    /// partial lists, then their frames. Returns the slabs freed.
+    pub fn slab_shrink(&mut self) -> usize {
+        let Some(ks) = self.slab.as_mut() else {
+            return 0;
+        };
+        let caches: Vec<CacheId> = std::iter::once(ks.radix_node)
+            .chain(ks.page_cgroup)
+            .collect();
+        let mut freed = 0;
+        for c in caches {
+            freed += ks.slab.shrink(c).expect("the machine's caches exist");
+        }
+        self.charge_slab();
+        freed
+    }
+
+    /// `kmem_cache_alloc(page_cgroup_cache)` for a page just charged, on a
+    /// CPU of its node (`mem_cgroup_charge_common()`).
+    pub(crate) fn page_cgroup_alloc(&mut self, pfn: Pfn) {
+        let node = usize::from(self.mem.page(pfn).node);
+        let Some(ks) = self.slab.as_mut() else {
+            return;
+        };
+        let Some(cache) = ks.page_cgroup else {
+            return;
+        };
+        let cpu = node.min(ks.frames.len() - 1) as u16;
+        match ks.slab.alloc(cache, cpu, page_cgroup_tag(pfn)) {
+            Ok(obj) => {
+                let old = ks.pcs.insert(pfn, obj);
+                assert!(old.is_none(), "frame {pfn} charged twice");
+            }
+            Err(e) => panic!("page_cgroup: {e} (the pool covers every frame)"),
+        }
+        self.charge_slab();
+    }
+
+    /// `kmem_cache_free(page_cgroup_cache)` for a page being uncharged.
+    pub(crate) fn page_cgroup_free(&mut self, pfn: Pfn) {
+        let node = usize::from(self.mem.page(pfn).node);
+        let Some(ks) = self.slab.as_mut() else {
+            return;
+        };
+        let Some(cache) = ks.page_cgroup else {
+            return;
+        };
+        let obj = ks
+            .pcs
+            .remove(&pfn)
+            .expect("a charged page has its page_cgroup");
+        let cpu = node.min(ks.frames.len() - 1) as u16;
+        ks.slab
+            .free(cache, cpu, obj, page_cgroup_tag(pfn))
+            .expect("a page_cgroup is live and tagged");
         self.charge_slab();
     }
 
@@ -394,6 +509,34 @@ impl Machine {
                 "{total} tree nodes, {} radix_tree_node objects",
                 ks.slab.live_objects(ks.radix_node)
             ));
+        }
+        if ks.page_cgroup.is_some() != self.cfg.page_cgroup
+            || (ks.page_cgroup.is_none() && !ks.pcs.is_empty())
+        {
+            return Err("page_cgroup objects disagree with the configuration".into());
+        }
+        if let Some(cache) = ks.page_cgroup {
+            let mut charged = 0;
+            for (pfn, p) in pages.iter().enumerate() {
+                if matches!(p.owner, Owner::File { .. } | Owner::Anon { .. }) {
+                    charged += 1;
+                    let pfn = pfn as Pfn;
+                    let ok = ks.pcs.get(&pfn).is_some_and(|&obj| {
+                        ks.slab.owner(obj) == Some(cache)
+                            && ks.slab.tag(obj) == Some(page_cgroup_tag(pfn))
+                    });
+                    if !ok {
+                        return Err(format!("charged frame {pfn} has no page_cgroup"));
+                    }
+                }
+            }
+            if charged != ks.pcs.len() || charged != ks.slab.live_objects(cache) {
+                return Err(format!(
+                    "{charged} charged frames, {} page_cgroups, {} objects",
+                    ks.pcs.len(),
+                    ks.slab.live_objects(cache)
+                ));
+            }
         }
         Ok(())
     }

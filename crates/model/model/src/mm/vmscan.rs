@@ -341,7 +341,7 @@ impl Machine {
             .expect("a cached page's file exists")
             .replace_with_shadow(index, shadow);
         self.update_shadow_node(file, index);
-        self.uncharge(page.memcg);
+        self.uncharge(page.memcg, pfn);
         self.mem.free(pfn);
     }
 
@@ -382,7 +382,7 @@ impl Machine {
             self.stat.pswpout += 1;
         }
         let memcg = self.mem.page(pfn).memcg;
-        self.uncharge(memcg);
+        self.uncharge(memcg, pfn);
         self.mem.free(pfn);
         true
     }
