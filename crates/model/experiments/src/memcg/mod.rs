@@ -15,7 +15,7 @@
 //!
 //! Each also reports the cost the page names: "five pointers ... and one
 //! atomic_t for every active page". `memcg-limit` measures it as well
-//! ([`page_cgroup`]): a `page_cgroup` object from SLUB for every charged
+//! (module `page_cgroup`): a `page_cgroup` object from SLUB for every charged
 //! page (2.6.25), against 2.6.27's array allocated at boot.
 //!
 //! All run in the machine model (`klab_model::mm::memcontrol`) and are
