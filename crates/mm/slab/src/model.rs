@@ -607,6 +607,14 @@ impl ModelSlab {
     }
 }
 
+/// A copy is the journal replayed on a fresh pool: the same state, the same
+/// ids.
+impl Clone for ModelSlab {
+    fn clone(&self) -> Self {
+        ModelSlab::replay(self.geometry, &self.journal).expect("a slab's own journal replays")
+    }
+}
+
 impl Drop for ModelSlab {
     fn drop(&mut self) {
         // Free what is still allocated so the caches close without leaks.

@@ -8,8 +8,9 @@
 //! for who is whose child and why. For each CPU count the machine boots
 //! the kernel threads of [`KTHREADS_2007`], and a module is loaded from
 //! CPU 0. Measured: tasks at boot against `pid_max`, threads created per
-//! load, and the list nodes init's `wait()` loop looks at to reap
-//! stop_machine's threads.
+//! load, the list nodes init's `wait()` loop looks at to reap
+//! stop_machine's threads, and the memory the tasks hold after boot (each
+//! a `task_struct` from a real SLUB cache and an 8 KiB kernel stack).
 //!
 //! The variants are the page's: exiting children moved to the head of the
 //! list (Robin Holt), a separate zombie list (Linus), kernel threads no
@@ -143,6 +144,7 @@ pub fn config(v: &Variant, nr_cpus: usize, pid_max: Pid) -> BootConfig {
         lazy_workqueues: v.lazy,
         stopper: v.stopper,
         pid_max,
+        task_slab: false,
     }
 }
 
@@ -170,6 +172,17 @@ fn first_failing(v: &Variant, limit: usize) -> Option<usize> {
         }
     }
     Some(hi)
+}
+
+/// Memory the tasks of `v`'s boot on `nr_cpus` CPUs hold (`pid_max`
+/// raised so every thread boots): tasks, `task_struct` slab bytes, stack
+/// bytes.
+fn boot_memory(v: &Variant, nr_cpus: usize) -> (u64, u64, u64) {
+    let mut cfg = config(v, nr_cpus, scaled_pid_max(nr_cpus));
+    cfg.task_slab = true;
+    let k = Kernel::boot(cfg);
+    let m = k.tasks().memory().expect("booted with the slab");
+    (m.task_structs, m.slab_bytes, m.stack_bytes)
 }
 
 /// A module load on `nr_cpus` CPUs under `v`, with `pid_max` raised as
@@ -332,6 +345,48 @@ impl Experiment for TooManyThreads {
         ]);
         r.table(t);
 
+        // Memory the tasks hold at boot: task_struct slabs and stacks.
+        let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+        let mut t = Table::new(
+            "memory the tasks hold after boot (task_struct from SLUB, 8 KiB kernel stacks)",
+            &[
+                "CPUs",
+                "tasks (2.6.20)",
+                "task_struct slabs (MiB)",
+                "stacks (MiB)",
+                "tasks (lazy)",
+                "task_struct slabs (MiB, lazy)",
+                "stacks (MiB, lazy)",
+            ],
+        );
+        let mut mem_e = Vec::new();
+        let mut mem_l = Vec::new();
+        for &n in &cpus {
+            let (e, l) = ctx.once(
+                "too-many-threads: memory at boot",
+                crate::hibernate::TASK_TICK_NS,
+                |span| {
+                    let (e, l) = (boot_memory(eager, n), boot_memory(lazy, n));
+                    span.busy(e.0 + l.0);
+                    Ok((e, l))
+                },
+            )?;
+            t.row(cells![n, e.0, mib(e.1), mib(e.2), l.0, mib(l.1), mib(l.2)]);
+            mem_e.push([n as f64, mib(e.1 + e.2)]);
+            mem_l.push([n as f64, mib(l.1 + l.2)]);
+        }
+        r.table(t);
+        let at_max_mem = |m: &[[f64; 2]]| m.last().map_or(0.0, |p| p[1]);
+        let (mem_eager, mem_lazy) = (at_max_mem(&mem_e), at_max_mem(&mem_l));
+        let mut s = Series::new(
+            "memory the tasks hold after boot",
+            Axis::log("CPUs", ""),
+            Axis::log("task_structs and stacks", "MiB"),
+        );
+        s.line("2.6.20", mem_e);
+        s.line("lazy workqueues", mem_l);
+        r.series(s);
+
         let mut s = Series::new(
             "list nodes init's wait() visits per module load",
             Axis::log("CPUs", ""),
@@ -371,7 +426,7 @@ impl Experiment for TooManyThreads {
         r.verdict = Verdict {
             holds: Some(fail_e.is_some_and(|c| c <= max_cpus) && growth >= 10.0 && fixes_ok),
             measured: format!(
-                "2.6.20's threads stop fitting in 32767 pids at {} CPUs (lazy workqueues: {}). One module load on 4096 CPUs makes init's wait() visit {} list nodes ({:.1}x the count at 1024 CPUs: quadratic); exiting-to-head {}, zombie list {}, kthreadd {}, lazy workqueues {}, kthreadd + cpu_stop {}",
+                "2.6.20's threads stop fitting in 32767 pids at {} CPUs (lazy workqueues: {}); with pid_max raised, their task_structs and stacks hold {mem_eager:.0} MiB on 4096 CPUs ({mem_lazy:.0} MiB with lazy workqueues). One module load on 4096 CPUs makes init's wait() visit {} list nodes ({:.1}x the count at 1024 CPUs: quadratic); exiting-to-head {}, zombie list {}, kthreadd {}, lazy workqueues {}, kthreadd + cpu_stop {}",
                 fail_e.map_or("no count up to 4096".to_owned(), |c| c.to_string()),
                 fail_l.map_or("never up to 4096".to_owned(), |c| format!("at {c}")),
                 visited(0),
@@ -403,6 +458,17 @@ mod tests {
         // 3 per-CPU kinds x 4096 + 7 workqueue core threads + the rest.
         assert_eq!(lazy, 3 * 4096 + 7 + 1024 + 1 + 2 + 8 + 30);
         assert!(booted);
+    }
+
+    #[test]
+    fn every_thread_holds_a_task_struct_and_a_stack() {
+        // 64 CPUs, 2.6.20: 10 per-CPU kinds x 64 + 16 kswapd + init +
+        // khelper + kthread + 8 daemons + 30 user children = 697 tasks;
+        // task_structs 4 to an 8 KiB slab.
+        let (tasks, slab, stacks) = boot_memory(&VARIANTS[0], 64);
+        assert_eq!(tasks, 640 + 16 + 1 + 2 + 8 + 30);
+        assert_eq!(slab, tasks.div_ceil(4) * 8192);
+        assert_eq!(stacks, tasks * 8192);
     }
 
     #[test]

@@ -132,6 +132,9 @@ pub struct BootConfig {
     pub stopper: Stopper,
     /// The pid limit.
     pub pid_max: Pid,
+    /// Tasks take `task_struct` objects from SLUB and kernel stacks
+    /// ([`TaskTable::with_slab`]).
+    pub task_slab: bool,
 }
 
 impl BootConfig {
@@ -205,7 +208,11 @@ impl Kernel {
     /// A fork refused for want of a pid is counted and boot goes on (the
     /// report says it failed).
     pub fn boot(cfg: BootConfig) -> Kernel {
-        let mut tasks = TaskTable::new(cfg.pid_max, cfg.placement);
+        let mut tasks = if cfg.task_slab {
+            TaskTable::with_slab(cfg.pid_max, cfg.placement)
+        } else {
+            TaskTable::new(cfg.pid_max, cfg.placement)
+        };
         let mut failed = 0;
         let init = tasks.spawn_init("init").expect("a fresh pid map has pid 1");
         let early_parent = match cfg.parentage {
@@ -225,7 +232,7 @@ impl Kernel {
             ExitSignal::Sigchld,
         ) {
             Ok(id) => Some(id),
-            Err(TaskError::NoPid { .. }) => {
+            Err(TaskError::NoPid { .. } | TaskError::NoMemory) => {
                 failed += 1;
                 None
             }
@@ -272,7 +279,7 @@ impl Kernel {
             }
         }
         for i in 0..cfg.user_children_of_init {
-            if let Err(TaskError::NoPid { .. }) = tasks.fork(
+            if let Err(TaskError::NoPid { .. } | TaskError::NoMemory) = tasks.fork(
                 init,
                 &format!("daemon{i}"),
                 TaskKind::User,
@@ -409,6 +416,7 @@ mod tests {
             lazy_workqueues: lazy,
             stopper: Stopper::PerCall,
             pid_max: PID_MAX_DEFAULT,
+            task_slab: false,
         }
     }
 

@@ -49,8 +49,19 @@
 //! * `list.len` equals the nodes reachable from `list.head`, and the walk
 //!   backwards from `tail` gives the same nodes;
 //! * `pids in use == live tasks`, and each live task's pid is in use.
+//!
+//! # Memory ([`TaskTable::with_slab`])
+//!
+//! A table made `with_slab` gives each task a `task_struct` object from a
+//! SLUB cache (`dup_task_struct()` -> `alloc_task_struct()` =
+//! `kmem_cache_alloc(task_struct_cachep)`, freed by `free_task()` when the
+//! task is released) and counts its kernel stack (`alloc_thread_info()`:
+//! [`THREAD_SIZE`] bytes from the page allocator). A fork that finds no
+//! memory fails with `ENOMEM`.
 
 use std::collections::BTreeMap;
+
+use klab_slab::{CacheId, CacheSpec, Geometry, ModelSlab, ObjId, SlabFlags};
 
 /// A process id.
 pub type Pid = u32;
@@ -77,6 +88,48 @@ pub fn scaled_pid_max(nr_cpus: usize) -> Pid {
     per_cpu.max(PID_MAX_DEFAULT)
 }
 
+/// `sizeof(struct task_struct)` of the 2.6.22 x86-64 kernel whose
+/// `/proc/slabinfo` the `slub` experiment's cache set is modelled on.
+pub const TASK_STRUCT_SIZE: u32 = 1888;
+
+/// `ARCH_MIN_TASKALIGN` on x86-64: the cache's alignment (`fork_init()`).
+pub const TASK_STRUCT_ALIGN: u32 = 16;
+
+/// `THREAD_SIZE` on x86-64 in 2.6.x: a kernel stack (with `thread_info`)
+/// of two pages (`THREAD_ORDER` 1).
+pub const THREAD_SIZE: u64 = 8192;
+
+/// `fork_init()`'s cache: `kmem_cache_create("task_struct",
+/// sizeof(struct task_struct), ARCH_MIN_TASKALIGN, SLAB_PANIC, NULL)`.
+pub fn task_struct_spec() -> CacheSpec {
+    CacheSpec {
+        name: "task_struct".into(),
+        size: TASK_STRUCT_SIZE,
+        align: TASK_STRUCT_ALIGN,
+        flags: SlabFlags::PANIC.0,
+        zero_ctor: false,
+    }
+}
+
+/// The `task_struct` cache of a table and each slot's object.
+#[derive(Clone, Debug)]
+struct TaskSlab {
+    slab: ModelSlab,
+    cache: CacheId,
+    objs: Vec<Option<ObjId>>,
+}
+
+/// Memory the live tasks of a [`TaskTable::with_slab`] table hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskMemory {
+    /// `task_struct` objects.
+    pub task_structs: u64,
+    /// Bytes of the `task_struct` cache's slabs.
+    pub slab_bytes: u64,
+    /// Bytes of kernel stacks.
+    pub stack_bytes: u64,
+}
+
 /// Errors of the task model, as the kernel's errno.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TaskError {
@@ -87,6 +140,10 @@ pub enum TaskError {
         /// The limit hit.
         pid_max: Pid,
     },
+    /// No memory for a `task_struct` (`dup_task_struct()` fails: fork
+    /// returns `-ENOMEM`).
+    #[error("ENOMEM: no memory for a task_struct")]
+    NoMemory,
 }
 
 /// The pid bitmap (kernel/pid.c): which pids are in use, and where the
@@ -305,6 +362,7 @@ pub struct TaskTable {
     reaper: Option<TaskId>,
     placement: ZombiePlacement,
     stats: TaskStats,
+    slab: Option<TaskSlab>,
 }
 
 impl TaskTable {
@@ -318,7 +376,43 @@ impl TaskTable {
             reaper: None,
             placement,
             stats: TaskStats::default(),
+            slab: None,
         }
+    }
+
+    /// An empty table whose tasks take `task_struct` objects from SLUB
+    /// and kernel stacks (see the module header). The frame pool holds
+    /// `pid_max` of them, within `klab_slab::model::MAX_POOL_BYTES`.
+    pub fn with_slab(pid_max: Pid, placement: ZombiePlacement) -> TaskTable {
+        let slot = u64::from(TASK_STRUCT_SIZE.next_multiple_of(TASK_STRUCT_ALIGN));
+        let frames = (u64::from(pid_max) * slot).div_ceil(4096);
+        Self::with_slab_in(pid_max, placement, Geometry::for_machine(1, frames, 1))
+    }
+
+    fn with_slab_in(pid_max: Pid, placement: ZombiePlacement, geometry: Geometry) -> TaskTable {
+        let mut slab = ModelSlab::new(geometry).expect("a one-node geometry within the pool limit");
+        let cache = slab
+            .create(task_struct_spec())
+            .expect("the task_struct cache fits a slab");
+        TaskTable {
+            slab: Some(TaskSlab {
+                slab,
+                cache,
+                objs: Vec::new(),
+            }),
+            ..TaskTable::new(pid_max, placement)
+        }
+    }
+
+    /// What the live tasks hold, for a table made [`with_slab`](Self::with_slab).
+    pub fn memory(&self) -> Option<TaskMemory> {
+        let s = self.slab.as_ref()?;
+        let st = s.slab.kmem_cache(s.cache)?.stats();
+        Some(TaskMemory {
+            task_structs: s.objs.iter().flatten().count() as u64,
+            slab_bytes: st.bytes as u64,
+            stack_bytes: self.nr_tasks() as u64 * THREAD_SIZE,
+        })
     }
 
     /// The pid map.
@@ -425,6 +519,19 @@ impl TaskTable {
                 return Err(e);
             }
         };
+        // dup_task_struct(): the task_struct (and the stack, which the
+        // model counts but does not allocate).
+        let obj = match self.slab.as_mut() {
+            Some(s) => match s.slab.alloc(s.cache, 0, u64::from(pid)) {
+                Ok(obj) => Some(obj),
+                Err(_) => {
+                    self.pids.free(pid);
+                    self.stats.fork_failures += 1;
+                    return Err(TaskError::NoMemory);
+                }
+            },
+            None => None,
+        };
         let task = Task {
             pid,
             name: name.to_owned(),
@@ -450,6 +557,12 @@ impl TaskTable {
             }
         };
         self.by_pid.insert(pid, id);
+        if let Some(s) = self.slab.as_mut() {
+            if s.objs.len() <= id {
+                s.objs.resize(id + 1, None);
+            }
+            s.objs[id] = obj;
+        }
         self.stats.forks += 1;
         Ok(id)
     }
@@ -566,6 +679,13 @@ impl TaskTable {
         self.by_pid.remove(&pid);
         self.slots[id] = None;
         self.free_slots.push(id);
+        if let Some(s) = self.slab.as_mut() {
+            // free_task(): the task_struct goes back to its cache.
+            let obj = s.objs[id].take().expect("a live task has its task_struct");
+            s.slab
+                .free(s.cache, 0, obj, u64::from(pid))
+                .expect("a task's task_struct is live and tagged with its pid");
+        }
     }
 
     /// `id` exits (kernel: `do_exit()` → `exit_notify()`): reparent its
@@ -683,6 +803,24 @@ impl TaskTable {
             self.by_pid.len(),
             "pids in use != tasks"
         );
+        if let Some(s) = &self.slab {
+            s.slab.assert_invariants();
+            for (id, slot) in self.slots.iter().enumerate() {
+                let obj = s.objs.get(id).copied().flatten();
+                match slot {
+                    Some(t) => {
+                        let obj = obj.expect("a live task has a task_struct");
+                        assert_eq!(s.slab.tag(obj), Some(u64::from(t.pid)), "task_struct tag");
+                    }
+                    None => assert!(obj.is_none(), "a free slot holds no task_struct"),
+                }
+            }
+            assert_eq!(
+                s.slab.live_objects(s.cache),
+                self.nr_tasks(),
+                "task_structs"
+            );
+        }
         let mut on_lists = 0;
         for (id, slot) in self.slots.iter().enumerate() {
             let Some(t) = slot else { continue };
@@ -725,6 +863,85 @@ impl TaskTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_task_holds_a_task_struct_and_a_stack_until_released() {
+        let mut t = TaskTable::with_slab(PID_MAX_DEFAULT, ZombiePlacement::InPlace);
+        let init = t.spawn_init("init").unwrap();
+        let kids: Vec<TaskId> = (0..10)
+            .map(|i| {
+                t.fork(
+                    init,
+                    &format!("k{i}"),
+                    TaskKind::Kernel,
+                    ExitSignal::Sigchld,
+                )
+                .unwrap()
+            })
+            .collect();
+        t.assert_invariants();
+        let l = *t
+            .slab
+            .as_ref()
+            .unwrap()
+            .slab
+            .kmem_cache(CacheId(0))
+            .unwrap()
+            .layout();
+        // 1888 bytes at 16-byte alignment: 4 to an order-1 slab (2.6.24
+        // calculate_order() with slub_min_objects = 4).
+        assert_eq!((l.size, l.objects, l.order), (1888, 4, 1));
+        // 11 tasks: 3 slabs of 8 KiB, 11 stacks of 8 KiB.
+        let m = t.memory().unwrap();
+        assert_eq!(
+            (m.task_structs, m.slab_bytes, m.stack_bytes),
+            (11, 3 * 8192, 11 * 8192)
+        );
+        for &k in &kids[..4] {
+            t.exit(k);
+        }
+        // Zombies keep their task_struct until init reaps them.
+        assert_eq!(t.memory().unwrap().task_structs, 11);
+        while t.wait_any(init).reaped.is_some() {}
+        t.assert_invariants();
+        let m = t.memory().unwrap();
+        assert_eq!((m.task_structs, m.stack_bytes), (7, 7 * 8192));
+        // A copy is the same table, slab and all.
+        let mut c = t.clone();
+        let (a, b) = (
+            t.fork(init, "x", TaskKind::User, ExitSignal::Sigchld)
+                .unwrap(),
+            c.fork(init, "x", TaskKind::User, ExitSignal::Sigchld)
+                .unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(t.memory(), c.memory());
+        c.assert_invariants();
+    }
+
+    #[test]
+    fn a_fork_without_memory_fails_with_enomem_and_frees_its_pid() {
+        let g = Geometry {
+            nodes: 1,
+            sections_per_node: 1,
+            cpus_per_node: 1,
+        };
+        let mut t = TaskTable::with_slab_in(PID_MAX_DEFAULT, ZombiePlacement::InPlace, g);
+        let init = t.spawn_init("init").unwrap();
+        let mut n = 1;
+        let err = loop {
+            match t.fork(init, "k", TaskKind::Kernel, ExitSignal::Sigchld) {
+                Ok(_) => n += 1,
+                Err(e) => break e,
+            }
+        };
+        // One section: its usable frames in order-1 slabs of 4 task_structs.
+        assert_eq!(n, klab_slab::page::USABLE_PAGES / 2 * 4);
+        assert_eq!(err, TaskError::NoMemory);
+        assert_eq!(t.pids().nr_used(), n);
+        assert_eq!(t.stats().fork_failures, 1);
+        t.assert_invariants();
+    }
 
     /// init with running children a, b, c (in fork order) and a zombie z
     /// forked last.
