@@ -14,6 +14,17 @@ fn machine(pages: u64, shadow_limit: ShadowLimit) -> Machine {
     Machine::new(cfg).unwrap()
 }
 
+/// The layout of the machine's cache `id` (0: radix_tree_node, 1:
+/// page_cgroup).
+fn layout(m: &Machine, id: u16) -> klab_slab::CacheLayout {
+    *m.kernel_slab()
+        .unwrap()
+        .slab()
+        .kmem_cache(klab_slab::CacheId(id))
+        .unwrap()
+        .layout()
+}
+
 fn read(m: &mut Machine, file: u32, index: u64) {
     m.access(Access::read(file, index));
     m.assert_invariants();
@@ -22,13 +33,7 @@ fn read(m: &mut Machine, file: u32, index: u64) {
 #[test]
 fn the_node_object_is_3_15s_struct_radix_tree_node() {
     assert_eq!(RADIX_TREE_NODE_SIZE, 576);
-    let m = machine(64, ShadowLimit::Unlimited);
-    let ks = m.kernel_slab().unwrap();
-    let l = *ks
-        .slab()
-        .kmem_cache(klab_slab::CacheId(0))
-        .unwrap()
-        .layout();
+    let l = layout(&machine(64, ShadowLimit::Unlimited), 0);
     // The constructor puts the free pointer after the object: 584-byte
     // slots, 7 to a 4 KiB slab (2.6.24 calculate_sizes()/calculate_order()).
     assert_eq!((l.size, l.objects, l.order), (584, 7, 0));
@@ -195,13 +200,7 @@ fn the_node_cache_matches_the_host_kernels() {
         eprintln!("skipped the slot size: the host cache runs with slub_debug options");
         return;
     }
-    let m = machine(64, ShadowLimit::Unlimited);
-    let ks = m.kernel_slab().unwrap();
-    let l = *ks
-        .slab()
-        .kmem_cache(klab_slab::CacheId(0))
-        .unwrap()
-        .layout();
+    let l = layout(&machine(64, ShadowLimit::Unlimited), 0);
     assert_eq!(read("slab_size"), Some(l.size as u64));
 }
 
@@ -270,13 +269,7 @@ fn page_cgroups_need_the_slab() {
 #[test]
 fn each_charged_page_has_a_page_cgroup_until_uncharged() {
     let mut m = pc_machine(1024);
-    let l = *m
-        .kernel_slab()
-        .unwrap()
-        .slab()
-        .kmem_cache(klab_slab::CacheId(1))
-        .unwrap()
-        .layout();
+    let l = layout(&m, 1);
     // 2.6.25's struct page_cgroup is 40 bytes; 2.6.24 SLUB packs 102 to a
     // 4 KiB slab (16 bytes left over).
     assert_eq!((l.size, l.objects, l.order), (40, 102, 0));
