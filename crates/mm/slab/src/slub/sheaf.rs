@@ -27,12 +27,14 @@
 //! # Invariants ([`PcsSheaves::assert_invariants`])
 //!
 //! * `0 <= size(main), size(spare) <= capacity <= SHEAF_CAPACITY`;
+//! * `size(spare) ∈ {0, capacity}` (no barn: a sheaf becomes the spare
+//!   only when it is empty or full);
 //! * every object in a sheaf is non-null and appears once.
 //!
 //! # Rules
 //!
 //! * `free_to_pcs()`: main not full: push. Main full: swap with the spare
-//!   if the spare is empty (`__pcs_replace_full_main()`); otherwise the
+//!   if the spare is not full (`__pcs_replace_full_main()`); otherwise the
 //!   full main would go to the node's barn of full sheaves. klab keeps no
 //!   barn, so it takes the kernel's path for a barn that already holds its
 //!   `MAX_FULL_SHEAVES`: the spare (full) is flushed to its slabs
@@ -222,11 +224,19 @@ impl PcsSheaves {
     #[inline(never)]
     fn replace_full_main(&mut self, obj: *mut u8) -> Option<DetachedSheaf> {
         let s = self.main ^ 1;
-        let flush = self.take_sheaf(s);
+        // A spare that is not full is swapped in (the kernel's test;
+        // without a barn a spare is always empty or full); a full one is
+        // flushed first.
+        let flush = if self.size[s] < self.capacity {
+            None
+        } else {
+            self.take_sheaf(s)
+        };
         self.main = s;
         self.stats.sheaf_swap += 1;
-        self.objects[s][0] = obj;
-        self.size[s] = 1;
+        let n = self.size[s] as usize;
+        self.objects[s][n & (SHEAF_CAPACITY - 1)] = obj;
+        self.size[s] += 1;
         self.stats.free_pcs += 1;
         flush
     }
@@ -260,6 +270,11 @@ impl PcsSheaves {
     pub fn assert_invariants(&self) {
         assert!(self.capacity as usize <= SHEAF_CAPACITY && self.capacity > 0);
         assert!(self.main < 2);
+        let spare = self.size[self.main ^ 1];
+        assert!(
+            spare == 0 || spare == self.capacity,
+            "spare sheaf neither empty nor full: {spare}"
+        );
         let mut seen = std::collections::BTreeSet::new();
         for s in 0..2 {
             assert!(
