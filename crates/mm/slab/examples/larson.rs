@@ -1,8 +1,8 @@
 //! Runs the larson churn of `klab_slab::workload` on one allocator, for
 //! profiling (`perf record`, `valgrind --tool=callgrind`):
 //! `cargo run --release -p klab-slab --example larson -- klab 2 20`
-//! (allocator `klab` (3.2), `klab-2.6.24`, `glibc` or `mimalloc`;
-//! threads; rounds).
+//! (allocator `klab` (3.2 with 6.18's sheaves), `klab-3.2` (without
+//! sheaves), `klab-2.6.24`, `glibc` or `mimalloc`; threads; rounds).
 
 use std::alloc::System;
 
@@ -21,12 +21,16 @@ fn main() {
     };
     let run = match which {
         "klab" => larson(&SlubAlloc, p),
+        "klab-3.2" => {
+            SlubAlloc::set_sheaves(false);
+            larson(&SlubAlloc, p)
+        }
         "klab-2.6.24" => larson(&SlubAlloc2624, p),
         "glibc" => larson(&System, p),
         "mimalloc" => larson(&MiMalloc, p),
         other => {
             eprintln!(
-                "larson: unknown allocator '{other}' (expected klab, klab-2.6.24, glibc or mimalloc)"
+                "larson: unknown allocator '{other}' (expected klab, klab-3.2, klab-2.6.24, glibc or mimalloc)"
             );
             std::process::exit(2);
         }
@@ -38,11 +42,14 @@ fn main() {
         run.elapsed
     );
     let stats = match which {
-        "klab" => Some(SlubAlloc::stats()),
+        "klab" | "klab-3.2" => Some(SlubAlloc::stats()),
         "klab-2.6.24" => Some(SlubAlloc2624::stats()),
         _ => None,
     };
     if let Some(s) = stats {
         println!("{s:#?}");
+    }
+    if which == "klab" {
+        println!("{:#?}", SlubAlloc::sheaf_stats());
     }
 }

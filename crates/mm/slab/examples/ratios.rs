@@ -1,6 +1,8 @@
-//! Prints throughput of klab's SLUB (3.2 and 2.6.24 caches), glibc and mimalloc on the shared
-//! workloads, and the peak RSS of each in a forked child: a quick look
-//! without criterion (`cargo run --release -p klab-slab --example ratios`).
+//! Prints throughput of klab's SLUB (3.2 caches behind 6.18's sheaves, and
+//! 2.6.24 caches), glibc and mimalloc on the shared workloads, and the peak
+//! RSS of each in a forked child: a quick look without criterion
+//! (`cargo run --release -p klab-slab --example ratios`; with `-- 3.2`,
+//! klab's 3.2 caches run without sheaves).
 
 use std::alloc::{GlobalAlloc, System};
 
@@ -32,7 +34,12 @@ fn show<A: GlobalAlloc + Sync>(name: &str, a: &A) {
 }
 
 fn main() {
-    show("klab 3.2", &SlubAlloc);
+    if std::env::args().nth(1).as_deref() == Some("3.2") {
+        SlubAlloc::set_sheaves(false);
+        show("klab 3.2", &SlubAlloc);
+    } else {
+        show("klab 3.2+sh", &SlubAlloc);
+    }
     show("klab 2.6.24", &SlubAlloc2624);
     show("glibc", &System);
     show("mimalloc", &MiMalloc);

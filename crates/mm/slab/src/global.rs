@@ -17,7 +17,9 @@
 //!   [`KmemCacheCpu`] per set and class (active slab + lockless freelist,
 //!   and for 3.2 the partial list), and
 //!   `META`, the thread's registration: its state, its slow-path counter
-//!   for fork quiescence and its link on the list of live threads.
+//!   for fork quiescence and its link on the list of live threads; and
+//!   for [`SlubAlloc`] `SHEAVES`, one [`PcsSheaves`] per class (6.18's
+//!   per-CPU sheaves: a main and a spare array of free objects).
 //!
 //! # Fast and slow paths
 //!
@@ -27,6 +29,18 @@
 //! thread's freelist; otherwise `__slab_free()`: under the slab lock
 //! (2.6.24), or (3.2) one compare-and-swap of the slab's freelist and
 //! counters, which may freeze a full slab onto the thread's partial list.
+//!
+//! [`SlubAlloc`] puts 6.18's sheaves in front of that (mm/slub.c,
+//! `slab_alloc_node()` and `slab_free()` with `s->cpu_sheaves`): `free`
+//! pushes on the class's main sheaf, whatever slab the object is in, and
+//! `malloc` pops it first (`free_to_pcs()`, `alloc_from_pcs()`); neither
+//! touches the slab. A sheaf that overflows goes to its slabs by
+//! `kmem_cache_free_bulk()`: `build_detached_freelist()` links the objects
+//! of one slab, and one `do_slab_free()` frees them (onto the CPU
+//! freelist if it is the active slab, else one compare-and-swap). Only a
+//! registered thread uses sheaves (its key destructor flushes them); the
+//! host has one node, so the kernel's test that the slab is on the local
+//! node always passes.
 //! 3.2's lock-free steps (that free, refilling from the active slab's
 //! remote frees or from the partial list) skip the fork bracket below;
 //! all that takes a lock is the slow path.
@@ -81,6 +95,7 @@ use crate::page::{PG_CLASS_SHIFT, PG_SLAB, Page, virt_to_page};
 use crate::page_alloc::{MAX_ORDER, PageAllocator};
 use crate::page_source::DefaultPages;
 use crate::primitive::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use crate::slub::sheaf::{PcsSheaves, SheafStats, build_detached_freelist, sheaf_capacity_for};
 use crate::slub::{CacheCore, CpuStats, KmemCacheCpu, SlubEra};
 
 /// Number of size classes.
@@ -193,6 +208,7 @@ unsafe impl Sync for ThreadMeta {}
 thread_local! {
     static CPUS: UnsafeCell<[[KmemCacheCpu; NR_CLASSES]; NR_SETS]> =
         const { UnsafeCell::new([const { [const { KmemCacheCpu::new(0, 0) }; NR_CLASSES] }; NR_SETS]) };
+    static SHEAVES: UnsafeCell<Sheaves> = const { UnsafeCell::new(Sheaves::new()) };
     static META: ThreadMeta = const {
         ThreadMeta {
             state: Cell::new(UNREGISTERED),
@@ -202,6 +218,29 @@ thread_local! {
         }
     };
 }
+
+/// A thread's sheaves for [`SlubAlloc`]'s classes.
+struct Sheaves {
+    /// Frees go to the sheaves: the thread is registered (so its exit
+    /// flushes them) and sheaves were on when it registered.
+    live: bool,
+    pcs: [PcsSheaves; NR_CLASSES],
+}
+
+impl Sheaves {
+    const fn new() -> Sheaves {
+        let mut pcs = [const { PcsSheaves::new(1) }; NR_CLASSES];
+        let mut i = 0;
+        while i < NR_CLASSES {
+            pcs[i] = PcsSheaves::new(sheaf_capacity_for(FINE_CLASSES[i]));
+            i += 1;
+        }
+        Sheaves { live: false, pcs }
+    }
+}
+
+/// Threads registering from now on use sheaves ([`SlubAlloc::set_sheaves`]).
+static SHEAVES_ON: AtomicBool = AtomicBool::new(true);
 
 /// Set while a fork is being prepared.
 static FORKING: AtomicBool = AtomicBool::new(false);
@@ -219,10 +258,24 @@ static KEY: AtomicU32 = AtomicU32::new(0);
 
 /// Per-era sums of the CPU counters of threads that have exited (under
 /// `THREADS_LOCK`).
-struct ExitedStats(UnsafeCell<[CpuStats; NR_SETS]>);
+struct ExitedStats<T>(UnsafeCell<T>);
 // SAFETY: only touched with THREADS_LOCK held.
-unsafe impl Sync for ExitedStats {}
-static EXITED: ExitedStats = ExitedStats(UnsafeCell::new([CpuStats::ZERO; NR_SETS]));
+unsafe impl<T> Sync for ExitedStats<T> {}
+static EXITED: ExitedStats<[CpuStats; NR_SETS]> =
+    ExitedStats(UnsafeCell::new([CpuStats::ZERO; NR_SETS]));
+/// The sheaf counters of threads that have exited (under `THREADS_LOCK`).
+static EXITED_SHEAVES: ExitedStats<SheafStats> = ExitedStats(UnsafeCell::new(SheafStats::ZERO));
+
+/// The sum of the calling thread's sheaf counters.
+fn own_sheaf_stats() -> SheafStats {
+    // SAFETY: the thread's own sheaves, read only.
+    unsafe {
+        (*SHEAVES.with(|s| s.get()))
+            .pcs
+            .iter()
+            .fold(SheafStats::ZERO, |a, p| a.add(&p.stats()))
+    }
+}
 
 /// The sum of the counters of the calling thread's CPU states in `set`.
 fn own_stats(set: usize) -> CpuStats {
@@ -301,6 +354,12 @@ fn allocate_in<const SET: usize>(size: usize, align: usize) -> *mut u8 {
             // SAFETY: the thread's own CPU state; no reference to it
             // outlives this block and nothing re-enters meanwhile.
             unsafe {
+                if SET == SET_3_2 {
+                    let obj = (*SHEAVES.with(|s| s.get())).pcs[i].alloc_from_pcs();
+                    if !obj.is_null() {
+                        return obj;
+                    }
+                }
                 let c = &mut (*CPUS.with(|c| c.get()))[SET][i];
                 let obj = c.freelist;
                 if !obj.is_null() {
@@ -333,6 +392,17 @@ unsafe fn deallocate_any(p: *mut u8) {
             PAGES.free_large(p);
             return;
         };
+        // A kmalloc slab's frames, head and tails, carry its set and class:
+        // the sheaf path needs nothing else.
+        let class = ((*page).flags.load(Ordering::Relaxed) >> PG_CLASS_SHIFT) as usize;
+        if class >> 8 == SET_3_2 && (*SHEAVES.with(|s| s.get())).live {
+            let i = (class - 1) & 0xff;
+            let sh = SHEAVES.with(|s| s.get());
+            if let Some(mut f) = (*sh).pcs[i].free_to_pcs(p) {
+                flush_sheaf(i, f.objects());
+            }
+            return;
+        }
         let page = Page::head(page);
         let flags = (*page).flags.load(Ordering::Relaxed);
         if flags & PG_SLAB == 0 {
@@ -342,6 +412,14 @@ unsafe fn deallocate_any(p: *mut u8) {
         }
         // Every slab here is a kmalloc slab: its class is in its flags.
         let class = (flags >> PG_CLASS_SHIFT) as usize - 1;
+        if class >> 8 == SET_3_2 && sheaves_enable() {
+            let i = class & 0xff;
+            let sh = SHEAVES.with(|s| s.get());
+            if let Some(mut f) = (*sh).pcs[i].free_to_pcs(p) {
+                flush_sheaf(i, f.objects());
+            }
+            return;
+        }
         let c = &mut (*CPUS.with(|c| c.get()))[class >> 8][class & 0xff];
         if ptr::eq(page, c.page) && c.node >= 0 {
             crate::slub::set_fp(p, 0, c.freelist);
@@ -355,11 +433,83 @@ unsafe fn deallocate_any(p: *mut u8) {
         // list) and holds no lock, so it needs no fork bracket. Only a
         // registered thread's partial list is flushed at its exit.
         if core.is_lockless()
-            && core.slab_free_cas(c, page, p, META.with(|m| m.state.get() == LIVE))
+            && core.slab_free_cas(c, page, (p, p, 1), META.with(|m| m.state.get() == LIVE))
         {
             return;
         }
         free_slow(core, c, page, p);
+    }
+}
+
+/// Turns the calling thread's sheaves on at its first free: registers it
+/// if it is not (a thread that only frees needs its exit to flush them
+/// too). False if it cannot use them (registering, exiting, sheaves off).
+#[cold]
+#[inline(never)]
+fn sheaves_enable() -> bool {
+    if META.with(|m| m.state.get()) == UNREGISTERED {
+        register();
+    }
+    // SAFETY: the thread's own sheaves.
+    unsafe { (*SHEAVES.with(|s| s.get())).live }
+}
+
+/// `sheaf_flush_unused()` of class `i`'s sheaf: `kmem_cache_free_bulk()`
+/// of its objects (mm/slub.c `__kmem_cache_free_bulk()`): each
+/// `build_detached_freelist()` is freed by one `do_slab_free()`: spliced
+/// onto the CPU freelist when it is the active slab, else
+/// `__slab_free()`'s compare-and-swap, the slow path (with its fork
+/// bracket) only when the free moves the slab on a node list.
+///
+/// # Safety
+/// `objs` are allocated objects of class `i` of the 3.2 set, freed once;
+/// runs on the thread that owns the sheaf.
+#[cold]
+#[inline(never)]
+unsafe fn flush_sheaf(i: usize, objs: &mut [*mut u8]) {
+    let core = &CACHES[SET_3_2][i];
+    let offset = core.layout().offset;
+    let live = META.with(|m| m.state.get() == LIVE);
+    // SAFETY: the thread's own CPU state, not otherwise borrowed; the
+    // objects are live allocations of this cache, so their slabs are.
+    unsafe {
+        let c = &mut (*CPUS.with(|c| c.get()))[SET_3_2][i];
+        let mut size = objs.len();
+        while size > 0 {
+            let (df, left) = build_detached_freelist(objs, size, offset, |o| {
+                Page::head(virt_to_page(o).expect("a slab object"))
+            });
+            size = left;
+            if ptr::eq(df.page, c.page) && c.node >= 0 {
+                crate::slub::set_fp(df.tail, offset, c.freelist);
+                c.freelist = df.head;
+                c.touched = true;
+                continue;
+            }
+            let list = (df.head, df.tail, df.cnt);
+            if core.slab_free_cas(c, df.page, list, live) {
+                continue;
+            }
+            let _g = SlowGuard::enter();
+            core.slab_free_slow_lockless_bulk(live.then_some(&mut *c), df.page, list);
+        }
+    }
+}
+
+/// Flushes every sheaf of the calling thread to its slabs.
+///
+/// # Safety
+/// Runs on the owning thread, with no reference to its sheaves or CPU
+/// state held.
+unsafe fn flush_sheaves() {
+    // SAFETY: the thread's own sheaves.
+    unsafe {
+        let sh = SHEAVES.with(|s| s.get());
+        for i in 0..NR_CLASSES {
+            while let Some(mut f) = (*sh).pcs[i].take() {
+                flush_sheaf(i, f.objects());
+            }
+        }
     }
 }
 
@@ -409,6 +559,8 @@ impl SlubAlloc {
     /// Gives the calling thread's active slabs back to their partial
     /// lists (what thread exit does).
     pub fn flush_thread() {
+        // SAFETY: the thread's own sheaves and CPU state, not borrowed.
+        unsafe { flush_sheaves() };
         let _g = SlowGuard::enter();
         // SAFETY: the thread's own CPU state.
         unsafe { flush_cpus() };
@@ -418,6 +570,23 @@ impl SlubAlloc {
     /// caches: threads that have exited plus the calling thread.
     pub fn stats() -> CpuStats {
         era_stats(SET_3_2)
+    }
+
+    /// The sheaf counters (`CONFIG_SLUB_STATS`): threads that have
+    /// exited plus the calling thread.
+    pub fn sheaf_stats() -> SheafStats {
+        threads_lock();
+        // SAFETY: under THREADS_LOCK.
+        let exited = unsafe { *EXITED_SHEAVES.0.get() };
+        threads_unlock();
+        exited.add(&own_sheaf_stats())
+    }
+
+    /// Turns 6.18's sheaves on or off for threads that register (first
+    /// allocate or free) from now on; on by default. Off, [`SlubAlloc`]
+    /// runs 3.2's paths alone.
+    pub fn set_sheaves(on: bool) {
+        SHEAVES_ON.store(on, Ordering::Relaxed);
     }
 
     /// Slab counts per class, of both eras' caches.
@@ -601,6 +770,11 @@ fn register() {
     THREADS.store(meta.cast_mut(), Ordering::Relaxed);
     META.with(|m| m.state.set(LIVE));
     threads_unlock();
+    if SHEAVES_ON.load(Ordering::Relaxed) {
+        // SAFETY: the thread's own sheaves, not borrowed (register runs
+        // from a slow path).
+        unsafe { (*SHEAVES.with(|s| s.get())).live = true };
+    }
 }
 
 /// Creates the key and the fork handlers once; false while another thread
@@ -632,15 +806,24 @@ fn init_process() -> bool {
 /// The key destructor: flushes the exiting thread's slabs and unlinks it.
 extern "C" fn thread_exit(arg: *mut libc::c_void) {
     let meta = arg.cast::<ThreadMeta>();
+    // SAFETY: runs on the exiting thread: its sheaves and CPU state are its
+    // own. Frees from later destructors bypass the sheaves.
+    unsafe {
+        (*SHEAVES.with(|s| s.get())).live = false;
+        flush_sheaves();
+    }
     {
         let _g = SlowGuard::enter();
         // SAFETY: runs on the exiting thread, whose CPU state is its own.
         unsafe { flush_cpus() };
     }
     let mine = [own_stats(SET_2624), own_stats(SET_3_2)];
+    let sheaves = own_sheaf_stats();
     threads_lock();
     // SAFETY: under THREADS_LOCK.
     unsafe {
+        let e = &mut *EXITED_SHEAVES.0.get();
+        *e = e.add(&sheaves);
         let e = &mut *EXITED.0.get();
         for (e, m) in e.iter_mut().zip(mine) {
             *e = e.add(&m);
@@ -900,6 +1083,87 @@ mod tests {
         );
         assert!(CACHES[SET_2624].iter().all(|c| !c.is_lockless()));
         PAGES.assert_invariants();
+    }
+
+    #[test]
+    fn frees_go_to_sheaves_which_swap_flush_and_empty_at_thread_exit() {
+        // A fresh thread: kmalloc-48 sheaves of 32 objects.
+        assert_eq!(sheaf_capacity_for(FINE_CLASSES[3]), 32);
+        let (after_free, sizes, after_alloc, next_from_slab) = std::thread::spawn(|| {
+            let ptrs: Vec<*mut u8> = (0..100).map(|_| SlubAlloc::allocate(40, 8)).collect();
+            for &p in &ptrs {
+                // SAFETY: allocated above, freed once.
+                unsafe { SlubAlloc::deallocate(p) };
+            }
+            let after_free = own_sheaf_stats();
+            // SAFETY: the thread's own sheaves, read only.
+            let sizes = unsafe { (*SHEAVES.with(|s| s.get())).pcs[3].sizes() };
+            // The last 4 freed come back from the main sheaf, then the
+            // 32 of the spare (swapped in), last freed first.
+            let again: Vec<*mut u8> = (0..36).map(|_| SlubAlloc::allocate(40, 8)).collect();
+            let mut want: Vec<*mut u8> = ptrs[96..].iter().rev().copied().collect();
+            want.extend(ptrs[64..96].iter().rev());
+            assert_eq!(again, want);
+            let after_alloc = own_sheaf_stats();
+            // Both sheaves empty: the next allocation takes the slab path.
+            let next = SlubAlloc::allocate(40, 8);
+            let next_from_slab = own_sheaf_stats().alloc_pcs == 36;
+            for p in again.into_iter().chain([next]) {
+                // SAFETY: allocated above, freed once.
+                unsafe { SlubAlloc::deallocate(p) };
+            }
+            (after_free, sizes, after_alloc, next_from_slab)
+        })
+        .join()
+        .unwrap();
+        // 32 frees fill the main sheaf, the 33rd swaps in the empty
+        // spare, the 65th and 97th find both full and flush the spare.
+        assert_eq!(
+            after_free,
+            SheafStats {
+                alloc_pcs: 0,
+                free_pcs: 100,
+                sheaf_swap: 3,
+                sheaf_flush: 2
+            }
+        );
+        assert_eq!(sizes, (4, 32));
+        assert_eq!(
+            after_alloc,
+            SheafStats {
+                alloc_pcs: 36,
+                free_pcs: 100,
+                sheaf_swap: 4,
+                sheaf_flush: 2
+            }
+        );
+        assert!(next_from_slab);
+        // The thread's exit flushed its two sheaves (the 37 objects it
+        // freed last); kmalloc-48's slabs are consistent.
+        assert!(SlubAlloc::sheaf_stats().sheaf_flush >= 3);
+        CACHES[SET_3_2][3].assert_invariants();
+    }
+
+    #[test]
+    fn tail_frames_of_a_slab_carry_its_class() {
+        // kmalloc-512 (class 16) slabs are order 3: most objects lie in
+        // tail frames, which carry (set << 8 | class) + 1 as the head does.
+        let ptrs: Vec<*mut u8> = (0..64).map(|_| SlubAlloc::allocate(500, 8)).collect();
+        let mut tails = 0;
+        for &p in &ptrs {
+            // SAFETY: a live block of ours; its frames are live.
+            unsafe {
+                let frame = virt_to_page(p).unwrap();
+                let flags = (*frame).flags.load(Ordering::Relaxed);
+                assert_eq!(flags >> PG_CLASS_SHIFT, ((SET_3_2 as u32) << 8 | 16) + 1);
+                tails += usize::from(flags & crate::page::PG_TAIL != 0);
+            }
+        }
+        assert!(tails > 0, "no object in a tail frame");
+        for p in ptrs {
+            // SAFETY: allocated above, freed once.
+            unsafe { SlubAlloc::deallocate(p) };
+        }
     }
 
     #[test]

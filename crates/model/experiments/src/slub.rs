@@ -24,8 +24,9 @@
 //!    is SLUB against SLAB; klab has no SLAB, so the figure it reports is
 //!    SLUB against SLOB and the note says so).
 //!
-//! The benchmark times klab's `SlubAlloc` (3.2 slow paths) and
-//! `SlubAlloc2624` (the page's) against glibc and mimalloc on the shared
+//! The benchmark times klab's `SlubAlloc` (3.2 slow paths behind 6.18's
+//! per-CPU sheaves) and `SlubAlloc2624` (the page's) against glibc and
+//! mimalloc on the shared
 //! workloads, measures each one's peak RSS in a forked child, and times
 //! real programs under `LD_PRELOAD` ([`crate::slub_preload`]).
 
@@ -590,12 +591,12 @@ impl Experiment for SlubBench {
             "Throughput (Mops/s: allocations + frees per second, best of runs)",
             &[
                 "workload",
-                "klab 3.2",
+                "klab 3.2+sheaves",
                 "klab 2.6.24",
                 "glibc",
                 "mimalloc",
-                "3.2 / glibc",
-                "3.2 / mimalloc",
+                "3.2+sheaves / glibc",
+                "3.2+sheaves / mimalloc",
                 "2.6.24 / glibc",
                 "2.6.24 / mimalloc",
             ],
@@ -638,11 +639,11 @@ impl Experiment for SlubBench {
         let mut t = Table::new(
             "Peak RSS growth of a larson run in a forked child (KiB)",
             &[
-                "klab 3.2",
+                "klab 3.2+sheaves",
                 "klab 2.6.24",
                 "glibc",
                 "mimalloc",
-                "3.2 / glibc",
+                "3.2+sheaves / glibc",
                 "2.6.24 / glibc",
             ],
         );
@@ -670,7 +671,7 @@ impl Experiment for SlubBench {
         r.verdict = Verdict {
             holds: Some(vs_glibc >= 1.5 && vs_mi >= 1.0 / 1.2 && ratio.is_some_and(|x| x <= 1.1)),
             measured: format!(
-                "larson churn: klab 3.2 {vs_glibc:.2}x glibc, {vs_mi:.2}x mimalloc (2.6.24 caches: {old_vs_glibc:.2}x glibc); peak RSS {} of glibc's{}",
+                "larson churn: klab 3.2+sheaves {vs_glibc:.2}x glibc, {vs_mi:.2}x mimalloc (2.6.24 caches: {old_vs_glibc:.2}x glibc); peak RSS {} of glibc's{}",
                 ratio.map_or("unknown".into(), |x| format!("{x:.2}x")),
                 c_larson.map_or(String::new(), |x| format!(
                     "; C larson under LD_PRELOAD takes {x:.2}x glibc's time"

@@ -2,11 +2,12 @@
 //! slub`: `git`, `python3` running an allocation-heavy script, `cc`
 //! compiling a C file, and a larson-style C churn (4 threads, blocks freed
 //! by other threads, a fork mid-run), each run on glibc's malloc (no
-//! preload), on klab's preload library with the 3.2 caches and with the
-//! 2.6.24 caches (`KLAB_SLUB_ERA=2.6.24`), and on the system's mimalloc
-//! (`libmimalloc.so.2`). Reports wall-clock time and peak RSS
-//! (`ru_maxrss` of each child, from `wait4()`) and their ratios to glibc,
-//! and checks that every allocator's output matches glibc's.
+//! preload), on klab's preload library with the 3.2 caches (behind 6.18's
+//! sheaves) and with the 2.6.24 caches (`KLAB_SLUB_ERA=2.6.24`), and on
+//! the system's mimalloc (`libmimalloc.so.2`). Reports wall-clock time
+//! and peak RSS (`ru_maxrss` of each child, from `wait4()`) and their
+//! ratios to glibc, and checks that every allocator's output matches
+//! glibc's.
 //!
 //! The preload library is found through `KLAB_SLAB_PRELOAD`, else next to
 //! the running executable (`target/release/libklab_slab_preload.so`
@@ -188,7 +189,7 @@ fn programs(ctx: &Ctx<'_>, dir: &Path, notes: &mut Vec<String>) -> Vec<Program> 
 }
 
 /// Adds the tables of real programs under `LD_PRELOAD` to `r`; returns
-/// klab 3.2's time ratio to glibc on the C larson, if it ran.
+/// klab 3.2+sheaves' time ratio to glibc on the C larson, if it ran.
 pub(crate) fn preload_tables(
     ctx: &Ctx<'_>,
     r: &mut Report,
@@ -208,7 +209,7 @@ pub(crate) fn preload_tables(
             era: None,
         },
         Peer {
-            name: "klab 3.2",
+            name: "klab 3.2+sheaves",
             preload: Some(lib.clone()),
             era: None,
         },

@@ -514,15 +514,21 @@ impl CacheCore {
     /// CPU partial list due to drain): [`Self::slab_free_slow_lockless`]
     /// does those. Takes no lock, so callers need no fork bracketing.
     ///
+    /// Frees a detached freelist of `cnt` objects of the slab, `head` to
+    /// `tail` linked through their free pointers (4.6's bulk free,
+    /// `do_slab_free(s, slab, head, tail, cnt)`): one compare-and-swap
+    /// links all of them; a single object is `head == tail`, `cnt == 1`.
+    ///
     /// # Safety
-    /// `obj` is an allocated object of this cache in `page`, freed once;
-    /// `c` is the calling CPU's state for this cache.
+    /// `head`..`tail` are `cnt` allocated objects of this cache in
+    /// `page`, linked, each freed once; `c` is the calling CPU's state
+    /// for this cache.
     #[inline]
     pub(crate) unsafe fn slab_free_cas(
         &self,
         c: &mut KmemCacheCpu,
         page: *const Page,
-        obj: *mut u8,
+        (head, tail, cnt): (*mut u8, *mut u8, u32),
         may_freeze: bool,
     ) -> bool {
         let freeze = may_freeze && self.cpu_partial > 0 && {
@@ -535,8 +541,8 @@ impl CacheCore {
         loop {
             let old = Self::counters(page);
             let prior = old.freelist(base);
-            let inuse = old.inuse() - 1;
-            let mut new = old.with_inuse(inuse).with_fl(fl_of(base, obj));
+            let inuse = old.inuse() - cnt;
+            let mut new = old.with_inuse(inuse).with_fl(fl_of(base, head));
             if (inuse == 0 || prior.is_null()) && !old.frozen() {
                 if freeze && prior.is_null() {
                     new = new.with_frozen(true);
@@ -544,8 +550,8 @@ impl CacheCore {
                     return false;
                 }
             }
-            // SAFETY: obj is ours to free; its free pointer slot is free.
-            unsafe { set_fp(obj, self.layout.offset, prior) };
+            // SAFETY: tail is ours to free; its free pointer slot is free.
+            unsafe { set_fp(tail, self.layout.offset, prior) };
             if Self::cmpxchg_double_slab(page, old, new) {
                 c.stats.free_slow += 1;
                 c.stats.free_frozen += u64::from(old.frozen());
@@ -573,9 +579,26 @@ impl CacheCore {
     /// `obj` is an allocated object of this cache in `page`, freed once.
     pub(crate) unsafe fn slab_free_slow_lockless(
         &self,
-        mut c: Option<&mut KmemCacheCpu>,
+        c: Option<&mut KmemCacheCpu>,
         page: *const Page,
         obj: *mut u8,
+    ) {
+        // SAFETY: forwarded; one object is a detached freelist of one.
+        unsafe { self.slab_free_slow_lockless_bulk(c, page, (obj, obj, 1)) }
+    }
+
+    /// [`Self::slab_free_slow_lockless`] for a detached freelist of `cnt`
+    /// objects of one slab, `head` to `tail` (4.6's `__slab_free(s, slab,
+    /// head, tail, cnt)`, reached from `kmem_cache_free_bulk()`).
+    ///
+    /// # Safety
+    /// `head`..`tail` are `cnt` allocated objects of this cache in
+    /// `page`, linked through their free pointers, each freed once.
+    pub(crate) unsafe fn slab_free_slow_lockless_bulk(
+        &self,
+        mut c: Option<&mut KmemCacheCpu>,
+        page: *const Page,
+        (head, tail, cnt): (*mut u8, *mut u8, u32),
     ) {
         let cpu_partial = self.cpu_partial > 0 && c.is_some();
         let base = Page::address(page);
@@ -585,10 +608,10 @@ impl CacheCore {
         let (prior, was_frozen, new) = loop {
             let old = Self::counters(page);
             let prior = old.freelist(base);
-            // SAFETY: obj is ours to free; its free pointer slot is free.
-            unsafe { set_fp(obj, self.layout.offset, prior) };
+            // SAFETY: tail is ours to free; its free pointer slot is free.
+            unsafe { set_fp(tail, self.layout.offset, prior) };
             let was_frozen = old.frozen();
-            let mut new = old.with_inuse(old.inuse() - 1).with_fl(fl_of(base, obj));
+            let mut new = old.with_inuse(old.inuse() - cnt).with_fl(fl_of(base, head));
             if (new.inuse() == 0 || prior.is_null()) && !was_frozen && guard.is_none() {
                 if cpu_partial && prior.is_null() {
                     new = new.with_frozen(true);

@@ -92,10 +92,15 @@
 //! (`CONFIG_SLUB_CPU_PARTIAL`). The later two live in `slub/lockless.rs`. Debug
 //! caches keep the 2.6.24 paths in every era, as the kernel gives them
 //! neither `__CMPXCHG_DOUBLE` nor CPU partial lists.
+//!
+//! On top of 3.2, [`sheaf`] has 6.18's per-CPU sheaves (arrays of free
+//! objects in front of the slabs) and 4.6's bulk free by detached
+//! freelists, which the global allocator uses.
 
 mod cpu;
 mod lockless;
 mod node;
+pub mod sheaf;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -548,6 +553,15 @@ impl CacheCore {
             if self.kmalloc_index < 256 {
                 let class = (u32::from(self.lockless) << 8 | self.kmalloc_index) + 1;
                 flags |= class << PG_CLASS_SHIFT;
+                // The tail frames carry the class too, so a free finds it
+                // in the one frame `virt_to_page()` gives (the kernel's
+                // `virt_to_slab()` reads the head frame as well).
+                let s = ptr::NonNull::new_unchecked(Page::section(page));
+                for i in 1..1usize << l.order {
+                    (*crate::page::frame(s, Page::index(page) + i))
+                        .flags
+                        .fetch_or(class << PG_CLASS_SHIFT, Ordering::Relaxed);
+                }
             }
             p.flags.store(flags, Ordering::Relaxed);
             let start = Page::address(page);
