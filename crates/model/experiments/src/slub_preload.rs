@@ -1,5 +1,6 @@
 //! Real programs on klab's SLUB through `LD_PRELOAD`, part of `klab bench
-//! slub`: `git`, `python3` running an allocation-heavy script, `cc`
+//! slub`: `true` (the floor: what loading each library costs in RSS),
+//! `git`, `python3` running an allocation-heavy script, `cc`
 //! compiling a C file, and a larson-style C churn (4 threads, blocks freed
 //! by other threads, a fork mid-run), each run on glibc's malloc (no
 //! preload), on klab's preload library with the 3.2 caches (behind 6.18's
@@ -125,6 +126,16 @@ fn build_runner(cc: &str, dir: &Path) -> Option<PathBuf> {
 /// The programs this host can run.
 fn programs(ctx: &Ctx<'_>, dir: &Path, notes: &mut Vec<String>) -> Vec<Program> {
     let mut v = Vec::new();
+    // A program that allocates next to nothing: its RSS difference is what
+    // each library costs just by being loaded (its code and data pages,
+    // its first structures), the floor under every other row's.
+    if have("true") {
+        v.push(Program {
+            name: "true (no allocation: the library's own pages)".into(),
+            argv: vec!["true".into()],
+            cwd: None,
+        });
+    }
     if have("git") {
         v.push(Program {
             name: "git help -a".into(),
@@ -337,6 +348,7 @@ pub(crate) fn preload_tables(
     let mut rcols = vec!["program".to_owned()];
     rcols.extend(names.iter().map(|n| format!("{n} (KiB)")));
     rcols.extend(names[1..].iter().map(|n| format!("{n} / glibc RSS")));
+    rcols.push(format!("{} - glibc (KiB)", names[1]));
     let rcols: Vec<&str> = rcols.iter().map(String::as_str).collect();
     let mut rt = Table::new(
         "Real programs under LD_PRELOAD: peak RSS (ru_maxrss)",
@@ -360,6 +372,12 @@ pub(crate) fn preload_tables(
             cells.push(tr.into());
             rcells.push(rr.into());
         }
+        rcells.push(
+            row[1]
+                .zip(base)
+                .map(|((_, k), (_, b))| k as i64 - b as i64)
+                .into(),
+        );
         if p.name.starts_with("larson.c") {
             larson_ratio = row[1].zip(base).map(|((s, _), (b, _))| s / b);
         }
