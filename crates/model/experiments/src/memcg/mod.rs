@@ -1012,15 +1012,14 @@ impl Experiment for MemcgLimit {
         r.table(t);
         cost_table(&mut r, frames);
         let pc = page_cgroup::table(&mut r, ctx);
-        let pc_frames = page_cgroup::frames(ctx);
         let (without, with) = (hit[0].1, hit[1].1);
         r.verdict = Verdict {
             holds: Some(with > without && hit[1].2 <= batch_limit),
             measured: format!(
                 "interactive hit ratio {without:.3} without the controller, {with:.3} with the backup limited to {batch_limit} pages (it peaked at {} pages); tracking costs {:.1} bytes per charged page with 2.6.25's page_cgroup objects in SLUB when memory is full and {:.1} once a process has exited (fragmented slabs), against {} bytes a frame for 2.6.27's boot-time array",
                 hit[1].2,
-                pc[0].slab_bytes_per_page(pc_frames),
-                pc[1].slab_bytes_per_page(pc_frames),
+                pc[0].slab_bytes_per_page(),
+                pc[1].slab_bytes_per_page(),
                 klab_model::mm::slab::PAGE_CGROUP_SIZE
             ),
             note: "The interactive set is half of memory; the backup streams 24 times memory once."

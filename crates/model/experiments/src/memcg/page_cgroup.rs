@@ -29,22 +29,31 @@ pub(crate) struct Moment {
     pub(crate) charged: u64,
     /// Frames of the page_cgroup cache's slabs.
     pub(crate) slab_frames: u64,
+    /// Frames of the machine.
+    pub(crate) frames: u64,
 }
 
 impl Moment {
-    fn of(label: &'static str, st: &SlabStats) -> Moment {
+    fn of(label: &'static str, st: &SlabStats, frames: u64) -> Moment {
         Moment {
             label,
             charged: st.page_cgroups,
             // The cache's slabs are order 0 (102 objects to a 4 KiB slab).
             slab_frames: st.page_cgroup_slabs,
+            frames,
         }
     }
 
     /// 2.6.25: the slab frames plus the `page_cgroup` pointer each
     /// `struct page` carried, per charged page.
-    pub(crate) fn slab_bytes_per_page(&self, frames: u64) -> f64 {
-        (self.slab_frames * PAGE_SIZE + 8 * frames) as f64 / self.charged.max(1) as f64
+    pub(crate) fn slab_bytes_per_page(&self) -> f64 {
+        (self.slab_frames * PAGE_SIZE + 8 * self.frames) as f64 / self.charged.max(1) as f64
+    }
+
+    /// 2.6.27: the boot-time array of every frame's `page_cgroup`, per
+    /// charged page.
+    pub(crate) fn array_bytes_per_page(&self) -> f64 {
+        (u64::from(PAGE_CGROUP_SIZE) * self.frames) as f64 / self.charged.max(1) as f64
     }
 }
 
@@ -62,23 +71,17 @@ pub(crate) fn measure(frames: u64) -> Vec<Moment> {
         m.access(Access::read(0, i).by(2));
     }
     let ks = |m: &Machine| m.kernel_slab().expect("slab on").stats();
-    let mut out = vec![Moment::of("memory full", &ks(&m))];
+    let mut out = vec![Moment::of("memory full", &ks(&m), frames)];
     m.kill_task(TaskId(process));
-    out.push(Moment::of("after the process exits", &ks(&m)));
+    out.push(Moment::of("after the process exits", &ks(&m), frames));
     m.slab_shrink();
-    out.push(Moment::of("after kmem_cache_shrink()", &ks(&m)));
+    out.push(Moment::of("after kmem_cache_shrink()", &ks(&m), frames));
     out
-}
-
-/// Frames of the measuring machine.
-pub(crate) fn frames(ctx: &Ctx<'_>) -> u64 {
-    ctx.size(8192, 2048)
 }
 
 /// The table of `memcg-limit`.
 pub(crate) fn table(r: &mut Report, ctx: &Ctx<'_>) -> Vec<Moment> {
-    let frames = frames(ctx);
-    let moments = measure(frames);
+    let moments = measure(ctx.size(8192, 2048));
     let mut t = Table::new(
         "page_cgroup memory, measured in the model: 2.6.25's SLUB objects (plus a pointer in struct page) against 2.6.27's boot-time array",
         &[
@@ -90,14 +93,13 @@ pub(crate) fn table(r: &mut Report, ctx: &Ctx<'_>) -> Vec<Moment> {
             "objects per slab frame in use",
         ],
     );
-    let array = u64::from(PAGE_CGROUP_SIZE) * frames;
     for mo in &moments {
         t.row(cells![
             mo.label,
             mo.charged,
             mo.slab_frames,
-            mo.slab_bytes_per_page(frames),
-            array as f64 / mo.charged.max(1) as f64,
+            mo.slab_bytes_per_page(),
+            mo.array_bytes_per_page(),
             mo.charged as f64 / mo.slab_frames.max(1) as f64
         ]);
     }
@@ -125,7 +127,7 @@ mod tests {
         // Per charged page: 2.6.25 pays (10 * 4096 + 8 * 1024) / 480 bytes,
         // 2.6.27's array 40 * 1024 / 480.
         assert_eq!(
-            exited.slab_bytes_per_page(1024),
+            exited.slab_bytes_per_page(),
             (10.0 * 4096.0 + 8192.0) / 480.0
         );
     }

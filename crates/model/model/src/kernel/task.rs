@@ -385,7 +385,7 @@ impl TaskTable {
     /// `pid_max` of them, within `klab_slab::model::MAX_POOL_BYTES`.
     pub fn with_slab(pid_max: Pid, placement: ZombiePlacement) -> TaskTable {
         let slot = u64::from(TASK_STRUCT_SIZE.next_multiple_of(TASK_STRUCT_ALIGN));
-        let frames = (u64::from(pid_max) * slot).div_ceil(4096);
+        let frames = (u64::from(pid_max) * slot).div_ceil(klab_slab::page::PAGE_SIZE as u64);
         Self::with_slab_in(pid_max, placement, Geometry::for_machine(1, frames, 1))
     }
 
