@@ -1,10 +1,13 @@
 //! Runs real programs on klab's SLUB with LD_PRELOAD: git, python3, a
-//! larson-style C benchmark (threads, cross-thread frees, fork) and a gcc
-//! compile, checking their output against a run without the preload.
+//! larson-style C benchmark (threads, cross-thread frees, fork), a
+//! thread-churn stress (threads created and joined over and over, exiting
+//! with objects in their caches, forks from a multithreaded parent) and a
+//! gcc compile, checking their output against a run without the preload.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Builds the cdylib once (release, in its own target directory: the
 /// outer cargo holds the lock on the test's) and returns its path.
@@ -101,19 +104,100 @@ fn larson_in_c_with_threads_and_fork_runs_on_the_preload() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("larson");
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/larson.c");
-    run(
-        Command::new("gcc")
-            .args(["-O2", "-pthread", "-o"])
-            .arg(&bin)
-            .arg(src),
-        false,
-    );
+    let bin = compile(dir.path(), "larson");
     let a = run(&mut Command::new(&bin), false);
     let b = run(&mut Command::new(&bin), true);
     assert_eq!(a.stdout, b.stdout);
     assert!(String::from_utf8_lossy(&b.stdout).starts_with("larson ok "));
+}
+
+/// Runs `cmd` to its end or until `limit` has passed; a run that outlives
+/// it is killed, and the test fails saying so (a hang is a failure with a
+/// message, never a test that does not return).
+fn run_bounded(cmd: &mut Command, limit: Duration, what: &str) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{what}: still running after {limit:?}, killed (a hang)\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Compiles one of the C programs in tests/data.
+fn compile(dir: &Path, name: &str) -> PathBuf {
+    let bin = dir.join(name);
+    let src = format!("{}/tests/data/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    run(
+        Command::new("gcc")
+            .args(["-O2", "-Wall", "-pthread", "-o"])
+            .arg(&bin)
+            .arg(src),
+        false,
+    );
+    bin
+}
+
+#[test]
+fn thread_churn_with_forks_runs_100_times_on_the_preload_in_every_era() {
+    if !have("gcc") {
+        eprintln!("skipped: no gcc");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = compile(dir.path(), "churn");
+    // churn ROUNDS THREADS OPS SEED WATCHDOG_S: 24 rounds of 2 threads
+    // hand over batches of 1 to 6 slabs' worth of 8-32-byte blocks (the
+    // allocator that kept a Vec under a list lock hung here 5 runs of 5);
+    // its own watchdog ends a hung run with exit status 3 before ours
+    // kills it.
+    let args = |seed: u32| ["24", "2", "1000", &seed.to_string(), "30"].map(String::from);
+    let expected: Vec<Vec<u8>> = (1..=5)
+        .map(|seed| {
+            let out = run(Command::new(&bin).args(args(seed)), false).stdout;
+            assert!(String::from_utf8_lossy(&out).starts_with("churn ok "));
+            out
+        })
+        .collect();
+    let lib = library();
+    // The default era (3.2 slabs, 6.18 sheaves) 100 times; the page's
+    // 2.6.24 era 10 times.
+    for (era, runs) in [(None, 100), (Some("2.6.24"), 10)] {
+        for i in 0..runs {
+            let seed = 1 + i % 5;
+            let mut cmd = Command::new(&bin);
+            cmd.args(args(seed)).env("LD_PRELOAD", &lib);
+            if let Some(e) = era {
+                cmd.env("KLAB_SLUB_ERA", e);
+            }
+            let what = format!("churn run {i} (seed {seed}, era {era:?})");
+            let out = run_bounded(&mut cmd, Duration::from_secs(60), &what);
+            assert!(
+                out.status.success(),
+                "{what} failed: {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&expected[seed as usize - 1]),
+                "{what}: output differs from glibc's"
+            );
+        }
+    }
 }
 
 #[test]

@@ -45,18 +45,50 @@
 //! remote frees or from the partial list) skip the fork bracket below;
 //! all that takes a lock is the slow path.
 //!
-//! # Thread exit without recursion
+//! # What protects what
 //!
-//! Both thread-locals are `const`-initialised and have no destructor, so
+//! * A thread's `CPUS`, `SHEAVES` and `META` cells: its own, touched only
+//!   by that thread (and by its key destructor, which runs on it); no
+//!   lock. Other threads read only `META`'s atomics (`in_slow`, `next`).
+//! * A frozen slab's freelist and counters: one compare-and-swap word
+//!   ([`crate::slub`]'s 3.1+ protocol); remote frees push on it, only the
+//!   owning thread takes from it.
+//! * A cache's node lists: the node's `list_lock` (a `Mutex`).
+//! * The page allocator's free lists: its zone lock.
+//! * The list of live threads and the exited threads' counters:
+//!   `THREADS_LOCK`, a spin lock.
+//!
+//! None of these locks is held across anything that can allocate
+//! ([`crate::reentry`]): in the preload library every `Vec` or `Box` of
+//! the allocator's own code would call back into `malloc`, that is into
+//! this allocator, on a thread holding the lock the nested call may need.
+//! Debug builds count the locks a thread holds and abort with a message
+//! if an allocation starts while one is held.
+//!
+//! # Thread exit: a CPU going offline
+//!
+//! A thread is the host's stand-in for a CPU, and its exit is the
+//! kernel's CPU hot-unplug: `slub_cpu_dead()` (mm/slub.c) runs
+//! `__flush_cpu_slab()` for every cache, deactivating the dead CPU's slab
+//! and unfreezing its partial list, and (6.18) `__pcs_flush_all_cpu()`
+//! empties its sheaves. Here the pthread key destructor `thread_exit`
+//! does the same on the exiting thread: it turns the thread's sheaves off
+//! and flushes them to their slabs (bulk frees), then flushes every
+//! cache's CPU slab and partial list to the node lists (empty slabs go
+//! back to the page allocator once no list lock is held), adds the
+//! thread's counters to the exited threads' and unlinks it. Objects the
+//! thread still owned stay allocated; whoever frees them later frees into
+//! slabs that now sit on node lists, like any remote free.
+//!
+//! The thread-locals are `const`-initialised and have no destructor, so
 //! touching them never registers a TLS destructor (which allocates in
 //! glibc) and never fails, even while the thread is exiting. At its first
-//! slow path a thread registers a `pthread` key destructor (created once
-//! per process; `pthread_setspecific` may allocate: the thread is in state
+//! slow path a thread registers the key (created once per process;
+//! `pthread_setspecific` may allocate: the thread is in state
 //! `REGISTERING` meanwhile and any nested allocation takes the CPU-less
-//! path). The destructor flushes the thread's active slabs to their
-//! partial lists, marks the thread `DEAD` and unlinks it; allocations by
-//! later destructors of the same thread take the CPU-less path, which
-//! borrows a slab for one object and gives it straight back.
+//! path). Allocations by destructors that run after `thread_exit` find
+//! the thread `DEAD` and take the CPU-less path, which borrows a slab for
+//! one object and gives it straight back; their frees bypass the sheaves.
 //!
 //! # Fork
 //!
@@ -73,7 +105,11 @@
 //! state and need nothing. Both sides use `SeqCst`, so a thread entering
 //! and the preparing thread cannot both miss each other. The child drops
 //! the other threads from its list (their frozen slabs stay frozen:
-//! leaked, as glibc leaks their tcaches).
+//! leaked, as glibc leaks their tcaches). The forking thread itself may
+//! allocate between the handlers (another library's prepare handler may
+//! call `malloc`): its slow paths neither wait for `FORKING` nor count,
+//! and it does not register meanwhile, since it holds the thread list's
+//! lock across the fork.
 //!
 //! # The flusher
 //!
@@ -94,7 +130,7 @@ use crate::layout::{SlabFlags, SlubParams, calculate_sizes};
 use crate::page::{PG_CLASS_SHIFT, PG_SLAB, Page, virt_to_page};
 use crate::page_alloc::{MAX_ORDER, PageAllocator};
 use crate::page_source::DefaultPages;
-use crate::primitive::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use crate::primitive::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use crate::slub::sheaf::{PcsSheaves, SheafStats, build_detached_freelist, sheaf_capacity_for};
 use crate::slub::{CacheCore, CpuStats, KmemCacheCpu, SlubEra};
 
@@ -198,6 +234,9 @@ struct ThreadMeta {
     slow_count: Cell<u32>,
     /// Next live thread (under `THREADS_LOCK`).
     next: crate::primitive::AtomicPtr<ThreadMeta>,
+    /// The thread is preparing a `fork()` (between the prepare handler
+    /// and the parent's or child's; owner only).
+    forker: Cell<bool>,
 }
 
 // SAFETY: the Cells are only touched by the owning thread (and by its own
@@ -215,6 +254,7 @@ thread_local! {
             in_slow: AtomicU32::new(0),
             slow_count: Cell::new(0),
             next: crate::primitive::AtomicPtr::new(ptr::null_mut()),
+            forker: Cell::new(false),
         }
     };
 }
@@ -245,7 +285,7 @@ static SHEAVES_ON: AtomicBool = AtomicBool::new(true);
 /// Set while a fork is being prepared.
 static FORKING: AtomicBool = AtomicBool::new(false);
 /// Slow paths in progress on threads without a registration.
-static UNREG_IN_SLOW: AtomicUsize = AtomicUsize::new(0);
+static UNREG_IN_SLOW: AtomicU32 = AtomicU32::new(0);
 /// Guards the list of live threads.
 static THREADS_LOCK: AtomicBool = AtomicBool::new(false);
 /// Head of the list of live threads.
@@ -298,7 +338,22 @@ fn era_stats(set: usize) -> CpuStats {
     exited.add(&own_stats(set))
 }
 
+/// Takes `THREADS_LOCK`, counted as an allocator lock: nothing that can
+/// allocate runs under it ([`crate::reentry`]).
 fn threads_lock() {
+    threads_lock_raw();
+    crate::reentry::acquired();
+}
+
+fn threads_unlock() {
+    crate::reentry::released();
+    threads_unlock_raw();
+}
+
+/// `THREADS_LOCK` without the count: the fork handlers hold it across
+/// `fork()`, during which the forking thread may allocate (from other
+/// prepare handlers); its allocations then stay off the thread list.
+fn threads_lock_raw() {
     while THREADS_LOCK
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
@@ -307,7 +362,7 @@ fn threads_lock() {
     }
 }
 
-fn threads_unlock() {
+fn threads_unlock_raw() {
     THREADS_LOCK.store(false, Ordering::Release);
 }
 
@@ -349,6 +404,7 @@ pub struct ClassStats {
 /// path.
 #[inline(always)]
 fn allocate_in<const SET: usize>(size: usize, align: usize) -> *mut u8 {
+    crate::reentry::assert_no_lock_held();
     match class_for(FINE_CLASSES, &INDEX, size, align) {
         Some(i) => {
             // SAFETY: the thread's own CPU state; no reference to it
@@ -385,6 +441,7 @@ fn allocate_in<const SET: usize>(size: usize, align: usize) -> *mut u8 {
 /// `p` came from this allocator (in this process) and is freed once.
 #[inline(always)]
 unsafe fn deallocate_any(p: *mut u8) {
+    crate::reentry::assert_no_lock_held();
     // SAFETY: p is ours: its section header and memory map are live.
     unsafe {
         let Some(page) = virt_to_page(p) else {
@@ -502,6 +559,9 @@ unsafe fn flush_sheaf(i: usize, objs: &mut [*mut u8]) {
 /// Runs on the owning thread, with no reference to its sheaves or CPU
 /// state held.
 unsafe fn flush_sheaves() {
+    // The sheaves and CPU state are being rewritten: an allocation now
+    // would find them half done (counted as a lock, see crate::reentry).
+    let _busy = crate::reentry::Held::acquire();
     // SAFETY: the thread's own sheaves.
     unsafe {
         let sh = SHEAVES.with(|s| s.get());
@@ -613,8 +673,13 @@ impl SlubAlloc {
     }
 }
 
-/// Brackets a slow path for fork quiescence.
+/// Brackets a slow path for fork quiescence: counts it in the thread's
+/// `in_slow` (registered threads) or in `UNREG_IN_SLOW` (the others) for
+/// as long as it runs.
 struct SlowGuard {
+    /// The counter this slow path holds, null for none (the forking
+    /// thread's own slow paths, from another prepare handler: the other
+    /// threads are quiet and it is the one that must go on).
     counter: *const AtomicU32,
 }
 
@@ -622,28 +687,26 @@ impl SlowGuard {
     #[inline]
     fn enter() -> SlowGuard {
         let counter = META.with(|m| {
-            if m.state.get() == LIVE {
+            if m.forker.get() {
+                ptr::null()
+            } else if m.state.get() == LIVE {
                 &m.in_slow as *const AtomicU32
             } else {
-                ptr::null()
+                &UNREG_IN_SLOW as *const AtomicU32
             }
         });
+        if counter.is_null() {
+            return SlowGuard { counter };
+        }
         loop {
-            // SAFETY: a registered thread's meta lives as long as the thread.
+            // SAFETY: a registered thread's meta lives as long as the
+            // thread; UNREG_IN_SLOW is a static.
             unsafe {
-                if counter.is_null() {
-                    UNREG_IN_SLOW.fetch_add(1, Ordering::SeqCst);
-                } else {
-                    (*counter).fetch_add(1, Ordering::SeqCst);
-                }
+                (*counter).fetch_add(1, Ordering::SeqCst);
                 if !FORKING.load(Ordering::SeqCst) {
                     return SlowGuard { counter };
                 }
-                if counter.is_null() {
-                    UNREG_IN_SLOW.fetch_sub(1, Ordering::SeqCst);
-                } else {
-                    (*counter).fetch_sub(1, Ordering::SeqCst);
-                }
+                (*counter).fetch_sub(1, Ordering::SeqCst);
             }
             while FORKING.load(Ordering::SeqCst) {
                 std::thread::yield_now();
@@ -655,9 +718,7 @@ impl SlowGuard {
 impl Drop for SlowGuard {
     #[inline]
     fn drop(&mut self) {
-        if self.counter.is_null() {
-            UNREG_IN_SLOW.fetch_sub(1, Ordering::Release);
-        } else {
+        if !self.counter.is_null() {
             // SAFETY: as in `enter`.
             unsafe { (*self.counter).fetch_sub(1, Ordering::Release) };
         }
@@ -732,6 +793,8 @@ unsafe fn run_flusher() {
 /// # Safety
 /// Runs on the owning thread, inside a slow path.
 unsafe fn flush_cpus() {
+    // As in flush_sheaves: nothing may allocate until the flush is done.
+    let _busy = crate::reentry::Held::acquire();
     // SAFETY: the thread's own CPU state.
     unsafe {
         let cpus = &mut *CPUS.with(|c| c.get());
@@ -745,6 +808,12 @@ unsafe fn flush_cpus() {
 /// on first use, then this thread's key value and list link.
 #[cold]
 fn register() {
+    if META.with(|m| m.forker.get()) {
+        // Allocating from another prepare handler of its own fork: the
+        // list of threads is locked by this very thread. It stays
+        // unregistered (CPU-less) until after the fork.
+        return;
+    }
     META.with(|m| m.state.set(REGISTERING));
     if !init_process() {
         META.with(|m| m.state.set(UNREGISTERED));
@@ -850,7 +919,8 @@ extern "C" fn thread_exit(arg: *mut libc::c_void) {
 
 #[cfg(not(miri))]
 extern "C" fn fork_prepare() {
-    threads_lock();
+    threads_lock_raw();
+    META.with(|m| m.forker.set(true));
     FORKING.store(true, Ordering::SeqCst);
     // SAFETY: the list is stable under THREADS_LOCK; metas are live.
     unsafe {
@@ -870,7 +940,8 @@ extern "C" fn fork_prepare() {
 #[cfg(not(miri))]
 extern "C" fn fork_parent() {
     FORKING.store(false, Ordering::SeqCst);
-    threads_unlock();
+    META.with(|m| m.forker.set(false));
+    threads_unlock_raw();
 }
 
 #[cfg(not(miri))]
@@ -887,7 +958,8 @@ extern "C" fn fork_child() {
     THREADS.store(me, Ordering::Relaxed);
     UNREG_IN_SLOW.store(0, Ordering::SeqCst);
     FORKING.store(false, Ordering::SeqCst);
-    threads_unlock();
+    META.with(|m| m.forker.set(false));
+    threads_unlock_raw();
 }
 
 // SAFETY: `allocate` returns blocks of at least `size` bytes at `align`

@@ -42,6 +42,8 @@
 //!   flushed on thread exit and quiesced across `fork`.
 //! * [`capi`]: the C allocation functions (`malloc`, `free`, ...) as plain
 //!   Rust functions; the `klab-slab-preload` cdylib exports them.
+//! * [`reentry`]: the rule that no code holding an allocator lock
+//!   allocates, and its checker in debug builds.
 //! * [`workload`]: allocation workloads shared by benchmarks and
 //!   experiments (single-thread churn, producer/consumer, larson).
 //!
@@ -63,6 +65,7 @@ pub mod page;
 pub mod page_alloc;
 pub mod page_source;
 pub(crate) mod primitive;
+pub mod reentry;
 pub mod slob;
 pub mod slub;
 pub mod workload;

@@ -276,6 +276,7 @@ impl Page {
     /// `slab_lock()`: the bit spin lock on `PG_locked`.
     #[inline]
     pub(crate) fn lock(&self) {
+        crate::reentry::acquired();
         if self.flags.fetch_or(PG_LOCKED, Ordering::Acquire) & PG_LOCKED == 0 {
             return;
         }
@@ -303,13 +304,18 @@ impl Page {
     /// `slab_trylock()`.
     #[inline]
     pub(crate) fn trylock(&self) -> bool {
-        self.flags.fetch_or(PG_LOCKED, Ordering::Acquire) & PG_LOCKED == 0
+        let ok = self.flags.fetch_or(PG_LOCKED, Ordering::Acquire) & PG_LOCKED == 0;
+        if ok {
+            crate::reentry::acquired();
+        }
+        ok
     }
 
     /// `slab_unlock()`.
     #[inline]
     pub(crate) fn unlock(&self) {
         self.flags.fetch_and(!PG_LOCKED, Ordering::Release);
+        crate::reentry::released();
     }
 
     /// The section this frame belongs to.

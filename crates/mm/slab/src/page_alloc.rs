@@ -41,6 +41,7 @@ use crate::page::{
     SECTION_SIZE, SectionHeader, SectionKind, USABLE_PAGES, frame,
 };
 use crate::page_source::PageSource;
+use crate::reentry::Locked;
 
 /// Largest order the buddy allocator hands out (`2^8` frames = 1 MiB).
 pub const MAX_ORDER: u32 = 8;
@@ -60,6 +61,9 @@ struct ZoneInner {
 // only followed under the zone lock.
 unsafe impl Send for ZoneInner {}
 
+/// A held zone lock, counted as an allocator lock ([`crate::reentry`]).
+type ZoneGuard<'a> = Locked<MutexGuard<'a, ZoneInner>>;
+
 /// The page allocator of one node.
 struct Zone {
     inner: Mutex<ZoneInner>,
@@ -77,8 +81,9 @@ impl Zone {
         }),
     };
 
-    fn lock(&self) -> MutexGuard<'_, ZoneInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// The zone lock; counted as an allocator lock ([`crate::reentry`]).
+    fn lock(&self) -> ZoneGuard<'_> {
+        Locked::new(self.inner.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

@@ -54,6 +54,7 @@ use crate::layout::{CACHE_LINE, LayoutError, SlabFlags};
 use crate::page::{PAGE_SIZE, PG_SLOB, PG_SLOB_FREE, Page, virt_to_page};
 use crate::page_alloc::{MAX_ORDER, PageAllocator, get_order};
 use crate::page_source::PageSource;
+use crate::reentry::Locked;
 use crate::{Ctor, ObjectAllocator, ObjectCache};
 
 /// Bytes per SLOB unit.
@@ -160,8 +161,10 @@ impl Slob {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Lists> {
-        self.shared.lock.lock().unwrap_or_else(|e| e.into_inner())
+    /// The SLOB lock (`slob_lock`), counted as an allocator lock
+    /// ([`crate::reentry`]).
+    fn lock(&self) -> Locked<MutexGuard<'_, Lists>> {
+        Locked::new(self.shared.lock.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Pages held on behalf of small blocks.

@@ -176,6 +176,7 @@ impl CacheCore {
     /// `cmpxchg_double_slab()`: one attempt.
     #[inline(always)]
     fn cmpxchg_double_slab(page: *const Page, old: Counters, new: Counters) -> bool {
+        super::interleave::point(super::interleave::Point::Cas);
         // SAFETY: a live slab frame.
         unsafe {
             (*page)
@@ -370,9 +371,15 @@ impl CacheCore {
     /// `unfreeze_partials()`: every slab of the CPU partial list goes back
     /// to its node (to the tail of the partial list, or freed when empty
     /// and the node keeps `min_partial` already).
+    ///
+    /// Empty slabs wait on a list of their own, linked through their
+    /// frames' `next` as the kernel's `discard_page` list is, and are
+    /// freed once no list lock is held: nothing here allocates (the rule
+    /// of [`crate::reentry`]; a `Vec` here was a thread waiting for its own
+    /// lock when the allocator is the program's malloc).
     pub(crate) fn unfreeze_partials(&self, c: &mut KmemCacheCpu) {
-        let mut locked: Option<(usize, std::sync::MutexGuard<'_, super::node::NodeLists>)> = None;
-        let mut discard: Vec<*const Page> = Vec::new();
+        let mut locked: Option<(usize, super::node::ListGuard<'_>)> = None;
+        let mut discard: *mut Page = ptr::null_mut();
         while !c.partial.is_null() {
             let page = c.partial;
             // SAFETY: the CPU owns its partial list.
@@ -396,7 +403,10 @@ impl CacheCore {
                 c.stats.cmpxchg_fail += 1;
             };
             if new.inuse() == 0 && n.nr_partial.load(Ordering::Relaxed) >= self.min_partial {
-                discard.push(page);
+                // SAFETY: unfrozen and empty, on no list: its link fields
+                // are ours until it is freed below.
+                unsafe { (*page).set_next(discard) };
+                discard = page.cast_mut();
             } else {
                 let (_, l) = locked.as_mut().expect("node locked above");
                 // SAFETY: unfrozen just now, on no list; lock held.
@@ -405,7 +415,10 @@ impl CacheCore {
             }
         }
         drop(locked);
-        for page in discard {
+        while !discard.is_null() {
+            let page = discard;
+            // SAFETY: on the discard list built above.
+            discard = unsafe { (*page).next() };
             // SAFETY: empty, unfrozen, on no list: nobody can reach it.
             unsafe { self.discard_slab(page) };
         }

@@ -98,6 +98,7 @@
 //! freelists, which the global allocator uses.
 
 mod cpu;
+pub(crate) mod interleave;
 mod lockless;
 mod node;
 pub mod sheaf;
@@ -796,17 +797,33 @@ impl CacheCore {
         }
     }
 
+    /// Discards every slab of a list linked through `next`; returns how
+    /// many.
+    ///
+    /// # Safety
+    /// The slabs are empty, not frozen and on no other list.
+    unsafe fn discard_list(&self, mut page: *mut Page) -> usize {
+        let mut n = 0;
+        while !page.is_null() {
+            let p = page;
+            // SAFETY: the caller's list; read before the slab is freed.
+            page = unsafe { (*p).next() };
+            // SAFETY: forwarded.
+            unsafe { self.discard_slab(p) };
+            n += 1;
+        }
+        n
+    }
+
     /// `kmem_cache_shrink()`: empty partial slabs go back to the page
     /// allocator, the rest are sorted fullest first. Frozen slabs are not
     /// touched (their owners flush them). Returns the slabs freed.
     pub fn shrink(&self) -> usize {
         let mut freed = 0;
         for n in &self.nodes[..self.pages.nr_nodes()] {
-            for page in n.shrink(|p| self.slab_inuse(p)) {
-                // SAFETY: taken off the list empty, not frozen.
-                unsafe { self.discard_slab(page) };
-                freed += 1;
-            }
+            let empty = n.shrink(self.layout.objects, |p| self.slab_inuse(p));
+            // SAFETY: taken off the list empty, not frozen.
+            freed += unsafe { self.discard_list(empty) };
         }
         freed
     }
@@ -819,10 +836,9 @@ impl CacheCore {
             return 0;
         }
         for n in &self.nodes[..self.pages.nr_nodes()] {
-            for page in n.take_empty(|p| self.slab_inuse(p)) {
-                // SAFETY: taken off the list empty, not frozen.
-                unsafe { self.discard_slab(page) };
-            }
+            let empty = n.take_empty(self.layout.objects, |p| self.slab_inuse(p));
+            // SAFETY: taken off the list empty, not frozen.
+            unsafe { self.discard_list(empty) };
         }
         let left: usize = self
             .nodes
@@ -1576,3 +1592,5 @@ pub(crate) unsafe fn obj_to_cache(obj: *const u8) -> Option<(*const CacheCore, *
 mod tests;
 #[cfg(test)]
 mod tests_era;
+#[cfg(test)]
+mod tests_interleave;

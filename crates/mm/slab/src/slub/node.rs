@@ -17,6 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::page::{PG_FROZEN, PG_FULL, PG_PARTIAL, Page};
 use crate::primitive::{AtomicUsize, Ordering};
+use crate::reentry::Locked;
 
 /// The lists, guarded by the node's list lock.
 pub(crate) struct NodeLists {
@@ -28,6 +29,10 @@ pub(crate) struct NodeLists {
 // SAFETY: the pointers are slab frames of the owning cache and are only
 // followed under the list lock.
 unsafe impl Send for NodeLists {}
+
+/// A held `list_lock`, counted as an allocator lock ([`crate::reentry`]):
+/// nothing that can allocate may run while one lives.
+pub(crate) type ListGuard<'a> = Locked<MutexGuard<'a, NodeLists>>;
 
 /// One node's share of a cache.
 pub(crate) struct KmemCacheNode {
@@ -52,8 +57,9 @@ impl KmemCacheNode {
     };
 
     /// `spin_lock(&n->list_lock)`.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, NodeLists> {
-        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> ListGuard<'_> {
+        super::interleave::point(super::interleave::Point::ListLock);
+        Locked::new(self.list.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The first slab on the partial list (list lock held).
@@ -206,57 +212,88 @@ impl KmemCacheNode {
         }
     }
 
-    /// The partial-list half of `kmem_cache_shrink()`: takes the empty
-    /// slabs off (returned, to be discarded) and re-links the rest fullest
-    /// first.
-    pub(crate) fn shrink(&self, inuse_of: impl Fn(*const Page) -> u32) -> Vec<*const Page> {
-        let mut l = self.lock();
-        let mut keep: Vec<(u32, *mut Page)> = Vec::new();
-        let mut empty = Vec::new();
-        let mut page = l.head;
-        while !page.is_null() {
-            // SAFETY: list lock held; slab fields read under a trylock.
-            unsafe {
-                let next = (*page).next();
-                if (*page).trylock() {
-                    let inuse = inuse_of(page);
-                    if inuse == 0 {
-                        self.unlink_partial(&mut l, page);
+    /// The partial-list half of `kmem_cache_shrink()` (2.6.24): takes the
+    /// empty slabs off and returns them as a list linked through their
+    /// `next` (to be discarded), and re-links the rest fullest first (a
+    /// slab whose lock is busy counts as fullest), keeping the order of
+    /// slabs equally full. `objects` is the cache's objects per slab.
+    ///
+    /// As the kernel does, the per-`inuse` list heads (`slabs_by_inuse`)
+    /// are allocated before `list_lock` is taken and freed after it is
+    /// dropped: nothing allocates under the lock ([`crate::reentry`]).
+    pub(crate) fn shrink(
+        &self,
+        objects: usize,
+        inuse_of: impl Fn(*const Page) -> u32,
+    ) -> *mut Page {
+        // (head, tail) per inuse 0..=objects, then one for busy slabs.
+        let mut by_inuse: Vec<(*mut Page, *mut Page)> =
+            vec![(ptr::null_mut(), ptr::null_mut()); objects + 2];
+        let busy = objects + 1;
+        {
+            let mut l = self.lock();
+            let mut page = l.head;
+            while !page.is_null() {
+                // SAFETY: list lock held; slab fields read under a trylock.
+                unsafe {
+                    let next = (*page).next();
+                    let bucket = if (*page).trylock() {
+                        let inuse = inuse_of(page) as usize;
                         (*page).unlock();
-                        empty.push(page.cast_const());
+                        inuse.min(objects)
                     } else {
-                        (*page).unlock();
-                        keep.push((inuse, page));
+                        busy
+                    };
+                    if bucket == 0 {
+                        // Off the list (which is rebuilt below from the
+                        // other buckets).
+                        (*page).clear(PG_PARTIAL);
+                        self.nr_partial.fetch_sub(1, Ordering::Relaxed);
                     }
-                } else {
-                    keep.push((u32::MAX, page));
+                    let (head, tail) = &mut by_inuse[bucket];
+                    (*page).set_next(ptr::null_mut());
+                    if tail.is_null() {
+                        *head = page;
+                    } else {
+                        (**tail).set_next(page);
+                    }
+                    *tail = page;
+                    page = next;
                 }
-                page = next;
+            }
+            l.head = ptr::null_mut();
+            l.tail = ptr::null_mut();
+            for &(first, _) in by_inuse[1..].iter().rev() {
+                let mut page = first;
+                while !page.is_null() {
+                    // SAFETY: list lock held; re-linking the same set of
+                    // slabs, each read before its link is rewritten.
+                    unsafe {
+                        let next = (*page).next();
+                        (*page).set_next(ptr::null_mut());
+                        (*page).set_prev(l.tail);
+                        if l.tail.is_null() {
+                            l.head = page;
+                        } else {
+                            (*l.tail).set_next(page);
+                        }
+                        l.tail = page;
+                        page = next;
+                    }
+                }
             }
         }
-        keep.sort_by_key(|k| std::cmp::Reverse(k.0));
-        l.head = ptr::null_mut();
-        l.tail = ptr::null_mut();
-        for &(_, page) in &keep {
-            // SAFETY: list lock held; re-linking the same set of slabs.
-            unsafe {
-                (*page).set_next(ptr::null_mut());
-                (*page).set_prev(l.tail);
-                if l.tail.is_null() {
-                    l.head = page;
-                } else {
-                    (*l.tail).set_next(page);
-                }
-                l.tail = page;
-            }
-        }
-        empty
+        by_inuse[0].0
     }
 
     /// Takes every empty slab off the partial list (`free_list()` in
-    /// `kmem_cache_close()`).
-    pub(crate) fn take_empty(&self, inuse_of: impl Fn(*const Page) -> u32) -> Vec<*const Page> {
-        self.shrink(inuse_of)
+    /// `kmem_cache_close()`), as [`Self::shrink`] does.
+    pub(crate) fn take_empty(
+        &self,
+        objects: usize,
+        inuse_of: impl Fn(*const Page) -> u32,
+    ) -> *mut Page {
+        self.shrink(objects, inuse_of)
     }
 
     /// Calls `f(page, on_partial)` for every slab on the lists, list lock
