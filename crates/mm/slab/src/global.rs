@@ -125,7 +125,7 @@ use std::ptr;
 use crate::Shared;
 use crate::cache::{ksize, large_alloc, large_free};
 use crate::debug::{ReportSink, StderrSink};
-use crate::kmalloc::{FINE_CLASSES, INDEX_LEN, class_for, size_index};
+use crate::kmalloc::{FINE_CLASSES, INDEX_LEN, KMALLOC_MAX_CACHE_SIZE, class_for, size_index};
 use crate::layout::{SlabFlags, SlubParams, calculate_sizes};
 use crate::page::{PG_CLASS_SHIFT, PG_SLAB, Page, virt_to_page};
 use crate::page_alloc::{MAX_ORDER, PageAllocator};
@@ -244,19 +244,56 @@ struct ThreadMeta {
 // atomics.
 unsafe impl Sync for ThreadMeta {}
 
-thread_local! {
-    static CPUS: UnsafeCell<[[KmemCacheCpu; NR_CLASSES]; NR_SETS]> =
-        const { UnsafeCell::new([const { [const { KmemCacheCpu::new(0, 0) }; NR_CLASSES] }; NR_SETS]) };
-    static SHEAVES: UnsafeCell<Sheaves> = const { UnsafeCell::new(Sheaves::new()) };
-    static META: ThreadMeta = const {
-        ThreadMeta {
-            state: Cell::new(UNREGISTERED),
-            in_slow: AtomicU32::new(0),
-            slow_count: Cell::new(0),
-            next: crate::primitive::AtomicPtr::new(ptr::null_mut()),
-            forker: Cell::new(false),
+/// Everything a thread (the host's CPU) owns: one thread-local block, so
+/// an allocation or a free finds all of it with one thread-pointer read.
+/// Its initial state is all zero bytes (checked by a test), so it can sit
+/// in `.tbss` ([`tls`]).
+#[repr(C)]
+pub(crate) struct ThreadState {
+    /// The sheaves of [`SlubAlloc`]'s classes.
+    sheaves: UnsafeCell<Sheaves>,
+    /// One [`KmemCacheCpu`] per set and class.
+    cpus: UnsafeCell<[[KmemCacheCpu; NR_CLASSES]; NR_SETS]>,
+    /// The thread's registration.
+    meta: ThreadMeta,
+}
+
+impl ThreadState {
+    /// A thread that has not allocated yet: all zero bytes.
+    #[allow(dead_code)] // the thread_local! fallback and the tests
+    pub(crate) const fn new() -> ThreadState {
+        ThreadState {
+            sheaves: UnsafeCell::new(Sheaves::new()),
+            cpus: UnsafeCell::new(
+                [const { [const { KmemCacheCpu::new(0, 0) }; NR_CLASSES] }; NR_SETS],
+            ),
+            meta: ThreadMeta {
+                state: Cell::new(UNREGISTERED),
+                in_slow: AtomicU32::new(0),
+                slow_count: Cell::new(0),
+                next: crate::primitive::AtomicPtr::new(ptr::null_mut()),
+                forker: Cell::new(false),
+            },
         }
-    };
+    }
+}
+
+/// The calling thread's sheaves.
+#[inline(always)]
+fn sheaves_ptr() -> *mut Sheaves {
+    tls::this_thread().sheaves.get()
+}
+
+/// The calling thread's CPU states.
+#[inline(always)]
+fn cpus_ptr() -> *mut [[KmemCacheCpu; NR_CLASSES]; NR_SETS] {
+    tls::this_thread().cpus.get()
+}
+
+/// Runs `f` on the calling thread's registration.
+#[inline(always)]
+fn with_meta<R>(f: impl FnOnce(&ThreadMeta) -> R) -> R {
+    f(&tls::this_thread().meta)
 }
 
 /// A thread's sheaves for [`SlubAlloc`]'s classes.
@@ -268,14 +305,96 @@ struct Sheaves {
 }
 
 impl Sheaves {
+    /// Off and of capacity 0 (all zero bytes): [`Sheaves::turn_on`] gives
+    /// each class its capacity when the thread registers.
+    #[allow(dead_code)] // through ThreadState::new()
     const fn new() -> Sheaves {
-        let mut pcs = [const { PcsSheaves::new(1) }; NR_CLASSES];
-        let mut i = 0;
-        while i < NR_CLASSES {
-            pcs[i] = PcsSheaves::new(sheaf_capacity_for(FINE_CLASSES[i]));
-            i += 1;
+        Sheaves {
+            live: false,
+            pcs: [const { PcsSheaves::off() }; NR_CLASSES],
         }
-        Sheaves { live: false, pcs }
+    }
+
+    /// Gives every class its sheaf capacity ([`sheaf_capacity_for`]) and
+    /// sends frees to the sheaves from now on.
+    fn turn_on(&mut self) {
+        for (p, &size) in self.pcs.iter_mut().zip(FINE_CLASSES) {
+            p.set_capacity(sheaf_capacity_for(size));
+        }
+        self.live = true;
+    }
+}
+
+/// The calling thread's [`ThreadState`], found through the thread pointer.
+///
+/// On x86-64 Linux the block is a `.tbss` symbol of the initial-exec TLS
+/// model, the model glibc's own malloc state and mimalloc's use: its
+/// offset from the thread pointer (`%fs`) is read from the GOT, so a
+/// lookup is two instructions and no call. Rust's `thread_local!` in a
+/// shared library (the preload cdylib) uses the general-dynamic model,
+/// a call to `__tls_get_addr()` per access; stable Rust cannot ask for
+/// another model, so the symbol is declared in assembly. A library with
+/// initial-exec TLS is sized into the static TLS block at program start:
+/// it works preloaded or linked, and a late `dlopen()` of it may fail
+/// (as with mimalloc and jemalloc). Elsewhere (Miri, loom, other targets)
+/// a `thread_local!` holds the block.
+mod tls {
+    use super::ThreadState;
+
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri), not(loom)))]
+    core::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 6",
+        ".globl klab_slab_thread_state",
+        ".hidden klab_slab_thread_state",
+        ".type klab_slab_thread_state,@object",
+        ".size klab_slab_thread_state,{size}",
+        "klab_slab_thread_state:",
+        ".zero {size}",
+        ".popsection",
+        size = const size_of::<ThreadState>(),
+    );
+
+    // The block starts as zero bytes: ThreadState::new() must be that.
+    const _: () = assert!(align_of::<ThreadState>() <= 64);
+
+    /// The calling thread's state.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri), not(loom)))]
+    #[inline(always)]
+    pub(super) fn this_thread() -> &'static ThreadState {
+        let p: *const ThreadState;
+        // SAFETY: reads the symbol's TLS offset from the GOT (the dynamic
+        // linker filled it in at load time) and adds the thread pointer
+        // (`%fs:0` holds the TCB's own address); no memory is written.
+        // The result is the same for every call on one thread (`pure`).
+        unsafe {
+            core::arch::asm!(
+                "mov {p}, qword ptr [rip + klab_slab_thread_state@GOTTPOFF]",
+                "add {p}, qword ptr fs:[0]",
+                p = out(reg) p,
+                options(pure, readonly, nostack, preserves_flags),
+            );
+        }
+        // SAFETY: the block is this thread's, zero-initialised by the
+        // loader (ThreadState::new() is all zero bytes, see the tests),
+        // and lives as long as the thread; all its fields are cells or
+        // atomics, so shared references are sound.
+        unsafe { &*p }
+    }
+
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri), not(loom))))]
+    thread_local! {
+        static STATE: ThreadState = const { ThreadState::new() };
+    }
+
+    /// The calling thread's state.
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri), not(loom))))]
+    #[inline(always)]
+    pub(super) fn this_thread() -> &'static ThreadState {
+        // SAFETY: the thread-local lives as long as the thread, and the
+        // reference never leaves it (the thread list holds a raw pointer
+        // to its meta, unlinked at exit).
+        STATE.with(|s| unsafe { &*(s as *const ThreadState) })
     }
 }
 
@@ -310,7 +429,7 @@ static EXITED_SHEAVES: ExitedStats<SheafStats> = ExitedStats(UnsafeCell::new(She
 fn own_sheaf_stats() -> SheafStats {
     // SAFETY: the thread's own sheaves, read only.
     unsafe {
-        (*SHEAVES.with(|s| s.get()))
+        (*sheaves_ptr())
             .pcs
             .iter()
             .fold(SheafStats::ZERO, |a, p| a.add(&p.stats()))
@@ -321,7 +440,7 @@ fn own_sheaf_stats() -> SheafStats {
 fn own_stats(set: usize) -> CpuStats {
     // SAFETY: the thread's own CPU state, read only.
     unsafe {
-        (*CPUS.with(|c| c.get()))[set]
+        (*cpus_ptr())[set]
             .iter()
             .fold(CpuStats::ZERO, |a, c| a.add(&c.stats))
     }
@@ -406,31 +525,65 @@ pub struct ClassStats {
 fn allocate_in<const SET: usize>(size: usize, align: usize) -> *mut u8 {
     crate::reentry::assert_no_lock_held();
     match class_for(FINE_CLASSES, &INDEX, size, align) {
-        Some(i) => {
-            // SAFETY: the thread's own CPU state; no reference to it
-            // outlives this block and nothing re-enters meanwhile.
-            unsafe {
-                if SET == SET_3_2 {
-                    let obj = (*SHEAVES.with(|s| s.get())).pcs[i].alloc_from_pcs();
-                    if !obj.is_null() {
-                        return obj;
-                    }
-                }
-                let c = &mut (*CPUS.with(|c| c.get()))[SET][i];
-                let obj = c.freelist;
-                if !obj.is_null() {
-                    c.freelist = crate::slub::get_fp(obj, 0);
-                    c.touched = true;
-                    return obj;
-                }
+        Some(i) => alloc_class::<SET>(i),
+        None => alloc_large(size, align),
+    }
+}
+
+/// `kmalloc()` on set `SET`: the class straight from the size table
+/// (`kmalloc_index()`, `kmalloc_slab()`), no alignment to look at. Every
+/// class above 8 bytes is a multiple of 16 and every slab starts on a
+/// page, so a block of more than 8 bytes is 16-byte aligned (glibc's
+/// `MALLOC_ALIGNMENT`, the kernel's `ARCH_KMALLOC_MINALIGN`), and a
+/// power-of-two class is naturally aligned, as kmalloc has guaranteed
+/// since 5.4.
+#[inline(always)]
+fn kmalloc_in<const SET: usize>(size: usize) -> *mut u8 {
+    crate::reentry::assert_no_lock_held();
+    if size <= KMALLOC_MAX_CACHE_SIZE {
+        alloc_class::<SET>(INDEX[size.div_ceil(8)] as usize)
+    } else {
+        alloc_large(size, 16)
+    }
+}
+
+const _: () = {
+    let mut i = 1;
+    while i < NR_CLASSES {
+        assert!(FINE_CLASSES[i].is_multiple_of(16));
+        i += 1;
+    }
+};
+
+/// The fast path of class `i`: the sheaf, then the CPU freelist.
+#[inline(always)]
+fn alloc_class<const SET: usize>(i: usize) -> *mut u8 {
+    // SAFETY: the thread's own CPU state; no reference to it outlives
+    // this block and nothing re-enters meanwhile.
+    unsafe {
+        if SET == SET_3_2 {
+            let obj = (*sheaves_ptr()).pcs[i].alloc_from_pcs();
+            if !obj.is_null() {
+                return obj;
             }
-            alloc_slow(SET, i)
         }
-        None => {
-            let _g = SlowGuard::enter();
-            large_alloc(&PAGES, size, align, 0).map_or(ptr::null_mut(), |p| p.as_ptr())
+        let c = &mut (*cpus_ptr())[SET][i];
+        let obj = c.freelist;
+        if !obj.is_null() {
+            c.freelist = crate::slub::get_fp(obj, 0);
+            c.touched = true;
+            return obj;
         }
     }
+    alloc_slow(SET, i)
+}
+
+/// Blocks above the largest class: pages.
+#[cold]
+#[inline(never)]
+fn alloc_large(size: usize, align: usize) -> *mut u8 {
+    let _g = SlowGuard::enter();
+    large_alloc(&PAGES, size, align, 0).map_or(ptr::null_mut(), |p| p.as_ptr())
 }
 
 /// `slab_free()`: the slab's cache says which set (and so which thread
@@ -452,9 +605,9 @@ unsafe fn deallocate_any(p: *mut u8) {
         // A kmalloc slab's frames, head and tails, carry its set and class:
         // the sheaf path needs nothing else.
         let class = ((*page).flags.load(Ordering::Relaxed) >> PG_CLASS_SHIFT) as usize;
-        if class >> 8 == SET_3_2 && (*SHEAVES.with(|s| s.get())).live {
+        if class >> 8 == SET_3_2 && (*sheaves_ptr()).live {
             let i = (class - 1) & 0xff;
-            let sh = SHEAVES.with(|s| s.get());
+            let sh = sheaves_ptr();
             if let Some(mut f) = (*sh).pcs[i].free_to_pcs(p) {
                 flush_sheaf(i, f.objects());
             }
@@ -471,13 +624,13 @@ unsafe fn deallocate_any(p: *mut u8) {
         let class = (flags >> PG_CLASS_SHIFT) as usize - 1;
         if class >> 8 == SET_3_2 && sheaves_enable() {
             let i = class & 0xff;
-            let sh = SHEAVES.with(|s| s.get());
+            let sh = sheaves_ptr();
             if let Some(mut f) = (*sh).pcs[i].free_to_pcs(p) {
                 flush_sheaf(i, f.objects());
             }
             return;
         }
-        let c = &mut (*CPUS.with(|c| c.get()))[class >> 8][class & 0xff];
+        let c = &mut (*cpus_ptr())[class >> 8][class & 0xff];
         if ptr::eq(page, c.page) && c.node >= 0 {
             crate::slub::set_fp(p, 0, c.freelist);
             c.freelist = p;
@@ -490,7 +643,7 @@ unsafe fn deallocate_any(p: *mut u8) {
         // list) and holds no lock, so it needs no fork bracket. Only a
         // registered thread's partial list is flushed at its exit.
         if core.is_lockless()
-            && core.slab_free_cas(c, page, (p, p, 1), META.with(|m| m.state.get() == LIVE))
+            && core.slab_free_cas(c, page, (p, p, 1), with_meta(|m| m.state.get() == LIVE))
         {
             return;
         }
@@ -504,11 +657,11 @@ unsafe fn deallocate_any(p: *mut u8) {
 #[cold]
 #[inline(never)]
 fn sheaves_enable() -> bool {
-    if META.with(|m| m.state.get()) == UNREGISTERED {
+    if with_meta(|m| m.state.get()) == UNREGISTERED {
         register();
     }
     // SAFETY: the thread's own sheaves.
-    unsafe { (*SHEAVES.with(|s| s.get())).live }
+    unsafe { (*sheaves_ptr()).live }
 }
 
 /// `sheaf_flush_unused()` of class `i`'s sheaf: `kmem_cache_free_bulk()`
@@ -526,11 +679,11 @@ fn sheaves_enable() -> bool {
 unsafe fn flush_sheaf(i: usize, objs: &mut [*mut u8]) {
     let core = &CACHES[SET_3_2][i];
     let offset = core.layout().offset;
-    let live = META.with(|m| m.state.get() == LIVE);
+    let live = with_meta(|m| m.state.get() == LIVE);
     // SAFETY: the thread's own CPU state, not otherwise borrowed; the
     // objects are live allocations of this cache, so their slabs are.
     unsafe {
-        let c = &mut (*CPUS.with(|c| c.get()))[SET_3_2][i];
+        let c = &mut (*cpus_ptr())[SET_3_2][i];
         let mut size = objs.len();
         while size > 0 {
             let (df, left) = build_detached_freelist(objs, size, offset, |o| {
@@ -564,7 +717,7 @@ unsafe fn flush_sheaves() {
     let _busy = crate::reentry::Held::acquire();
     // SAFETY: the thread's own sheaves.
     unsafe {
-        let sh = SHEAVES.with(|s| s.get());
+        let sh = sheaves_ptr();
         for i in 0..NR_CLASSES {
             while let Some(mut f) = (*sh).pcs[i].take() {
                 flush_sheaf(i, f.objects());
@@ -584,12 +737,20 @@ unsafe fn flush_sheaves() {
 #[inline(never)]
 unsafe fn free_slow(core: &CacheCore, c: &mut KmemCacheCpu, page: *const Page, p: *mut u8) {
     let _g = SlowGuard::enter();
-    let live = META.with(|m| m.state.get() == LIVE);
+    let live = with_meta(|m| m.state.get() == LIVE);
     // SAFETY: forwarded.
     unsafe { core.slab_free_slow(live.then_some(c), page, p, 0) };
 }
 
 impl SlubAlloc {
+    /// Allocates `size` bytes at the C library's alignment (16 bytes for
+    /// blocks above 8 bytes, 8 below), the path of `malloc`; null when
+    /// memory is exhausted.
+    #[inline]
+    pub fn kmalloc(size: usize) -> *mut u8 {
+        kmalloc_in::<SET_3_2>(size)
+    }
+
     /// Allocates `size` bytes at `align`; null when memory is exhausted.
     #[inline]
     pub fn allocate(size: usize, align: usize) -> *mut u8 {
@@ -686,7 +847,7 @@ struct SlowGuard {
 impl SlowGuard {
     #[inline]
     fn enter() -> SlowGuard {
-        let counter = META.with(|m| {
+        let counter = with_meta(|m| {
             if m.forker.get() {
                 ptr::null()
             } else if m.state.get() == LIVE {
@@ -734,20 +895,20 @@ fn alloc_slow(set: usize, i: usize) -> *mut u8 {
         // (a thread with a slab or partial list is registered already).
         // SAFETY: the thread's own CPU state, not otherwise borrowed.
         let obj = unsafe {
-            let c = &mut (*CPUS.with(|c| c.get()))[set][i];
+            let c = &mut (*cpus_ptr())[set][i];
             CACHES[set][i].refill_lockless(c)
         };
         if !obj.is_null() {
             return obj;
         }
     }
-    let state = META.with(|m| m.state.get());
+    let state = with_meta(|m| m.state.get());
     if state == UNREGISTERED {
         register();
     }
     let _g = SlowGuard::enter();
     let core = &CACHES[set][i];
-    let live = META.with(|m| {
+    let live = with_meta(|m| {
         let live = m.state.get() == LIVE;
         if live {
             let n = m.slow_count.get().wrapping_add(1);
@@ -762,7 +923,7 @@ fn alloc_slow(set: usize, i: usize) -> *mut u8 {
     if live {
         // SAFETY: the thread's own CPU state, not otherwise borrowed.
         unsafe {
-            let c = &mut (*CPUS.with(|c| c.get()))[set][i];
+            let c = &mut (*cpus_ptr())[set][i];
             core.slab_alloc_slow(c, 0)
         }
     } else {
@@ -781,7 +942,7 @@ fn alloc_slow(set: usize, i: usize) -> *mut u8 {
 unsafe fn run_flusher() {
     // SAFETY: the thread's own CPU state.
     unsafe {
-        let cpus = &mut *CPUS.with(|c| c.get());
+        let cpus = &mut *cpus_ptr();
         for (core, c) in CACHES.iter().flatten().zip(cpus.iter_mut().flatten()) {
             core.flush_if_unused(c);
         }
@@ -797,7 +958,7 @@ unsafe fn flush_cpus() {
     let _busy = crate::reentry::Held::acquire();
     // SAFETY: the thread's own CPU state.
     unsafe {
-        let cpus = &mut *CPUS.with(|c| c.get());
+        let cpus = &mut *cpus_ptr();
         for (core, c) in CACHES.iter().flatten().zip(cpus.iter_mut().flatten()) {
             core.flush(c);
         }
@@ -808,25 +969,25 @@ unsafe fn flush_cpus() {
 /// on first use, then this thread's key value and list link.
 #[cold]
 fn register() {
-    if META.with(|m| m.forker.get()) {
+    if with_meta(|m| m.forker.get()) {
         // Allocating from another prepare handler of its own fork: the
         // list of threads is locked by this very thread. It stays
         // unregistered (CPU-less) until after the fork.
         return;
     }
-    META.with(|m| m.state.set(REGISTERING));
+    with_meta(|m| m.state.set(REGISTERING));
     if !init_process() {
-        META.with(|m| m.state.set(UNREGISTERED));
+        with_meta(|m| m.state.set(UNREGISTERED));
         return;
     }
-    let meta = META.with(|m| m as *const ThreadMeta);
+    let meta = with_meta(|m| m as *const ThreadMeta);
     let key = KEY.load(Ordering::Acquire) as libc::pthread_key_t;
     // SAFETY: the key exists (init_process returned true); the value is
     // this thread's meta, which lives until the thread's TLS is freed,
     // after key destructors run.
     let ok = unsafe { libc::pthread_setspecific(key, meta.cast()) } == 0;
     if !ok {
-        META.with(|m| m.state.set(DEAD));
+        with_meta(|m| m.state.set(DEAD));
         return;
     }
     threads_lock();
@@ -837,12 +998,12 @@ fn register() {
             .store(THREADS.load(Ordering::Relaxed), Ordering::Relaxed);
     }
     THREADS.store(meta.cast_mut(), Ordering::Relaxed);
-    META.with(|m| m.state.set(LIVE));
+    with_meta(|m| m.state.set(LIVE));
     threads_unlock();
     if SHEAVES_ON.load(Ordering::Relaxed) {
         // SAFETY: the thread's own sheaves, not borrowed (register runs
         // from a slow path).
-        unsafe { (*SHEAVES.with(|s| s.get())).live = true };
+        unsafe { (*sheaves_ptr()).turn_on() };
     }
 }
 
@@ -878,7 +1039,7 @@ extern "C" fn thread_exit(arg: *mut libc::c_void) {
     // SAFETY: runs on the exiting thread: its sheaves and CPU state are its
     // own. Frees from later destructors bypass the sheaves.
     unsafe {
-        (*SHEAVES.with(|s| s.get())).live = false;
+        (*sheaves_ptr()).live = false;
         flush_sheaves();
     }
     {
@@ -913,14 +1074,14 @@ extern "C" fn thread_exit(arg: *mut libc::c_void) {
             link = &(*cur).next;
         }
     }
-    META.with(|m| m.state.set(DEAD));
+    with_meta(|m| m.state.set(DEAD));
     threads_unlock();
 }
 
 #[cfg(not(miri))]
 extern "C" fn fork_prepare() {
     threads_lock_raw();
-    META.with(|m| m.forker.set(true));
+    with_meta(|m| m.forker.set(true));
     FORKING.store(true, Ordering::SeqCst);
     // SAFETY: the list is stable under THREADS_LOCK; metas are live.
     unsafe {
@@ -940,14 +1101,14 @@ extern "C" fn fork_prepare() {
 #[cfg(not(miri))]
 extern "C" fn fork_parent() {
     FORKING.store(false, Ordering::SeqCst);
-    META.with(|m| m.forker.set(false));
+    with_meta(|m| m.forker.set(false));
     threads_unlock_raw();
 }
 
 #[cfg(not(miri))]
 extern "C" fn fork_child() {
     // Only this thread survives: the list keeps it alone (if registered).
-    let me = META.with(|m| {
+    let me = with_meta(|m| {
         m.next.store(ptr::null_mut(), Ordering::Relaxed);
         if m.state.get() == LIVE {
             m as *const ThreadMeta as *mut ThreadMeta
@@ -958,7 +1119,7 @@ extern "C" fn fork_child() {
     THREADS.store(me, Ordering::Relaxed);
     UNREG_IN_SLOW.store(0, Ordering::SeqCst);
     FORKING.store(false, Ordering::SeqCst);
-    META.with(|m| m.forker.set(false));
+    with_meta(|m| m.forker.set(false));
     threads_unlock_raw();
 }
 
@@ -1006,6 +1167,12 @@ unsafe impl GlobalAlloc for SlubAlloc {
 }
 
 impl SlubAlloc2624 {
+    /// As [`SlubAlloc::kmalloc`], from the 2.6.24 caches.
+    #[inline]
+    pub fn kmalloc(size: usize) -> *mut u8 {
+        kmalloc_in::<SET_2624>(size)
+    }
+
     /// As [`SlubAlloc::stats`], for the 2.6.24 caches.
     pub fn stats() -> CpuStats {
         era_stats(SET_2624)
@@ -1068,6 +1235,51 @@ mod tests {
         assert_eq!(a, b);
         // SAFETY: live.
         unsafe { SlubAlloc::deallocate(b) };
+    }
+
+    #[test]
+    fn a_fresh_thread_state_is_zero_bytes_and_new() {
+        // A thread that has not allocated through klab (the test harness
+        // allocates with the system allocator): its block is the loader's
+        // zero bytes, which is what ThreadState::new() describes.
+        let (zero, len) = std::thread::spawn(|| {
+            let t = tls::this_thread() as *const ThreadState as *const u8;
+            let len = size_of::<ThreadState>();
+            // SAFETY: the thread's own block, initialised (zeroed or by
+            // new()) and not written meanwhile; read as bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(t, len) };
+            (bytes.iter().all(|&b| b == 0), len)
+        })
+        .join()
+        .unwrap();
+        if cfg!(all(target_arch = "x86_64", target_os = "linux", not(miri))) {
+            assert!(zero, "the .tbss block is not zero");
+        }
+        assert!(len > 0);
+        let n = ThreadState::new();
+        // SAFETY: a local value, read only.
+        let (sh, cpus) = unsafe { (&*n.sheaves.get(), &*n.cpus.get()) };
+        assert!(!sh.live);
+        assert!(
+            sh.pcs
+                .iter()
+                .all(|p| p.capacity() == 0 && p.sizes() == (0, 0))
+        );
+        assert!(cpus.iter().flatten().all(|c| c.freelist.is_null()
+            && c.page.is_null()
+            && c.partial.is_null()
+            && c.node == 0
+            && c.offset == 0
+            && c.home_node == 0
+            && !c.touched
+            && c.defrag_counter == 0
+            && c.stats == CpuStats::ZERO));
+        assert_eq!(n.meta.state.get(), UNREGISTERED);
+        assert_eq!(UNREGISTERED, 0);
+        assert_eq!(n.meta.in_slow.load(Ordering::Relaxed), 0);
+        assert_eq!(n.meta.slow_count.get(), 0);
+        assert!(n.meta.next.load(Ordering::Relaxed).is_null());
+        assert!(!n.meta.forker.get());
     }
 
     #[test]
@@ -1169,7 +1381,7 @@ mod tests {
             }
             let after_free = own_sheaf_stats();
             // SAFETY: the thread's own sheaves, read only.
-            let sizes = unsafe { (*SHEAVES.with(|s| s.get())).pcs[3].sizes() };
+            let sizes = unsafe { (*sheaves_ptr()).pcs[3].sizes() };
             // The last 4 freed come back from the main sheaf, then the
             // 32 of the spare (swapped in), last freed first.
             let again: Vec<*mut u8> = (0..36).map(|_| SlubAlloc::allocate(40, 8)).collect();

@@ -150,6 +150,28 @@ impl PcsSheaves {
         }
     }
 
+    /// Sheaves of capacity 0, all zero bytes: allocation finds them empty
+    /// and nothing may free to them until [`Self::set_capacity`].
+    pub const fn off() -> Self {
+        PcsSheaves {
+            main: 0,
+            size: [0, 0],
+            capacity: 0,
+            stats: SheafStats::ZERO,
+            objects: [[ptr::null_mut(); SHEAF_CAPACITY]; 2],
+        }
+    }
+
+    /// Sets the capacity of empty sheaves (at most [`SHEAF_CAPACITY`]).
+    ///
+    /// # Panics
+    /// If a sheaf holds objects or the capacity is out of range.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        assert!(capacity > 0 && capacity <= SHEAF_CAPACITY);
+        assert_eq!(self.size, [0, 0], "capacity changed on a sheaf in use");
+        self.capacity = capacity as u32;
+    }
+
     /// Objects in the main and the spare sheaf.
     pub fn sizes(&self) -> (usize, usize) {
         (
@@ -268,7 +290,11 @@ impl PcsSheaves {
     /// # Panics
     /// If one does not hold.
     pub fn assert_invariants(&self) {
-        assert!(self.capacity as usize <= SHEAF_CAPACITY && self.capacity > 0);
+        assert!(self.capacity as usize <= SHEAF_CAPACITY);
+        assert!(
+            self.capacity > 0 || self.size == [0, 0],
+            "objects in sheaves that are off"
+        );
         assert!(self.main < 2);
         let spare = self.size[self.main ^ 1];
         assert!(
