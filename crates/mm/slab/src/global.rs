@@ -131,7 +131,9 @@ use crate::page::{PG_CLASS_SHIFT, PG_SLAB, Page, virt_to_page};
 use crate::page_alloc::{MAX_ORDER, PageAllocator};
 use crate::page_source::DefaultPages;
 use crate::primitive::{AtomicBool, AtomicU8, AtomicU32, Ordering};
-use crate::slub::sheaf::{PcsSheaves, SheafStats, build_detached_freelist, sheaf_capacity_for};
+use crate::slub::sheaf::{
+    Barn, DetachedSheaf, PcsSheaves, SheafStats, build_detached_freelist, sheaf_capacity_for,
+};
 use crate::slub::{CacheCore, CpuStats, KmemCacheCpu, SlubEra};
 
 /// Number of size classes.
@@ -398,6 +400,9 @@ mod tls {
     }
 }
 
+/// The barn of each of [`SlubAlloc`]'s classes (the host has one node).
+static BARNS: [Barn; NR_CLASSES] = [const { Barn::new() }; NR_CLASSES];
+
 /// Threads registering from now on use sheaves ([`SlubAlloc::set_sheaves`]).
 static SHEAVES_ON: AtomicBool = AtomicBool::new(true);
 
@@ -566,6 +571,12 @@ fn alloc_class<const SET: usize>(i: usize) -> *mut u8 {
             if !obj.is_null() {
                 return obj;
             }
+            if BARNS[i].nr_full() != 0 {
+                let obj = alloc_from_barn(i);
+                if !obj.is_null() {
+                    return obj;
+                }
+            }
         }
         let c = &mut (*cpus_ptr())[SET][i];
         let obj = c.freelist;
@@ -576,6 +587,45 @@ fn alloc_class<const SET: usize>(i: usize) -> *mut u8 {
         }
     }
     alloc_slow(SET, i)
+}
+
+/// Both sheaves of class `i` are empty and its barn has a full one:
+/// `barn_replace_empty_sheaf()`, then the pop (`__pcs_replace_empty_main()`
+/// of 6.18: the barn before the slabs).
+#[cold]
+#[inline(never)]
+fn alloc_from_barn(i: usize) -> *mut u8 {
+    let _g = SlowGuard::enter();
+    // SAFETY: the thread's own sheaves, not otherwise borrowed.
+    unsafe {
+        let pcs = &mut (*sheaves_ptr()).pcs[i];
+        if pcs.refill_from_barn(&BARNS[i]) {
+            pcs.alloc_from_pcs()
+        } else {
+            ptr::null_mut()
+        }
+    }
+}
+
+/// A full sheaf detached from class `i` (both sheaves were full): into
+/// the barn (`barn_put_full_sheaf()`), or, when the barn keeps
+/// `MAX_FULL_SHEAVES` already, to its slabs (`sheaf_flush_unused()`).
+///
+/// # Safety
+/// As [`flush_sheaf`].
+#[cold]
+#[inline(never)]
+unsafe fn spill_sheaf(i: usize, mut f: DetachedSheaf) {
+    {
+        let _g = SlowGuard::enter();
+        if BARNS[i].put_full(f.objects()) {
+            // SAFETY: the thread's own sheaves, not otherwise borrowed.
+            unsafe { (*sheaves_ptr()).pcs[i].detached_to_barn() };
+            return;
+        }
+    }
+    // SAFETY: forwarded.
+    unsafe { flush_sheaf(i, f.objects()) };
 }
 
 /// Blocks above the largest class: pages.
@@ -608,8 +658,8 @@ unsafe fn deallocate_any(p: *mut u8) {
         if class >> 8 == SET_3_2 && (*sheaves_ptr()).live {
             let i = (class - 1) & 0xff;
             let sh = sheaves_ptr();
-            if let Some(mut f) = (*sh).pcs[i].free_to_pcs(p) {
-                flush_sheaf(i, f.objects());
+            if let Some(f) = (*sh).pcs[i].free_to_pcs(p) {
+                spill_sheaf(i, f);
             }
             return;
         }
@@ -625,8 +675,8 @@ unsafe fn deallocate_any(p: *mut u8) {
         if class >> 8 == SET_3_2 && sheaves_enable() {
             let i = class & 0xff;
             let sh = sheaves_ptr();
-            if let Some(mut f) = (*sh).pcs[i].free_to_pcs(p) {
-                flush_sheaf(i, f.objects());
+            if let Some(f) = (*sh).pcs[i].free_to_pcs(p) {
+                spill_sheaf(i, f);
             }
             return;
         }
@@ -719,8 +769,15 @@ unsafe fn flush_sheaves() {
     unsafe {
         let sh = sheaves_ptr();
         for i in 0..NR_CLASSES {
-            while let Some(mut f) = (*sh).pcs[i].take() {
-                flush_sheaf(i, f.objects());
+            let capacity = (*sh).pcs[i].capacity();
+            while let Some(f) = (*sh).pcs[i].take() {
+                // A full sheaf may serve another thread from the barn.
+                let mut f = f;
+                if f.objects().len() == capacity {
+                    spill_sheaf(i, f);
+                } else {
+                    flush_sheaf(i, f.objects());
+                }
             }
         }
     }
@@ -1373,7 +1430,7 @@ mod tests {
     fn frees_go_to_sheaves_which_swap_flush_and_empty_at_thread_exit() {
         // A fresh thread: kmalloc-48 sheaves of 32 objects.
         assert_eq!(sheaf_capacity_for(FINE_CLASSES[3]), 32);
-        let (after_free, sizes, after_alloc, next_from_slab) = std::thread::spawn(|| {
+        let (after_free, sizes, after_alloc, next_from) = std::thread::spawn(|| {
             let ptrs: Vec<*mut u8> = (0..100).map(|_| SlubAlloc::allocate(40, 8)).collect();
             for &p in &ptrs {
                 // SAFETY: allocated above, freed once.
@@ -1389,26 +1446,30 @@ mod tests {
             want.extend(ptrs[64..96].iter().rev());
             assert_eq!(again, want);
             let after_alloc = own_sheaf_stats();
-            // Both sheaves empty: the next allocation takes the slab path.
             let next = SlubAlloc::allocate(40, 8);
-            let next_from_slab = own_sheaf_stats().alloc_pcs == 36;
+            let st = own_sheaf_stats();
+            let next_from = (st.alloc_pcs, st.barn_get);
             for p in again.into_iter().chain([next]) {
                 // SAFETY: allocated above, freed once.
                 unsafe { SlubAlloc::deallocate(p) };
             }
-            (after_free, sizes, after_alloc, next_from_slab)
+            (after_free, sizes, after_alloc, next_from)
         })
         .join()
         .unwrap();
         // 32 frees fill the main sheaf, the 33rd swaps in the empty
-        // spare, the 65th and 97th find both full and flush the spare.
+        // spare, the 65th and 97th find both full and detach the spare:
+        // into kmalloc-48's barn, or to its slabs when the barn (shared
+        // with the other tests' threads) keeps MAX_FULL_SHEAVES already.
+        assert_eq!(after_free.sheaf_flush + after_free.barn_put, 2);
         assert_eq!(
             after_free,
             SheafStats {
                 alloc_pcs: 0,
                 free_pcs: 100,
                 sheaf_swap: 3,
-                sheaf_flush: 2
+                barn_get: 0,
+                ..after_free
             }
         );
         assert_eq!(sizes, (4, 32));
@@ -1418,13 +1479,20 @@ mod tests {
                 alloc_pcs: 36,
                 free_pcs: 100,
                 sheaf_swap: 4,
-                sheaf_flush: 2
+                barn_get: 0,
+                ..after_free
             }
         );
-        assert!(next_from_slab);
+        // Both sheaves empty: the next allocation takes a full sheaf from
+        // the barn if it has one (and pops it), else the slab path.
+        assert!(
+            next_from == (37, 1) || next_from == (36, 0),
+            "{next_from:?}"
+        );
         // The thread's exit flushed its two sheaves (the 37 objects it
         // freed last); kmalloc-48's slabs are consistent.
-        assert!(SlubAlloc::sheaf_stats().sheaf_flush >= 3);
+        let all = SlubAlloc::sheaf_stats();
+        assert!(all.sheaf_flush + all.barn_put >= 3);
         CACHES[SET_3_2][3].assert_invariants();
     }
 
