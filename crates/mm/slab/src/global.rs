@@ -607,6 +607,21 @@ fn alloc_from_barn(i: usize) -> *mut u8 {
     }
 }
 
+/// The main sheaf of class `i` is full: `__pcs_replace_full_main()`, and
+/// a detached full spare to the barn or its slabs ([`spill_sheaf`]).
+///
+/// # Safety
+/// As [`flush_sheaf`], for `p`.
+#[cold]
+#[inline(never)]
+unsafe fn free_to_full_sheaf(i: usize, p: *mut u8) {
+    // SAFETY: the thread's own sheaves, not otherwise borrowed.
+    if let Some(f) = unsafe { (*sheaves_ptr()).pcs[i].free_to_pcs_full(p) } {
+        // SAFETY: forwarded.
+        unsafe { spill_sheaf(i, f) };
+    }
+}
+
 /// A full sheaf detached from class `i` (both sheaves were full): into
 /// the barn (`barn_put_full_sheaf()`), or, when the barn keeps
 /// `MAX_FULL_SHEAVES` already, to its slabs (`sheaf_flush_unused()`).
@@ -657,9 +672,8 @@ unsafe fn deallocate_any(p: *mut u8) {
         let class = ((*page).flags.load(Ordering::Relaxed) >> PG_CLASS_SHIFT) as usize;
         if class >> 8 == SET_3_2 && (*sheaves_ptr()).live {
             let i = (class - 1) & 0xff;
-            let sh = sheaves_ptr();
-            if let Some(f) = (*sh).pcs[i].free_to_pcs(p) {
-                spill_sheaf(i, f);
+            if !(*sheaves_ptr()).pcs[i].try_free_to_pcs(p) {
+                free_to_full_sheaf(i, p);
             }
             return;
         }
@@ -674,9 +688,8 @@ unsafe fn deallocate_any(p: *mut u8) {
         let class = (flags >> PG_CLASS_SHIFT) as usize - 1;
         if class >> 8 == SET_3_2 && sheaves_enable() {
             let i = class & 0xff;
-            let sh = sheaves_ptr();
-            if let Some(f) = (*sh).pcs[i].free_to_pcs(p) {
-                spill_sheaf(i, f);
+            if !(*sheaves_ptr()).pcs[i].try_free_to_pcs(p) {
+                free_to_full_sheaf(i, p);
             }
             return;
         }

@@ -68,6 +68,8 @@ use super::set_fp;
 pub const SHEAF_CAPACITY: usize = 32;
 const _: () = assert!(SHEAF_CAPACITY.is_power_of_two());
 
+const _: () = assert!(std::mem::offset_of!(PcsSheaves, objects) == 64);
+
 /// Sheaf capacity by object size: klab's choice for the global
 /// allocator's caches (the kernel's `sheaf_capacity` is set by each
 /// cache's creator in `kmem_cache_args`), fewer objects for larger ones so
@@ -127,13 +129,18 @@ impl SheafStats {
 /// `struct slub_percpu_sheaves`: a CPU's main and spare sheaf for one
 /// cache. The two sheaves are stored inline; `main` says which is which,
 /// so a swap moves no object.
+///
+/// Laid out so that everything but the object arrays (which sheaf is the
+/// main, sizes, capacity, counters) fills one 64-byte cache line: an
+/// allocation or a free touches that line and one line of objects.
+#[repr(C, align(64))]
 pub struct PcsSheaves {
     /// Which of `objects` is the main sheaf (0 or 1).
-    main: usize,
-    /// Objects in each sheaf.
-    size: [u32; 2],
+    main: u32,
     /// The cache's sheaf capacity (`s->sheaf_capacity`).
     capacity: u32,
+    /// Objects in each sheaf.
+    size: [u32; 2],
     /// Counters.
     pub(crate) stats: SheafStats,
     /// The sheaves' object arrays.
@@ -183,8 +190,8 @@ impl PcsSheaves {
     /// Objects in the main and the spare sheaf.
     pub fn sizes(&self) -> (usize, usize) {
         (
-            self.size[self.main] as usize,
-            self.size[self.main ^ 1] as usize,
+            self.size[self.main as usize] as usize,
+            self.size[(self.main ^ 1) as usize] as usize,
         )
     }
 
@@ -205,7 +212,7 @@ impl PcsSheaves {
     pub fn alloc_from_pcs(&mut self) -> *mut u8 {
         // `main < 2` and sizes `<= SHEAF_CAPACITY`: the masks change no
         // index and spare the bounds checks.
-        let m = self.main & 1;
+        let m = (self.main & 1) as usize;
         let n = self.size[m];
         if n > 0 {
             self.size[m] = n - 1;
@@ -220,13 +227,29 @@ impl PcsSheaves {
     #[cold]
     #[inline(never)]
     fn replace_empty_main(&mut self) -> *mut u8 {
-        let s = self.main ^ 1;
+        let s = (self.main ^ 1) as usize;
         if self.size[s] == 0 {
             return ptr::null_mut();
         }
-        self.main = s;
+        self.main = s as u32;
         self.stats.sheaf_swap += 1;
         self.alloc_from_pcs()
+    }
+
+    /// `free_to_pcs()`: pushes `obj` on the main sheaf; false when it is
+    /// full (the caller then takes [`Self::free_to_pcs_full`]: the fast
+    /// path returns nothing bigger than a flag).
+    #[inline(always)]
+    pub fn try_free_to_pcs(&mut self, obj: *mut u8) -> bool {
+        let m = (self.main & 1) as usize;
+        let n = self.size[m];
+        if n < self.capacity {
+            self.objects[m][n as usize & (SHEAF_CAPACITY - 1)] = obj;
+            self.size[m] = n + 1;
+            self.stats.free_pcs += 1;
+            return true;
+        }
+        false
     }
 
     /// `free_to_pcs()`: pushes `obj` on the main sheaf. When main and
@@ -235,17 +258,19 @@ impl PcsSheaves {
     /// emptied sheaf becomes the main and the full main the spare. The
     /// sheaves are consistent before the caller flushes, so the flush may
     /// allocate and free (through these very sheaves) as it likes.
-    #[inline(always)]
+    #[inline]
     #[must_use = "objects returned must be freed to their slabs"]
     pub fn free_to_pcs(&mut self, obj: *mut u8) -> Option<DetachedSheaf> {
-        let m = self.main & 1;
-        let n = self.size[m];
-        if n < self.capacity {
-            self.objects[m][n as usize & (SHEAF_CAPACITY - 1)] = obj;
-            self.size[m] = n + 1;
-            self.stats.free_pcs += 1;
+        if self.try_free_to_pcs(obj) {
             return None;
         }
+        self.replace_full_main(obj)
+    }
+
+    /// The rest of [`Self::free_to_pcs`] after [`Self::try_free_to_pcs`]
+    /// found the main sheaf full.
+    #[must_use = "objects returned must be freed to their slabs"]
+    pub fn free_to_pcs_full(&mut self, obj: *mut u8) -> Option<DetachedSheaf> {
         self.replace_full_main(obj)
     }
 
@@ -253,7 +278,7 @@ impl PcsSheaves {
     #[cold]
     #[inline(never)]
     fn replace_full_main(&mut self, obj: *mut u8) -> Option<DetachedSheaf> {
-        let s = self.main ^ 1;
+        let s = (self.main ^ 1) as usize;
         // A spare that is not full is swapped in (the kernel's test;
         // without a barn a spare is always empty or full); a full one is
         // flushed first.
@@ -262,7 +287,7 @@ impl PcsSheaves {
         } else {
             self.take_sheaf(s)
         };
-        self.main = s;
+        self.main = s as u32;
         self.stats.sheaf_swap += 1;
         let n = self.size[s] as usize;
         self.objects[s][n & (SHEAF_CAPACITY - 1)] = obj;
@@ -293,7 +318,7 @@ impl PcsSheaves {
         if self.size != [0, 0] || self.capacity == 0 {
             return false;
         }
-        let m = self.main & 1;
+        let m = (self.main & 1) as usize;
         let Some(n) = barn.get_full(&mut self.objects[m]) else {
             return false;
         };
@@ -313,8 +338,8 @@ impl PcsSheaves {
     /// then of the main, until both are empty (a CPU going offline; here a
     /// thread exiting).
     pub fn take(&mut self) -> Option<DetachedSheaf> {
-        let spare = self.take_sheaf(self.main ^ 1);
-        spare.or_else(|| self.take_sheaf(self.main))
+        let spare = self.take_sheaf((self.main ^ 1) as usize);
+        spare.or_else(|| self.take_sheaf(self.main as usize))
     }
 
     /// Checks the invariants of the module header.
@@ -328,7 +353,7 @@ impl PcsSheaves {
             "objects in sheaves that are off"
         );
         assert!(self.main < 2);
-        let spare = self.size[self.main ^ 1];
+        let spare = self.size[(self.main ^ 1) as usize];
         assert!(
             spare == 0 || spare == self.capacity,
             "spare sheaf neither empty nor full: {spare}"
