@@ -454,6 +454,9 @@ impl PageAllocator {
             ptr::addr_of_mut!((*h).large_offset).write(0);
             ptr::addr_of_mut!((*h).nr_free).write(std::cell::UnsafeCell::new(0));
             ptr::addr_of_mut!((*h).next).write(std::cell::UnsafeCell::new(z.sections));
+            for i in 0..PAGES_PER_SECTION {
+                ptr::addr_of_mut!((*h).classes[i]).write(crate::primitive::AtomicU16::new(0));
+            }
             let map = ptr::addr_of_mut!((*h).mem_map).cast::<Page>();
             for i in 0..PAGES_PER_SECTION {
                 map.add(i).write(Page::EMPTY);
@@ -516,6 +519,7 @@ impl PageAllocator {
                     .flags
                     .store(0, crate::primitive::Ordering::Relaxed);
             }
+            crate::page::set_frame_classes(page, order, 0);
             *(*section).nr_free.get() += 1 << order;
             let mut order = order;
             while order < MAX_ORDER {
