@@ -34,6 +34,7 @@ pub mod replay_bench;
 pub mod report;
 pub mod slub;
 pub mod slub_preload;
+pub mod slub_suite;
 pub mod suspend;
 pub mod sysfs_active;
 pub mod tcp_repair;

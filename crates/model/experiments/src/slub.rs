@@ -555,6 +555,9 @@ impl Experiment for SlubBench {
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
+        if let Some(dir) = &ctx.inputs.suite {
+            return crate::slub_suite::run(ctx, dir, self.report(ctx));
+        }
         let mut r = self.report(ctx);
         let q = ctx.quick;
         let reps = if q { 1 } else { 3 };
