@@ -139,7 +139,9 @@ pub struct PcsSheaves {
     main: u32,
     /// The cache's sheaf capacity (`s->sheaf_capacity`).
     capacity: u32,
-    /// Objects in each sheaf.
+    /// Objects in the main sheaf (`[0]`) and the spare (`[1]`): indexed
+    /// by role, not by array, so a push or pop reads the main's size
+    /// without first reading which array is the main (a swap swaps them).
     size: [u32; 2],
     /// Counters.
     pub(crate) stats: SheafStats,
@@ -189,10 +191,7 @@ impl PcsSheaves {
 
     /// Objects in the main and the spare sheaf.
     pub fn sizes(&self) -> (usize, usize) {
-        (
-            self.size[self.main as usize] as usize,
-            self.size[(self.main ^ 1) as usize] as usize,
-        )
+        (self.size[0] as usize, self.size[1] as usize)
     }
 
     /// The capacity of each sheaf.
@@ -213,9 +212,9 @@ impl PcsSheaves {
         // `main < 2` and sizes `<= SHEAF_CAPACITY`: the masks change no
         // index and spare the bounds checks.
         let m = (self.main & 1) as usize;
-        let n = self.size[m];
+        let n = self.size[0];
         if n > 0 {
-            self.size[m] = n - 1;
+            self.size[0] = n - 1;
             self.stats.alloc_pcs += 1;
             return self.objects[m][(n as usize - 1) & (SHEAF_CAPACITY - 1)];
         }
@@ -227,11 +226,11 @@ impl PcsSheaves {
     #[cold]
     #[inline(never)]
     fn replace_empty_main(&mut self) -> *mut u8 {
-        let s = (self.main ^ 1) as usize;
-        if self.size[s] == 0 {
+        if self.size[1] == 0 {
             return ptr::null_mut();
         }
-        self.main = s as u32;
+        self.main ^= 1;
+        self.size.swap(0, 1);
         self.stats.sheaf_swap += 1;
         self.alloc_from_pcs()
     }
@@ -242,10 +241,10 @@ impl PcsSheaves {
     #[inline(always)]
     pub fn try_free_to_pcs(&mut self, obj: *mut u8) -> bool {
         let m = (self.main & 1) as usize;
-        let n = self.size[m];
+        let n = self.size[0];
         if n < self.capacity {
             self.objects[m][n as usize & (SHEAF_CAPACITY - 1)] = obj;
-            self.size[m] = n + 1;
+            self.size[0] = n + 1;
             self.stats.free_pcs += 1;
             return true;
         }
@@ -278,34 +277,36 @@ impl PcsSheaves {
     #[cold]
     #[inline(never)]
     fn replace_full_main(&mut self, obj: *mut u8) -> Option<DetachedSheaf> {
-        let s = (self.main ^ 1) as usize;
         // A spare that is not full is swapped in (the kernel's test;
         // without a barn a spare is always empty or full); a full one is
         // flushed first.
-        let flush = if self.size[s] < self.capacity {
+        let flush = if self.size[1] < self.capacity {
             None
         } else {
-            self.take_sheaf(s)
+            self.take_sheaf(1)
         };
-        self.main = s as u32;
+        self.main ^= 1;
+        self.size.swap(0, 1);
         self.stats.sheaf_swap += 1;
-        let n = self.size[s] as usize;
-        self.objects[s][n & (SHEAF_CAPACITY - 1)] = obj;
-        self.size[s] += 1;
+        let m = (self.main & 1) as usize;
+        let n = self.size[0] as usize;
+        self.objects[m][n & (SHEAF_CAPACITY - 1)] = obj;
+        self.size[0] += 1;
         self.stats.free_pcs += 1;
         flush
     }
 
-    /// Empties sheaf `s`, returning its objects if it had any.
-    fn take_sheaf(&mut self, s: usize) -> Option<DetachedSheaf> {
-        let size = self.size[s] as usize;
+    /// Empties the main (`role` 0) or the spare (1), returning its
+    /// objects if it had any.
+    fn take_sheaf(&mut self, role: usize) -> Option<DetachedSheaf> {
+        let size = self.size[role] as usize;
         if size == 0 {
             return None;
         }
-        self.size[s] = 0;
+        self.size[role] = 0;
         self.stats.sheaf_flush += 1;
         Some(DetachedSheaf {
-            objects: self.objects[s],
+            objects: self.objects[(self.main as usize ^ role) & 1],
             size,
         })
     }
@@ -322,7 +323,7 @@ impl PcsSheaves {
         let Some(n) = barn.get_full(&mut self.objects[m]) else {
             return false;
         };
-        self.size[m] = n as u32;
+        self.size[0] = n as u32;
         self.stats.barn_get += 1;
         true
     }
@@ -338,8 +339,8 @@ impl PcsSheaves {
     /// then of the main, until both are empty (a CPU going offline; here a
     /// thread exiting).
     pub fn take(&mut self) -> Option<DetachedSheaf> {
-        let spare = self.take_sheaf((self.main ^ 1) as usize);
-        spare.or_else(|| self.take_sheaf(self.main as usize))
+        let spare = self.take_sheaf(1);
+        spare.or_else(|| self.take_sheaf(0))
     }
 
     /// Checks the invariants of the module header.
@@ -353,20 +354,21 @@ impl PcsSheaves {
             "objects in sheaves that are off"
         );
         assert!(self.main < 2);
-        let spare = self.size[(self.main ^ 1) as usize];
+        let spare = self.size[1];
         assert!(
             spare == 0 || spare == self.capacity,
             "spare sheaf neither empty nor full: {spare}"
         );
         let mut seen = std::collections::BTreeSet::new();
-        for s in 0..2 {
+        for role in 0..2 {
             assert!(
-                self.size[s] <= self.capacity,
-                "sheaf {s}: size {} > capacity {}",
-                self.size[s],
+                self.size[role] <= self.capacity,
+                "sheaf {role}: size {} > capacity {}",
+                self.size[role],
                 self.capacity
             );
-            for &o in &self.objects[s][..self.size[s] as usize] {
+            let s = (self.main as usize ^ role) & 1;
+            for &o in &self.objects[s][..self.size[role] as usize] {
                 assert!(!o.is_null(), "null object in a sheaf");
                 assert!(
                     seen.insert(o.addr()),
