@@ -1,12 +1,12 @@
 //! `klab list`: every experiment, its seed page and its claim.
 
-use klab_experiments::registry::{self, Experiment};
+use klab_lab::Experiment;
 
 use crate::flags::ListArgs;
 use crate::messages;
 
 pub(crate) fn run(args: &ListArgs) -> anyhow::Result<u8> {
-    print(registry::all(), args.names);
+    print(klab_experiments::all(), args.names);
     Ok(0)
 }
 

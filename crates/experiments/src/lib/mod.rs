@@ -1,0 +1,3 @@
+//! Library code: the radix tree.
+
+pub mod radix_tree;

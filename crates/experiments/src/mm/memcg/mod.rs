@@ -1,0 +1,1343 @@
+//! The memory-controller experiments (seed 000_2fa08a6962ebae3f.txt,
+//! "Controlling memory use in containers", LWN, July 2007).
+//!
+//! * `memcg`: runs a scenario file (`--scenario FILE`, see [`scenario`]) or
+//!   a built-in one, and reports every container and task.
+//! * `memcg-limit`: the page's use case of "keeping filesystem-intensive
+//!   background jobs (updatedb, backups, etc.) within certain memory
+//!   bounds": an interactive working set beside a backup stream, without
+//!   and with the controller.
+//! * `memcg-oom`: "some process will die, but other containers should be
+//!   unaffected".
+//! * `memcg-shared`: the question the page leaves open ("will require
+//!   extensive testing"): do charges of shared pages spread across
+//!   containers, or pile up in a single unlimited one?
+//!
+//! Each also reports the cost the page names: "five pointers ... and one
+//! atomic_t for every active page". `memcg-limit` measures it as well
+//! (module `page_cgroup`): a `page_cgroup` object from SLUB for every charged
+//! page (2.6.25), against 2.6.27's array allocated at boot.
+//!
+//! All run in the machine model (`klab_model::mm::memcontrol`) and are
+//! deterministic.
+
+mod page_cgroup;
+pub mod scenario;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use klab_model::mm::memcontrol::{MemcgId, meta_page_bytes};
+use klab_model::{Access, Machine, MachineConfig, Outcome};
+use rand::Rng as _;
+
+use crate::mm::replay::PAGE_SIZE;
+use klab_lab::cells;
+use klab_lab::experiment::{Ctx, Experiment, ExperimentError, InputKind};
+use klab_lab::hibernate::{Job, Step};
+use klab_lab::report::{Axis, Report, Series, Table, Verdict};
+use scenario::{Scenario, Workload};
+
+/// The built-in scenario of the `memcg` experiment, and an example of the
+/// file format.
+pub const DEFAULT_SCENARIO: &str = r#"# A web server, a nightly backup and a build, on a 16 MiB machine.
+[machine]
+memory = "16MiB"
+balance = "classic"
+steps = 60000
+sample_every = 600
+
+[[container]]
+path = "/web"
+limit = "8M"
+
+[[container]]
+path = "/batch"
+limit = "2M"
+
+[[container]]
+path = "/batch/build"
+limit = "1M"
+
+[[task]]
+id = 1
+container = "/web"
+workload = "loop"
+file = 1
+pages = 1536
+
+[[task]]
+id = 2
+container = "/batch"
+workload = "stream"
+file = 2
+pages = 50000
+start = 10000
+
+[[task]]
+id = 3
+container = "/batch/build"
+workload = "random"
+file = 3
+pages = 2048
+start = 20000
+
+[[task]]
+id = 4
+container = "/web"
+workload = "anon"
+pages = 256
+"#;
+
+/// What one task did.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TaskResult {
+    /// Its id.
+    pub id: u32,
+    /// Its container.
+    pub container: String,
+    /// Its workload.
+    pub workload: Workload,
+    /// Accesses it made.
+    pub accesses: u64,
+    /// Hits among them.
+    pub hits: u64,
+    /// The step at which its container's OOM killer killed it.
+    pub killed_at: Option<u64>,
+    /// Anonymous pages resident at the end.
+    pub rss: u64,
+    /// Accesses that failed for lack of memory.
+    pub failed: u64,
+}
+
+/// A container at the end of a run.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ContainerResult {
+    /// Path.
+    pub path: String,
+    /// Limit as configured.
+    pub limit: String,
+    /// Pages charged (hierarchically).
+    pub usage_pages: u64,
+    /// Most pages ever charged.
+    pub max_usage_pages: u64,
+    /// Refused charges.
+    pub failcnt: u64,
+    /// Tasks killed by its OOM killer.
+    pub oom_kill: u64,
+    /// Pages its limit reclaim freed.
+    pub pgsteal: u64,
+}
+
+/// One sample of a run.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Sample {
+    /// Accesses so far.
+    pub step: u64,
+    /// Pages charged to each container (root first, then in scenario
+    /// order), hierarchically.
+    pub usage: Vec<u64>,
+    /// For each shared file, resident pages charged to each container.
+    pub shared: BTreeMap<u32, Vec<u64>>,
+}
+
+/// Everything a scenario run produced.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RunResult {
+    /// Container paths, root first, then in scenario order.
+    pub paths: Vec<String>,
+    /// Samples over time.
+    pub samples: Vec<Sample>,
+    /// Tasks.
+    pub tasks: Vec<TaskResult>,
+    /// Containers at the end.
+    pub containers: Vec<ContainerResult>,
+    /// Files read by tasks of more than one container.
+    pub shared_files: Vec<u32>,
+    /// Times a shared page came back charged to a different container.
+    pub migrations: BTreeMap<u32, u64>,
+    /// Memory failures injected: the step and what the handler did.
+    pub failures: Vec<(u64, klab_model::mm::memory_failure::MfReport)>,
+    /// The step at which the machine panicked, if it did.
+    pub panicked_at: Option<u64>,
+    /// Accesses completed (not failed for a dead machine or task).
+    pub completed: u64,
+}
+
+/// Runs a scenario on a fresh machine, taking its random draws from
+/// `rng` (and leaving it where the run left it).
+///
+/// # Errors
+/// When the scenario's containers or tasks cannot be set up.
+pub fn run(s: &Scenario, rng: &mut klab_model::rng::Rng) -> Result<RunResult, ExperimentError> {
+    let mut j = ScenarioJob::new(s, rng.clone())?;
+    while j.step(s) != Step::Done {}
+    let (res, left) = j.finish(s);
+    *rng = left;
+    Ok(res)
+}
+
+/// [`run`] as a job of `ctx` (it can hibernate between any two accesses).
+///
+/// # Errors
+/// As [`run`], and the driver's ([`Ctx::job`]).
+pub fn run_in(
+    ctx: &Ctx<'_>,
+    s: &Scenario,
+    rng: &mut klab_model::rng::Rng,
+) -> Result<RunResult, ExperimentError> {
+    let (res, left) = ctx.job(s, || ScenarioJob::new(s, rng.clone()))?;
+    *rng = left;
+    Ok(res)
+}
+
+/// Where a scenario run is between two steps.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum Phase {
+    /// At the top of the main loop.
+    Top,
+    /// Giving turns: runnable task `runnable[ri]` has made `k` accesses of
+    /// its turn.
+    Round {
+        runnable: Vec<usize>,
+        ri: usize,
+        k: u64,
+    },
+    /// Over.
+    Finished,
+}
+
+/// A scenario run, one access a step: the machine, the generators, every
+/// task's cursor and the results so far.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ScenarioJob {
+    m: Machine,
+    rng: klab_model::rng::Rng,
+    fault_rng: klab_model::rng::Rng,
+    /// Chosen failures still to come, latest first.
+    injections: Vec<(u64, u64)>,
+    rate: f64,
+    ids: Vec<MemcgId>,
+    paths: Vec<String>,
+    results: Vec<TaskResult>,
+    shared_files: Vec<u32>,
+    last_owner: BTreeMap<(u32, u64), MemcgId>,
+    migrations: BTreeMap<u32, u64>,
+    pos: Vec<u64>,
+    done: Vec<bool>,
+    samples: Vec<Sample>,
+    step: u64,
+    failures: Vec<(u64, klab_model::mm::memory_failure::MfReport)>,
+    panicked_at: Option<u64>,
+    completed: u64,
+    phase: Phase,
+}
+
+impl ScenarioJob {
+    /// Boots the machine, creates the containers and places the tasks.
+    ///
+    /// # Errors
+    /// When the model refuses a container or a task.
+    pub fn new(s: &Scenario, mut rng: klab_model::rng::Rng) -> Result<Self, ExperimentError> {
+        let mut cfg = MachineConfig::new(s.frames, s.balance);
+        cfg.swap_pages = s.swap_pages;
+        let mut m = Machine::new(cfg).map_err(ExperimentError::Host)?;
+        m.reserve_kernel_pages(klab_model::mm::page::KernelPage::Reserved, s.reserved_pages);
+        m.reserve_kernel_pages(klab_model::mm::page::KernelPage::Slab, s.slab_pages);
+        if let Some(h) = &s.hwpoison {
+            m.set_memory_failure_config(klab_model::mm::memory_failure::MfConfig {
+                recovery: h.recovery,
+                early_kill: h.early_kill,
+            });
+            for &t in &h.catch_sigbus {
+                m.set_catches_sigbus(t, true);
+            }
+        }
+        let mut injections: Vec<(u64, u64)> =
+            s.hwpoison.as_ref().map_or(Vec::new(), |h| h.inject.clone());
+        injections.sort_unstable();
+        injections.reverse();
+        let rate = s
+            .hwpoison
+            .as_ref()
+            .map_or(0.0, |h| h.rate_per_million / 1e6);
+        // The scrubber's own generator, drawn only when failures are asked for,
+        // so scenarios without them see the same workload numbers.
+        let fault_rng = klab_model::rng::seeded(
+            if s.hwpoison.is_some() {
+                rng.random()
+            } else {
+                0
+            },
+            7,
+        );
+        let mut ids = vec![MemcgId::ROOT];
+        let mut paths = vec!["/".to_owned()];
+        let model_err =
+            |e: klab_model::mm::memcontrol::CgroupError, line: usize| ExperimentError::Input {
+                path: "scenario".into(),
+                message: format!("line {line}: {e}"),
+            };
+        for c in &s.containers {
+            let id = m.memcg_create(&c.path).map_err(|e| model_err(e, c.line))?;
+            m.memcg_write(&c.path, "memory.limit_in_bytes", &c.limit)
+                .map_err(|e| model_err(e, c.line))?;
+            ids.push(id);
+            paths.push(c.path.clone());
+        }
+        let results: Vec<TaskResult> = s
+            .tasks
+            .iter()
+            .map(|t| TaskResult {
+                id: t.id,
+                container: t.container.clone(),
+                workload: t.workload,
+                accesses: 0,
+                hits: 0,
+                killed_at: None,
+                rss: 0,
+                failed: 0,
+            })
+            .collect();
+        for t in &s.tasks {
+            m.memcg_attach(&t.container, t.id)
+                .map_err(|e| model_err(e, 0))?;
+        }
+
+        // Files read from more than one container.
+        let mut readers: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
+        for t in &s.tasks {
+            if let Some(f) = t.workload.file() {
+                readers.entry(f).or_default().insert(&t.container);
+            }
+        }
+        let shared_files: Vec<u32> = readers
+            .iter()
+            .filter(|(_, c)| c.len() > 1)
+            .map(|(f, _)| *f)
+            .collect();
+        let migrations: BTreeMap<u32, u64> = shared_files.iter().map(|f| (*f, 0)).collect();
+        let mut j = ScenarioJob {
+            m,
+            rng,
+            fault_rng,
+            injections,
+            rate,
+            ids,
+            paths,
+            results,
+            shared_files,
+            last_owner: BTreeMap::new(),
+            migrations,
+            pos: vec![0u64; s.tasks.len()],
+            done: vec![false; s.tasks.len()],
+            samples: Vec::new(),
+            step: 0,
+            failures: Vec::new(),
+            panicked_at: None,
+            completed: 0,
+            phase: Phase::Top,
+        };
+        let first = j.sample();
+        j.samples.push(first);
+        Ok(j)
+    }
+
+    /// Binds the machine's paravirt table (before the first step).
+    pub(crate) fn with_paravirt(mut self, pv: klab_model::arch::paravirt::Paravirt) -> Self {
+        self.m.boot_paravirt(pv);
+        self
+    }
+
+    /// The machine.
+    pub(crate) fn machine(&self) -> &Machine {
+        &self.m
+    }
+
+    fn sample(&self) -> Sample {
+        let m = &self.m;
+        Sample {
+            step: self.step,
+            usage: self
+                .ids
+                .iter()
+                .map(|&id| m.memcg_usage(id) / PAGE_SIZE)
+                .collect(),
+            shared: self
+                .shared_files
+                .iter()
+                .map(|&f| {
+                    let by = m.file_charges(f);
+                    (
+                        f,
+                        self.ids
+                            .iter()
+                            .map(|id| by.get(id).copied().unwrap_or(0))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn gone(&self, i: usize) -> bool {
+        self.done[i] || self.results[i].killed_at.is_some()
+    }
+
+    /// One access of task `i` (the body of a turn), or the failures due
+    /// before it and the end of the task's turn.
+    fn turn(&mut self, s: &Scenario, i: usize) -> Step {
+        let t = &s.tasks[i];
+        // Memory failures due before this access.
+        while self
+            .injections
+            .last()
+            .is_some_and(|&(at, _)| at <= self.step)
+        {
+            let (_, pfn) = self.injections.pop().expect("checked");
+            let rep = self.m.memory_failure(pfn);
+            note_failure(&mut self.results, &rep, self.step);
+            self.failures.push((self.step, rep));
+        }
+        if self.rate > 0.0 && self.fault_rng.random::<f64>() < self.rate {
+            let pfn = self.fault_rng.random_range(0..s.frames);
+            let rep = self.m.memory_failure(pfn);
+            note_failure(&mut self.results, &rep, self.step);
+            self.failures.push((self.step, rep));
+        }
+        if self.m.panicked() {
+            self.panicked_at = Some(self.step);
+            self.phase = Phase::Finished;
+            return Step::Busy(0);
+        }
+        if self.results[i].killed_at.is_some() {
+            self.next_task();
+            return Step::Busy(0);
+        }
+        let file_access = |f: u32, p: u64| {
+            if t.write {
+                Access::write(f, p)
+            } else {
+                Access::read(f, p)
+            }
+        };
+        let (access, file_page) = match t.workload {
+            Workload::Stream { file, pages } => {
+                let p = self.pos[i];
+                self.pos[i] += 1;
+                if self.pos[i] >= pages {
+                    self.done[i] = true;
+                }
+                (file_access(file, p), Some((file, p)))
+            }
+            Workload::Loop { file, pages } => {
+                let p = self.pos[i] % pages;
+                self.pos[i] += 1;
+                (file_access(file, p), Some((file, p)))
+            }
+            Workload::Random { file, pages } => {
+                let p = self.rng.random_range(0..pages);
+                (file_access(file, p), Some((file, p)))
+            }
+            Workload::Anon { pages } => {
+                let p = self.pos[i] % pages;
+                self.pos[i] += 1;
+                (Access::anon(t.id, p), None)
+            }
+        };
+        let out = self.m.access(access.by(t.id));
+        self.step += 1;
+        if let Phase::Round { k, .. } = &mut self.phase {
+            *k += 1;
+        }
+        let step = self.step;
+        let r = &mut self.results[i];
+        r.accesses += 1;
+        if !matches!(
+            out,
+            Outcome::Killed | Outcome::Panic | Outcome::OutOfMemory | Outcome::SigBus { .. }
+        ) {
+            self.completed += 1;
+        }
+        match out {
+            Outcome::Hit => r.hits += 1,
+            Outcome::Killed => r.killed_at = Some(step),
+            Outcome::OutOfMemory => r.failed += 1,
+            Outcome::Miss | Outcome::Refault { .. } => {
+                if let Some((f, p)) = file_page
+                    && self.migrations.contains_key(&f)
+                    && let Some(owner) = self.m.page_memcg(f, p)
+                    && let Some(prev) = self.last_owner.insert((f, p), owner)
+                    && prev != owner
+                {
+                    *self.migrations.get_mut(&f).expect("shared file") += 1;
+                }
+            }
+            Outcome::AnonNew | Outcome::SwapIn => {}
+            Outcome::SigBus { caught: true } => r.failed += 1,
+            Outcome::SigBus { caught: false } => r.killed_at = Some(step),
+            Outcome::Panic => {
+                self.phase = Phase::Finished;
+                return Step::Busy(1);
+            }
+        }
+        if step.is_multiple_of(s.sample_every) {
+            let x = self.sample();
+            self.samples.push(x);
+        }
+        if step >= s.steps {
+            self.phase = Phase::Finished;
+        }
+        Step::Busy(1)
+    }
+
+    fn next_task(&mut self) {
+        if let Phase::Round { ri, k, .. } = &mut self.phase {
+            *ri += 1;
+            *k = 0;
+        }
+    }
+}
+
+impl Job for ScenarioJob {
+    type Env = Scenario;
+    type Output = (RunResult, klab_model::rng::Rng);
+    const KIND: &'static str = "memcg: a scenario run";
+    const TICK_NS: u64 = klab_lab::hibernate::ACCESS_TICK_NS;
+
+    fn step(&mut self, s: &Scenario) -> Step {
+        loop {
+            match &self.phase {
+                Phase::Finished => return Step::Done,
+                Phase::Top => {
+                    if self.step >= s.steps {
+                        self.phase = Phase::Finished;
+                        continue;
+                    }
+                    let step = self.step;
+                    let runnable: Vec<usize> = (0..s.tasks.len())
+                        .filter(|&i| !self.gone(i) && s.tasks[i].active.contains(&step))
+                        .collect();
+                    if !runnable.is_empty() {
+                        self.phase = Phase::Round {
+                            runnable,
+                            ri: 0,
+                            k: 0,
+                        };
+                        continue;
+                    }
+                    // Idle until the next task starts, or stop if none will.
+                    let next = (0..s.tasks.len())
+                        .filter(|&i| !self.gone(i) && s.tasks[i].active.start > step)
+                        .map(|i| s.tasks[i].active.start)
+                        .min();
+                    let Some(next) = next else {
+                        self.phase = Phase::Finished;
+                        continue;
+                    };
+                    let from = self.step;
+                    while self.step < next.min(s.steps) {
+                        self.step += 1;
+                        if self.step.is_multiple_of(s.sample_every) {
+                            let x = self.sample();
+                            self.samples.push(x);
+                        }
+                    }
+                    return Step::Idle(self.step - from);
+                }
+                Phase::Round { runnable, ri, k } => {
+                    let Some(&i) = runnable.get(*ri) else {
+                        self.phase = Phase::Top;
+                        continue;
+                    };
+                    if *k >= s.tasks[i].weight || self.step >= s.steps || self.gone(i) {
+                        self.next_task();
+                        continue;
+                    }
+                    return self.turn(s, i);
+                }
+            }
+        }
+    }
+
+    fn check(&self, s: &Scenario) -> Result<(), String> {
+        let n = s.tasks.len();
+        if self.results.len() != n || self.pos.len() != n || self.done.len() != n {
+            return Err(format!(
+                "state for {} tasks, the scenario has {n}",
+                self.results.len()
+            ));
+        }
+        if let Phase::Round { runnable, .. } = &self.phase
+            && runnable.iter().any(|&i| i >= n)
+        {
+            return Err("a runnable task past the scenario's tasks".into());
+        }
+        if self.ids.len() != self.paths.len()
+            || self
+                .ids
+                .iter()
+                .any(|id| usize::from(id.0) >= self.m.memcgs().len())
+        {
+            return Err("container ids out of range".into());
+        }
+        if s.tasks.iter().any(|t| match t.workload {
+            Workload::Loop { pages, .. }
+            | Workload::Anon { pages }
+            | Workload::Random { pages, .. } => pages == 0,
+            Workload::Stream { .. } => false,
+        }) || s.sample_every == 0
+        {
+            return Err("a workload of zero pages, or sample_every of 0".into());
+        }
+        self.m.check()
+    }
+
+    fn finish(mut self, s: &Scenario) -> (RunResult, klab_model::rng::Rng) {
+        if self.samples.last().is_none_or(|x| x.step != self.step) {
+            let x = self.sample();
+            self.samples.push(x);
+        }
+        let m = &self.m;
+        for r in &mut self.results {
+            r.rss = m.task(r.id).map_or(0, |t| t.rss);
+        }
+        let mut limits = vec!["-1 (root)".to_owned()];
+        limits.extend(s.containers.iter().map(|c| c.limit.clone()));
+        let containers = self
+            .ids
+            .iter()
+            .zip(&self.paths)
+            .zip(limits)
+            .map(|((&id, path), limit)| {
+                let c = m.memcg(id);
+                ContainerResult {
+                    path: path.clone(),
+                    limit,
+                    usage_pages: c.res.usage / PAGE_SIZE,
+                    max_usage_pages: c.res.max_usage / PAGE_SIZE,
+                    failcnt: c.res.failcnt,
+                    oom_kill: c.stat.oom_kill,
+                    pgsteal: c.stat.pgsteal,
+                }
+            })
+            .collect();
+        if cfg!(debug_assertions) {
+            m.assert_invariants();
+        }
+        (
+            RunResult {
+                paths: self.paths,
+                samples: self.samples,
+                tasks: self.results,
+                containers,
+                shared_files: self.shared_files,
+                migrations: self.migrations,
+                failures: self.failures,
+                panicked_at: self.panicked_at,
+                completed: self.completed,
+            },
+            self.rng,
+        )
+    }
+}
+
+/// Records tasks an early kill took.
+fn note_failure(
+    results: &mut [TaskResult],
+    rep: &klab_model::mm::memory_failure::MfReport,
+    step: u64,
+) {
+    for k in &rep.killed {
+        if let Some(r) = results.iter_mut().find(|r| r.id == k.0) {
+            r.killed_at.get_or_insert(step);
+        }
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Tables and plots of a run, labelled `label` when a report holds several.
+pub fn report_run(r: &mut Report, res: &RunResult, label: &str) {
+    let sfx = if label.is_empty() {
+        String::new()
+    } else {
+        format!(" ({label})")
+    };
+    let mut c = Table::new(
+        &format!("containers{sfx}"),
+        &[
+            "container",
+            "limit",
+            "usage (pages)",
+            "max usage (pages)",
+            "failcnt",
+            "oom kills",
+            "limit reclaim (pages)",
+        ],
+    );
+    for x in &res.containers {
+        c.row(cells![
+            x.path.clone(),
+            x.limit.clone(),
+            x.usage_pages,
+            x.max_usage_pages,
+            x.failcnt,
+            x.oom_kill,
+            x.pgsteal
+        ]);
+    }
+    let mut t = Table::new(
+        &format!("tasks{sfx}"),
+        &[
+            "task",
+            "container",
+            "workload",
+            "accesses",
+            "hits",
+            "hit ratio",
+            "failed",
+            "state",
+            "rss (pages)",
+        ],
+    );
+    for x in &res.tasks {
+        t.row(cells![
+            x.id,
+            x.container.clone(),
+            x.workload.describe(),
+            x.accesses,
+            x.hits,
+            ratio(x.hits, x.accesses),
+            x.failed,
+            x.killed_at
+                .map_or("alive".to_owned(), |s| format!("killed at step {s}")),
+            x.rss
+        ]);
+    }
+    r.table(c).table(t);
+    if !res.failures.is_empty() {
+        let mut f = Table::new(
+            &format!("memory failures{sfx}"),
+            &[
+                "step",
+                "pfn",
+                "result",
+                "kernel's message",
+                "tasks killed now",
+                "file with EIO",
+                "data lost",
+            ],
+        );
+        for (step, rep) in &res.failures {
+            f.row(cells![
+                *step,
+                rep.pfn,
+                rep.result.name(),
+                rep.message(),
+                rep.killed
+                    .iter()
+                    .map(|t| t.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                rep.eio_file.map(|f| f.0),
+                rep.data_lost
+            ]);
+        }
+        r.table(f);
+    }
+    let mut s = Series::new(
+        &format!("pages charged to each container{sfx}"),
+        Axis::linear("accesses", ""),
+        Axis::linear("charged", "pages"),
+    );
+    for (i, p) in res.paths.iter().enumerate() {
+        s.line(
+            p,
+            res.samples
+                .iter()
+                .map(|x| [x.step as f64, x.usage[i] as f64])
+                .collect(),
+        );
+    }
+    r.series(s);
+    for &f in &res.shared_files {
+        let mut s = Series::new(
+            &format!("shared file {f}: resident pages by the container charged{sfx}"),
+            Axis::linear("accesses", ""),
+            Axis::linear("pages", "pages"),
+        );
+        for (i, p) in res.paths.iter().enumerate() {
+            s.line(
+                p,
+                res.samples
+                    .iter()
+                    .map(|x| [x.step as f64, x.shared[&f][i] as f64])
+                    .collect(),
+            );
+        }
+        r.series(s);
+    }
+}
+
+/// The page's cost table: tracking bytes per page, 2007 patch against the
+/// model.
+fn cost_table(r: &mut Report, frames: u64) {
+    let mut t = Table::new(
+        "cost of tracking every page (\"five pointers ... and one atomic_t\")",
+        &[
+            "design",
+            "bytes per page",
+            "for this machine",
+            "for 4 GiB of RAM (MiB)",
+        ],
+    );
+    let pages_4g = (4u64 << 30) / PAGE_SIZE;
+    for (name, per) in [
+        (
+            "2007 patch, 64-bit (meta_page + page pointer)",
+            meta_page_bytes(8),
+        ),
+        ("2007 patch, 32-bit", meta_page_bytes(4)),
+        (
+            "klab model (a u16 container id in struct page)",
+            std::mem::size_of::<u16>() as u64,
+        ),
+    ] {
+        t.row(cells![
+            name,
+            per,
+            per * frames,
+            (per * pages_4g) as f64 / f64::from(1u32 << 20)
+        ]);
+    }
+    r.table(t);
+}
+
+/// `memcg`: a scenario file, or the built-in one.
+pub struct MemcgScenario;
+
+impl Experiment for MemcgScenario {
+    fn name(&self) -> &'static str {
+        "memcg"
+    }
+    fn seed_page(&self) -> &'static str {
+        "000_2fa08a6962ebae3f.txt"
+    }
+    fn claim(&self) -> &'static str {
+        "containers get memory limits, per-container reclaim and a per-container OOM killer (any scenario, --scenario FILE)"
+    }
+    fn inputs(&self) -> &'static [InputKind] {
+        &[InputKind::Scenario]
+    }
+
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
+    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
+        // Read inside a job, so a hibernation image carries the scenario.
+        let (s, source) = ctx.once("memcg: read the scenario", 0, |_| {
+            Ok(match ctx.inputs.scenario.as_deref() {
+                Some(path) => (
+                    scenario::read(path).map_err(|e| ExperimentError::Input {
+                        path: path.to_owned(),
+                        message: format!("line {}: {}", e.line, e.message),
+                    })?,
+                    path.display().to_string(),
+                ),
+                None => {
+                    let mut s = scenario::parse(DEFAULT_SCENARIO, "built-in scenario")
+                        .expect("the built-in scenario parses");
+                    if ctx.quick {
+                        s.steps /= 4;
+                        s.sample_every /= 4;
+                    }
+                    (s, "built-in".to_owned())
+                }
+            })
+        })?;
+        let mut rng = ctx.rng(1);
+        let mut r = self.report(ctx);
+        r.config("scenario", source)
+            .config("frames", s.frames)
+            .config("steps", s.steps)
+            .config("balance", s.balance.name());
+        ctx.progress.begin("memcg scenario", 0);
+        let res = run_in(ctx, &s, &mut rng)?;
+        ctx.progress.end();
+        report_run(&mut r, &res, "");
+        cost_table(&mut r, s.frames);
+        let over = res
+            .containers
+            .iter()
+            .filter(|c| c.limit != "-1" && c.limit != "-1 (root)")
+            .count();
+        r.verdict = Verdict {
+            holds: None,
+            measured: format!(
+                "{} containers ({} limited), {} tasks, {} killed by their container's OOM killer, {} refused charges",
+                res.containers.len(),
+                over,
+                res.tasks.len(),
+                res.tasks.iter().filter(|t| t.killed_at.is_some()).count(),
+                res.containers.iter().skip(1).map(|c| c.failcnt).sum::<u64>()
+            ),
+            note: "Charges walk the hierarchy; usage is hierarchical (a parent counts its children's pages).".into(),
+        };
+        Ok(r)
+    }
+}
+
+pub(crate) fn limit_scenario(frames: u64, steps: u64, batch_limit_pages: Option<u64>) -> String {
+    let hot = frames / 2;
+    let limit = batch_limit_pages.map_or("-1".to_owned(), |p| (p * PAGE_SIZE).to_string());
+    format!(
+        r#"[machine]
+memory = "{mem}"
+steps = {steps}
+sample_every = {sample}
+
+[[container]]
+path = "/interactive"
+
+[[container]]
+path = "/backup"
+limit = "{limit}"
+
+[[task]]
+id = 1
+container = "/interactive"
+workload = "loop"
+file = 1
+pages = {hot}
+
+[[task]]
+id = 2
+container = "/backup"
+workload = "stream"
+file = 2
+pages = {stream}
+start = {start}
+"#,
+        mem = frames * PAGE_SIZE,
+        sample = (steps / 120).max(1),
+        stream = steps,
+        start = hot * 3,
+    )
+}
+
+/// `memcg-limit`: a backup stream beside an interactive working set.
+pub struct MemcgLimit;
+
+impl Experiment for MemcgLimit {
+    fn name(&self) -> &'static str {
+        "memcg-limit"
+    }
+    fn seed_page(&self) -> &'static str {
+        "000_2fa08a6962ebae3f.txt"
+    }
+    fn claim(&self) -> &'static str {
+        "a container keeps a file-heavy background job (updatedb, a backup) from pushing everything else out of memory"
+    }
+
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
+    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
+        let frames: u64 = ctx.size(4096, 1024);
+        let steps = frames * 24;
+        let batch_limit = frames / 8;
+        let mut r = self.report(ctx);
+        r.config("frames", frames)
+            .config("steps", steps)
+            .config("interactive_pages", frames / 2)
+            .config("backup_limit_pages", batch_limit);
+        let mut rng = ctx.rng(1);
+        let mut hit = Vec::new();
+        let mut curves = Vec::new();
+        for (label, limit) in [
+            ("without the controller", None),
+            ("with the controller", Some(batch_limit)),
+        ] {
+            let s = scenario::parse(&limit_scenario(frames, steps, limit), label)
+                .expect("generated scenario parses");
+            let res = run_in(ctx, &s, &mut rng)?;
+            let t = &res.tasks[0];
+            // The interactive hit ratio once the backup runs: hits after its start.
+            hit.push((
+                label,
+                ratio(t.hits, t.accesses),
+                res.containers[2].max_usage_pages,
+            ));
+            curves.push((label, res.samples.clone()));
+            report_run(&mut r, &res, label);
+        }
+        let mut s = Series::new(
+            "interactive task: resident pages charged to /interactive",
+            Axis::linear("accesses", ""),
+            Axis::linear("resident", "pages"),
+        );
+        let mut b = Series::new(
+            "backup job: pages charged to /backup",
+            Axis::linear("accesses", ""),
+            Axis::linear("resident", "pages"),
+        );
+        for (label, samples) in &curves {
+            s.line(
+                label,
+                samples
+                    .iter()
+                    .map(|x| [x.step as f64, x.usage[1] as f64])
+                    .collect(),
+            );
+            b.line(
+                label,
+                samples
+                    .iter()
+                    .map(|x| [x.step as f64, x.usage[2] as f64])
+                    .collect(),
+            );
+        }
+        r.series(s).series(b);
+        let mut t = Table::new(
+            "the interactive working set, without and with a limit on the backup",
+            &["run", "interactive hit ratio", "backup's most pages"],
+        );
+        for (label, h, max) in &hit {
+            t.row(cells![*label, *h, *max]);
+        }
+        r.table(t);
+        cost_table(&mut r, frames);
+        let pc = page_cgroup::table(&mut r, ctx);
+        let (without, with) = (hit[0].1, hit[1].1);
+        r.verdict = Verdict {
+            holds: Some(with > without && hit[1].2 <= batch_limit),
+            measured: format!(
+                "interactive hit ratio {without:.3} without the controller, {with:.3} with the backup limited to {batch_limit} pages (it peaked at {} pages); tracking costs {:.1} bytes per charged page with 2.6.25's page_cgroup objects in SLUB when memory is full and {:.1} once a process has exited (fragmented slabs), against {} bytes a frame for 2.6.27's boot-time array",
+                hit[1].2,
+                pc[0].slab_bytes_per_page(),
+                pc[1].slab_bytes_per_page(),
+                klab_model::mm::slab::PAGE_CGROUP_SIZE
+            ),
+            note: "The interactive set is half of memory; the backup streams 24 times memory once."
+                .into(),
+        };
+        Ok(r)
+    }
+}
+
+pub(crate) fn oom_scenario(leak_pages: u64) -> String {
+    format!(
+        r#"[machine]
+memory = "8MiB"
+steps = {steps}
+sample_every = {sample}
+
+[[container]]
+path = "/a"
+limit = "1M"
+
+[[container]]
+path = "/b"
+limit = "2M"
+
+[[task]]
+id = 1
+container = "/a"
+workload = "anon"
+pages = 64
+
+[[task]]
+id = 2
+container = "/a"
+workload = "anon"
+pages = {leak_pages}
+
+[[task]]
+id = 3
+container = "/b"
+workload = "anon"
+pages = 256
+
+[[task]]
+id = 4
+container = "/b"
+workload = "loop"
+file = 9
+pages = 200
+"#,
+        steps = leak_pages * 4,
+        sample = (leak_pages / 25).max(1),
+    )
+}
+
+/// `memcg-oom`: a container that cannot get below its limit loses a task.
+pub struct MemcgOom;
+
+impl Experiment for MemcgOom {
+    fn name(&self) -> &'static str {
+        "memcg-oom"
+    }
+    fn seed_page(&self) -> &'static str {
+        "000_2fa08a6962ebae3f.txt"
+    }
+    fn claim(&self) -> &'static str {
+        "when a container cannot be forced below its limit, its own OOM killer kills a task inside it; other containers are unaffected"
+    }
+
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
+    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
+        let leak: u64 = ctx.size(4096, 1024);
+        let s =
+            scenario::parse(&oom_scenario(leak), "memcg-oom").expect("generated scenario parses");
+        let mut r = self.report(ctx);
+        r.config("leak_pages", leak)
+            .config("limit_a_pages", 256u64)
+            .config("swap", 0u64);
+        let res = run_in(ctx, &s, &mut ctx.rng(1))?;
+        report_run(&mut r, &res, "");
+        let killed: Vec<&TaskResult> = res.tasks.iter().filter(|t| t.killed_at.is_some()).collect();
+        let b_untouched = res
+            .tasks
+            .iter()
+            .filter(|t| t.container == "/b")
+            .all(|t| t.killed_at.is_none() && t.failed == 0);
+        let b_rss = res.tasks[2].rss;
+        let inside = killed.iter().all(|t| t.container == "/a");
+        r.verdict = Verdict {
+            holds: Some(!killed.is_empty() && inside && b_untouched && b_rss == 256),
+            measured: format!(
+                "killed: {}; /b's tasks alive with all {} anonymous pages resident and no failed access",
+                killed
+                    .iter()
+                    .map(|t| format!("task {} in {} at step {}", t.id, t.container, t.killed_at.unwrap_or(0)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                b_rss
+            ),
+            note: "No swap: /a's anonymous pages cannot be reclaimed, so after five fruitless reclaim passes its OOM killer runs.".into(),
+        };
+        Ok(r)
+    }
+}
+
+fn shared_scenario(frames: u64, steps: u64, unlimited_c: bool) -> String {
+    let lim = frames * PAGE_SIZE / 5;
+    let c_limit = if unlimited_c {
+        "-1".to_owned()
+    } else {
+        lim.to_string()
+    };
+    let lib = frames / 8;
+    let data = frames / 2;
+    let private = frames / 8;
+    format!(
+        r#"[machine]
+memory = "{mem}"
+steps = {steps}
+sample_every = {sample}
+
+[[container]]
+path = "/a"
+limit = "{lim}"
+
+[[container]]
+path = "/b"
+limit = "{lim}"
+
+[[container]]
+path = "/c"
+limit = "{c_limit}"
+
+[[task]]
+id = 1
+container = "/a"
+workload = "loop"
+file = 100
+pages = {lib}
+[[task]]
+id = 2
+container = "/a"
+workload = "random"
+file = 101
+pages = {data}
+[[task]]
+id = 3
+container = "/a"
+workload = "loop"
+file = 201
+pages = {private}
+
+[[task]]
+id = 4
+container = "/b"
+workload = "loop"
+file = 100
+pages = {lib}
+[[task]]
+id = 5
+container = "/b"
+workload = "random"
+file = 101
+pages = {data}
+[[task]]
+id = 6
+container = "/b"
+workload = "loop"
+file = 202
+pages = {private}
+
+[[task]]
+id = 7
+container = "/c"
+workload = "loop"
+file = 100
+pages = {lib}
+[[task]]
+id = 8
+container = "/c"
+workload = "random"
+file = 101
+pages = {data}
+[[task]]
+id = 9
+container = "/c"
+workload = "loop"
+file = 203
+pages = {private}
+"#,
+        mem = frames * PAGE_SIZE,
+        sample = (steps / 100).max(1),
+    )
+}
+
+/// `memcg-shared`: where the charges of shared pages end up.
+pub struct MemcgShared;
+
+impl Experiment for MemcgShared {
+    fn name(&self) -> &'static str {
+        "memcg-shared"
+    }
+    fn seed_page(&self) -> &'static str {
+        "000_2fa08a6962ebae3f.txt"
+    }
+    fn claim(&self) -> &'static str {
+        "charges of shared pages spread across containers over time, or accumulate in a single unlimited container (\"will require extensive testing\")"
+    }
+
+    fn hibernates(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
+    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
+        let frames: u64 = ctx.size(4096, 1024);
+        let steps = frames * 30;
+        let mut r = self.report(ctx);
+        r.config("frames", frames)
+            .config("steps", steps)
+            .config("limit_pages", frames / 5)
+            .config("library_pages", frames / 8)
+            .config("data_pages", frames / 2);
+        let mut summary = Table::new(
+            "where the shared files' pages are charged at the end",
+            &[
+                "run",
+                "file",
+                "resident",
+                "/a",
+                "/b",
+                "/c",
+                "root",
+                "charge moves",
+                "share of the largest",
+            ],
+        );
+        let mut measured = Vec::new();
+        for (label, unlimited) in [("all limited", false), ("/c unlimited", true)] {
+            let s = scenario::parse(&shared_scenario(frames, steps, unlimited), label)
+                .expect("generated scenario parses");
+            let res = run_in(ctx, &s, &mut ctx.rng(1))?;
+            for &f in &res.shared_files {
+                let last = &res.samples.last().expect("samples").shared[&f];
+                let total: u64 = last.iter().sum();
+                // paths: "/", "/a", "/b", "/c"
+                let max = last[1..].iter().copied().max().unwrap_or(0);
+                summary.row(cells![
+                    label,
+                    if f == 100 { "library" } else { "data" },
+                    total,
+                    last[1],
+                    last[2],
+                    last[3],
+                    last[0],
+                    res.migrations[&f],
+                    ratio(max, total)
+                ]);
+                measured.push(format!(
+                    "{label}, {}: /a {} /b {} /c {} of {total} ({} moves)",
+                    if f == 100 { "library" } else { "data" },
+                    last[1],
+                    last[2],
+                    last[3],
+                    res.migrations[&f]
+                ));
+            }
+            report_run(&mut r, &res, label);
+        }
+        r.table(summary);
+        r.verdict = Verdict {
+            holds: None,
+            measured: measured.join("; "),
+            note: "Three containers each read a shared library (looped) and a shared data file (random pages), plus a private working set.".into(),
+        };
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use klab_lab::experiment::Inputs;
+
+    #[test]
+    fn default_scenario_runs_and_is_deterministic() {
+        let s = scenario::parse(DEFAULT_SCENARIO, "built-in").unwrap();
+        let a = run(&s, &mut klab_model::rng::seeded(1, 1)).unwrap();
+        let b = run(&s, &mut klab_model::rng::seeded(1, 1)).unwrap();
+        assert_eq!(format!("{:?}", a.samples), format!("{:?}", b.samples));
+        // The build container never passes its 1 MiB limit, nor /batch its 2 MiB.
+        let build = a
+            .containers
+            .iter()
+            .find(|c| c.path == "/batch/build")
+            .unwrap();
+        assert!(build.max_usage_pages <= 256);
+        let batch = a.containers.iter().find(|c| c.path == "/batch").unwrap();
+        assert!(batch.max_usage_pages <= 512 && batch.failcnt > 0);
+    }
+
+    #[test]
+    fn oom_kills_inside_the_container_only() {
+        let inputs = Inputs::default();
+        let r = MemcgOom.run(&Ctx::new(1, true, &inputs)).unwrap();
+        assert_eq!(r.verdict.holds, Some(true), "{}", r.verdict.measured);
+        assert!(
+            r.verdict.measured.starts_with("killed: task 2 in /a"),
+            "{}",
+            r.verdict.measured
+        );
+    }
+
+    #[test]
+    fn the_limit_protects_the_interactive_set() {
+        let inputs = Inputs::default();
+        let r = MemcgLimit.run(&Ctx::new(1, true, &inputs)).unwrap();
+        assert_eq!(r.verdict.holds, Some(true), "{}", r.verdict.measured);
+    }
+}
