@@ -39,13 +39,11 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use klab_mm_policy::LruBalance;
-use klab_model::arch::paravirt::{
-    BackendKind, Cpu, OPS_PER_ROUND, Paravirt, PvOp, PvOpsTable, PvStats, boot_bound, direct,
-    through_table,
-};
+use klab_model::arch::paravirt::{BackendKind, Paravirt, PvOp, PvStats};
 use klab_model::arch::platform::{Hardware, Selection, boot, boot_with};
 use klab_model::mm::direct_io::LoopDevice;
 use klab_model::{Machine, MachineConfig};
+use klab_paravirt::{Cpu, OPS_PER_ROUND, PvOpsTable, boot_bound, direct, through_table};
 use rand::Rng as _;
 
 use klab_lab::cells;

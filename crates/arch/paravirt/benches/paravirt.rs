@@ -1,6 +1,6 @@
 //! The cost of a paravirtual operation in three binding forms, in one run.
 //!
-//! Workload: rounds of `klab_model::arch::paravirt::kernel_paths` (a fault,
+//! Workload: rounds of `klab_paravirt::kernel_paths` (a fault,
 //! an unmap, a context switch, a timer reprogram: 16 operations a round)
 //! on a model CPU, called
 //! * `direct`: native instructions inline (a kernel without paravirt, the
@@ -17,7 +17,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use klab_model::arch::paravirt::{
+use klab_paravirt::{
     BackendKind, Cpu, OPS_PER_ROUND, PvOpsTable, boot_bound, direct, through_table,
 };
 
