@@ -5,7 +5,7 @@
 use std::io::{BufWriter, Write as _};
 
 use anyhow::{Context as _, bail};
-use klab_lro::capture::CaptureWriter;
+use klab_lro::capture::{self, CaptureWriter};
 use klab_lro::napi::{self, Tagged};
 use klab_lro::stream::Streams;
 use klab_lro::{
@@ -18,7 +18,8 @@ use crate::messages;
 
 pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
     let path = &args.input;
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let bytes = capture::read(file).with_context(|| format!("{}", path.display()))?;
     let cap = Capture::parse(&bytes).with_context(|| format!("{}", path.display()))?;
     let Some(link) = cap.link() else {
         bail!(

@@ -106,8 +106,10 @@ fn hibernate(
 /// `klab resume FILE`: continues a hibernated experiment and writes the
 /// reports.
 pub(crate) fn resume(args: &ResumeArgs) -> anyhow::Result<u8> {
-    let bytes = std::fs::read(&args.image)
+    let file = std::fs::File::open(&args.image)
         .with_context(|| format!("cannot read {}", args.image.display()))?;
+    let bytes = klab_experiments::hibernate::read_image(file)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", args.image.display()))?;
     let json_stdout = super::json_to_stdout(args.json.as_deref());
     let bar = Bar::new();
     let r = klab_experiments::hibernate::resume(&bytes, &bar, false)

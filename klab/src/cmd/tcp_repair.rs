@@ -65,9 +65,10 @@ fn on_signal_unlock() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads an image, its header checked before the rest is read.
 fn read_image(path: &Path) -> anyhow::Result<Image> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    Image::parse(&bytes).with_context(|| format!("{}", path.display()))
+    let file = File::open(path).with_context(|| format!("{}", path.display()))?;
+    Image::read_from(file).with_context(|| format!("{}", path.display()))
 }
 
 fn write_image(path: &Path, img: &Image) -> anyhow::Result<()> {

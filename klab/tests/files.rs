@@ -1,0 +1,198 @@
+//! What klab reads, end to end: bad input is refused before it costs
+//! anything (a 2 GiB file of zeros is refused at offset 0 by every reader,
+//! in an address space a quarter of the file's size), and nothing is
+//! mistaken for data (an empty trace, a FIFO closed without data, a binary
+//! file named `*.txt`).
+
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+
+fn klab(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_klab"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("klab runs")
+}
+
+/// klab run by `sh` after `setup` (a `ulimit` or `umask` command).
+fn klab_after(setup: &str, dir: &Path, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("{setup} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_klab"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("sh runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn shared(sub: &str, name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data")
+        .join(sub)
+        .join(name)
+}
+
+/// The address space klab may use in the zeros test: a quarter of the
+/// file. Reading the file whole would need all 2 GiB of it.
+const AS_LIMIT_KIB: u64 = 512 << 10;
+
+#[test]
+fn a_2gib_file_of_zeros_is_refused_at_offset_0_by_every_reader_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str], &str); 8] = [
+        (
+            "z.oracleGeneral.bin",
+            &["replay", "--memory", "1MiB"],
+            "record 0 at offset 0: obj_size field is 0",
+        ),
+        (
+            "z.vscsi",
+            &["replay", "--memory", "1MiB"],
+            "record 0 at offset 0: ver field",
+        ),
+        (
+            "z.csv",
+            &["replay", "--memory", "1MiB"],
+            "line 1 (offset 0): byte 0x00 at offset 0 is not text",
+        ),
+        (
+            "z.txt",
+            &["replay", "--memory", "1MiB"],
+            "line 1 (offset 0): byte 0x00 at offset 0 is not text",
+        ),
+        (
+            "z.ktr",
+            &["replay", "--memory", "1MiB"],
+            "line 1 (offset 0): byte 0x00 at offset 0 is not text",
+        ),
+        (
+            "z.pcap",
+            &["lro", "--out", "out.pcap"],
+            "offset 0: not a pcap or pcapng file",
+        ),
+        (
+            "z.img",
+            &["resume"],
+            "offset 0: not a klab hibernation image",
+        ),
+        (
+            "z.tcpr",
+            &["tcp-repair", "show"],
+            "byte 0: magic: not a klab tcp-repair image",
+        ),
+    ];
+    for (name, args, want) in cases {
+        let f = std::fs::File::create(dir.path().join(name)).unwrap();
+        f.set_len(2 << 30).unwrap();
+        let mut argv: Vec<&str> = args.to_vec();
+        // The file goes after the subcommand (and its subcommand).
+        let at = if args[0] == "tcp-repair" { 2 } else { 1 };
+        argv.insert(at, name);
+        let o = klab_after(&format!("ulimit -v {AS_LIMIT_KIB}"), dir.path(), &argv);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{argv:?}: {err}");
+        assert!(err.contains(&format!("{name}: {want}")), "{argv:?}: {err}");
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing written: {left:?}");
+}
+
+#[test]
+fn an_input_without_a_request_exits_2_naming_the_file_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.txt"), "").unwrap();
+    std::fs::write(dir.path().join("header.csv"), "time,lbn,size\n").unwrap();
+    std::fs::write(dir.path().join("header.ktr"), "klab-trace v1\n\n").unwrap();
+    // A binary trace under a text name.
+    std::fs::copy(
+        shared("traces", "cloudPhysicsIO.oracleGeneral.bin"),
+        dir.path().join("binary.txt"),
+    )
+    .unwrap();
+    for (name, want) in [
+        ("empty.txt", "empty.txt: the file is empty"),
+        ("header.csv", "header.csv: no request in the file"),
+        ("header.ktr", "header.ktr: no request in the file"),
+        (
+            "binary.txt",
+            "binary.txt: line 1 (offset 0): byte 0xf7 at offset 1 is not text",
+        ),
+    ] {
+        let o = klab(dir.path(), &["replay", name, "--memory", "1MiB"]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{name}: {}", stderr(&o));
+    }
+    assert!(
+        !dir.path().join("klab-replay").exists(),
+        "no report written"
+    );
+}
+
+#[test]
+fn a_fifo_closed_without_data_is_an_empty_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.txt");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from(0o600),
+        0,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_klab"))
+        .args(["replay", "pipe.txt", "--memory", "1MiB"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Open the writing end once klab has opened the reading end (without
+    // a reader, a non-blocking open fails with ENXIO), then close it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let writer = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&fifo)
+        {
+            Ok(w) => break w,
+            Err(e) if e.raw_os_error() == Some(6) => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("klab ended ({status}) before opening the FIFO");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "klab did not open the FIFO within 60 s"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("open the FIFO for writing: {e}"),
+        }
+    };
+    drop(writer);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("pipe.txt: the file is empty"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !dir.path().join("klab-replay").exists(),
+        "no report written"
+    );
+}
