@@ -1,14 +1,18 @@
-//! What klab reads, end to end: bad input is refused before it costs
-//! anything (a 2 GiB file of zeros is refused at offset 0 by every reader,
-//! in an address space a quarter of the file's size), and nothing is
-//! mistaken for data (an empty trace, a FIFO closed without data, a binary
-//! file named `*.txt`).
+//! What klab reads and what it writes, end to end: bad input is refused
+//! before it costs anything (a 2 GiB file of zeros is refused at offset 0
+//! by every reader, in an address space a quarter of the file's size),
+//! nothing is mistaken for data (an empty trace, a FIFO closed without
+//! data, a binary file named `*.txt`), report files get the mode the
+//! umask gives, and an output path that is a device is written to, not
+//! replaced.
 
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use klab_devstats::synth::{self, SynthConfig};
+use rand::SeedableRng;
 
 fn klab(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_klab"))
@@ -195,4 +199,112 @@ fn a_fifo_closed_without_data_is_an_empty_trace() {
         !dir.path().join("klab-replay").exists(),
         "no report written"
     );
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn files_klab_writes_get_the_mode_the_umask_gives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = tmp.path().join("r.git");
+    let cfg = SynthConfig {
+        commits: 20,
+        developers: 5,
+        employers: 3,
+        subsystems: 2,
+        ..SynthConfig::default()
+    };
+    synth::generate(&git, &cfg, &mut rand_pcg::Pcg64::seed_from_u64(3)).unwrap();
+    let mut trace = String::from("klab-trace v1\n");
+    for i in 0..200u64 {
+        trace.push_str(&format!("{i} 0 {} 4096 r\n", i % 50));
+    }
+    std::fs::write(tmp.path().join("t.ktr"), trace).unwrap();
+    let pcap = shared("pcaps", "pcapplusplus-one_tcp_stream_max_seq.pcap");
+    for (umask, want) in [("022", 0o644), ("077", 0o600)] {
+        let dir = tmp.path().join(umask);
+        std::fs::create_dir(&dir).unwrap();
+        let runs: [&[&str]; 4] = [
+            &[
+                "run", "o-nostd", "--quick", "--out", "run", "--json", "run.json",
+            ],
+            &["replay", "../t.ktr", "--memory", "64KiB", "--out", "replay"],
+            &["lro", pcap.to_str().unwrap(), "--out", "lro.pcap"],
+            &[
+                "devstats",
+                git.to_str().unwrap(),
+                "--csv",
+                "csv",
+                "--json",
+                "devstats.json",
+            ],
+        ];
+        for args in runs {
+            let o = klab_after(&format!("umask {umask}"), &dir, args);
+            assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        }
+        let mut files = vec![
+            dir.join("run/report.json"),
+            dir.join("run/report.html"),
+            dir.join("run.json"),
+            dir.join("replay/report.json"),
+            dir.join("replay/report.html"),
+            dir.join("lro.pcap"),
+            dir.join("devstats.json"),
+        ];
+        let csvs: Vec<PathBuf> = std::fs::read_dir(dir.join("csv"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(csvs.len() >= 5, "{csvs:?}");
+        files.extend(csvs);
+        for f in files {
+            assert_eq!(
+                mode(&f),
+                want,
+                "{} under umask {umask}: {:o}",
+                f.display(),
+                mode(&f)
+            );
+        }
+    }
+}
+
+#[test]
+fn an_output_that_is_a_device_is_written_in_place_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut trace = String::from("klab-trace v1\n");
+    for i in 0..100u64 {
+        trace.push_str(&format!("{i} 0 {} 4096 r\n", i % 30));
+    }
+    std::fs::write(dir.path().join("t.ktr"), trace).unwrap();
+    for name in ["zero.json", "zero.pcap"] {
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(name)).unwrap();
+    }
+    let pcap = shared("pcaps", "pcapplusplus-one_tcp_stream_max_seq.pcap");
+    let runs: [&[&str]; 2] = [
+        &[
+            "replay",
+            "t.ktr",
+            "--memory",
+            "64KiB",
+            "--json",
+            "zero.json",
+        ],
+        &["lro", pcap.to_str().unwrap(), "--out", "zero.pcap"],
+    ];
+    for args in runs {
+        let o = klab(dir.path(), args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    for name in ["zero.json", "zero.pcap"] {
+        let m = std::fs::symlink_metadata(dir.path().join(name)).unwrap();
+        assert!(m.file_type().is_symlink(), "{name} replaced by a file");
+    }
 }
