@@ -2,9 +2,9 @@
 //! before it costs anything (a 2 GiB file of zeros is refused at offset 0
 //! by every reader, in an address space a quarter of the file's size),
 //! nothing is mistaken for data (an empty trace, a FIFO closed without
-//! data, a binary file named `*.txt`), report files get the mode the
-//! umask gives, and an output path that is a device is written to, not
-//! replaced.
+//! data, a binary file named `*.txt`), a run whose every experiment fails
+//! writes no report, report files get the mode the umask gives, and an
+//! output path that is a device is written to, not replaced.
 
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -199,6 +199,68 @@ fn a_fifo_closed_without_data_is_an_empty_trace() {
         !dir.path().join("klab-replay").exists(),
         "no report written"
     );
+}
+
+const GOOD_SCENARIO: &str = "[machine]\nmemory = \"1MiB\"\nsteps = 500\n\n[[container]]\npath = \"/a\"\nlimit = \"64k\"\n\n[[task]]\nid = 1\ncontainer = \"/a\"\nworkload = \"loop\"\nfile = 1\npages = 40\n";
+
+#[test]
+fn a_run_whose_every_experiment_fails_writes_no_report() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        GOOD_SCENARIO.replace("limit = \"64k\"", "limit = \"64kb\""),
+    )
+    .unwrap();
+    let o = klab(
+        dir.path(),
+        &[
+            "run",
+            "memcg",
+            "--scenario",
+            "bad.toml",
+            "--out",
+            "out",
+            "--json",
+            "j.json",
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml: line 7: container.limit"), "{err}");
+    assert!(
+        err.contains("1 of 1 experiment failed (memcg); no report written"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out").exists(), "no report directory");
+    assert!(!dir.path().join("j.json").exists(), "no --json file");
+
+    // One of two fails: the other's report is written, the failure listed.
+    let o = klab(
+        dir.path(),
+        &[
+            "run",
+            "memcg",
+            "o-nostd",
+            "--quick",
+            "--scenario",
+            "bad.toml",
+            "--out",
+            "out",
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("1 of 2 experiments failed (memcg); the reports hold the others"),
+        "{err}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/report.json")).unwrap())
+            .unwrap();
+    let reports = v["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["experiment"], "o-nostd");
+    assert!(dir.path().join("out/report.html").is_file());
 }
 
 fn mode(p: &Path) -> u32 {
