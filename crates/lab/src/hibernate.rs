@@ -52,6 +52,8 @@
 
 use std::sync::Mutex;
 
+/// Reads an image file, its header checked before the rest is read.
+pub use klab_model::hibernate::read as read_image;
 use klab_model::hibernate::{self, Image, ImageError};
 use klab_model::kernel::power::{IdleMonitor, SUSPEND_AFTER_NS};
 use serde::de::DeserializeOwned;

@@ -106,8 +106,10 @@ fn hibernate(
 /// `klab resume FILE`: continues a hibernated experiment and writes the
 /// reports.
 pub(crate) fn resume(args: &ResumeArgs) -> anyhow::Result<u8> {
-    let bytes = std::fs::read(&args.image)
+    let file = std::fs::File::open(&args.image)
         .with_context(|| format!("cannot read {}", args.image.display()))?;
+    let bytes = klab_lab::hibernate::read_image(file)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", args.image.display()))?;
     let json_stdout = super::json_to_stdout(args.json.as_deref());
     let bar = Bar::new();
     let r = klab_lab::hibernate::resume(&bytes, &klab_experiments::find, &bar, false)
@@ -136,7 +138,9 @@ struct Options<'a> {
 
 /// Runs each experiment, printing its report as it finishes, then writes
 /// the report files. An experiment that fails is reported and the others
-/// still run; the exit status is then 2.
+/// still run; the exit status is then 2, the failures are listed at the
+/// end, and the report files hold the others' reports. When every
+/// experiment fails, no report file is written.
 fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::Result<u8> {
     let json_stdout = super::json_to_stdout(opts.json);
     let bar = Bar::new();
@@ -148,7 +152,7 @@ fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::
         driver: None,
     };
     let mut reports = Vec::new();
-    let mut failed = false;
+    let mut failed = Vec::new();
     for e in selected {
         match e.run(&ctx) {
             Ok(report) => {
@@ -160,12 +164,36 @@ fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::
             }
             Err(err) => {
                 messages::error(format_args!("{}: {err}", e.name()));
-                failed = true;
+                failed.push(e.name());
             }
         }
     }
-    finish(reports, opts.out, opts.json, json_stdout)?;
-    Ok(if failed { EXIT_ERROR } else { 0 })
+    if failed.is_empty() {
+        finish(reports, opts.out, opts.json, json_stdout)?;
+        return Ok(0);
+    }
+    let what = if selected.len() == 1 {
+        "experiment"
+    } else {
+        "experiments"
+    };
+    if reports.is_empty() {
+        messages::error(format_args!(
+            "{} of {} {what} failed ({}); no report written",
+            failed.len(),
+            selected.len(),
+            failed.join(", ")
+        ));
+    } else {
+        finish(reports, opts.out, opts.json, json_stdout)?;
+        messages::error(format_args!(
+            "{} of {} {what} failed ({}); the reports hold the others",
+            failed.len(),
+            selected.len(),
+            failed.join(", ")
+        ));
+    }
+    Ok(EXIT_ERROR)
 }
 
 /// Writes report.json and report.html, and the JSON where asked.

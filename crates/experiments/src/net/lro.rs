@@ -469,7 +469,8 @@ impl Experiment for Lro {
                 path: path.to_owned(),
                 message,
             };
-            let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+            let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+            let bytes = klab_lro::capture::read(file).map_err(|e| err(e.to_string()))?;
             let cap = Capture::parse(&bytes).map_err(|e| err(e.to_string()))?;
             let link = cap.link().ok_or_else(|| {
                 err(format!(

@@ -9,9 +9,13 @@
 //! terminal tables; JSON and CSV hold every row.
 //!
 //! Files are written whole to a temporary file in the target directory and
-//! renamed into place, so a failed run leaves no partial output.
+//! renamed into place, so a failed run leaves no partial output. The
+//! temporary file's mode survives the rename, so it is created as
+//! `open(2)` with `O_CREAT` creates any file: mode 0666 less the umask
+//! (0644 under umask 022), not a private temporary file's 0600.
 
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -248,6 +252,7 @@ fn staged(
     let mut tmp = tempfile::Builder::new()
         .prefix(".devstats.")
         .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
     tmp.write_all(bytes).map_err(io_err(target))?;
@@ -262,8 +267,17 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Writes the JSON report to `path` atomically.
+/// Writes the JSON report to `path` atomically. A `path` that exists and
+/// is not a regular file (`/dev/null`, a FIFO, `/dev/stdout`) is written
+/// in place: renaming over it would replace a device node with a file.
 pub fn write_json(path: &Path, report: &Report) -> Result<(), DevstatsError> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(json(report).as_bytes()))
+            .map_err(io_err(path));
+    }
     let tmp = staged(parent_dir(path), path, json(report).as_bytes())?;
     tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
     Ok(())
@@ -359,6 +373,35 @@ pub fn write_csv(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, DevstatsEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_get_the_umask_mode_and_a_special_target_is_written_in_place() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let report = Report::new(&Stats::default(), "HEAD", 1, 0);
+        // Whatever the umask, the mode is no longer tempfile's fixed 0600:
+        // 0666 less the umask, as File::create gives.
+        let probe = dir.path().join("probe");
+        std::fs::File::create(&probe).unwrap();
+        let want = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        let json_path = dir.path().join("r.json");
+        write_json(&json_path, &report).unwrap();
+        let got = std::fs::metadata(&json_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, want, "{got:o}");
+        for f in write_csv(&dir.path().join("csv"), &report).unwrap() {
+            let got = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(got, want, "{}: {got:o}", f.display());
+        }
+        let link = dir.path().join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        write_json(&link, &report).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
 
     #[test]
     fn thousands_group_by_three() {
