@@ -275,7 +275,9 @@ pub(crate) struct LroArgs {
 
     /// Trust the capture's TCP checksums as a NIC's CHECKSUM_UNNECESSARY
     /// (the payload is never read). By default they are verified and a
-    /// segment with a wrong checksum is passed up unmerged.
+    /// segment with a wrong checksum is passed up unmerged; a field holding
+    /// only the pseudo-header sum (CHECKSUM_PARTIAL, as in captures taken
+    /// on a Linux sender with checksum offload) is accepted either way.
     #[arg(long)]
     pub(crate) trust_checksums: bool,
 }

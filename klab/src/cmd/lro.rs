@@ -122,6 +122,12 @@ pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
     line(&mut t, "flushed", st.flushed.to_string());
     line(&mut t, "merged packets (segs > 1)", st.merged.to_string());
     line(&mut t, "no_desc", st.no_desc.to_string());
+    if checksum == Checksum::Verify {
+        line(&mut t, "csum_verified", st.csum_verified.to_string());
+    }
+    // Fields holding only the pseudo-header sum (CHECKSUM_PARTIAL: the
+    // capture was taken on the sending host), taken as the kernel takes them.
+    line(&mut t, "csum_partial", st.csum_partial.to_string());
     line(&mut t, "polls", r.polls.to_string());
     line(
         &mut t,
@@ -178,6 +184,14 @@ pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
     }
     messages::out(&t);
     let _ = std::io::stdout().flush();
+    if st.mostly_bad_checksums() {
+        let bad = st.passed(PassReason::BadChecksum);
+        messages::error(format_args!(
+            "{}: {bad} of {} TCP segments have wrong checksums (neither valid nor partial) and went up unmerged; if the capture's checksums are known good or were never finished, run with --trust-checksums",
+            path.display(),
+            bad + st.csum_verified + st.csum_partial,
+        ));
+    }
     if let Err(e) = check {
         bail!(
             "{}: aggregation changed a flow's payload: {e}",
