@@ -188,6 +188,9 @@ pub enum ExperimentError {
         /// What was wrong, with the offset or line where it applies.
         message: String,
     },
+    /// A trace could not be read (the error names the file and where).
+    #[error(transparent)]
+    Trace(#[from] klab_trace::TraceError),
     /// The host refused something the experiment needs.
     #[error("host: {0}")]
     Host(String),

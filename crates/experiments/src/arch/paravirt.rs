@@ -216,7 +216,7 @@ fn loop_run(frames: u64, reads: u64, backend: BackendKind, seed: u64) -> Counted
 fn oom_run(leak: u64, backend: BackendKind, seed: u64) -> Result<Counted, ExperimentError> {
     let s = crate::mm::memcg::scenario::parse(&crate::mm::memcg::oom_scenario(leak), "oom")
         .expect("generated scenario parses");
-    let mut j = crate::mm::memcg::ScenarioJob::new(&s, klab_model::rng::seeded(seed, 1))?
+    let mut j = crate::mm::memcg::runner::ScenarioJob::new(&s, klab_model::rng::seeded(seed, 1))?
         .with_paravirt(booted_pv(backend));
     while j.step(&s) != Step::Done {}
     let m = j.machine();

@@ -73,14 +73,16 @@ use std::path::{Path, PathBuf};
 
 use klab_fidelity::{Fill, HostConfig, HostError, HostRun, PageRef, Pattern, Stage, Touch};
 use klab_mm_policy::LruBalance;
+use klab_model::drive::Drive;
 use klab_model::mm::lru::LruList;
 use klab_model::{Access, Machine, MachineConfig, ShadowLimit};
 
-use crate::mm::replay::{self, PAGE_SIZE, pages_of};
 use crate::mm::workload::{hot_and_stream, shifting, streaming};
 use klab_lab::cells;
 use klab_lab::experiment::{Ctx, Experiment, ExperimentError, InputKind, Progress};
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
+use klab_model::machine::PAGE_SIZE;
+use klab_trace::pages_of;
 
 /// The experiment.
 pub struct Fidelity;
@@ -273,18 +275,13 @@ pub fn model_run(pages: &[(u32, u64)], limit_bytes: u64, rule: LruBalance) -> Mo
     .expect("an empty container accepts any limit");
     m.memcg_attach(MODEL_CGROUP, MODEL_TASK)
         .expect("the task is new");
-    let mut hit = Vec::with_capacity(pages.len());
-    let mut failed = 0;
+    let mut d = Drive::on(m).recording_hits();
     for &(file, page) in pages {
-        let out = m.access(Access::read(file, page).by(MODEL_TASK));
-        hit.push(out.is_hit());
-        if matches!(
-            out,
-            klab_model::Outcome::OutOfMemory | klab_model::Outcome::Killed
-        ) {
-            failed += 1;
-        }
+        d.access(Access::read(file, page).by(MODEL_TASK));
     }
+    let failed = d.all().failed;
+    let (m, hit) = d.finish();
+    let hit = hit.expect("recording");
     let s = *m.stat();
     let samples = crate::mm::workload::file_list_samples(&m);
     ModelRun {
@@ -359,18 +356,9 @@ fn trace_pages(
     limit_pages: u64,
     max_accesses: usize,
 ) -> Result<(Vec<(u32, u64)>, TraceScale), ExperimentError> {
-    let format = klab_trace::Format::from_path(path).ok_or_else(|| ExperimentError::Input {
-        path: path.to_owned(),
-        message: "cannot tell the trace format from the file name".into(),
-    })?;
-    let reqs = klab_trace::read(path, Some(format)).map_err(|e| ExperimentError::Input {
-        path: path.to_owned(),
-        message: e
-            .to_string()
-            .trim_start_matches(&format!("{}: ", path.display()))
-            .to_owned(),
-    })?;
-    let block = replay::default_block_size(format);
+    let format = klab_trace::resolve_format(path, None)?;
+    let reqs = klab_trace::read(path, Some(format))?;
+    let block = format.default_block_size();
     let mut distinct = BTreeSet::new();
     let mut accesses = 0u64;
     for r in &reqs {

@@ -355,7 +355,7 @@ impl Experiment for Hwpoison {
                 .transpose()
         })?;
         if let Some((s, path)) = given {
-            let res = memcg::run_in(ctx, &s, &mut ctx.rng(1))?;
+            let res = memcg::runner::run_in(ctx, &s, &mut ctx.rng(1))?;
             r.config("scenario", path);
             let survived = res.failures.iter().filter(|(_, f)| !f.panicked).count();
             memcg::report_run(&mut r, &res, "");
@@ -419,8 +419,8 @@ impl Experiment for Hwpoison {
                 .expect("generated scenario parses");
             let off = scenario::parse(&rate_scenario(frames, steps, rate, false), "rate")
                 .expect("generated scenario parses");
-            let a = memcg::run_in(ctx, &on, &mut ctx.rng(rate as u64))?;
-            let b = memcg::run_in(ctx, &off, &mut ctx.rng(rate as u64))?;
+            let a = memcg::runner::run_in(ctx, &on, &mut ctx.rng(rate as u64))?;
+            let b = memcg::runner::run_in(ctx, &off, &mut ctx.rng(rate as u64))?;
             let count = |res: &klab_model::mm::memory_failure::MfResult| {
                 a.failures.iter().filter(|(_, f)| &f.result == res).count() as u64
             };

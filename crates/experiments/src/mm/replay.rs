@@ -18,15 +18,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use klab_mm_policy::{LruBalance, ObjectRequest, PolicyKind, SimStats};
-use klab_model::{Access, Machine, MachineConfig};
-use klab_trace::{Format, Op, Request};
+use klab_model::drive::Drive;
+use klab_model::{Access, MachineConfig};
+use klab_trace::{Format, Op, PAGE_SIZE, Request, pages_of};
 
 use klab_lab::experiment::Progress;
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 use klab_lab::{ExperimentError, cells};
-
-/// The page size of the page unit.
-pub const PAGE_SIZE: u64 = 4096;
 
 /// The unit of caching.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,25 +181,9 @@ fn object_requests(
     }
 }
 
-/// The page indices a request covers: its byte range
-/// `[obj * block_size, obj * block_size + size)` in 4 KiB pages.
-pub fn pages_of(r: &Request, block_size: u64) -> std::ops::Range<u64> {
-    let start = r.obj_id.saturating_mul(block_size);
-    let end = start.saturating_add(u64::from(r.size));
-    start / PAGE_SIZE..end.div_ceil(PAGE_SIZE)
-}
-
 /// One key per (file, page) for textbook policies in page mode.
 fn page_key(file: u32, page: u64) -> u64 {
     (u64::from(file) << 48) ^ page
-}
-
-/// The format's default bytes per block number in page mode.
-pub fn default_block_size(format: Format) -> u64 {
-    match format {
-        Format::Vscsi | Format::Csv | Format::OracleGeneral => 512,
-        Format::Txt | Format::Klab => PAGE_SIZE,
-    }
 }
 
 /// Replays page requests through the machine model under a kernel rule:
@@ -209,20 +191,16 @@ pub fn default_block_size(format: Format) -> u64 {
 /// writes) every page it covers, and hits when every one was resident.
 pub fn kernel_replay(reqs: &[Request], block_size: u64, memory: u64, rule: LruBalance) -> Outcome {
     let frames = (memory / PAGE_SIZE).max(1);
-    let mut m = Machine::new(MachineConfig::new(frames, rule))
+    let mut d = Drive::new(MachineConfig::new(frames, rule))
         .expect("one node of at least one frame is valid");
     let mut hits = 0u64;
     let mut miss_bytes = 0u64;
     let mut request_bytes = 0u64;
     for r in reqs {
-        let mut all_hit = true;
-        for page in pages_of(r, block_size) {
-            let a = match r.op {
-                Op::Write => Access::write(r.file, page),
-                _ => Access::read(r.file, page),
-            };
-            all_hit &= m.access(a).is_hit();
-        }
+        let all_hit = d.request(pages_of(r, block_size).map(|page| match r.op {
+            Op::Write => Access::write(r.file, page),
+            _ => Access::read(r.file, page),
+        }));
         hits += u64::from(all_hit);
         request_bytes += u64::from(r.size);
         if !all_hit {
@@ -230,6 +208,7 @@ pub fn kernel_replay(reqs: &[Request], block_size: u64, memory: u64, rule: LruBa
         }
     }
     let requests = reqs.len() as u64;
+    let m = d.machine();
     let s = m.stat();
     Outcome {
         memory,
@@ -249,13 +228,7 @@ pub fn kernel_replay(reqs: &[Request], block_size: u64, memory: u64, rule: LruBa
 
 /// Runs a replay.
 pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult, ExperimentError> {
-    let format = opts
-        .format
-        .or_else(|| Format::from_path(&opts.trace))
-        .ok_or_else(|| ExperimentError::Input {
-            path: opts.trace.clone(),
-            message: "cannot tell the trace format from the file name; give --format".into(),
-        })?;
+    let format = klab_trace::resolve_format(&opts.trace, opts.format)?;
     let unit = opts.unit.unwrap_or(if opts.policy.is_kernel() {
         Unit::Page
     } else {
@@ -278,16 +251,10 @@ pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult
                     .into(),
         });
     }
-    let block_size = opts.block_size.unwrap_or(default_block_size(format));
+    let block_size = opts.block_size.unwrap_or(format.default_block_size());
     progress.begin("reading trace", 0);
     let t0 = Instant::now();
-    let reqs = klab_trace::read(&opts.trace, Some(format)).map_err(|e| ExperimentError::Input {
-        path: e.path.clone(),
-        message: e
-            .to_string()
-            .trim_start_matches(&format!("{}: ", e.path.display()))
-            .to_owned(),
-    })?;
+    let reqs = klab_trace::read(&opts.trace, Some(format))?;
     let parse_secs = t0.elapsed().as_secs_f64();
     progress.end();
 

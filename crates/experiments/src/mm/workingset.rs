@@ -27,15 +27,17 @@
 //! at 1/16, 1/8 and 1/4 of its page footprint.
 
 use klab_mm_policy::LruBalance;
+use klab_model::MachineConfig;
+use klab_model::drive::Drive;
 use klab_model::mm::lru::LruList;
-use klab_model::{Machine, MachineConfig, Outcome};
 
-use crate::mm::replay::{self, pages_of};
+use crate::mm::replay;
 use crate::mm::workload::{Workload, hot_and_stream, shifting, streaming};
 use klab_lab::cells;
 use klab_lab::experiment::{Ctx, Experiment, ExperimentError, InputKind};
 use klab_lab::hibernate::{Job, Step};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
+use klab_trace::pages_of;
 
 /// The experiment.
 pub struct Workingset;
@@ -68,14 +70,11 @@ struct RunJob {
     w: usize,
     #[serde(with = "klab_model::machine::LruBalanceDef")]
     rule: LruBalance,
-    m: Machine,
+    /// The machine, the working-set reads measured and their hit ratio
+    /// per round.
+    d: Drive,
     /// The next access.
     i: usize,
-    ws_reads: u64,
-    ws_hits: u64,
-    per_window: Vec<[f64; 2]>,
-    win_reads: u64,
-    win_hits: u64,
 }
 
 impl RunJob {
@@ -88,13 +87,10 @@ impl RunJob {
         RunJob {
             w,
             rule,
-            m: Machine::new(cfg).expect("valid machine"),
+            d: Drive::new(cfg)
+                .expect("valid machine")
+                .windows(wl.window as u64),
             i: 0,
-            ws_reads: 0,
-            ws_hits: 0,
-            per_window: Vec::new(),
-            win_reads: 0,
-            win_hits: 0,
         }
     }
 }
@@ -110,27 +106,8 @@ impl Job for RunJob {
         let Some(&(a, counts)) = w.accesses.get(self.i) else {
             return Step::Done;
         };
-        let i = self.i;
         self.i += 1;
-        let out = self.m.access(a);
-        if counts {
-            self.ws_reads += 1;
-            self.win_reads += 1;
-            if out == Outcome::Hit {
-                self.ws_hits += 1;
-                self.win_hits += 1;
-            }
-        }
-        if (i + 1).is_multiple_of(w.window) {
-            let ratio = if self.win_reads == 0 {
-                f64::NAN
-            } else {
-                self.win_hits as f64 / self.win_reads as f64
-            };
-            self.per_window.push([((i + 1) / w.window) as f64, ratio]);
-            self.win_reads = 0;
-            self.win_hits = 0;
-        }
+        self.d.access_as(a, counts);
         Step::Busy(1)
     }
 
@@ -143,7 +120,7 @@ impl Job for RunJob {
                 w.accesses.len()
             ));
         }
-        self.m.check()
+        self.d.machine().check()
     }
 
     fn finish(self, _env: &[Workload]) -> RunResult {
@@ -153,20 +130,16 @@ impl Job for RunJob {
 
 impl RunJob {
     fn result(self) -> RunResult {
-        let RunJob {
-            rule,
-            m,
-            ws_reads,
-            ws_hits,
-            per_window,
-            ..
-        } = self;
+        let RunJob { rule, d, .. } = self;
+        let ws = d.measured();
+        let per_window = d.per_window().to_vec();
+        let (m, _) = d.finish();
         let s = *m.stat();
         let lists = crate::mm::workload::file_list_samples(&m);
         RunResult {
             rule,
-            ws_reads,
-            ws_hits,
+            ws_reads: ws.accesses,
+            ws_hits: ws.hits,
             hits: s.hits,
             accesses: s.accesses,
             refaults: s.workingset_refault,
@@ -377,15 +350,9 @@ impl Experiment for Workingset {
 
 /// The three rules on a real trace, at three memory sizes.
 fn trace_runs(r: &mut Report, path: &std::path::Path) -> Result<(), ExperimentError> {
-    let format = klab_trace::Format::from_path(path).ok_or_else(|| ExperimentError::Input {
-        path: path.to_owned(),
-        message: "cannot tell the trace format from the file name".into(),
-    })?;
-    let reqs = klab_trace::read(path, Some(format)).map_err(|e| ExperimentError::Input {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    let block = replay::default_block_size(format);
+    let format = klab_trace::resolve_format(path, None)?;
+    let reqs = klab_trace::read(path, Some(format))?;
+    let block = format.default_block_size();
     let mut pages = std::collections::BTreeSet::new();
     for q in &reqs {
         for p in pages_of(q, block) {
@@ -414,7 +381,8 @@ fn trace_runs(r: &mut Report, path: &std::path::Path) -> Result<(), ExperimentEr
     for rule in LruBalance::SEED {
         let mut pts = Vec::new();
         for &frames in &sizes {
-            let o = replay::kernel_replay(&reqs, block, frames * replay::PAGE_SIZE, rule);
+            let o =
+                replay::kernel_replay(&reqs, block, frames * klab_model::machine::PAGE_SIZE, rule);
             t.row(cells![
                 frames,
                 rule.name(),

@@ -16,10 +16,10 @@ use klab_model::mm::page::TaskId;
 use klab_model::mm::slab::{PAGE_CGROUP_SIZE, SlabStats};
 use klab_model::{Access, Machine, MachineConfig};
 
-use crate::mm::replay::PAGE_SIZE;
 use klab_lab::cells;
 use klab_lab::experiment::Ctx;
 use klab_lab::report::{Report, Table};
+use klab_model::machine::PAGE_SIZE;
 
 /// One moment of the run.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -298,7 +298,7 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
             .map_err(|e| err(v.span().start, format!("machine.{key}: {e}")))
     };
     let memory = size(&m.memory, "memory")?;
-    let frames = memory / crate::mm::replay::PAGE_SIZE;
+    let frames = memory / klab_model::machine::PAGE_SIZE;
     if frames == 0 {
         return Err(err(
             m.memory.span().start,
@@ -306,7 +306,7 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
         ));
     }
     let swap_pages = match &m.swap {
-        Some(s) => size(s, "swap")? / crate::mm::replay::PAGE_SIZE,
+        Some(s) => size(s, "swap")? / klab_model::machine::PAGE_SIZE,
         None => 0,
     };
     let balance = match &m.balance {
@@ -363,13 +363,16 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
         }
         let (limit, line) = match &c.limit {
             Some(l) => {
-                klab_model::mm::memcontrol::parse_limit(l.get_ref(), crate::mm::replay::PAGE_SIZE)
-                    .map_err(|(errno, msg)| {
-                        err(
-                            l.span().start,
-                            format!("container.limit: {msg} (errno {errno})"),
-                        )
-                    })?;
+                klab_model::mm::memcontrol::parse_limit(
+                    l.get_ref(),
+                    klab_model::machine::PAGE_SIZE,
+                )
+                .map_err(|(errno, msg)| {
+                    err(
+                        l.span().start,
+                        format!("container.limit: {msg} (errno {errno})"),
+                    )
+                })?;
                 (l.get_ref().clone(), line_of(text, l.span().start))
             }
             None => ("-1".to_owned(), line_of(text, at)),
@@ -468,11 +471,11 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
         ));
     }
     let reserved_pages = match &m.reserved {
-        Some(s) => size(s, "reserved")? / crate::mm::replay::PAGE_SIZE,
+        Some(s) => size(s, "reserved")? / klab_model::machine::PAGE_SIZE,
         None => 0,
     };
     let slab_pages = match &m.slab {
-        Some(s) => size(s, "slab")? / crate::mm::replay::PAGE_SIZE,
+        Some(s) => size(s, "slab")? / klab_model::machine::PAGE_SIZE,
         None => 0,
     };
     if reserved_pages + slab_pages >= frames {
