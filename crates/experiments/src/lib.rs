@@ -18,10 +18,10 @@ pub mod mm;
 pub mod net;
 pub mod tools;
 
-use klab_lab::Experiment;
+use klab_lab::Run;
 
 /// Every experiment, in the order `klab run` runs them.
-pub fn all() -> &'static [&'static dyn Experiment] {
+pub fn all() -> &'static [&'static dyn Run] {
     &[
         &lib::radix_tree::RadixTreeExperiment,
         &mm::workingset::Workingset,
@@ -56,7 +56,7 @@ pub fn all() -> &'static [&'static dyn Experiment] {
 /// which is why benchmarks are kept out of `klab run`, whose reports are
 /// reproducible. The criterion benches in each crate's `benches/` measure
 /// the same operations more thoroughly.
-pub fn benches() -> &'static [&'static dyn Experiment] {
+pub fn benches() -> &'static [&'static dyn Run] {
     &[
         &bench::radix_tree::RadixTreeBench,
         &bench::replay::ReplayBench,
@@ -72,14 +72,11 @@ pub fn benches() -> &'static [&'static dyn Experiment] {
 }
 
 /// Looks a name up in a list of experiments.
-pub fn find_in(
-    list: &'static [&'static dyn Experiment],
-    name: &str,
-) -> Option<&'static dyn Experiment> {
+pub fn find_in(list: &'static [&'static dyn Run], name: &str) -> Option<&'static dyn Run> {
     list.iter().copied().find(|e| e.name() == name)
 }
 
 /// Looks an experiment up by name.
-pub fn find(name: &str) -> Option<&'static dyn Experiment> {
+pub fn find(name: &str) -> Option<&'static dyn Run> {
     find_in(all(), name)
 }

@@ -59,7 +59,7 @@ use klab_model::kernel::power::{IdleMonitor, SUSPEND_AFTER_NS};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::{Ctx, Experiment, ExperimentError, Inputs, Progress};
+use crate::experiment::{Ctx, ExperimentError, Inputs, Progress, Run};
 
 // Time scales. The model counts events; the idle report needs their
 // length. These are klab's stated choices, one per kind of event, not
@@ -570,11 +570,7 @@ impl Ctx<'_> {
 /// # Errors
 /// [`ExperimentError::EndedBefore`] when the run ends first; whatever the
 /// experiment returns; a refusal when it cannot hibernate.
-pub fn hibernate_at(
-    e: &dyn Experiment,
-    ctx: &Ctx<'_>,
-    at: u64,
-) -> Result<Vec<u8>, ExperimentError> {
+pub fn hibernate_at(e: &dyn Run, ctx: &Ctx<'_>, at: u64) -> Result<Vec<u8>, ExperimentError> {
     e.hibernates()
         .map_err(|why| ExperimentError::Image(format!("{} cannot hibernate: {why}", e.name())))?;
     let d = Driver::new(Some(at));
@@ -640,7 +636,7 @@ pub fn resume(
 }
 
 /// Finds an experiment by name (`klab_experiments::find`).
-pub type Find<'a> = &'a dyn Fn(&str) -> Option<&'static dyn Experiment>;
+pub type Find<'a> = &'a dyn Fn(&str) -> Option<&'static dyn Run>;
 
 /// Reads an image into its header, its experiment (looked up with
 /// `find`) and a driver ready to resume it.
@@ -650,7 +646,7 @@ pub type Find<'a> = &'a dyn Fn(&str) -> Option<&'static dyn Experiment>;
 pub fn resume_driver(
     bytes: &[u8],
     find: Find<'_>,
-) -> Result<(ImageHeader, &'static dyn Experiment, Driver), ResumeError> {
+) -> Result<(ImageHeader, &'static dyn Run, Driver), ResumeError> {
     let (header, driver) = Driver::resume(bytes)?;
     let e = find(&header.experiment).ok_or_else(|| {
         ResumeError::Experiment(format!(
@@ -692,7 +688,7 @@ pub struct RoundTrip {
 /// # Errors
 /// Whatever the runs return.
 pub fn round_trip(
-    e: &'static dyn Experiment,
+    e: &'static dyn Run,
     ctx: &Ctx<'_>,
     fraction: f64,
 ) -> Result<RoundTrip, ExperimentError> {

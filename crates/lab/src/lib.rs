@@ -3,7 +3,8 @@
 //! run hibernates and resumes, and the one report every experiment returns
 //! with its writers; it knows no experiment.
 //!
-//! * [`experiment`]: the [`Experiment`] trait, the [`Ctx`] a run gets
+//! * [`experiment`]: the [`Experiment`] trait (identity, measure, judge,
+//!   report) and [`Run`], how the harness runs one; the [`Ctx`] a run gets
 //!   (seed, size, real-data [`Inputs`], [`Progress`], the hibernation
 //!   driver) and [`ExperimentError`].
 //! * [`hibernate`]: jobs, the driver that stops a run at a virtual time,
@@ -20,5 +21,7 @@ pub mod plot;
 pub mod render;
 pub mod report;
 
-pub use experiment::{Ctx, Experiment, ExperimentError, InputKind, Inputs, NoProgress, Progress};
+pub use experiment::{
+    Ctx, Experiment, ExperimentError, Identity, InputKind, Inputs, NoProgress, Progress, Run,
+};
 pub use report::{Axis, Cell, Host, Report, ReportFile, Series, Table, Verdict};

@@ -1,6 +1,6 @@
 //! `klab list`: every experiment, its seed page and its claim.
 
-use klab_lab::Experiment;
+use klab_lab::Run;
 
 use crate::flags::ListArgs;
 use crate::messages;
@@ -11,7 +11,7 @@ pub(crate) fn run(args: &ListArgs) -> anyhow::Result<u8> {
 }
 
 /// Prints a list of experiments: names only, or name, seed page and claim.
-pub(crate) fn print(list: &[&'static dyn Experiment], names_only: bool) {
+pub(crate) fn print(list: &[&'static dyn Run], names_only: bool) {
     let mut out = String::new();
     let width = list.iter().map(|e| e.name().len()).max().unwrap_or(0);
     for e in list {

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use klab_lab::output;
 use klab_lab::render;
-use klab_lab::{Ctx, Experiment, Inputs};
+use klab_lab::{Ctx, Inputs, Run};
 
 use crate::flags::{BenchArgs, ResumeArgs, RunArgs};
 use crate::progress::Bar;
@@ -57,7 +57,7 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
 /// `klab run NAME --hibernate-at T --image FILE`: runs one model
 /// experiment to T and writes its image (temporary file, then rename).
 fn hibernate(
-    selected: &[&'static dyn Experiment],
+    selected: &[&'static dyn Run],
     inputs: &Inputs,
     args: &RunArgs,
     at: u64,
@@ -141,7 +141,7 @@ struct Options<'a> {
 /// still run; the exit status is then 2, the failures are listed at the
 /// end, and the report files hold the others' reports. When every
 /// experiment fails, no report file is written.
-fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::Result<u8> {
+fn execute(selected: &[&'static dyn Run], opts: &Options<'_>) -> anyhow::Result<u8> {
     let json_stdout = super::json_to_stdout(opts.json);
     let bar = Bar::new();
     let ctx = Ctx {
@@ -213,10 +213,10 @@ fn finish(
 /// The experiments named, in registry order, or all of them. An unknown
 /// name is an error that lists the known ones.
 fn select(
-    list: &'static [&'static dyn Experiment],
+    list: &'static [&'static dyn Run],
     what: &str,
     names: &[String],
-) -> anyhow::Result<Vec<&'static dyn Experiment>> {
+) -> anyhow::Result<Vec<&'static dyn Run>> {
     if names.is_empty() {
         return Ok(list.to_vec());
     }
@@ -247,7 +247,7 @@ fn select(
 
 /// Every input given must be taken by at least one selected experiment, and
 /// must exist.
-fn check_inputs(selected: &[&'static dyn Experiment], inputs: &Inputs) -> anyhow::Result<()> {
+fn check_inputs(selected: &[&'static dyn Run], inputs: &Inputs) -> anyhow::Result<()> {
     for kind in inputs.given() {
         if !selected.iter().any(|e| e.inputs().contains(&kind)) {
             let takers: Vec<&str> = klab_experiments::all()

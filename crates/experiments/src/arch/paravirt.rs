@@ -47,7 +47,7 @@ use klab_paravirt::{Cpu, OPS_PER_ROUND, PvOpsTable, boot_bound, direct, through_
 use rand::Rng as _;
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::hibernate::{Job, Step};
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 
@@ -303,21 +303,23 @@ fn boot_table(r: &mut Report) -> bool {
     ok
 }
 
-impl Experiment for ParavirtExperiment {
-    fn name(&self) -> &'static str {
-        "paravirt"
-    }
+impl ParavirtExperiment {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "paravirt",
+        seed_page: "004_9e86ca0f77558f15.txt",
+        claim: "a kernel that finds its hypervisor's ROM at boot and binds its privileged operations to it (no table lookup per call) runs unchanged on bare hardware and under any such hypervisor, with negligible overhead natively; and one kernel sets itself up on any platform through a structure of operations chosen at run time",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "004_9e86ca0f77558f15.txt"
+impl Run for ParavirtExperiment {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "a kernel that finds its hypervisor's ROM at boot and binds its privileged operations to it (no table lookup per call) runs unchanged on bare hardware and under any such hypervisor, with negligible overhead natively; and one kernel sets itself up on any platform through a structure of operations chosen at run time"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let rounds: u64 = ctx.size(40_000, 10_000);
         let reps: usize = ctx.size(31, 11);
         let frames: u64 = ctx.size(2048, 512);
@@ -488,21 +490,23 @@ impl Experiment for ParavirtExperiment {
     }
 }
 
-impl Experiment for ParavirtBench {
-    fn name(&self) -> &'static str {
-        "paravirt"
-    }
+impl ParavirtBench {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "paravirt",
+        seed_page: "004_9e86ca0f77558f15.txt",
+        claim: "paravirtual operations bound at boot cost what inline native instructions cost; indirect calls through the table cost more",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "004_9e86ca0f77558f15.txt"
+impl Run for ParavirtBench {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "paravirtual operations bound at boot cost what inline native instructions cost; indirect calls through the table cost more"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let rounds: u64 = ctx.size(200_000, 20_000);
         let reps: usize = ctx.size(51, 9);
         r.config("rounds", rounds)

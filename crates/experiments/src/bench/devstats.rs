@@ -15,7 +15,7 @@ use klab_devstats::synth::{self, SynthConfig};
 use klab_devstats::walk::{self, NoProgress, Selection};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Host, Report, Table, Verdict};
 
 /// The benchmark.
@@ -26,21 +26,23 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-impl Experiment for DevstatsBench {
-    fn name(&self) -> &'static str {
-        "devstats"
-    }
+impl DevstatsBench {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "devstats",
+        seed_page: "001_9748f8e50c4ab156.txt",
+        claim: "devstats computes git's numstat for a whole range no slower than git log --numstat itself",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "001_9748f8e50c4ab156.txt"
+impl Run for DevstatsBench {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "devstats computes git's numstat for a whole range no slower than git log --numstat itself"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let tmp = tempfile::tempdir().map_err(|e| ExperimentError::Host(e.to_string()))?;
         let dir = tmp.path().join("bench.git");
         let cfg = SynthConfig {

@@ -17,7 +17,7 @@ use klab_lro::workload::{BulkSpec, Frame, bulk};
 use klab_lro::{Checksum, Engine, GroConfig, LinkType, Lookup, LroConfig};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 
 /// The benchmark.
@@ -130,21 +130,23 @@ impl Kind {
     }
 }
 
-impl Experiment for LroBench {
-    fn name(&self) -> &'static str {
-        "lro"
-    }
+impl LroBench {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "lro",
+        seed_page: "000_2fa08a6962ebae3f.txt",
+        claim: "LRO aggregates at least 10 million packets per second on one core, and a hashed descriptor lookup beats the kernel's linear search as max_desc grows",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "000_2fa08a6962ebae3f.txt"
+impl Run for LroBench {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "LRO aggregates at least 10 million packets per second on one core, and a hashed descriptor lookup beats the kernel's linear search as max_desc grows"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let sample_s = ctx.size(0.06, 0.004);
         // Bulk: 4 flows in 8-segment trains. "In cache": 256 frames
         // (370 KiB, the NIC's DDIO case); "from memory": 16,000 (24 MiB).

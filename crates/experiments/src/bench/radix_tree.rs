@@ -33,7 +33,7 @@ use klab_radix_tree::{RadixTree, Tag};
 use rustc_hash::FxHashMap;
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 
 /// The `radix-tree` benchmark.
@@ -315,21 +315,23 @@ fn measure(set: KeySet, n: usize, seed: u64, rows: &mut Vec<Row>) -> (f64, Optio
     mem
 }
 
-impl Experiment for RadixTreeBench {
-    fn name(&self) -> &'static str {
-        "radix-tree"
-    }
+impl RadixTreeBench {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "radix-tree",
+        seed_page: "004_9e86ca0f77558f15.txt",
+        claim: "a radix tree is quick on lookups: klab's beats BTreeMap and HashMap on page-cache keys",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "004_9e86ca0f77558f15.txt"
+impl Run for RadixTreeBench {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "a radix tree is quick on lookups: klab's beats BTreeMap and HashMap on page-cache keys"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let sizes: Vec<usize> = ctx.size(vec![10_000, 100_000, 1_000_000], vec![10_000]);
         let sparse_max: usize = ctx.size(100_000, 1_000);
         r.config("sizes", format!("{sizes:?}"))

@@ -17,7 +17,7 @@ use klab_mm_policy::{ObjectRequest, PolicyKind};
 use rand::Rng as _;
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 
 /// The benchmark.
@@ -68,19 +68,21 @@ fn rps(count: usize, reps: usize, mut f: impl FnMut() -> u64) -> (f64, u64) {
     (count as f64 / best, hits)
 }
 
-impl Experiment for ReplayBench {
-    fn name(&self) -> &'static str {
-        "replay"
-    }
+impl ReplayBench {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "replay",
+        seed_page: "002_e13a334c23eac663.txt",
+        claim: "object-mode replay runs at least 20 million requests per second for LRU on one core",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "002_e13a334c23eac663.txt"
+impl Run for ReplayBench {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "object-mode replay runs at least 20 million requests per second for LRU on one core"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let objects = 100_000;
         let count = ctx.size(3_000_000, 300_000);
@@ -102,7 +104,7 @@ impl Experiment for ReplayBench {
             seen.values().sum()
         };
         let capacity = total_bytes / 4;
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         r.config("requests", count as u64)
             .config("objects", objects as u64)
             .config("zipf_alpha", 0.9)

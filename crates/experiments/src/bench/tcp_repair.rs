@@ -11,28 +11,30 @@ use klab_tcp_repair::netns::{Netns, privileged, unique_name};
 use klab_tcp_repair::testbed::{loopback_pair, move_in_place};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Host, Report, Table, Verdict};
 
 /// The benchmark.
 pub struct TcpRepairBench;
 
-impl Experiment for TcpRepairBench {
-    fn name(&self) -> &'static str {
-        "tcp-repair"
-    }
+impl TcpRepairBench {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "tcp-repair",
+        seed_page: "002_e13a334c23eac663.txt",
+        claim: "Moving a live connection with TCP_REPAIR (dump + restore) costs about what opening a \
+         new one costs, and keeps the connection",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "002_e13a334c23eac663.txt"
+impl Run for TcpRepairBench {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "Moving a live connection with TCP_REPAIR (dump + restore) costs about what opening a \
-         new one costs, and keeps the connection"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let n = ctx.size(5000usize, 300);
         r.config("iterations", n);
         if !privileged() {

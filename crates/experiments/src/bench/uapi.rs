@@ -12,7 +12,7 @@ use klab_revocable::Revocable;
 use klab_uapi::pipe::{PipeConfig, PipeFlags, host, pipe};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Host, Report, Table, Verdict};
 
 /// Nanoseconds per operation: the best of `rounds` runs of `n` calls.
@@ -49,22 +49,24 @@ const SHARED_NOTE: &str = "one thread; best of 3 runs; numbers vary between runs
 /// `klab bench packet-pipe`.
 pub struct PacketPipeBench;
 
-impl Experiment for PacketPipeBench {
-    fn name(&self) -> &'static str {
-        "packet-pipe"
-    }
+impl PacketPipeBench {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "packet-pipe",
+        seed_page: "002_e13a334c23eac663.txt",
+        claim: "A 304-byte record through klab's portable packet pipe, against the kernel's packet \
+         pipe and std's sync_channel, written and read back on one thread.",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "002_e13a334c23eac663.txt"
+impl Run for PacketPipeBench {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "A 304-byte record through klab's portable packet pipe, against the kernel's packet \
-         pipe and std's sync_channel, written and read back on one thread."
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let n = ctx.size(200_000u64, 20_000);
         r.config("records", n).config("record_bytes", 304u64);
         let rec = [7u8; 304];
@@ -130,22 +132,24 @@ impl Experiment for PacketPipeBench {
 /// `klab bench active-refs`.
 pub struct ActiveRefsBench;
 
-impl Experiment for ActiveRefsBench {
-    fn name(&self) -> &'static str {
-        "active-refs"
-    }
+impl ActiveRefsBench {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "active-refs",
+        seed_page: "003_1b710cf080fd5ed1.txt",
+        claim: "The cost of one sysfs operation's active reference (take and drop), against the \
+         2.6.22 rwsem scheme (RwLock::try_read) and a plain Arc clone.",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "003_1b710cf080fd5ed1.txt"
+impl Run for ActiveRefsBench {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "The cost of one sysfs operation's active reference (take and drop), against the \
-         2.6.22 rwsem scheme (RwLock::try_read) and a plain Arc clone."
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let n = ctx.size(10_000_000u64, 1_000_000);
         r.config("operations", n);
         let rev = Revocable::new(42u64);

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use klab_workqueue::{Work, Workqueue};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 
 /// The experiment (see the module documentation).
@@ -302,21 +302,23 @@ fn quantile(sorted: &[u64], q: f64) -> u64 {
     sorted[rank - 1]
 }
 
-impl Experiment for WorkqueueBench {
-    fn name(&self) -> &'static str {
-        "workqueue"
-    }
+impl WorkqueueBench {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "workqueue",
+        seed_page: "001_9748f8e50c4ab156.txt",
+        claim: "klab's workqueues start work about as fast as rayon's spawn, and an idle lazy workqueue holds one thread",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "001_9748f8e50c4ab156.txt"
+impl Run for WorkqueueBench {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "klab's workqueues start work about as fast as rayon's spawn, and an idle lazy workqueue holds one thread"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let samples = ctx.size(5000, 300);
         let warmup = ctx.size(200, 20);
         let items = ctx.size(100_000, 5_000);

@@ -16,7 +16,7 @@
 use klab_model::fs::file::{RunStats, Strategy, run_program};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
 /// The experiment.
@@ -52,28 +52,26 @@ fn run(
     )
 }
 
-impl Experiment for ONostd {
-    fn name(&self) -> &'static str {
-        "o-nostd"
-    }
-
-    fn seed_page(&self) -> &'static str {
-        "001_9748f8e50c4ab156.txt"
-    }
-
-    fn claim(&self) -> &'static str {
-        "With a standard descriptor closed, the next open takes its number and writes to \
+impl ONostd {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "o-nostd",
+        seed_page: "001_9748f8e50c4ab156.txt",
+        claim: "With a standard descriptor closed, the next open takes its number and writes to \
          'stderr' land in the file; checking and moving descriptors in user space or opening \
          /dev/null at startup costs system calls, while an O_NOSTD open protects at no extra \
-         cost."
-    }
+         cost.",
+        inputs: &[],
+        hibernates: Ok(()),
+    };
+}
 
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
+impl Run for ONostd {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let files = ctx.size(1000usize, 100);
         r.config("files", files)
             .config("second_thread_write_p", CONCURRENT_P);

@@ -21,7 +21,7 @@ use klab_model::fs::autofs::{
 use klab_uapi::pipe::{PipeFlags, host};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Host, Report, Table, Verdict};
 
 /// The experiment.
@@ -137,28 +137,26 @@ fn host_check(records: &[V5Packet]) -> Result<HostCheck, String> {
     Ok(HostCheck { rows, packet_ok })
 }
 
-impl Experiment for PacketPipes {
-    fn name(&self) -> &'static str {
-        "packet-pipes"
-    }
-
-    fn seed_page(&self) -> &'static str {
-        "002_e13a334c23eac663.txt"
-    }
-
-    fn claim(&self) -> &'static str {
-        "The autofs_v5_packet is 300 bytes of fields, 304 with x86-64 padding; 32-bit systemd \
+impl PacketPipes {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "packet-pipes",
+        seed_page: "002_e13a334c23eac663.txt",
+        claim: "The autofs_v5_packet is 300 bytes of fields, 304 with x86-64 padding; 32-bit systemd \
          (checks the size it read) and 32-bit automount (corrects the size itself) on a 64-bit \
          kernel need opposite sizes, so every size fix breaks one of them, while a packetized \
-         pipe (each write a packet, a short read drops the rest) serves both."
-    }
+         pipe (each write a packet, a short read drops the rest) serves both.",
+        inputs: &[],
+        hibernates: Ok(()),
+    };
+}
 
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
+impl Run for PacketPipes {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let requests = sample_requests();
         r.config("requests", requests.len())
             .config("kernel", "x86-64 (plus an i386 reference)");

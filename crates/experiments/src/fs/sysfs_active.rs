@@ -18,7 +18,7 @@ use klab_model::fs::sysfs::{DriverStyle, FileId, Lifetime, OpId, Sysfs, SysfsErr
 use rand::Rng;
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
 /// The experiment.
@@ -314,28 +314,26 @@ fn replay(
     })
 }
 
-impl Experiment for SysfsActive {
-    fn name(&self) -> &'static str {
-        "sysfs-active"
-    }
-
-    fn seed_page(&self) -> &'static str {
-        "003_1b710cf080fd5ed1.txt"
-    }
-
-    fn claim(&self) -> &'static str {
-        "With active references, a sysfs file held open across the removal of its device no \
+impl SysfsActive {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "sysfs-active",
+        seed_page: "003_1b710cf080fd5ed1.txt",
+        claim: "With active references, a sysfs file held open across the removal of its device no \
          longer keeps the device alive: removal waits only for operations in flight, later \
          reads fail cleanly with ENODEV, and the driver's memory is freed at once; without \
-         them the device's lifetime is tied to the open file."
-    }
+         them the device's lifetime is tied to the open file.",
+        inputs: &[],
+        hibernates: Ok(()),
+    };
+}
 
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
+impl Run for SysfsActive {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let devices = ctx.size(64usize, 16);
         let procs = ctx.size(400usize, 80);
         let horizon = 20_000u64;

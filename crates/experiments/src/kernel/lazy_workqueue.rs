@@ -45,7 +45,7 @@ use klab_workqueue::{Kind, Work, Workqueue};
 use rand::Rng as _;
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 
 /// The experiment (see the module documentation).
@@ -583,25 +583,23 @@ fn cross_check(real: bool) -> (Vec<Checkpoint>, Vec<String>) {
     (cps, notes)
 }
 
-impl Experiment for LazyWorkqueue {
-    fn name(&self) -> &'static str {
-        "lazy-workqueue"
-    }
+impl LazyWorkqueue {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "lazy-workqueue",
+        seed_page: "001_9748f8e50c4ab156.txt",
+        claim: "lazy workqueues, which start one thread and create per-CPU threads on demand that exit when idle, halve a 64-CPU machine's kernel threads (531 to about 280)",
+        inputs: &[],
+        hibernates: Ok(()),
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "001_9748f8e50c4ab156.txt"
+impl Run for LazyWorkqueue {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "lazy workqueues, which start one thread and create per-CPU threads on demand that exit when idle, halve a 64-CPU machine's kernel threads (531 to about 280)"
-    }
-
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let duration_ms: u64 = ctx.size(180_000, 60_000);
         let idle_ms: u64 = 5_000;
         let timeouts_ms: &[u64] = &[1_000, 5_000, 30_000];

@@ -26,7 +26,7 @@
 use klab_model::kernel::power::SUSPEND_AFTER_NS;
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::hibernate::{self, round_trip};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
@@ -56,22 +56,24 @@ fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
-impl Experiment for Suspend {
-    fn name(&self) -> &'static str {
-        "suspend"
-    }
+impl Suspend {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "suspend",
+        seed_page: "000_2fa08a6962ebae3f.txt",
+        claim: "a machine can hibernate (its state written out and read back) and resume exactly where it was, and should suspend automatically within 15 minutes of idle",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "000_2fa08a6962ebae3f.txt"
+impl Run for Suspend {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "a machine can hibernate (its state written out and read back) and resume exactly where it was, and should suspend automatically within 15 minutes of idle"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
-        let models: Vec<&'static dyn Experiment> = crate::all()
+        let mut r = self.blank_report(ctx);
+        let models: Vec<&'static dyn Run> = crate::all()
             .iter()
             .copied()
             .filter(|e| e.hibernates().is_ok())

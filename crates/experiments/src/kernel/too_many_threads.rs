@@ -24,7 +24,7 @@ use klab_model::kernel::boot::{
 use klab_model::kernel::task::{PID_MAX_DEFAULT, Pid, ZombiePlacement, scaled_pid_max};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
 /// The experiment (see the module documentation).
@@ -193,25 +193,23 @@ fn module_load(v: &Variant, nr_cpus: usize) -> (Kernel, ModuleLoad) {
     (k, load)
 }
 
-impl Experiment for TooManyThreads {
-    fn name(&self) -> &'static str {
-        "too-many-threads"
-    }
+impl TooManyThreads {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "too-many-threads",
+        seed_page: "003_1b710cf080fd5ed1.txt",
+        claim: "on 4096 CPUs per-CPU kernel threads exhaust the 32768 pids, and a module load's stop_machine threads make init's wait() walk its long child list for each of them; exiting-to-head, a zombie list, or taking kernel threads off init's list fix the walk",
+        inputs: &[],
+        hibernates: Ok(()),
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "003_1b710cf080fd5ed1.txt"
+impl Run for TooManyThreads {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "on 4096 CPUs per-CPU kernel threads exhaust the 32768 pids, and a module load's stop_machine threads make init's wait() walk its long child list for each of them; exiting-to-head, a zombie list, or taking kernel threads off init's list fix the walk"
-    }
-
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let step = ctx.size(2, 4);
         let max_cpus = 4096usize;
         let cpus: Vec<usize> = std::iter::successors(Some(1usize), |&c| {

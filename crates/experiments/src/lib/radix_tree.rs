@@ -36,7 +36,7 @@ use klab_radix_tree::{RadixTree, Tag, WalkCost};
 use rand::Rng as _;
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
 /// The `radix-tree` experiment.
@@ -182,26 +182,24 @@ fn tag_cost(n: usize, fraction: f64, rng: &mut klab_model::rng::Rng) -> TagRow {
     }
 }
 
-impl Experiment for RadixTreeExperiment {
-    fn name(&self) -> &'static str {
-        "radix-tree"
-    }
+impl RadixTreeExperiment {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "radix-tree",
+        seed_page: "004_9e86ca0f77558f15.txt",
+        claim: "a radix tree stores integer-keyed items in 64-slot nodes efficiently and finds \
+         tagged (dirty) entries without scanning the rest",
+        inputs: &[],
+        hibernates: Ok(()),
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "004_9e86ca0f77558f15.txt"
+impl Run for RadixTreeExperiment {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "a radix tree stores integer-keyed items in 64-slot nodes efficiently and finds \
-         tagged (dirty) entries without scanning the rest"
-    }
-
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let sizes: Vec<usize> =
             ctx.size(vec![1_000, 10_000, 100_000, 1_000_000], vec![1_000, 10_000]);
         let sparse_max: usize = ctx.size(10_000, 1_000);

@@ -79,7 +79,7 @@ use klab_model::{Access, Machine, MachineConfig, ShadowLimit};
 
 use crate::mm::workload::{hot_and_stream, shifting, streaming};
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError, InputKind, Progress};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, InputKind, Progress, Run};
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 use klab_model::machine::PAGE_SIZE;
 use klab_trace::pages_of;
@@ -157,23 +157,21 @@ impl Options {
     }
 }
 
-impl Experiment for Fidelity {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl Fidelity {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: NAME,
+        seed_page: SEED_PAGE,
+        claim: CLAIM,
+        inputs: &[InputKind::Trace],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        SEED_PAGE
+impl Run for Fidelity {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        CLAIM
-    }
-
-    fn inputs(&self) -> &'static [InputKind] {
-        &[InputKind::Trace]
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let mut o = Options::new(ctx.seed, ctx.quick);
         o.trace = ctx.inputs.trace.clone();

@@ -26,7 +26,7 @@ use klab_model::{Access, Machine, MachineConfig, Outcome};
 
 use crate::mm::memcg::{self, scenario};
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError, InputKind};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, InputKind, Run};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
 /// The experiment.
@@ -319,26 +319,23 @@ pages = {anon}
     )
 }
 
-impl Experiment for Hwpoison {
-    fn name(&self) -> &'static str {
-        "hwpoison"
-    }
-    fn seed_page(&self) -> &'static str {
-        "001_9748f8e50c4ab156.txt"
-    }
-    fn claim(&self) -> &'static str {
-        "instead of crashing on every uncorrected memory error, HWPOISON isolates the page and kills only the tasks that used its data"
-    }
-    fn inputs(&self) -> &'static [InputKind] {
-        &[InputKind::Scenario]
-    }
+impl Hwpoison {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "hwpoison",
+        seed_page: "001_9748f8e50c4ab156.txt",
+        claim: "instead of crashing on every uncorrected memory error, HWPOISON isolates the page and kills only the tasks that used its data",
+        inputs: &[InputKind::Scenario],
+        hibernates: Ok(()),
+    };
+}
 
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
+impl Run for Hwpoison {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         // Read inside a job, so a hibernation image carries the scenario.
         let given = ctx.once("hwpoison: read the scenario", 0, |_| {
             ctx.inputs

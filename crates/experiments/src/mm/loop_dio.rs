@@ -18,7 +18,7 @@ use klab_model::{Machine, MachineConfig, Outcome};
 use rand::Rng as _;
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::hibernate::{Job, Step};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
@@ -30,7 +30,7 @@ const IMAGE: u32 = 100;
 const IMAGE_OFFSET: u64 = 1000;
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Run {
+struct LoopRun {
     hits: u64,
     reads: u64,
     disk_reads: u64,
@@ -50,7 +50,7 @@ struct RunJob {
     working_set: u64,
     rng: klab_model::rng::Rng,
     i: u64,
-    r: Run,
+    r: LoopRun,
 }
 
 impl RunJob {
@@ -68,7 +68,7 @@ impl RunJob {
             working_set,
             rng,
             i: 0,
-            r: Run {
+            r: LoopRun {
                 hits: 0,
                 reads,
                 disk_reads: 0,
@@ -91,7 +91,7 @@ impl RunJob {
 
 impl Job for RunJob {
     type Env = ();
-    type Output = Run;
+    type Output = LoopRun;
     const KIND: &'static str = "loop-dio: one working set, one loop mode";
     const TICK_NS: u64 = klab_lab::hibernate::ACCESS_TICK_NS;
 
@@ -131,12 +131,12 @@ impl Job for RunJob {
         self.m.check()
     }
 
-    fn finish(self, _: &()) -> Run {
+    fn finish(self, _: &()) -> LoopRun {
         finish(self.m, self.working_set, self.r)
     }
 }
 
-fn finish(m: Machine, working_set: u64, mut r: Run) -> Run {
+fn finish(m: Machine, working_set: u64, mut r: LoopRun) -> LoopRun {
     r.upper = m.cached_pages(FILE);
     r.lower = m.cached_pages(IMAGE);
     r.twice = (0..working_set)
@@ -155,33 +155,33 @@ fn run(
     reads: u64,
     direct: bool,
     rng: &mut klab_model::rng::Rng,
-) -> Run {
+) -> LoopRun {
     let mut j = RunJob::new(frames, working_set, reads, direct, rng.clone());
     while j.step(&()) != Step::Done {}
     *rng = j.rng.clone();
     j.finish(&())
 }
 
-impl Experiment for LoopDio {
-    fn name(&self) -> &'static str {
-        "loop-dio"
-    }
-    fn seed_page(&self) -> &'static str {
-        "001_9748f8e50c4ab156.txt"
-    }
-    fn claim(&self) -> &'static str {
-        "through a buffered loop device a file is cached twice, once on each side; page-based direct I/O caches it once"
-    }
+impl LoopDio {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "loop-dio",
+        seed_page: "001_9748f8e50c4ab156.txt",
+        claim: "through a buffered loop device a file is cached twice, once on each side; page-based direct I/O caches it once",
+        inputs: &[],
+        hibernates: Ok(()),
+    };
+}
 
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
+impl Run for LoopDio {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let frames: u64 = ctx.size(4096, 1024);
         let reads = frames * 20;
         let fractions = [0.25, 0.5, 0.75, 1.0, 1.5];
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         r.config("frames", frames)
             .config("reads", reads)
             .config("balance", "classic");

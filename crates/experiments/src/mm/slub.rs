@@ -42,7 +42,7 @@ use klab_slab::{
 };
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 
 /// The experiment.
@@ -265,21 +265,23 @@ fn gib(b: u64) -> f64 {
     b as f64 / (1u64 << 30) as f64
 }
 
-impl Experiment for SlubExperiment {
-    fn name(&self) -> &'static str {
-        "slub"
-    }
+impl SlubExperiment {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "slub",
+        seed_page: "003_1b710cf080fd5ed1.txt",
+        claim: "SLUB merges compatible caches (about 50% fewer caches), drops SLAB's per-CPU, shared and alien queues that tie up gigabytes on 1k-CPU machines, and is faster",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "003_1b710cf080fd5ed1.txt"
+impl Run for SlubExperiment {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "SLUB merges compatible caches (about 50% fewer caches), drops SLAB's per-CPU, shared and alien queues that tie up gigabytes on 1k-CPU machines, and is faster"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         // 1. Merging.
         let slub = Slub::new(
             Arc::new(FramePool::new(1, 1)),
@@ -541,21 +543,23 @@ impl Experiment for SlubExperiment {
     }
 }
 
-impl Experiment for SlubBench {
-    fn name(&self) -> &'static str {
-        "slub"
-    }
+impl SlubBench {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "slub",
+        seed_page: "003_1b710cf080fd5ed1.txt",
+        claim: "klab's SLUB as a general-purpose allocator: throughput and peak RSS against glibc and mimalloc",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "003_1b710cf080fd5ed1.txt"
+impl Run for SlubBench {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "klab's SLUB as a general-purpose allocator: throughput and peak RSS against glibc and mimalloc"
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let q = ctx.quick;
         let reps = if q { 1 } else { 3 };
         let mut rows: Vec<(&str, [f64; 4])> = Vec::new();

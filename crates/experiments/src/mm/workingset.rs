@@ -34,7 +34,7 @@ use klab_model::mm::lru::LruList;
 use crate::mm::replay;
 use crate::mm::workload::{Workload, hot_and_stream, shifting, streaming};
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError, InputKind};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, InputKind, Run};
 use klab_lab::hibernate::{Job, Step};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 use klab_trace::pages_of;
@@ -178,31 +178,25 @@ fn ratio(hits: u64, reads: u64) -> f64 {
     }
 }
 
-impl Experiment for Workingset {
-    fn name(&self) -> &'static str {
-        "workingset"
-    }
+impl Workingset {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "workingset",
+        seed_page: "002_e13a334c23eac663.txt",
+        claim: "balancing the active and inactive lists by refault distance beats the 1:1 rule (no benchmarks were posted)",
+        inputs: &[InputKind::Trace],
+        hibernates: Ok(()),
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "002_e13a334c23eac663.txt"
+impl Run for Workingset {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "balancing the active and inactive lists by refault distance beats the 1:1 rule (no benchmarks were posted)"
-    }
-
-    fn inputs(&self) -> &'static [InputKind] {
-        &[InputKind::Trace]
-    }
-
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let frames: u64 = ctx.size(4096, 512);
         let rounds: u64 = ctx.size(24, 12);
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         r.config("frames", frames)
             .config("rounds", rounds)
             .config("reclaim_batch", klab_model::machine::SWAP_CLUSTER_MAX)

@@ -35,7 +35,7 @@ use klab_lro::{
 };
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError, InputKind};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, InputKind, Run};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
 /// The experiment.
@@ -50,7 +50,7 @@ enum Mode {
 
 /// What one run measured.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Run {
+struct LroRun {
     stats: Stats,
     mean_held_arrivals: f64,
     max_held_arrivals: u64,
@@ -58,7 +58,7 @@ struct Run {
     identical: bool,
 }
 
-impl Run {
+impl LroRun {
     fn saved_pct(&self) -> f64 {
         100.0 * (1.0 - self.stats.out_per_in())
     }
@@ -74,7 +74,7 @@ impl Run {
     }
 }
 
-fn run(packets: &[Packet<'_>], link: LinkType, mode: Mode, input: &Streams) -> Run {
+fn run(packets: &[Packet<'_>], link: LinkType, mode: Mode, input: &Streams) -> LroRun {
     let mut engine: Engine<Tagged<'_>> = match mode {
         Mode::Lro { max_desc, max_aggr } => Engine::lro(
             LroConfig {
@@ -93,7 +93,7 @@ fn run(packets: &[Packet<'_>], link: LinkType, mode: Mode, input: &Streams) -> R
     engine.assert_invariants();
     let frames: Vec<Vec<u8>> = r.out.iter().map(|o| o.skb.to_vec()).collect();
     let output = Streams::of(link, frames.iter().map(Vec::as_slice));
-    Run {
+    LroRun {
         mean_held_arrivals: r.mean_held_arrivals(),
         max_held_arrivals: r.held_arrivals_max,
         peak_held_bytes: r.peak_held_bytes,
@@ -103,7 +103,7 @@ fn run(packets: &[Packet<'_>], link: LinkType, mode: Mode, input: &Streams) -> R
 }
 
 /// A workload's LRO and GRO runs.
-type Pair = (String, Run, Run);
+type Pair = (String, LroRun, LroRun);
 
 /// [`run`] as a job of the experiment (it can hibernate between runs).
 fn run_job(
@@ -112,7 +112,7 @@ fn run_job(
     link: LinkType,
     mode: Mode,
     input: &Streams,
-) -> Result<Run, ExperimentError> {
+) -> Result<LroRun, ExperimentError> {
     ctx.once(
         "lro: one engine over one packet set",
         klab_lab::hibernate::FRAME_TICK_NS,
@@ -263,7 +263,7 @@ fn analyse(
         Axis::linear("packets out / packets in", ""),
     )
     .scatter();
-    let at = |f: &dyn Fn(&(String, Run, Run)) -> f64| -> Vec<[f64; 2]> {
+    let at = |f: &dyn Fn(&(String, LroRun, LroRun)) -> f64| -> Vec<[f64; 2]> {
         pairs
             .iter()
             .enumerate()
@@ -422,29 +422,23 @@ fn analyse(
     Ok((all_ok, pairs))
 }
 
-impl Experiment for Lro {
-    fn name(&self) -> &'static str {
-        "lro"
-    }
+impl Lro {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "lro",
+        seed_page: "000_2fa08a6962ebae3f.txt",
+        claim: "Merging the in-order segments of each TCP stream before the stack sees them cuts the packets the stack handles, with no hardware help; max_desc (linearly searched descriptors) and max_aggr bound it, at the price of packets held back",
+        inputs: &[InputKind::Pcap],
+        hibernates: Ok(()),
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "000_2fa08a6962ebae3f.txt"
+impl Run for Lro {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "Merging the in-order segments of each TCP stream before the stack sees them cuts the packets the stack handles, with no hardware help; max_desc (linearly searched descriptors) and max_aggr bound it, at the price of packets held back"
-    }
-
-    fn inputs(&self) -> &'static [InputKind] {
-        &[InputKind::Pcap]
-    }
-
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let specs = workloads(ctx);
         let generated: Vec<Vec<klab_lro::workload::Frame>> =
             specs.iter().map(|(_, s)| bulk(s)).collect();

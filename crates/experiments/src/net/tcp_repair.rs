@@ -30,7 +30,7 @@ use klab_tcp_repair::testbed::{
 };
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
 use klab_lab::report::{Axis, Host as ReportHost, Report, Series, Table, Verdict};
 
 /// The experiment.
@@ -68,14 +68,14 @@ fn tool_missing() -> Option<String> {
 }
 
 /// A running workload: the peer thread and the server connections.
-struct Run {
+struct Workload {
     peer: std::thread::JoinHandle<Result<PeerResult, String>>,
     control: Arc<PeerControl>,
     conns: Vec<EchoConn>,
     host: Host,
 }
 
-fn start(bed: &Testbed, host: Host, n: usize, rate: u64) -> Result<Run, String> {
+fn start(bed: &Testbed, host: Host, n: usize, rate: u64) -> Result<Workload, String> {
     let control = Arc::new(PeerControl::default());
     let listening = AtomicBool::new(false);
     let (conns, peer) = std::thread::scope(|s| {
@@ -99,7 +99,7 @@ fn start(bed: &Testbed, host: Host, n: usize, rate: u64) -> Result<Run, String> 
             p,
         )
     });
-    Ok(Run {
+    Ok(Workload {
         peer,
         control,
         conns: conns?,
@@ -125,7 +125,7 @@ fn serve_for(
 }
 
 /// Moves every connection of `run` to the other host.
-fn move_once(bed: &Testbed, run: &mut Run) -> Result<Migration, String> {
+fn move_once(bed: &Testbed, run: &mut Workload) -> Result<Migration, String> {
     let conns = std::mem::take(&mut run.conns);
     let (c, m) = testbed::migrate(bed, run.host, conns)?;
     run.conns = c;
@@ -135,7 +135,7 @@ fn move_once(bed: &Testbed, run: &mut Run) -> Result<Migration, String> {
 
 /// Lets the peer finish: everything it sent must come back. Returns what
 /// it saw and the bytes the server received per connection.
-fn finish(run: Run) -> Result<(PeerResult, Vec<u64>, Host), String> {
+fn finish(run: Workload) -> Result<(PeerResult, Vec<u64>, Host), String> {
     run.control.finish.store(true, Ordering::Release);
     let ctl = ServerControl::default();
     let (conns, res) = std::thread::scope(|s| {
@@ -176,23 +176,25 @@ impl Seen {
     }
 }
 
-impl Experiment for TcpRepair {
-    fn name(&self) -> &'static str {
-        "tcp-repair"
-    }
-
-    fn seed_page(&self) -> &'static str {
-        "002_e13a334c23eac663.txt"
-    }
-
-    fn claim(&self) -> &'static str {
-        "With TCP_REPAIR a live connection can be dumped, closed without a word, and restored \
+impl TcpRepair {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "tcp-repair",
+        seed_page: "002_e13a334c23eac663.txt",
+        claim: "With TCP_REPAIR a live connection can be dumped, closed without a word, and restored \
          on another host, and the remote end does not notice: no byte lost or repeated, no \
-         reset, no new handshake"
-    }
+         reset, no new handshake",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
+impl Run for TcpRepair {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
+    }
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let moves = ctx.size(100usize, 10);
         let targets: Vec<u64> = ctx.size(vec![0, 64 << 10, 256 << 10, 1 << 20], vec![0, 256 << 10]);
         let reps = ctx.size(5usize, 2);

@@ -19,7 +19,7 @@ use klab_archmerge::synth::{self, SynthTrees};
 use klab_archmerge::{Arch, Tree};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError, InputKind};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, InputKind, Run};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
 /// The experiment.
@@ -36,26 +36,24 @@ fn find_pair(path: &Path) -> Option<(PathBuf, PathBuf)> {
     .find(|(a, b)| a.is_dir() && b.is_dir())
 }
 
-impl Experiment for Archmerge {
-    fn name(&self) -> &'static str {
-        "archmerge"
-    }
+impl Archmerge {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "archmerge",
+        seed_page: "000_2fa08a6962ebae3f.txt",
+        claim: "Moving i386 and x86_64 into one tree (identical files once, differing files as _32/_64) builds exactly the \
+         same bytes for each architecture, and leaves pairs with much code in common for janitors to merge",
+        inputs: &[InputKind::Repo],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "000_2fa08a6962ebae3f.txt"
+impl Run for Archmerge {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "Moving i386 and x86_64 into one tree (identical files once, differing files as _32/_64) builds exactly the \
-         same bytes for each architecture, and leaves pairs with much code in common for janitors to merge"
-    }
-
-    fn inputs(&self) -> &'static [InputKind] {
-        &[InputKind::Repo]
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let tmp = tempfile::tempdir()
             .map_err(|e| ExperimentError::Host(format!("temporary directory: {e}")))?;
         let host = |e: klab_archmerge::ArchmergeError| ExperimentError::Host(e.to_string());

@@ -26,7 +26,7 @@ use klab_devstats::synth::{self, SynthConfig};
 use klab_devstats::{EmployerMap, NoProgress, Selection, Stats};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError, InputKind};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, InputKind, Run};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
 /// The experiment.
@@ -34,26 +34,24 @@ pub struct Devstats;
 
 const TOP: usize = 20;
 
-impl Experiment for Devstats {
-    fn name(&self) -> &'static str {
-        "devstats"
-    }
+impl Devstats {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "devstats",
+        seed_page: "001_9748f8e50c4ab156.txt",
+        claim: "Kernel work is concentrated: a few developers write much of a cycle, and subsystem maintainers \
+         are even more concentrated, so two employers' signoffs cover about half of all patches (49.8% in 2.6.31)",
+        inputs: &[InputKind::Repo],
+        hibernates: Identity::REAL_WORK,
+    };
+}
 
-    fn seed_page(&self) -> &'static str {
-        "001_9748f8e50c4ab156.txt"
+impl Run for Devstats {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
-    fn claim(&self) -> &'static str {
-        "Kernel work is concentrated: a few developers write much of a cycle, and subsystem maintainers \
-         are even more concentrated, so two employers' signoffs cover about half of all patches (49.8% in 2.6.31)"
-    }
-
-    fn inputs(&self) -> &'static [InputKind] {
-        &[InputKind::Repo]
-    }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         let tmp = tempfile::tempdir()
             .map_err(|e| ExperimentError::Host(format!("temporary directory: {e}")))?;
         let threads = std::thread::available_parallelism()

@@ -28,7 +28,7 @@ pub mod scenario;
 use klab_model::mm::memcontrol::meta_page_bytes;
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, Experiment, ExperimentError, InputKind};
+use klab_lab::experiment::{Ctx, ExperimentError, Identity, InputKind, Run};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 use klab_model::machine::PAGE_SIZE;
 use runner::{RunResult, TaskResult, run_in};
@@ -248,24 +248,21 @@ fn cost_table(r: &mut Report, frames: u64) {
 /// `memcg`: a scenario file, or the built-in one.
 pub struct MemcgScenario;
 
-impl Experiment for MemcgScenario {
-    fn name(&self) -> &'static str {
-        "memcg"
-    }
-    fn seed_page(&self) -> &'static str {
-        "000_2fa08a6962ebae3f.txt"
-    }
-    fn claim(&self) -> &'static str {
-        "containers get memory limits, per-container reclaim and a per-container OOM killer (any scenario, --scenario FILE)"
-    }
-    fn inputs(&self) -> &'static [InputKind] {
-        &[InputKind::Scenario]
-    }
+impl MemcgScenario {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "memcg",
+        seed_page: "000_2fa08a6962ebae3f.txt",
+        claim: "containers get memory limits, per-container reclaim and a per-container OOM killer (any scenario, --scenario FILE)",
+        inputs: &[InputKind::Scenario],
+        hibernates: Ok(()),
+    };
+}
 
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
+impl Run for MemcgScenario {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         // Read inside a job, so a hibernation image carries the scenario.
         let (s, source) = ctx.once("memcg: read the scenario", 0, |_| {
@@ -289,7 +286,7 @@ impl Experiment for MemcgScenario {
             })
         })?;
         let mut rng = ctx.rng(1);
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         r.config("scenario", source)
             .config("frames", s.frames)
             .config("steps", s.steps)
@@ -361,26 +358,26 @@ start = {start}
 /// `memcg-limit`: a backup stream beside an interactive working set.
 pub struct MemcgLimit;
 
-impl Experiment for MemcgLimit {
-    fn name(&self) -> &'static str {
-        "memcg-limit"
-    }
-    fn seed_page(&self) -> &'static str {
-        "000_2fa08a6962ebae3f.txt"
-    }
-    fn claim(&self) -> &'static str {
-        "a container keeps a file-heavy background job (updatedb, a backup) from pushing everything else out of memory"
-    }
+impl MemcgLimit {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "memcg-limit",
+        seed_page: "000_2fa08a6962ebae3f.txt",
+        claim: "a container keeps a file-heavy background job (updatedb, a backup) from pushing everything else out of memory",
+        inputs: &[],
+        hibernates: Ok(()),
+    };
+}
 
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
+impl Run for MemcgLimit {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let frames: u64 = ctx.size(4096, 1024);
         let steps = frames * 24;
         let batch_limit = frames / 8;
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         r.config("frames", frames)
             .config("steps", steps)
             .config("interactive_pages", frames / 2)
@@ -507,26 +504,26 @@ pages = 200
 /// `memcg-oom`: a container that cannot get below its limit loses a task.
 pub struct MemcgOom;
 
-impl Experiment for MemcgOom {
-    fn name(&self) -> &'static str {
-        "memcg-oom"
-    }
-    fn seed_page(&self) -> &'static str {
-        "000_2fa08a6962ebae3f.txt"
-    }
-    fn claim(&self) -> &'static str {
-        "when a container cannot be forced below its limit, its own OOM killer kills a task inside it; other containers are unaffected"
-    }
+impl MemcgOom {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "memcg-oom",
+        seed_page: "000_2fa08a6962ebae3f.txt",
+        claim: "when a container cannot be forced below its limit, its own OOM killer kills a task inside it; other containers are unaffected",
+        inputs: &[],
+        hibernates: Ok(()),
+    };
+}
 
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
+impl Run for MemcgOom {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let leak: u64 = ctx.size(4096, 1024);
         let s =
             scenario::parse(&oom_scenario(leak), "memcg-oom").expect("generated scenario parses");
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         r.config("leak_pages", leak)
             .config("limit_a_pages", 256u64)
             .config("swap", 0u64);
@@ -650,25 +647,25 @@ pages = {private}
 /// `memcg-shared`: where the charges of shared pages end up.
 pub struct MemcgShared;
 
-impl Experiment for MemcgShared {
-    fn name(&self) -> &'static str {
-        "memcg-shared"
-    }
-    fn seed_page(&self) -> &'static str {
-        "000_2fa08a6962ebae3f.txt"
-    }
-    fn claim(&self) -> &'static str {
-        "charges of shared pages spread across containers over time, or accumulate in a single unlimited container (\"will require extensive testing\")"
-    }
+impl MemcgShared {
+    /// The experiment's identity.
+    const ID: Identity = Identity {
+        name: "memcg-shared",
+        seed_page: "000_2fa08a6962ebae3f.txt",
+        claim: "charges of shared pages spread across containers over time, or accumulate in a single unlimited container (\"will require extensive testing\")",
+        inputs: &[],
+        hibernates: Ok(()),
+    };
+}
 
-    fn hibernates(&self) -> Result<(), &'static str> {
-        Ok(())
+impl Run for MemcgShared {
+    fn id(&self) -> &'static Identity {
+        &Self::ID
     }
-
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let frames: u64 = ctx.size(4096, 1024);
         let steps = frames * 30;
-        let mut r = self.report(ctx);
+        let mut r = self.blank_report(ctx);
         r.config("frames", frames)
             .config("steps", steps)
             .config("limit_pages", frames / 5)
