@@ -93,7 +93,7 @@
 //! assert_eq!((pages.height(), pages.nodes()), (0, 0));
 //! pages.assert_invariants();
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod entry;
 mod error;
@@ -101,6 +101,8 @@ mod iter;
 pub mod keysets;
 mod leaf;
 mod node;
+#[cfg(target_pointer_width = "64")]
+pub mod rcu;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod tree;
@@ -109,6 +111,8 @@ pub use entry::{Entry, MAX_TAGS, Tag, VALUE_BITS, VALUE_MAX};
 pub use error::{EEXIST, EINVAL, ENOENT, ENOMEM, Error, InsertError};
 pub use iter::{GangResults, Iter, WalkCost};
 pub use leaf::MAP_SHIFT;
+#[cfg(target_pointer_width = "64")]
+pub use rcu::{RcuIter, RcuRadixTree, ReadGuard, SharedPointer, WriteGuard};
 pub use tree::{MemoryUsage, RadixTree, SlotMut};
 
 #[cfg(test)]

@@ -1,0 +1,17 @@
+//! The synchronisation primitives the shared tree is built from, gathered
+//! here so that building with `RUSTFLAGS="--cfg loom"` swaps in loom's
+//! model-checked versions (as `klab-workqueue`'s `primitive` module does).
+//! Nothing else in `rcu/` names `std::sync` directly.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicUsize, fence};
