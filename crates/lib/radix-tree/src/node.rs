@@ -277,7 +277,9 @@ pub(crate) fn check_node<L: Layout>(
     }
     let slot_shift = (level - 1) * shift;
     let mut values = 0u32;
-    for (i, slot) in node.slots.iter().enumerate() {
+    // Slots at and above MAP_SIZE are never used (their present bits are
+    // checked above), so only the first MAP_SIZE are read.
+    for (i, slot) in node.slots.iter().enumerate().take(map_size) {
         let bit = 1u64 << i;
         let view = L::view(slot);
         assert_eq!(
@@ -285,8 +287,6 @@ pub(crate) fn check_node<L: Layout>(
             !matches!(view, View::Empty),
             "present bit {i} disagrees with the slot at level {level}, index {base:#x}"
         );
-        // Only slots below MAP_SIZE can be in use (checked above), and an
-        // index computed for an unused slot may not fit in u64.
         let index = base.wrapping_add((i as u64) << slot_shift);
         match view {
             View::Empty => {}

@@ -127,7 +127,8 @@ impl<'de, T: Deserialize<'de>, const SHIFT: u32> Deserialize<'de> for RadixTree<
     }
 }
 
-#[cfg(test)]
+// Not under Miri (safe code).
+#[cfg(all(test, not(miri)))]
 mod tests {
     use crate::{Entry, RadixTree, Tag};
 

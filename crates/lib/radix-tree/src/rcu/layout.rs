@@ -241,7 +241,7 @@ pub(crate) fn alloc_node<P: SharedPointer>(height: u32) -> *mut SharedNode<P> {
     #[cfg(not(loom))]
     let slots = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
     #[cfg(loom)]
-    let slots = std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()));
+    let slots = std::array::from_fn::<_, SLOTS, _>(|_| AtomicPtr::new(ptr::null_mut()));
     Box::into_raw(Box::new(Node {
         height: height as u8,
         nr_values: AtomicU8::new(0),

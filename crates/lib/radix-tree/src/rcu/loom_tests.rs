@@ -27,6 +27,9 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     // Every interleaving with up to 3 preemptions (loom's guidance for
     // models of this size); the full space does not finish.
     b.preemption_bound = Some(3);
+    // A walk is a load a level and a gang lookup a load a slot: more
+    // branches per execution than loom's default 1000.
+    b.max_branches = 20_000;
     b.check(f);
 }
 
@@ -257,29 +260,41 @@ fn try_get(p: &Page) -> Option<PageRef<'_>> {
 }
 
 /// pagemap.h's two critical interleavings and the reuse between steps 1
-/// and 2: the writer freezes page A's count (`page_freeze_refs()`, backing
-/// off if a reader holds a reference), deletes it from index 0, and reuses
-/// it for index 3; the reader's speculative get at index 0 must give no
-/// page or page A while A is still index 0's.
+/// and 2, with a shrink under the reader. The tree holds pages A (index 0)
+/// and B (index 2) in one leaf. The writer deletes B, which shrinks the
+/// tree to height 0 (A moves into the root, the dead leaf's slot 0 gets the
+/// retry marker); then freezes A's count (`page_freeze_refs()`, backing off
+/// if a reader holds a reference), deletes A and reuses it for index 3. The
+/// reader's speculative get at index 0 must give no page, or page A while
+/// A is still index 0's: a reader that found A in the leaf and re-checked
+/// the dead slot would otherwise hold A after its move.
 #[test]
-fn loom_speculative_get_against_freeze_delete_and_reuse() {
+fn loom_speculative_get_against_shrink_freeze_delete_and_reuse() {
     model(|| {
-        let a: &'static Page = Box::leak(Box::new(Page {
-            count: AtomicUsize::new(1),
-            index: AtomicU64::new(0),
-        }));
+        let page = |i| -> &'static Page {
+            Box::leak(Box::new(Page {
+                count: AtomicUsize::new(1),
+                index: AtomicU64::new(i),
+            }))
+        };
+        let (a, b) = (page(0), page(2));
         let t = Arc::new(RcuRadixTree::<PagePtr, S>::new());
-        if t.lock().insert(0, PagePtr(a)).is_err() {
-            panic!("empty tree");
+        for p in [a, b] {
+            if t.lock()
+                .insert(p.index.load(Ordering::Relaxed), PagePtr(p))
+                .is_err()
+            {
+                panic!("distinct indices");
+            }
         }
         let reader = {
             let t = Arc::clone(&t);
             thread::spawn(move || {
                 let r = t.read();
-                // The reference is to a `'static` page; `R` may not borrow
-                // the guard, so look the page up in the pool by address.
                 let got = r.get_speculative(0, |p| {
                     assert!(std::ptr::eq(p, a));
+                    // The reference is to the `'static` page, not to the
+                    // guard's borrow of it.
                     try_get(a)
                 });
                 if let Some(Entry::Item(page)) = got {
@@ -291,6 +306,7 @@ fn loom_speculative_get_against_freeze_delete_and_reuse() {
                 }
             })
         };
+        t.lock().delete(2).unwrap();
         if a.count
             .compare_exchange(1, 0, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()

@@ -435,11 +435,16 @@ impl<'t, P: SharedPointer + Send + Sync + 'static, const SHIFT: u32> ReadGuard<'
                 View::Empty => return None,
                 View::Retry => continue,
                 View::Entry(Entry::Value(v)) => return Some(Entry::Value(v)),
-                View::Node(_) => unreachable!("a leaf slot holds a node"),
+                // The root slot of a tree of height 0 that has grown since
+                // the walk: walk again.
+                View::Node(_) => continue,
                 View::Entry(Entry::Item(_)) => {}
             }
-            // 2. get the reference, unless the item is on its way out.
+            // 2. get the reference, unless the item is on its way out (its
+            // remover froze the count and is about to delete it: wait for
+            // that, as find_get_page() does).
             let Some(r) = get(word.cast_const().cast::<P::Target>()) else {
+                sync::spin_loop();
                 continue;
             };
             // 3. has the item moved? (pagemap.h: "It is possible that

@@ -15,3 +15,13 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicUsize, fence};
+
+/// A busy-wait step: the CPU's pause hint, or under loom a yield, which
+/// tells the model checker this thread waits for another.
+#[inline]
+pub(crate) fn spin_loop() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
