@@ -51,10 +51,16 @@
 //!
 //! # Locking
 //!
-//! None inside, as in the kernel ("none of the radix tree functions perform
-//! any sort of locking internally"): Rust's `&`/`&mut` give the exclusion
-//! the kernel leaves to its callers. The kernel's lockless (RCU) lookups have
-//! no counterpart; a shared tree goes behind the caller's lock.
+//! None inside [`RadixTree`], as in the kernel ("none of the radix tree
+//! functions perform any sort of locking internally"): Rust's `&`/`&mut`
+//! give the exclusion the kernel leaves to its callers.
+//!
+//! [`RcuRadixTree`] (module [`rcu`]) is the tree of the lockless page cache
+//! (2.6.27, the patch the seed page mentions): the same node layout, tags
+//! and read-side code, with readers that look up, gang-look-up and
+//! tag-look-up without a lock while one writer at a time, under the tree
+//! lock, changes the tree; nodes and items leave it after a grace period.
+//! The model's page cache keeps the single-threaded tree.
 //!
 //! # Memory
 //!
@@ -93,6 +99,8 @@
 //! assert_eq!((pages.height(), pages.nodes()), (0, 0));
 //! pages.assert_invariants();
 //! ```
+// `unsafe` lives only in `rcu` (atomic tagged-pointer slots and deferred
+// frees), which allows it; the single-threaded tree is safe code.
 #![deny(unsafe_code)]
 
 #[cfg(target_pointer_width = "64")]

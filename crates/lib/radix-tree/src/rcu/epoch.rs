@@ -8,17 +8,22 @@
 //!
 //! Built on crossbeam-epoch (the default global collector): a pin is a
 //! thread-local counter and one fence, and deferred destructors are batched
-//! per thread and run when the global epoch has moved on twice. Under
-//! `--cfg loom` the module is a small model of the same contract that the
-//! model checker can see through (crossbeam-epoch's own internals would
-//! multiply the interleavings loom explores): readers count themselves in,
-//! a writer queues destructors, and they run when the writer, after its
-//! operation, finds no reader pinned. A destructor then marks a node freed
-//! instead of freeing it, so a reader that reaches a node after its grace
-//! period fails an assertion (see `layout.rs`) rather than reading freed
-//! memory.
+//! per thread and run when the global epoch has moved on twice.
+//!
+//! Under `--cfg loom` and under Miri the module is instead a small model of
+//! the same contract: readers count themselves in, a writer queues
+//! destructors, and they run when the writer, after its operation, finds no
+//! reader pinned. Loom can see through it (crossbeam-epoch's own internals
+//! would multiply the interleavings loom explores), and under loom a node
+//! destructor marks the node freed instead of freeing it, so a reader that
+//! reaches a node after its grace period fails an assertion (see
+//! `layout.rs`). Miri runs it because crossbeam-epoch's intrusive list of
+//! participants breaks Stacked Borrows, Miri's default aliasing model
+//! (crossbeam-rs/crossbeam#545; crossbeam checks itself with Tree Borrows);
+//! with the model, Miri checks this crate's own unsafe code (slot words,
+//! pointer provenance, frees after the grace period) with real frees.
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 mod imp {
     /// Where grace periods are counted: crossbeam-epoch's global collector,
     /// shared by every tree (a pin is per thread, not per tree).
@@ -53,14 +58,14 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(any(loom, miri))]
 mod imp {
     use super::super::sync::{AtomicUsize, Mutex, Ordering, fence};
 
     type Deferred = Box<dyn FnOnce() + Send>;
 
     /// Where freed nodes wait, marked, until the domain goes (so a stale
-    /// reader finds the mark rather than freed memory).
+    /// reader finds the mark rather than freed memory). Loom only.
     pub(crate) type Graveyard = std::sync::Arc<std::sync::Mutex<Vec<Box<dyn Send>>>>;
 
     /// Readers pinned now, and destructors waiting for a grace period.
@@ -80,6 +85,7 @@ mod imp {
         }
 
         /// Where a node destructor puts the node it marked freed.
+        #[cfg_attr(not(loom), allow(dead_code))]
         pub(crate) fn graveyard(&self) -> Graveyard {
             Graveyard::clone(&self.graveyard)
         }

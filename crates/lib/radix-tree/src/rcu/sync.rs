@@ -13,8 +13,11 @@ pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
+// For the grace-period model of `epoch.rs` (under loom and Miri).
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicUsize, fence};
+#[cfg(all(miri, not(loom)))]
+pub(crate) use std::sync::atomic::{AtomicUsize, fence};
 
 /// A busy-wait step: the CPU's pause hint, or under loom a yield, which
 /// tells the model checker this thread waits for another.
