@@ -100,36 +100,58 @@ impl Structure {
     }
 }
 
-/// Builds `s` over `keys` and runs the workload on it once.
-fn run_one(
-    s: Structure,
-    keys: &[u64],
-    probes: &[u64],
-    readers: usize,
-    writer: &Writer,
-    d: Duration,
-) -> Measured {
-    match s {
-        Structure::Rcu => contention::run(&contention::rcu_tree(keys), probes, readers, writer, d),
-        Structure::RwLockRadix => {
-            contention::run(&contention::rwlock_tree(keys), probes, readers, writer, d)
-        }
-        Structure::RwLockBTree => {
-            contention::run(&contention::rwlock_btree(keys), probes, readers, writer, d)
-        }
-        Structure::DashMap => {
-            let m = Dash(dashmap::DashMap::with_hasher(Fx::default()));
-            for &k in keys {
-                m.0.insert(k, k);
+/// Every structure, built once over the key set; the writer's churn
+/// deletes and inserts back, so each stays the same size across runs.
+struct Built {
+    rcu: klab_radix_tree::RcuRadixTree<Box<u64>>,
+    rwlock_radix: std::sync::RwLock<RadixTree<Box<u64>>>,
+    rwlock_btree: std::sync::RwLock<std::collections::BTreeMap<u64, u64>>,
+    dash: Dash,
+    papaya: Papaya,
+}
+
+impl Built {
+    /// The structures asked for hold `keys`; the others stay empty.
+    fn new(keys: &[u64], structures: &[Structure]) -> Self {
+        let some = |s| {
+            if structures.contains(&s) {
+                keys.to_vec()
+            } else {
+                Vec::new()
             }
-            contention::run(&m, probes, readers, writer, d)
+        };
+        let dash = Dash(dashmap::DashMap::with_hasher(Fx::default()));
+        for k in some(Structure::DashMap) {
+            dash.0.insert(k, k);
         }
-        Structure::Papaya => {
-            let m = Papaya(papaya::HashMap::with_hasher(Fx::default()));
-            for &k in keys {
-                m.0.pin().insert(k, k);
-            }
-            contention::run(&m, probes, readers, writer, d)
+        let papaya = Papaya(papaya::HashMap::with_hasher(Fx::default()));
+        for k in some(Structure::Papaya) {
+            papaya.0.pin().insert(k, k);
+        }
+        Built {
+            rcu: contention::rcu_tree(&some(Structure::Rcu)),
+            rwlock_radix: contention::rwlock_tree(&some(Structure::RwLockRadix)),
+            rwlock_btree: contention::rwlock_btree(&some(Structure::RwLockBTree)),
+            dash,
+            papaya,
+        }
+    }
+
+    /// Runs the workload on `s` once.
+    fn run(
+        &self,
+        s: Structure,
+        probes: &[u64],
+        readers: usize,
+        w: &Writer,
+        d: Duration,
+    ) -> Measured {
+        match s {
+            Structure::Rcu => contention::run(&self.rcu, probes, readers, w, d),
+            Structure::RwLockRadix => contention::run(&self.rwlock_radix, probes, readers, w, d),
+            Structure::RwLockBTree => contention::run(&self.rwlock_btree, probes, readers, w, d),
+            Structure::DashMap => contention::run(&self.dash, probes, readers, w, d),
+            Structure::Papaya => contention::run(&self.papaya, probes, readers, w, d),
         }
     }
 }
@@ -187,12 +209,13 @@ pub fn contended(
         pairs_per_sec: PAIRS_PER_SEC,
         churn: shuffled(&keys, seed + 1),
     };
+    let built = Built::new(&keys, structures);
     let mut samples: Vec<Vec<Vec<Measured>>> =
         vec![vec![Vec::new(); structures.len()]; reader_counts.len()];
     for _ in 0..rounds {
         for (ri, &readers) in reader_counts.iter().enumerate() {
             for (si, &s) in structures.iter().enumerate() {
-                samples[ri][si].push(run_one(s, &keys, &probes, readers, &writer, d));
+                samples[ri][si].push(built.run(s, &probes, readers, &writer, d));
             }
         }
     }
@@ -226,8 +249,9 @@ pub struct Single {
     pub rcu_batch: f64,
 }
 
-/// Measures [`Single`] for `set`: `rounds` interleaved passes over every
-/// key in a random order, the fastest pass of each.
+/// Measures [`Single`] for `set`: `rounds` rounds of one pass each over
+/// every key in a random order, the order of the three rotating; the
+/// fastest pass of each.
 pub fn single(set: KeySet, n: usize, seed: u64, rounds: usize) -> Single {
     let keys = set.keys(n, seed);
     let probes = shuffled(&keys, seed);
@@ -241,32 +265,40 @@ pub fn single(set: KeySet, n: usize, seed: u64, rounds: usize) -> Single {
         black_box(f());
         t.elapsed().as_nanos() as f64 / probes.len() as f64
     };
-    let (mut a, mut b, mut c) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
-    for _ in 0..rounds {
-        a = a.min(time(&mut || {
-            probes.iter().fold(0u64, |s, &k| {
-                s.wrapping_add(plain.get(k).map_or(0, |v| **v))
-            })
-        }));
-        b = b.min(time(&mut || {
-            probes.iter().fold(0u64, |s, &k| {
-                s.wrapping_add(shared.read().get(k).map_or(0, |v| *v))
-            })
-        }));
-        c = c.min(time(&mut || {
-            probes.chunks(1024).fold(0u64, |s, chunk| {
-                let r = shared.read();
-                chunk
-                    .iter()
-                    .fold(s, |s, &k| s.wrapping_add(r.get(k).map_or(0, |v| *v)))
-            })
-        }));
+    let mut best = [f64::INFINITY; 3];
+    // The three in turn, each round starting with the next one, so none
+    // always runs on caches the one before it warmed.
+    for round in 0..rounds {
+        for i in 0..3 {
+            let which = (round + i) % 3;
+            let ns = match which {
+                0 => time(&mut || {
+                    probes.iter().fold(0u64, |s, &k| {
+                        s.wrapping_add(plain.get(k).map_or(0, |v| **v))
+                    })
+                }),
+                1 => time(&mut || {
+                    probes.iter().fold(0u64, |s, &k| {
+                        s.wrapping_add(shared.read().get(k).map_or(0, |v| *v))
+                    })
+                }),
+                _ => time(&mut || {
+                    probes.chunks(1024).fold(0u64, |s, chunk| {
+                        let r = shared.read();
+                        chunk
+                            .iter()
+                            .fold(s, |s, &k| s.wrapping_add(r.get(k).map_or(0, |v| *v)))
+                    })
+                }),
+            };
+            best[which] = best[which].min(ns);
+        }
     }
     Single {
         set,
-        radix: a,
-        rcu: b,
-        rcu_batch: c,
+        radix: best[0],
+        rcu: best[1],
+        rcu_batch: best[2],
     }
 }
 
@@ -289,8 +321,8 @@ pub struct BenchPart {
 /// The lockless part of `klab bench radix-tree`.
 pub fn bench_part(ctx: &Ctx<'_>) -> BenchPart {
     let n: usize = ctx.size(100_000, 10_000);
-    let rounds: usize = ctx.size(5, 1);
-    let d = Duration::from_millis(ctx.size(200, 30));
+    let rounds: usize = ctx.size(9, 1);
+    let d = Duration::from_millis(ctx.size(100, 30));
     let counts = contention::reader_counts();
     let all = [
         Structure::Rcu,
@@ -344,7 +376,7 @@ pub fn bench_part(ctx: &Ctx<'_>) -> BenchPart {
         ],
     );
     for set in sets {
-        let m = single(set, n, ctx.seed, ctx.size(5, 2));
+        let m = single(set, n, ctx.seed, ctx.size(9, 3));
         s.row(cells![
             set.name(),
             m.radix,
@@ -386,8 +418,8 @@ impl Experiment for RadixTreeLockless {
     fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
         let mut r = self.report(ctx);
         let n: usize = ctx.size(100_000, 10_000);
-        let rounds: usize = ctx.size(3, 1);
-        let d = Duration::from_millis(ctx.size(200, 20));
+        let rounds: usize = ctx.size(9, 1);
+        let d = Duration::from_millis(ctx.size(100, 20));
         let cores = cores();
         let mut counts = vec![1, 2, cores, 2 * cores];
         counts.sort_unstable();
