@@ -27,6 +27,7 @@ pub mod paravirt;
 pub mod plot;
 pub mod radix_tree;
 pub mod radix_tree_bench;
+pub mod radix_tree_rcu;
 pub mod registry;
 pub mod render;
 pub mod replay;

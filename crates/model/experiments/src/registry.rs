@@ -49,6 +49,7 @@ pub trait Experiment: Sync {
 pub fn all() -> &'static [&'static dyn Experiment] {
     &[
         &crate::radix_tree::RadixTreeExperiment,
+        &crate::radix_tree_rcu::RadixTreeLockless,
         &crate::workingset::Workingset,
         &crate::memcg::MemcgScenario,
         &crate::memcg::MemcgLimit,
