@@ -24,6 +24,7 @@ use klab_lab::Run;
 pub fn all() -> &'static [&'static dyn Run] {
     &[
         &lib::radix_tree::RadixTreeExperiment,
+        &lib::radix_tree_rcu::RadixTreeLockless,
         &mm::workingset::Workingset,
         &mm::memcg::MemcgScenario,
         &mm::memcg::MemcgLimit,

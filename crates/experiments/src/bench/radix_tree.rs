@@ -480,6 +480,19 @@ impl Run for RadixTreeBench {
                 );
             }
         }
+        // Lookups without locking (RcuRadixTree): radix_tree_rcu.rs.
+        let lockless = crate::lib::radix_tree_rcu::bench_part(ctx);
+        for (name, set, readers, v, goal, ok) in lockless.targets {
+            met_all &= ok;
+            targets.row(cells![
+                name,
+                set.name(),
+                format!("{readers} readers"),
+                v,
+                goal,
+                ok
+            ]);
+        }
         for row in &targets.rows {
             summary.push(format!(
                 "{} ({}, {}): {}",
@@ -523,6 +536,9 @@ impl Run for RadixTreeBench {
         );
 
         r.table(targets).table(times).table(memory).series(plot);
+        for t in lockless.tables {
+            r.table(t);
+        }
         r.verdict = Verdict {
             holds: Some(met_all),
             measured: summary.join("; "),
@@ -535,7 +551,10 @@ impl Run for RadixTreeBench {
         r.host = Host::measured(vec![
             format!("{} CPUs available to this process", std::thread::available_parallelism().map_or(0, |n| n.get())),
             "BTreeMap and HashMap memory from their layouts (see klab-experiments radix_tree_bench.rs)".to_owned(),
-        ]);
+        ]
+        .into_iter()
+        .chain(lockless.notes)
+        .collect());
         Ok(r)
     }
 }
@@ -577,9 +596,16 @@ mod tests {
         let ctx = Ctx::new(1, true, &inputs);
         let r = RadixTreeBench.run(&ctx).unwrap();
         assert!(!r.host.deterministic);
-        // Dense and clustered: 2 lookup rows, gang, tagged gang each; dense memory.
-        assert_eq!(r.tables[0].rows.len(), 2 * 4 + 1);
+        // Dense and clustered: 2 lookup rows, gang, tagged gang each; dense
+        // memory; lockless against RwLock for each reader count.
+        let counts = klab_radix_tree::contention::reader_counts().len();
+        assert_eq!(r.tables[0].rows.len(), 2 * 4 + 1 + 2 * counts);
         assert_eq!(r.tables[1].rows.len(), 5 * 3);
+        // The lockless tables: contended (per key set and reader count) and
+        // single-threaded (per key set).
+        assert_eq!(r.tables.len(), 5);
+        assert_eq!(r.tables[3].rows.len(), 2 * counts);
+        assert_eq!(r.tables[4].rows.len(), 2);
         assert!(r.verdict.holds.is_some());
     }
 }
