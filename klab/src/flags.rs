@@ -502,6 +502,13 @@ pub(crate) struct DevstatsArgs {
     /// Threads for diffing commits (default: all available cores).
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
+
+    /// How a developer's changed lines are counted: `per-developer` is
+    /// max(Σ added, Σ removed) over their changesets, as gitdm counted
+    /// until 2015 and the 2.6.31 tables show (the default);
+    /// `per-changeset` is Σ max(added, removed), as gitdm counts since.
+    #[arg(long, value_name = "RULE", default_value = "per-developer")]
+    pub(crate) changed_lines: klab_devstats::ChangedLines,
 }
 
 #[derive(Debug, Args)]
@@ -554,6 +561,29 @@ mod tests {
             panic!("not devstats")
         };
         assert!(args.range.is_none() && args.employers.is_none());
+        assert_eq!(
+            args.changed_lines,
+            klab_devstats::ChangedLines::PerDeveloper
+        );
+        let cli = Cli::try_parse_from([
+            "klab",
+            "devstats",
+            "repo",
+            "--changed-lines",
+            "per-changeset",
+        ])
+        .unwrap();
+        let Command::Devstats(args) = cli.command else {
+            panic!("not devstats")
+        };
+        assert_eq!(
+            args.changed_lines,
+            klab_devstats::ChangedLines::PerChangeset
+        );
+        assert!(
+            Cli::try_parse_from(["klab", "devstats", "repo", "--changed-lines", "per-commit"])
+                .is_err()
+        );
     }
 
     #[test]

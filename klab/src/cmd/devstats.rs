@@ -1,7 +1,7 @@
 //! `klab devstats`: the page's development statistics for a git range.
 
 use anyhow::Context as _;
-use klab_devstats::{EmployerMap, Selection, date, output};
+use klab_devstats::{EmployerMap, Report, Selection, Stats, date, output};
 
 use crate::flags::DevstatsArgs;
 use crate::messages;
@@ -44,7 +44,13 @@ pub(crate) fn run(args: &DevstatsArgs) -> anyhow::Result<u8> {
         .max(1);
     let analysis = klab_devstats::analyse(&args.repo, &sel, threads, &CommitBar(Bar::new()))
         .with_context(|| format!("devstats {}", args.repo.display()))?;
-    let report = analysis.report(&map, args.top.max(2));
+    let stats = Stats::from_records_by(&analysis.records, &map, args.changed_lines);
+    let report = Report::new(
+        &stats,
+        &analysis.range,
+        args.top.max(2),
+        analysis.rename_limit_hits,
+    );
     let json_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if let Some(dir) = &args.csv {
         output::write_csv(dir, &report)?;

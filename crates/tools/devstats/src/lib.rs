@@ -51,7 +51,7 @@ pub use employers::EmployerMap;
 pub use error::{DevstatsError, EmployerMapError, TrailerError};
 pub use output::Report;
 pub use record::{CommitRecord, Person};
-pub use stats::Stats;
+pub use stats::{ChangedLines, Stats};
 #[cfg(feature = "git")]
 pub use walk::{NoProgress, Progress, Selection};
 
@@ -67,7 +67,8 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    /// Counts the records with an employer map.
+    /// Counts the records with an employer map (developers' changed
+    /// lines by the default rule).
     pub fn stats(&self, map: &EmployerMap) -> Stats {
         Stats::from_records(&self.records, map)
     }
