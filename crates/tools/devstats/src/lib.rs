@@ -36,6 +36,8 @@ pub mod objects;
 pub mod output;
 pub mod record;
 pub mod rename;
+#[cfg(feature = "git")]
+pub mod revlist;
 pub mod stats;
 #[cfg(feature = "git")]
 pub mod synth;

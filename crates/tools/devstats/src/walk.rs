@@ -1,17 +1,19 @@
 //! Which commits a range names, and what each one contributed.
 //!
 //! ```text
-//!  REPO, RANGE ──rev-parse──▶ tips, hidden ──rev-walk──▶ [commit ids]   (one thread)
+//!  REPO, RANGE ──rev-parse──▶ tips, hidden ──revlist.rs──▶ [commit ids] (one thread)
 //!                                           drop merges, --since/--until
 //!  [commit ids] ──split over N threads──▶ CommitRecord per id           (parallel)
 //!                 runs of consecutive commits; each thread: own object
-//!                 reader and delta-base cache (objects.rs), own Differ
+//!                 reader and a share of the delta-base cache (objects.rs),
+//!                 own Differ
 //!  records, in walk order ──▶ stats.rs
 //! ```
 //!
 //! Range forms (git's `rev-list` semantics): none (`HEAD`), `REV`,
 //! `A..B`, `A...B` (symmetric difference), `^A`, `REV^@`, `REV^!`, and
-//! several of them separated by white space (`^v1 v2 v3`). Annotated tags are peeled to commits. A changeset is a commit
+//! several of them separated by white space (`^v1 v2 v3`). Annotated
+//! tags are peeled to commits. A changeset is a commit
 //! with at most one parent (`--no-merges`). `--since`/`--until` keep
 //! commits whose committer date is at or after / at or before the given
 //! time, as `git rev-list --since/--until` do for histories whose
@@ -38,7 +40,12 @@ use crate::numstat::Differ;
 use crate::objects::{DELTA_BASE_CACHE_BYTES, Objects, Packs, commit_tree};
 pub use crate::record::{CommitRecord, Person};
 use crate::rename::{DEFAULT_RENAME_LIMIT, DEFAULT_RENAME_SCORE, RenameOptions};
+use crate::revlist;
 use crate::trailer;
+
+/// The delta-base cache of the revision walk: commits are seldom stored
+/// as deltas, so it only needs to hold the few chains there are.
+const REV_WALK_CACHE_BYTES: usize = 4 << 20;
 
 /// Reports progress of long work (the CLI draws a bar on a terminal).
 pub trait Progress: Sync {
@@ -153,32 +160,15 @@ pub fn commits(repo: &gix::Repository, sel: &Selection) -> Result<Vec<ObjectId>,
     if tips.is_empty() {
         return Ok(Vec::new());
     }
-    let walk = repo
-        .rev_walk(tips)
-        .with_hidden(hidden)
-        .all()
-        .map_err(|e| rev_err(e.to_string()))?;
-    let mut out = Vec::new();
-    for info in walk {
-        let info = info.map_err(|e| rev_err(e.to_string()))?;
-        if info.parent_ids.len() > 1 {
-            continue;
-        }
-        if sel.since.is_some() || sel.until.is_some() {
-            let commit = repo
-                .find_commit(info.id)
-                .map_err(|e| DevstatsError::object(info.id, e))?;
-            let t = commit
-                .time()
-                .map_err(|e| DevstatsError::object(info.id, e))?
-                .seconds;
-            if sel.since.is_some_and(|s| t < s) || sel.until.is_some_and(|u| t > u) {
-                continue;
-            }
-        }
-        out.push(info.id);
-    }
-    Ok(out)
+    let packs = Packs::open(repo);
+    let objects = Objects::new(&packs, repo, REV_WALK_CACHE_BYTES);
+    let keep = |c: &revlist::Commit| {
+        c.parents.len() <= 1
+            && sel.since.is_none_or(|s| c.date >= s)
+            && sel.until.is_none_or(|u| c.date <= u)
+    };
+    let listed = revlist::list(&objects, &tips, &hidden, &mut |_| {}).map_err(rev_err)?;
+    Ok(listed.into_iter().filter(keep).map(|c| c.id).collect())
 }
 
 /// Analyses `ids` on `threads` threads (at least one), returning one record
@@ -213,7 +203,7 @@ pub fn analyse(
                 // alternates); `objects` reads the packs with git's
                 // delta-base cache and hands out shared buffers.
                 let repo = sync.to_thread_local();
-                let objects = Objects::new(&packs, &repo, DELTA_BASE_CACHE_BYTES);
+                let objects = Objects::new(&packs, &repo, DELTA_BASE_CACHE_BYTES / threads.max(1));
                 let mut differ = Differ::new(renames);
                 loop {
                     let start = next.fetch_add(batch, Ordering::Relaxed);
