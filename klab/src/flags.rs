@@ -509,6 +509,16 @@ pub(crate) struct DevstatsArgs {
     /// `per-changeset` is Σ max(added, removed), as gitdm counts since.
     #[arg(long, value_name = "RULE", default_value = "per-developer")]
     pub(crate) changed_lines: klab_devstats::ChangedLines,
+
+    /// Keep per-commit records in DIR instead of `klab-devstats/` in the
+    /// repository's git directory (a cache may serve several repositories).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub(crate) cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the per-commit record cache: diff every
+    /// commit.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -565,12 +575,14 @@ mod tests {
             args.changed_lines,
             klab_devstats::ChangedLines::PerDeveloper
         );
+        assert!(!args.no_cache && args.cache_dir.is_none());
         let cli = Cli::try_parse_from([
             "klab",
             "devstats",
             "repo",
             "--changed-lines",
             "per-changeset",
+            "--no-cache",
         ])
         .unwrap();
         let Command::Devstats(args) = cli.command else {
@@ -580,10 +592,13 @@ mod tests {
             args.changed_lines,
             klab_devstats::ChangedLines::PerChangeset
         );
-        assert!(
-            Cli::try_parse_from(["klab", "devstats", "repo", "--changed-lines", "per-commit"])
-                .is_err()
-        );
+        assert!(args.no_cache);
+        for bad in [
+            &["klab", "devstats", "repo", "--changed-lines", "per-commit"][..],
+            &["klab", "devstats", "repo", "--no-cache", "--cache-dir", "d"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -257,6 +257,7 @@ fn changed_lines_follow_the_rule_chosen_and_every_output_names_it() {
         let mut args = vec![
             "devstats",
             repo.to_str().unwrap(),
+            "--no-cache",
             "--json",
             json.to_str().unwrap(),
             "--csv",
@@ -295,5 +296,138 @@ fn changed_lines_follow_the_rule_chosen_and_every_output_names_it() {
                 format!("1,{},{},{:.3},{rule}", first.0, first.1, first.2)
             ]
         );
+    }
+}
+
+/// The record cache: the first run fills `klab-devstats/` in the git
+/// directory, the second is answered from it, and both print the same JSON
+/// as a run without it, byte for byte; `--cache-dir` puts it elsewhere.
+#[test]
+fn a_cached_run_prints_what_an_uncached_run_prints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git_dir = tmp.path().join("r.git");
+    repo(&git_dir);
+    let json = |args: &[&str]| -> Vec<u8> {
+        let mut all = vec!["devstats", git_dir.to_str().unwrap(), "main"];
+        all.extend(args);
+        all.extend(["--json", "-"]);
+        let out = klab(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+        out.stdout
+    };
+    let uncached = json(&["--no-cache"]);
+    let cache = git_dir.join("klab-devstats");
+    assert!(!cache.exists(), "--no-cache writes nothing");
+    let first = json(&[]);
+    let segments = std::fs::read_dir(&cache).unwrap().count();
+    assert_eq!(segments, 2, "a record segment and a graph segment");
+    let second = json(&[]);
+    assert_eq!(first, uncached);
+    assert_eq!(second, uncached);
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        segments,
+        "nothing new to write"
+    );
+    let elsewhere = tmp.path().join("cache");
+    let third = json(&["--cache-dir", elsewhere.to_str().unwrap()]);
+    assert_eq!(third, uncached);
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 2);
+    // Another rule changes the tables, not the cached records.
+    let other = json(&["--changed-lines", "per-changeset"]);
+    let v: serde_json::Value = serde_json::from_slice(&other).unwrap();
+    assert_eq!(v["changed_lines_rule"], "per-changeset");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), segments);
+    // A cache that cannot be made is a warning, not a failure.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let under_file = file.join("cache");
+    let out = klab(&[
+        "devstats",
+        git_dir.to_str().unwrap(),
+        "main",
+        "--cache-dir",
+        under_file.to_str().unwrap(),
+        "--json",
+        "-",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, uncached);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("warning: record cache {}", under_file.display()))
+            && err.contains("counting without it"),
+        "{err}"
+    );
+}
+
+/// A cache file cut short or with a bit flipped in the middle is found out
+/// (a warning names it), not trusted: the run prints what an uncached run
+/// prints, and the damaged file is replaced.
+#[test]
+fn a_truncated_or_flipped_cache_file_is_detected_and_recomputed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git_dir = tmp.path().join("r.git");
+    repo(&git_dir);
+    let run = |args: &[&str]| -> Output {
+        let mut all = vec!["devstats", git_dir.to_str().unwrap(), "main"];
+        all.extend(args);
+        all.extend(["--json", "-"]);
+        let out = klab(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let uncached = run(&["--no-cache"]).stdout;
+    let cache = git_dir.join("klab-devstats");
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 2] = [
+        ("truncated", |b| b.truncate(b.len() / 2)),
+        ("flipped", |b| {
+            let mid = b.len() / 2;
+            b[mid] ^= 0x04;
+        }),
+    ];
+    for (what, damage) in damages {
+        for family in ["records-", "graph-"] {
+            run(&[]);
+            let seg = std::fs::read_dir(&cache)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(family))
+                .unwrap();
+            let mut bytes = std::fs::read(&seg).unwrap();
+            damage(&mut bytes);
+            std::fs::write(&seg, &bytes).unwrap();
+            let out = run(&[]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("warning: record cache:")
+                    && err.contains(&*seg.to_string_lossy())
+                    && err.contains("recomputed"),
+                "{what} {family}: {err}"
+            );
+            assert_eq!(out.stdout, uncached, "{what} {family}");
+            assert!(
+                !seg.exists(),
+                "{what} {family}: the damaged file is replaced"
+            );
+            // Sound again: the next run warns of nothing.
+            let out = run(&[]);
+            assert_eq!(out.stdout, uncached);
+            assert!(
+                !String::from_utf8_lossy(&out.stderr).contains("warning"),
+                "{what} {family}"
+            );
+            std::fs::remove_dir_all(&cache).unwrap();
+        }
     }
 }

@@ -31,6 +31,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use gix::ObjectId;
 
+use crate::cache::Cache;
 use crate::objects::Objects;
 
 /// git's `SLOP`: uninteresting commits popped once the queue holds only
@@ -61,6 +62,7 @@ struct Node {
 
 struct Walk<'a, 'o> {
     objects: &'a Objects<'o>,
+    graph: Option<&'a mut Cache>,
     nodes: Vec<Node>,
     index: HashMap<ObjectId, u32>,
     /// `(date, −insertion number, node)`: a max-heap pops the newest, and
@@ -96,6 +98,21 @@ impl<'a, 'o> Walk<'a, 'o> {
             return Ok(());
         }
         let id = node.commit.id;
+        if let Some(g) = self.graph.as_deref_mut()
+            && let Some(slot) = g.find(id.as_bytes())
+            && let Some((date, parents)) = g.read_commit(slot)
+        {
+            let parents = parents
+                .chunks(id.as_bytes().len())
+                .map(|p| gix::hash::oid::try_from_bytes(p).map(ToOwned::to_owned))
+                .collect::<Result<Vec<ObjectId>, _>>()
+                .map_err(|e| format!("{id}: cached parents: {e}"))?;
+            let node = &mut self.nodes[n as usize];
+            node.commit.date = date;
+            node.commit.parents = parents;
+            node.parsed = true;
+            return Ok(());
+        }
         let data = self
             .objects
             .find_kind(&id, gix::objs::Kind::Commit)
@@ -108,6 +125,10 @@ impl<'a, 'o> Walk<'a, 'o> {
             .map_err(|e| format!("{id}: {e}"))?
             .seconds;
         let parents: Vec<ObjectId> = c.parents().collect();
+        if let Some(g) = self.graph.as_deref_mut() {
+            let flat: Vec<u8> = parents.iter().flat_map(|p| p.as_bytes()).copied().collect();
+            g.insert_commit(id.as_bytes(), date, &flat);
+        }
         let node = &mut self.nodes[n as usize];
         node.commit.date = date;
         node.commit.parents = parents;
@@ -213,17 +234,20 @@ impl<'a, 'o> Walk<'a, 'o> {
 
 /// The commits reachable from `tips` and not from `hidden`, newest
 /// committer date first (merges included), as `git rev-list` lists them.
-/// `listed_now` sees each commit when the
+/// Commits are parsed from `graph` when it has them, and what is parsed
+/// from the repository is added to it. `listed_now` sees each commit when the
 /// walk lists it (a few may be dropped from the result later, as git drops
 /// them). Errors name the commit that could not be read.
 pub fn list(
     objects: &Objects<'_>,
     tips: &[ObjectId],
     hidden: &[ObjectId],
+    graph: Option<&mut Cache>,
     listed_now: &mut dyn FnMut(&Commit),
 ) -> Result<Vec<Commit>, String> {
     let mut w = Walk {
         objects,
+        graph,
         nodes: Vec::new(),
         index: HashMap::new(),
         queue: BinaryHeap::new(),

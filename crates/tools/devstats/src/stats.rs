@@ -531,6 +531,7 @@ mod tests {
                 })
                 .collect(),
             malformed_tags: 0,
+            rename_limit_hit: false,
         }
     }
 
