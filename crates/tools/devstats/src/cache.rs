@@ -62,7 +62,9 @@
 //! damage; the cache guards against accidents, not against someone who can
 //! write to the git directory anyway). A header, index or string table
 //! that is damaged, truncated or of another version makes the whole
-//! segment unusable; a damaged record makes that record a miss. Either way
+//! segment unusable; a damaged record makes that record a miss (a file that
+//! cannot be read at all, say for its permissions, is passed over and left
+//! alone). Either way
 //! the records are computed again, and the next write salvages every
 //! record of the damaged segment whose own checksum holds into the new
 //! segment and deletes the damaged file. Files of other versions or keys
@@ -77,7 +79,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{FileExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::record::{CommitRecord, FileStat, Person};
@@ -183,7 +185,7 @@ pub struct CacheError {
     pub source: std::io::Error,
 }
 
-/// Where a damaged part of a segment is.
+/// Where a damaged part of a segment is, or what could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: offset {offset}: {what}")]
 pub struct Damage {
@@ -193,6 +195,9 @@ pub struct Damage {
     pub offset: u64,
     /// What was wrong.
     pub what: String,
+    /// The file could not be read (permissions, I/O error), as opposed to
+    /// read and found wrong: it is left alone.
+    pub unreadable: bool,
 }
 
 /// What the cache did during one walk.
@@ -549,11 +554,16 @@ impl Segment {
             path: path.to_owned(),
             offset,
             what,
+            unreadable: false,
         };
-        let file = File::open(path).map_err(|e| damage(0, format!("cannot open: {e}")))?;
+        let unreadable = |offset: u64, what: String| Damage {
+            unreadable: true,
+            ..damage(offset, what)
+        };
+        let file = File::open(path).map_err(|e| unreadable(0, format!("cannot open: {e}")))?;
         let size = file
             .metadata()
-            .map_err(|e| damage(0, format!("cannot stat: {e}")))?
+            .map_err(|e| unreadable(0, format!("cannot stat: {e}")))?
             .len();
         let read = |at: u64, len: u64| -> Result<Vec<u8>, Damage> {
             if at.saturating_add(len) > size {
@@ -564,7 +574,7 @@ impl Segment {
             }
             let mut buf = vec![0u8; len as usize];
             file.read_exact_at(&mut buf, at)
-                .map_err(|e| damage(at, format!("cannot read: {e}")))?;
+                .map_err(|e| unreadable(at, format!("cannot read: {e}")))?;
             Ok(buf)
         };
         let header = read(0, HEADER_LEN as u64)?;
@@ -742,6 +752,7 @@ impl Segment {
             path: self.path.clone(),
             offset,
             what: what.into(),
+            unreadable: false,
         }
     }
 
@@ -757,7 +768,10 @@ impl Segment {
             let mut buf = vec![0u8; n as usize];
             self.file
                 .read_exact_at(&mut buf, self.records_at + off)
-                .map_err(|e| self.damage(self.records_at + off, format!("cannot read: {e}")))?;
+                .map_err(|e| Damage {
+                    unreadable: true,
+                    ..self.damage(self.records_at + off, format!("cannot read: {e}"))
+                })?;
             self.window = (off, buf);
         }
         let start = (off - self.window.0) as usize;
@@ -959,7 +973,9 @@ impl Cache {
                 Err(d) => {
                     cache.counts.damaged_segments += 1;
                     cache.counts.damage.push(d.to_string());
-                    cache.broken.push(p);
+                    if !d.unreadable {
+                        cache.broken.push(p);
+                    }
                 }
             }
         }
@@ -1002,7 +1018,7 @@ impl Cache {
                 Some(r)
             }
             Err(d) => {
-                seg.damaged = true;
+                seg.damaged |= !d.unreadable;
                 self.counts.damaged_records += 1;
                 self.counts.damage.push(d.to_string());
                 None
@@ -1028,7 +1044,7 @@ impl Cache {
                 Some(c)
             }
             Err(d) => {
-                seg.damaged = true;
+                seg.damaged |= !d.unreadable;
                 self.counts.damaged_records += 1;
                 self.counts.damage.push(d.to_string());
                 None
@@ -1122,6 +1138,11 @@ impl Cache {
             .tempfile_in(&self.dir)
             .map_err(io(&self.dir))?;
         tmp.write_all(bytes).map_err(io(tmp.path()))?;
+        // Readable by whoever can read the repository (a temporary file is
+        // made 0600), as git's own files are.
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io(tmp.path()))?;
         tmp.as_file().sync_all().map_err(io(tmp.path()))?;
         let name = format!(
             "{}-{:08x}{:x}.seg",
@@ -1232,6 +1253,12 @@ mod tests {
         }
         c.write().unwrap();
         assert_eq!(c.counts.written, 10);
+        let seg = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(seg.metadata().unwrap().permissions().mode() & 0o777, 0o644);
         let mut c = Cache::open(dir.path(), key()).unwrap();
         assert_eq!(c.segments(), 1);
         for i in (0..10).rev() {
@@ -1394,6 +1421,25 @@ mod tests {
             assert_eq!(names.len(), 1);
             std::fs::remove_file(&names[0]).unwrap();
         }
+    }
+
+    /// What cannot be read (here a directory with a segment's name: it
+    /// opens, but reading it fails) is passed over and left alone.
+    #[test]
+    fn an_unreadable_segment_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join(format!("{}-odd.seg", key().stem()));
+        std::fs::create_dir(&odd).unwrap();
+        let mut c = Cache::open(dir.path(), key()).unwrap();
+        assert_eq!((c.segments(), c.counts.damaged_segments), (0, 1));
+        assert!(
+            c.counts.damage[0].contains("cannot read"),
+            "{:?}",
+            c.counts.damage
+        );
+        c.insert(&[1; 20], &rec(1));
+        c.write().unwrap();
+        assert!(odd.is_dir());
     }
 
     #[test]
