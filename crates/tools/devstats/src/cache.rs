@@ -51,7 +51,8 @@
 //! Why purpose-built rather than serde with a binary codec such as
 //! ciborium: the records are a fixed shape of small integers and strings
 //! that repeat (a few thousand people and paths for a million commits), so
-//! an interned string table and varints make a record 20-40 bytes where
+//! an interned string table and varints make a record small (94 bytes with
+//! its files, index entry included, on git.git `v2.40.0..v2.46.0`) where
 //! CBOR of the same struct spells every field name and string in every
 //! record; and the decoder here is a checked parse that names the offset of
 //! what is wrong, with every index and count bounded by the section it
@@ -62,12 +63,11 @@
 //! damage; the cache guards against accidents, not against someone who can
 //! write to the git directory anyway). A header, index or string table
 //! that is damaged, truncated or of another version makes the whole
-//! segment unusable; a damaged record makes that record a miss (a file that
-//! cannot be read at all, say for its permissions, is passed over and left
-//! alone). Either way
+//! segment unusable; a damaged record makes that record a miss. Either way
 //! the records are computed again, and the next write salvages every
 //! record of the damaged segment whose own checksum holds into the new
-//! segment and deletes the damaged file. Files of other versions or keys
+//! segment and deletes the damaged file. A file that cannot be read at all
+//! (its permissions, an I/O error) is passed over and left alone. Files of other versions or keys
 //! have other names and are neither read nor touched.
 //!
 //! Writes: a segment is written whole to a temporary file in the cache
