@@ -13,6 +13,7 @@ pub mod archmerge;
 pub mod bench_uapi;
 pub mod devstats;
 pub mod devstats_bench;
+pub(crate) mod devstats_peers;
 pub mod fidelity;
 pub mod hibernate;
 pub mod hwpoison;
