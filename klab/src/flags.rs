@@ -504,6 +504,23 @@ pub(crate) struct DevstatsArgs {
     /// Threads for diffing commits (default: all available cores).
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
+
+    /// How a developer's changed lines are counted: `per-developer` is
+    /// max(Σ added, Σ removed) over their changesets, as gitdm counted
+    /// until 2015 and the 2.6.31 tables show (the default);
+    /// `per-changeset` is Σ max(added, removed), as gitdm counts since.
+    #[arg(long, value_name = "RULE", default_value = "per-developer")]
+    pub(crate) changed_lines: klab_devstats::ChangedLines,
+
+    /// Keep per-commit records in DIR instead of `klab-devstats/` in the
+    /// repository's git directory (a cache may serve several repositories).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub(crate) cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the per-commit record cache: diff every
+    /// commit.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -556,6 +573,34 @@ mod tests {
             panic!("not devstats")
         };
         assert!(args.range.is_none() && args.employers.is_none());
+        assert_eq!(
+            args.changed_lines,
+            klab_devstats::ChangedLines::PerDeveloper
+        );
+        assert!(!args.no_cache && args.cache_dir.is_none());
+        let cli = Cli::try_parse_from([
+            "klab",
+            "devstats",
+            "repo",
+            "--changed-lines",
+            "per-changeset",
+            "--no-cache",
+        ])
+        .unwrap();
+        let Command::Devstats(args) = cli.command else {
+            panic!("not devstats")
+        };
+        assert_eq!(
+            args.changed_lines,
+            klab_devstats::ChangedLines::PerChangeset
+        );
+        assert!(args.no_cache);
+        for bad in [
+            &["klab", "devstats", "repo", "--changed-lines", "per-commit"][..],
+            &["klab", "devstats", "repo", "--no-cache", "--cache-dir", "d"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! as ratios.
 
 pub mod devstats;
+pub(crate) mod devstats_peers;
 pub mod lro;
 pub mod radix_tree;
 pub mod replay;

@@ -6,7 +6,11 @@
 //! changesets and by lines changed; non-author signoffs by individual and by
 //! employer), each row `name  count  percent`, then the share of patches
 //! that passed through the top employers' hands. `--top N` limits the
-//! terminal tables; JSON and CSV hold every row.
+//! terminal tables; JSON and CSV hold every row. Every output names the
+//! rule developers' changed lines were counted by ([`ChangedLines`]): a
+//! line under the headline and the table's title in the terminal,
+//! `changed_lines_rule` in JSON, a `changed_lines_rule` row in
+//! `summary.csv` and column in `developers_by_lines.csv`.
 //!
 //! Files are written whole to a temporary file in the target directory and
 //! renamed into place, so a failed run leaves no partial output. The
@@ -21,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::DevstatsError;
-use crate::stats::{Hands, Ranked, Stats, Summary};
+use crate::stats::{ChangedLines, Hands, Ranked, Stats, Summary};
 
 /// Everything a run reports, ready to print or serialize.
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +34,8 @@ pub struct Report {
     pub range: String,
     /// Headline numbers.
     pub summary: Summary,
+    /// How `developers_by_lines` counts a developer's changed lines.
+    pub changed_lines_rule: ChangedLines,
     /// Developers by changesets.
     pub developers_by_changesets: Vec<Ranked>,
     /// Developers by changed lines.
@@ -56,6 +62,7 @@ impl Report {
         Report {
             range: range.to_owned(),
             summary: stats.summary(),
+            changed_lines_rule: stats.rule,
             developers_by_changesets: stats.developers_by_changesets(),
             developers_by_lines: stats.developers_by_lines(),
             employers_by_changesets: stats.employers_by_changesets(),
@@ -79,7 +86,10 @@ impl Report {
             ),
             (
                 "developers_by_lines",
-                "By changed lines",
+                match self.changed_lines_rule {
+                    ChangedLines::PerDeveloper => "By changed lines (per developer)",
+                    ChangedLines::PerChangeset => "By changed lines (per changeset)",
+                },
                 &self.developers_by_lines,
             ),
             (
@@ -173,6 +183,11 @@ pub fn text(report: &Report, top: usize) -> String {
     out.push_str(&format!(
         "The developers were supported by a minimum of {} employers.\n",
         thousands(s.employers_at_least)
+    ));
+    out.push_str(&format!(
+        "A developer's changed lines: {} (--changed-lines {}).\n",
+        report.changed_lines_rule.formula(),
+        report.changed_lines_rule.name()
     ));
     out.push_str(&format!(
         "{} non-author signoffs ({} author signoffs not counted); {} other tags; {} malformed tag lines.\n",
@@ -298,6 +313,23 @@ pub fn csv_table(rows: &[Ranked]) -> Result<Vec<u8>, csv::Error> {
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
+/// The developers-by-lines table as CSV, each row naming the rule it was
+/// counted by: `rank,name,count,percent,changed_lines_rule`.
+pub fn csv_table_with_rule(rows: &[Ranked], rule: ChangedLines) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["rank", "name", "count", "percent", "changed_lines_rule"])?;
+    for (i, r) in rows.iter().enumerate() {
+        w.write_record([
+            (i + 1).to_string(),
+            r.name.clone(),
+            r.count.to_string(),
+            format!("{:.3}", r.percent),
+            rule.name().to_owned(),
+        ])?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
 /// Writes one CSV file per table, plus `summary.csv` and `hands.csv`, into
 /// `dir` (created if missing). All files are staged first and renamed only
 /// when every one is complete. Returns the paths written.
@@ -309,7 +341,12 @@ pub fn write_csv(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, DevstatsEr
     };
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for (stem, _, rows) in report.tables() {
-        files.push((format!("{stem}.csv"), csv_table(rows).map_err(csv_err)?));
+        let bytes = if stem == "developers_by_lines" {
+            csv_table_with_rule(rows, report.changed_lines_rule)
+        } else {
+            csv_table(rows)
+        };
+        files.push((format!("{stem}.csv"), bytes.map_err(csv_err)?));
     }
     let mut w = csv::Writer::from_writer(Vec::new());
     let s = &report.summary;
@@ -323,6 +360,10 @@ pub fn write_csv(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, DevstatsEr
         ("lines_removed", s.removed.to_string()),
         ("net_growth", s.net_growth.to_string()),
         ("lines_changed", s.changed.to_string()),
+        (
+            "changed_lines_rule",
+            report.changed_lines_rule.name().to_owned(),
+        ),
         ("non_author_signoffs", s.non_author_signoffs.to_string()),
         ("author_signoffs", s.author_signoffs.to_string()),
         ("other_tags", s.other_tags.to_string()),

@@ -1,0 +1,40 @@
+//! klab's `.ktr` trace format on arbitrary bytes: requests that the writer
+//! prints back to a trace the parser reads the same way, or an error that
+//! names the file and a line whose number and byte offset agree with the
+//! input; never a panic.
+#![no_main]
+
+use std::path::Path;
+
+use klab_trace::klab;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let path = Path::new("fuzz.ktr");
+    match klab::parse(data, path) {
+        Ok(reqs) => {
+            for r in &reqs {
+                assert!(r.size > 0);
+                assert_eq!(r.next_access, None);
+            }
+            let text = klab::write(&reqs);
+            assert_eq!(
+                klab::parse(text.as_bytes(), path).expect("written traces parse"),
+                reqs
+            );
+        }
+        Err(e) => {
+            assert!(e.to_string().starts_with("fuzz.ktr: line "), "{e}");
+            let at = e.at.expect("a .ktr error names its line");
+            assert!(at.is_line, "{e}");
+            let offset = usize::try_from(at.offset).expect("offset fits");
+            assert!(offset <= data.len(), "{e}");
+            assert!(
+                offset == 0 || data[offset - 1] == b'\n',
+                "{e}: offset not at a line start"
+            );
+            let newlines = data[..offset].iter().filter(|&&b| b == b'\n').count() as u64;
+            assert_eq!(newlines + 1, at.record, "{e}");
+        }
+    }
+});
