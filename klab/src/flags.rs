@@ -153,7 +153,7 @@ pub(crate) struct ReplayArgs {
     /// Unit of caching: object (default for textbook policies) or page
     /// (4 KiB pages of each request's byte range; default for kernel rules).
     #[arg(long, value_name = "UNIT", value_parser = parse_unit)]
-    pub(crate) unit: Option<klab_experiments::replay::Unit>,
+    pub(crate) unit: Option<klab_experiments::mm::replay::Unit>,
 
     /// Every object has size 1 and --memory counts objects.
     #[arg(long)]
@@ -188,13 +188,13 @@ pub(crate) struct ReplayArgs {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    klab_experiments::replay::parse_size(s)
+    klab_experiments::mm::replay::parse_size(s)
 }
 
-fn parse_unit(s: &str) -> Result<klab_experiments::replay::Unit, String> {
+fn parse_unit(s: &str) -> Result<klab_experiments::mm::replay::Unit, String> {
     match s {
-        "object" => Ok(klab_experiments::replay::Unit::Object),
-        "page" => Ok(klab_experiments::replay::Unit::Page),
+        "object" => Ok(klab_experiments::mm::replay::Unit::Object),
+        "page" => Ok(klab_experiments::mm::replay::Unit::Page),
         _ => Err(format!("unknown unit {s:?}; use object or page")),
     }
 }

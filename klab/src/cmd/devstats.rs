@@ -12,13 +12,13 @@ struct CommitBar(Bar);
 
 impl klab_devstats::Progress for CommitBar {
     fn begin(&self, total: u64) {
-        klab_experiments::Progress::begin(&self.0, "diffing commits", total);
+        klab_lab::Progress::begin(&self.0, "diffing commits", total);
     }
     fn advance(&self, n: u64) {
-        klab_experiments::Progress::advance(&self.0, n);
+        klab_lab::Progress::advance(&self.0, n);
     }
     fn end(&self) {
-        klab_experiments::Progress::end(&self.0);
+        klab_lab::Progress::end(&self.0);
     }
 }
 

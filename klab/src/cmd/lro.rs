@@ -5,7 +5,7 @@
 use std::io::{BufWriter, Write as _};
 
 use anyhow::{Context as _, bail};
-use klab_experiments::output::AtomicFile;
+use klab_lab::output::AtomicFile;
 use klab_lro::capture::{self, CaptureWriter};
 use klab_lro::napi::{self, Tagged};
 use klab_lro::stream::Streams;

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use klab_experiments::output;
+use klab_lab::output;
 use klab_tcp_repair::netns::{Netns, has_net_admin};
 use klab_tcp_repair::take::{self, Stopped};
 use klab_tcp_repair::{Image, NetLock, RestoreOptions, netlock};

@@ -35,6 +35,7 @@ pub mod binary;
 mod error;
 mod input;
 pub mod klab;
+mod pages;
 mod reader;
 pub mod text;
 
@@ -43,6 +44,7 @@ use std::str::FromStr;
 
 pub use error::{ErrorKind, TraceError};
 pub use input::{FIRST_TEXT_READ, MAX_LINE, MAX_READ};
+pub use pages::{PAGE_SIZE, pages_of};
 pub use reader::Reader;
 
 /// One request of a trace.
@@ -159,6 +161,17 @@ pub fn parse(bytes: &[u8], format: Format, name: &Path) -> Result<Vec<Request>, 
     Reader::new(bytes, format, name)?.read_all()
 }
 
+/// The format of the trace at `path`: `format` when given, else the one
+/// its extension names.
+///
+/// # Errors
+/// [`ErrorKind::UnknownFormat`] when neither says.
+pub fn resolve_format(path: &Path, format: Option<Format>) -> Result<Format, TraceError> {
+    format
+        .or_else(|| Format::from_path(path))
+        .ok_or_else(|| TraceError::whole(path, ErrorKind::UnknownFormat))
+}
+
 /// Opens a trace file and reads its header or first record and its first
 /// request ([`Reader::new`]). The format comes from `format`, or from the
 /// file's extension when `None`.
@@ -167,12 +180,7 @@ pub fn parse(bytes: &[u8], format: Format, name: &Path) -> Result<Vec<Request>, 
 /// An unknown format, a file that cannot be opened, or what
 /// [`Reader::new`] refuses.
 pub fn open(path: &Path, format: Option<Format>) -> Result<Reader<std::fs::File>, TraceError> {
-    let format = match format.or_else(|| Format::from_path(path)) {
-        Some(f) => f,
-        None => {
-            return Err(TraceError::whole(path, ErrorKind::UnknownFormat));
-        }
-    };
+    let format = resolve_format(path, format)?;
     let file = std::fs::File::open(path)
         .map_err(|e| TraceError::whole(path, ErrorKind::Io(e.to_string())))?;
     Reader::new(file, format, path)
