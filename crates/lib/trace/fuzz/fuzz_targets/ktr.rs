@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use klab_trace::{klab, ErrorKind};
+use klab_trace::{ErrorKind, klab};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
