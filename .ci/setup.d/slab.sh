@@ -1,5 +1,5 @@
 # `klab bench slub` times real programs under LD_PRELOAD on klab's SLUB
-# against the system mimalloc (crates/model/experiments/src/slub_preload.rs);
+# against the system mimalloc (crates/experiments/src/bench/slub_preload.rs);
 # without it the mimalloc column stays empty.
 if [ ! -e /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -153,7 +153,7 @@ pub(crate) struct ReplayArgs {
     /// Unit of caching: object (default for textbook policies) or page
     /// (4 KiB pages of each request's byte range; default for kernel rules).
     #[arg(long, value_name = "UNIT", value_parser = parse_unit)]
-    pub(crate) unit: Option<klab_experiments::replay::Unit>,
+    pub(crate) unit: Option<klab_experiments::mm::replay::Unit>,
 
     /// Every object has size 1 and --memory counts objects.
     #[arg(long)]
@@ -188,13 +188,13 @@ pub(crate) struct ReplayArgs {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    klab_experiments::replay::parse_size(s)
+    klab_experiments::mm::replay::parse_size(s)
 }
 
-fn parse_unit(s: &str) -> Result<klab_experiments::replay::Unit, String> {
+fn parse_unit(s: &str) -> Result<klab_experiments::mm::replay::Unit, String> {
     match s {
-        "object" => Ok(klab_experiments::replay::Unit::Object),
-        "page" => Ok(klab_experiments::replay::Unit::Page),
+        "object" => Ok(klab_experiments::mm::replay::Unit::Object),
+        "page" => Ok(klab_experiments::mm::replay::Unit::Page),
         _ => Err(format!("unknown unit {s:?}; use object or page")),
     }
 }
@@ -282,7 +282,9 @@ pub(crate) struct LroArgs {
 
     /// Trust the capture's TCP checksums as a NIC's CHECKSUM_UNNECESSARY
     /// (the payload is never read). By default they are verified and a
-    /// segment with a wrong checksum is passed up unmerged.
+    /// segment with a wrong checksum is passed up unmerged; a field holding
+    /// only the pseudo-header sum (CHECKSUM_PARTIAL, as in captures taken
+    /// on a Linux sender with checksum offload) is accepted either way.
     #[arg(long)]
     pub(crate) trust_checksums: bool,
 }
@@ -509,6 +511,23 @@ pub(crate) struct DevstatsArgs {
     /// Threads for diffing commits (default: all available cores).
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
+
+    /// How a developer's changed lines are counted: `per-developer` is
+    /// max(Σ added, Σ removed) over their changesets, as gitdm counted
+    /// until 2015 and the 2.6.31 tables show (the default);
+    /// `per-changeset` is Σ max(added, removed), as gitdm counts since.
+    #[arg(long, value_name = "RULE", default_value = "per-developer")]
+    pub(crate) changed_lines: klab_devstats::ChangedLines,
+
+    /// Keep per-commit records in DIR instead of `klab-devstats/` in the
+    /// repository's git directory (a cache may serve several repositories).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub(crate) cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the per-commit record cache: diff every
+    /// commit.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -561,6 +580,34 @@ mod tests {
             panic!("not devstats")
         };
         assert!(args.range.is_none() && args.employers.is_none());
+        assert_eq!(
+            args.changed_lines,
+            klab_devstats::ChangedLines::PerDeveloper
+        );
+        assert!(!args.no_cache && args.cache_dir.is_none());
+        let cli = Cli::try_parse_from([
+            "klab",
+            "devstats",
+            "repo",
+            "--changed-lines",
+            "per-changeset",
+            "--no-cache",
+        ])
+        .unwrap();
+        let Command::Devstats(args) = cli.command else {
+            panic!("not devstats")
+        };
+        assert_eq!(
+            args.changed_lines,
+            klab_devstats::ChangedLines::PerChangeset
+        );
+        assert!(args.no_cache);
+        for bad in [
+            &["klab", "devstats", "repo", "--changed-lines", "per-commit"][..],
+            &["klab", "devstats", "repo", "--no-cache", "--cache-dir", "d"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use klab_experiments::Progress;
+use klab_lab::Progress;
 
 /// An `indicatif` bar on standard error when it is a terminal.
 pub(crate) struct Bar {

@@ -1,7 +1,7 @@
 //! `klab devstats`: the page's development statistics for a git range.
 
 use anyhow::Context as _;
-use klab_devstats::{EmployerMap, Selection, date, output};
+use klab_devstats::{CacheLocation, EmployerMap, Options, Selection, date, output};
 
 use crate::flags::DevstatsArgs;
 use crate::messages;
@@ -12,13 +12,13 @@ struct CommitBar(Bar);
 
 impl klab_devstats::Progress for CommitBar {
     fn begin(&self, total: u64) {
-        klab_experiments::Progress::begin(&self.0, "diffing commits", total);
+        klab_lab::Progress::begin(&self.0, "diffing commits", total);
     }
     fn advance(&self, n: u64) {
-        klab_experiments::Progress::advance(&self.0, n);
+        klab_lab::Progress::advance(&self.0, n);
     }
     fn end(&self) {
-        klab_experiments::Progress::end(&self.0);
+        klab_lab::Progress::end(&self.0);
     }
 }
 
@@ -42,9 +42,21 @@ pub(crate) fn run(args: &DevstatsArgs) -> anyhow::Result<u8> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let analysis = klab_devstats::analyse(&args.repo, &sel, threads, &CommitBar(Bar::new()))
+    let opts = Options {
+        threads,
+        cache: match (&args.cache_dir, args.no_cache) {
+            (_, true) => CacheLocation::Off,
+            (Some(dir), false) => CacheLocation::Dir(dir.clone()),
+            (None, false) => CacheLocation::GitDir,
+        },
+        changed_lines: args.changed_lines,
+    };
+    let counted = klab_devstats::count(&args.repo, &sel, &map, &opts, &CommitBar(Bar::new()))
         .with_context(|| format!("devstats {}", args.repo.display()))?;
-    let report = analysis.report(&map, args.top.max(2));
+    for w in &counted.warnings {
+        messages::error(format_args!("warning: {w}"));
+    }
+    let report = counted.report(args.top.max(2));
     let json_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if let Some(dir) = &args.csv {
         output::write_csv(dir, &report)?;

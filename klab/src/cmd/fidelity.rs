@@ -1,8 +1,8 @@
 //! `klab fidelity`: the same workload on the host kernel and in the model,
 //! compared. Thin: flags to options, the experiment's `run`, the reports.
 
-use klab_experiments::fidelity::{self, Options};
-use klab_experiments::render;
+use klab_experiments::mm::fidelity::{self, Options};
+use klab_lab::render;
 
 use crate::flags::FidelityArgs;
 use crate::messages;

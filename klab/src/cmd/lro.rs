@@ -5,7 +5,8 @@
 use std::io::{BufWriter, Write as _};
 
 use anyhow::{Context as _, bail};
-use klab_lro::capture::CaptureWriter;
+use klab_lab::output::AtomicFile;
+use klab_lro::capture::{self, CaptureWriter};
 use klab_lro::napi::{self, Tagged};
 use klab_lro::stream::Streams;
 use klab_lro::{
@@ -18,7 +19,8 @@ use crate::messages;
 
 pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
     let path = &args.input;
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let bytes = capture::read(file).with_context(|| format!("{}", path.display()))?;
     let cap = Capture::parse(&bytes).with_context(|| format!("{}", path.display()))?;
     let Some(link) = cap.link() else {
         bail!(
@@ -77,30 +79,18 @@ pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
 
     if let Some(out) = &args.out {
         let format = CaptureFormat::for_path(out);
-        let dir = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => std::path::Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".klab-lro.")
-            .suffix(".tmp")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .tempfile_in(dir)
-            .with_context(|| format!("{}", out.display()))?;
-        let mut w = CaptureWriter::new(BufWriter::new(tmp), format, link.dlt())
-            .with_context(|| format!("{}", out.display()))?;
+        let mut w =
+            CaptureWriter::new(BufWriter::new(AtomicFile::create(out)?), format, link.dlt())
+                .with_context(|| format!("{}", out.display()))?;
         for ((ts_ns, o), f) in written.iter().zip(&frames) {
             w.write(*ts_ns, o.orig_len, f)
                 .with_context(|| format!("{}", out.display()))?;
         }
-        let tmp = w
-            .into_inner()
+        w.into_inner()
             .into_inner()
             .map_err(|e| e.into_error())
-            .with_context(|| format!("{}", out.display()))?;
-        tmp.persist(out)
-            .map_err(|e| e.error)
-            .with_context(|| format!("{}", out.display()))?;
+            .with_context(|| format!("{}", out.display()))?
+            .commit()?;
     }
 
     let st = &r.stats;
@@ -132,6 +122,12 @@ pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
     line(&mut t, "flushed", st.flushed.to_string());
     line(&mut t, "merged packets (segs > 1)", st.merged.to_string());
     line(&mut t, "no_desc", st.no_desc.to_string());
+    if checksum == Checksum::Verify {
+        line(&mut t, "csum_verified", st.csum_verified.to_string());
+    }
+    // Fields holding only the pseudo-header sum (CHECKSUM_PARTIAL: the
+    // capture was taken on the sending host), taken as the kernel takes them.
+    line(&mut t, "csum_partial", st.csum_partial.to_string());
     line(&mut t, "polls", r.polls.to_string());
     line(
         &mut t,
@@ -188,6 +184,14 @@ pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
     }
     messages::out(&t);
     let _ = std::io::stdout().flush();
+    if st.mostly_bad_checksums() {
+        let bad = st.passed(PassReason::BadChecksum);
+        messages::error(format_args!(
+            "{}: {bad} of {} TCP segments have wrong checksums (neither valid nor partial) and went up unmerged; if the capture's checksums are known good or were never finished, run with --trust-checksums",
+            path.display(),
+            bad + st.csum_verified + st.csum_partial,
+        ));
+    }
     if let Err(e) = check {
         bail!(
             "{}: aggregation changed a flow's payload: {e}",

@@ -11,10 +11,10 @@ pub(crate) mod tcp_repair;
 
 use std::path::{Path, PathBuf};
 
-use klab_experiments::Report;
-use klab_experiments::output::{self, write_reports};
-use klab_experiments::render;
-use klab_experiments::report::{FORMAT_VERSION, ReportFile};
+use klab_lab::Report;
+use klab_lab::output::{self, write_reports};
+use klab_lab::render;
+use klab_lab::report::{FORMAT_VERSION, ReportFile};
 
 use crate::messages;
 

@@ -1,6 +1,6 @@
 //! `klab replay`: a trace through a policy.
 
-use klab_experiments::replay::{self, ReplayOptions, format_size};
+use klab_experiments::mm::replay::{self, ReplayOptions, format_size};
 
 use crate::flags::ReplayArgs;
 use crate::messages;

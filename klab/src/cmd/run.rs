@@ -4,16 +4,16 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use klab_experiments::output;
-use klab_experiments::registry::{self, Ctx, Experiment, Inputs};
-use klab_experiments::render;
+use klab_lab::output;
+use klab_lab::render;
+use klab_lab::{Ctx, Inputs, Run};
 
 use crate::flags::{BenchArgs, ResumeArgs, RunArgs};
 use crate::progress::Bar;
 use crate::{EXIT_ERROR, messages};
 
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<u8> {
-    let selected = select(registry::all(), "experiment", &args.names)?;
+    let selected = select(klab_experiments::all(), "experiment", &args.names)?;
     let inputs = Inputs {
         trace: args.trace.clone(),
         pcap: args.pcap.clone(),
@@ -39,10 +39,10 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<u8> {
 
 pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
     if args.list {
-        super::list::print(registry::benches(), false);
+        super::list::print(klab_experiments::benches(), false);
         return Ok(0);
     }
-    let selected = select(registry::benches(), "benchmark", &args.names)?;
+    let selected = select(klab_experiments::benches(), "benchmark", &args.names)?;
     if let Some(dir) = &args.suite {
         if !selected.iter().any(|e| e.name() == "slub") {
             anyhow::bail!(
@@ -74,7 +74,7 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
 /// `klab run NAME --hibernate-at T --image FILE`: runs one model
 /// experiment to T and writes its image (temporary file, then rename).
 fn hibernate(
-    selected: &[&'static dyn Experiment],
+    selected: &[&'static dyn Run],
     inputs: &Inputs,
     args: &RunArgs,
     at: u64,
@@ -104,10 +104,10 @@ fn hibernate(
         progress: &bar,
         driver: None,
     };
-    let bytes = klab_experiments::hibernate::hibernate_at(*e, &ctx, at)
+    let bytes = klab_lab::hibernate::hibernate_at(*e, &ctx, at)
         .map_err(|err| anyhow::anyhow!("{}: {err}", e.name()))?;
     output::write_atomic_bytes(image, &bytes)?;
-    let (header, _) = klab_experiments::hibernate::Driver::resume(&bytes)
+    let (header, _) = klab_lab::hibernate::Driver::resume(&bytes)
         .map_err(|err| anyhow::anyhow!("{}: {err}", image.display()))?;
     messages::out(&format!(
         "{}: hibernated at virtual time {} (asked {at}) after {} finished jobs; image {} ({} bytes)\n",
@@ -123,11 +123,13 @@ fn hibernate(
 /// `klab resume FILE`: continues a hibernated experiment and writes the
 /// reports.
 pub(crate) fn resume(args: &ResumeArgs) -> anyhow::Result<u8> {
-    let bytes = std::fs::read(&args.image)
+    let file = std::fs::File::open(&args.image)
         .with_context(|| format!("cannot read {}", args.image.display()))?;
+    let bytes = klab_lab::hibernate::read_image(file)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", args.image.display()))?;
     let json_stdout = super::json_to_stdout(args.json.as_deref());
     let bar = Bar::new();
-    let r = klab_experiments::hibernate::resume(&bytes, &bar, false)
+    let r = klab_lab::hibernate::resume(&bytes, &klab_experiments::find, &bar, false)
         .map_err(|err| anyhow::anyhow!("{}: {err}", args.image.display()))?;
     if !json_stdout {
         messages::out(&format!(
@@ -153,8 +155,10 @@ struct Options<'a> {
 
 /// Runs each experiment, printing its report as it finishes, then writes
 /// the report files. An experiment that fails is reported and the others
-/// still run; the exit status is then 2.
-fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::Result<u8> {
+/// still run; the exit status is then 2, the failures are listed at the
+/// end, and the report files hold the others' reports. When every
+/// experiment fails, no report file is written.
+fn execute(selected: &[&'static dyn Run], opts: &Options<'_>) -> anyhow::Result<u8> {
     let json_stdout = super::json_to_stdout(opts.json);
     let bar = Bar::new();
     let ctx = Ctx {
@@ -165,7 +169,7 @@ fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::
         driver: None,
     };
     let mut reports = Vec::new();
-    let mut failed = false;
+    let mut failed = Vec::new();
     for e in selected {
         match e.run(&ctx) {
             Ok(report) => {
@@ -177,17 +181,41 @@ fn execute(selected: &[&'static dyn Experiment], opts: &Options<'_>) -> anyhow::
             }
             Err(err) => {
                 messages::error(format_args!("{}: {err}", e.name()));
-                failed = true;
+                failed.push(e.name());
             }
         }
     }
-    finish(reports, opts.out, opts.json, json_stdout)?;
-    Ok(if failed { EXIT_ERROR } else { 0 })
+    if failed.is_empty() {
+        finish(reports, opts.out, opts.json, json_stdout)?;
+        return Ok(0);
+    }
+    let what = if selected.len() == 1 {
+        "experiment"
+    } else {
+        "experiments"
+    };
+    if reports.is_empty() {
+        messages::error(format_args!(
+            "{} of {} {what} failed ({}); no report written",
+            failed.len(),
+            selected.len(),
+            failed.join(", ")
+        ));
+    } else {
+        finish(reports, opts.out, opts.json, json_stdout)?;
+        messages::error(format_args!(
+            "{} of {} {what} failed ({}); the reports hold the others",
+            failed.len(),
+            selected.len(),
+            failed.join(", ")
+        ));
+    }
+    Ok(EXIT_ERROR)
 }
 
 /// Writes report.json and report.html, and the JSON where asked.
 fn finish(
-    reports: Vec<klab_experiments::Report>,
+    reports: Vec<klab_lab::Report>,
     out: &Path,
     json: Option<&Path>,
     json_stdout: bool,
@@ -202,16 +230,16 @@ fn finish(
 /// The experiments named, in registry order, or all of them. An unknown
 /// name is an error that lists the known ones.
 fn select(
-    list: &'static [&'static dyn Experiment],
+    list: &'static [&'static dyn Run],
     what: &str,
     names: &[String],
-) -> anyhow::Result<Vec<&'static dyn Experiment>> {
+) -> anyhow::Result<Vec<&'static dyn Run>> {
     if names.is_empty() {
         return Ok(list.to_vec());
     }
     let unknown: Vec<&str> = names
         .iter()
-        .filter(|n| registry::find_in(list, n).is_none())
+        .filter(|n| klab_experiments::find_in(list, n).is_none())
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
@@ -236,10 +264,10 @@ fn select(
 
 /// Every input given must be taken by at least one selected experiment, and
 /// must exist.
-fn check_inputs(selected: &[&'static dyn Experiment], inputs: &Inputs) -> anyhow::Result<()> {
+fn check_inputs(selected: &[&'static dyn Run], inputs: &Inputs) -> anyhow::Result<()> {
     for kind in inputs.given() {
         if !selected.iter().any(|e| e.inputs().contains(&kind)) {
-            let takers: Vec<&str> = registry::all()
+            let takers: Vec<&str> = klab_experiments::all()
                 .iter()
                 .filter(|e| e.inputs().contains(&kind))
                 .map(|e| e.name())

@@ -2,7 +2,6 @@
 //! call klab-tcp-repair, print.
 
 use std::fs::File;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -10,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use klab_lab::output;
 use klab_tcp_repair::netns::{Netns, has_net_admin};
 use klab_tcp_repair::take::{self, Stopped};
 use klab_tcp_repair::{Image, NetLock, RestoreOptions, netlock};
@@ -65,27 +65,17 @@ fn on_signal_unlock() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads an image, its header checked before the rest is read.
 fn read_image(path: &Path) -> anyhow::Result<Image> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    Image::parse(&bytes).with_context(|| format!("{}", path.display()))
+    let file = File::open(path).with_context(|| format!("{}", path.display()))?;
+    Image::read_from(file).with_context(|| format!("{}", path.display()))
 }
 
+/// Writes an image through klab's atomic writer (a temporary file, synced
+/// and renamed; created with the mode the umask gives).
 fn write_image(path: &Path, img: &Image) -> anyhow::Result<()> {
     let bytes = img.to_bytes().context("image")?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".klab-tcp-repair.")
-        .tempfile_in(dir)
-        .with_context(|| format!("{}", dir.display()))?;
-    tmp.write_all(&bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("{}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("{}", path.display()))?;
+    output::write_atomic_bytes(path, &bytes)?;
     Ok(())
 }
 

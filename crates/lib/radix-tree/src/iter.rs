@@ -7,9 +7,10 @@
 //! at the clean ones.
 
 use std::iter::FusedIterator;
+use std::marker::PhantomData;
 
 use crate::entry::{Entry, Tag};
-use crate::node::{Node, Slot};
+use crate::node::{Layout, Node, Owned, Retry, Slot, View, maxindex};
 use crate::tree::RadixTree;
 
 /// Work a scan did, counted by
@@ -26,7 +27,7 @@ pub struct WalkCost {
 
 /// Where a scan reports its work: nowhere (`()`, compiled away) or a
 /// [`WalkCost`].
-trait CostSink {
+pub(crate) trait CostSink {
     fn node(&mut self);
     fn slot(&mut self);
 }
@@ -51,17 +52,26 @@ impl CostSink for WalkCost {
 
 /// Which bitmap of a node a scan follows: the occupied slots, or one tag.
 #[derive(Clone, Copy)]
-enum Filter {
+pub(crate) enum Filter {
     Present,
     Tagged(usize),
 }
 
 impl Filter {
     #[inline(always)]
-    fn bits<T>(self, node: &Node<T>) -> u64 {
+    fn bits<L: Layout>(self, node: &Node<L>) -> u64 {
         match self {
-            Filter::Present => node.present,
-            Filter::Tagged(t) => node.tags[t],
+            Filter::Present => L::bits(&node.present),
+            Filter::Tagged(t) => L::bits(&node.tags[t]),
+        }
+    }
+
+    /// False when the root's tag bits say no entry can match.
+    #[inline(always)]
+    pub(crate) fn may_match(self, root_tags: u8) -> bool {
+        match self {
+            Filter::Present => true,
+            Filter::Tagged(t) => root_tags & (1 << t) != 0,
         }
     }
 }
@@ -79,7 +89,40 @@ fn lowest_set_bits(bits: u64, k: usize) -> u64 {
 /// A gang lookup's result: `(index, entry)` pairs in index order.
 pub type GangResults<'a, T> = Vec<(u64, Entry<&'a T>)>;
 
-impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
+/// What a walk starts from: the root slot and, for a tree of height > 0,
+/// the top node and its height.
+pub(crate) enum Root<'a, L: Layout> {
+    Empty,
+    /// Height 0: the entry at index 0, kept in the root.
+    Entry(Entry<&'a L::Item>),
+    Node(&'a Node<L>, u32),
+}
+
+/// The read-side walks, written once for both layouts (see `node.rs`):
+/// lookups, tag lookups, gang lookups and iteration. Each returns
+/// `Err(Retry)` when it meets a retry marker, which only the shared tree
+/// has; the single-threaded tree unwraps with [`owned`].
+pub(crate) struct Walk<L, const SHIFT: u32>(PhantomData<L>);
+
+/// The result of a walk of the single-threaded tree, which never meets a
+/// retry marker.
+#[inline(always)]
+pub(crate) fn owned<R>(r: Result<R, Retry>) -> R {
+    match r {
+        Ok(v) => v,
+        Err(Retry) => unreachable!("the single-threaded tree holds no retry marker"),
+    }
+}
+
+impl<L: Layout, const SHIFT: u32> Walk<L, SHIFT> {
+    const MASK: u64 = (1 << SHIFT) - 1;
+
+    /// `(index >> shift) & MAP_MASK`.
+    #[inline(always)]
+    const fn offset(index: u64, shift: u32) -> usize {
+        ((index >> shift) & Self::MASK) as usize
+    }
+
     /// The first slot a scan from `first` reads in a node covering indices
     /// from `base` at `shift`: the offset of `first` in the node that holds
     /// it, 0 in every node after it.
@@ -89,6 +132,191 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
             u64::MAX << ((first - base) >> shift)
         } else {
             u64::MAX
+        }
+    }
+
+    /// The leaf slot for `index` below `top` (a node at `height`, with
+    /// `index <= maxindex(height)`), or `None` when the path meets an empty
+    /// slot: `radix_tree_lookup_slot()`'s descent, one load a level.
+    #[inline(always)]
+    pub(crate) fn leaf_slot(
+        top: &Node<L>,
+        height: u32,
+        index: u64,
+    ) -> Result<Option<&L::Slot>, Retry> {
+        let mut node = top;
+        let mut shift = (height - 1) * SHIFT;
+        while shift > 0 {
+            match L::view(&node.slots[Self::offset(index, shift)]) {
+                View::Node(child) => node = child,
+                View::Retry => return Err(Retry),
+                View::Empty | View::Entry(_) => return Ok(None),
+            }
+            shift -= SHIFT;
+        }
+        Ok(Some(&node.slots[Self::offset(index, 0)]))
+    }
+
+    /// `radix_tree_lookup()` below `top`.
+    #[inline(always)]
+    pub(crate) fn lookup(
+        top: &Node<L>,
+        height: u32,
+        index: u64,
+    ) -> Result<Option<Entry<&L::Item>>, Retry> {
+        match Self::leaf_slot(top, height, index)? {
+            Some(slot) => L::view(slot).entry(),
+            None => Ok(None),
+        }
+    }
+
+    /// `radix_tree_tag_get()` below `top`: the tag bits on the path to
+    /// `index` all set, down to the entry's own.
+    pub(crate) fn tag_get(top: &Node<L>, height: u32, index: u64, t: usize) -> bool {
+        let mut node = top;
+        let mut shift = (height - 1) * SHIFT;
+        loop {
+            let off = Self::offset(index, shift);
+            if L::bits(&node.tags[t]) & (1 << off) == 0 {
+                return false;
+            }
+            if shift == 0 {
+                return true;
+            }
+            match L::view(&node.slots[off]) {
+                View::Node(child) => node = child,
+                _ => return false,
+            }
+            shift -= SHIFT;
+        }
+    }
+
+    /// A gang lookup: appends up to `max_items` entries with index
+    /// `>= first_index` whose `filter` bit is set, in index order. The
+    /// caller has checked the root's tag bits.
+    pub(crate) fn gang<'a, C: CostSink>(
+        root: Root<'a, L>,
+        first_index: u64,
+        max_items: usize,
+        results: &mut GangResults<'a, L::Item>,
+        filter: Filter,
+        cost: &mut C,
+    ) -> Result<(), Retry> {
+        if max_items == 0 {
+            return Ok(());
+        }
+        match root {
+            Root::Node(top, height) => {
+                if first_index <= maxindex(SHIFT, height) {
+                    let limit = results.len() + max_items;
+                    Self::collect(
+                        top,
+                        (height - 1) * SHIFT,
+                        0,
+                        first_index,
+                        limit,
+                        results,
+                        filter,
+                        cost,
+                    )?;
+                }
+            }
+            Root::Entry(e) => {
+                if first_index == 0 {
+                    cost.slot();
+                    results.push((0, e));
+                }
+            }
+            Root::Empty => {}
+        }
+        Ok(())
+    }
+
+    /// Appends the entries under `node` (covering indices from `base`, at
+    /// `shift`) with index `>= first` whose `filter` bit is set, until
+    /// `results` holds `limit`; returns true when it does.
+    ///
+    /// A set bit over an empty slot is skipped: in the shared tree a writer
+    /// may have emptied the slot after the reader read the bitmap.
+    #[allow(clippy::too_many_arguments)]
+    fn collect<'a, C: CostSink>(
+        node: &'a Node<L>,
+        shift: u32,
+        base: u64,
+        first: u64,
+        limit: usize,
+        results: &mut GangResults<'a, L::Item>,
+        filter: Filter,
+        cost: &mut C,
+    ) -> Result<bool, Retry> {
+        cost.node();
+        let mut bits = filter.bits(node) & Self::start_mask(first, base, shift);
+        if shift == 0 {
+            // A leaf: take at most the room left, then append without a
+            // per-entry limit test. Only when a bit's slot was empty (the
+            // shared tree, racing a delete) is there a second round.
+            loop {
+                let room = limit - results.len();
+                let take = if bits.count_ones() as usize > room {
+                    lowest_set_bits(bits, room)
+                } else {
+                    bits
+                };
+                bits ^= take;
+                for _ in 0..take.count_ones() {
+                    cost.slot();
+                }
+                let mut take = take;
+                while take != 0 {
+                    let off = take.trailing_zeros();
+                    take &= take - 1;
+                    if let Some(e) = L::view(&node.slots[off as usize]).entry()? {
+                        results.push((base + u64::from(off), e));
+                    }
+                }
+                if results.len() == limit {
+                    return Ok(true);
+                }
+                if bits == 0 {
+                    return Ok(false);
+                }
+            }
+        }
+        while bits != 0 {
+            let off = bits.trailing_zeros();
+            bits &= bits - 1;
+            match L::view(&node.slots[off as usize]) {
+                View::Node(child) => {
+                    if Self::collect(
+                        child,
+                        shift - SHIFT,
+                        base + (u64::from(off) << shift),
+                        first,
+                        limit,
+                        results,
+                        filter,
+                        cost,
+                    )? {
+                        return Ok(true);
+                    }
+                }
+                View::Retry => return Err(Retry),
+                View::Empty | View::Entry(_) => {}
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
+    /// The root as a walk starts from it.
+    #[inline(always)]
+    pub(crate) fn root_view(&self) -> Root<'_, Owned<T>> {
+        match &self.root {
+            Slot::Node(top) => Root::Node(top, self.height),
+            Slot::Item(t) => Root::Entry(Entry::Item(t)),
+            Slot::Value(v) => Root::Entry(Entry::Value(*v)),
+            Slot::Empty => Root::Empty,
         }
     }
 
@@ -185,99 +413,20 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
         filter: Filter,
         cost: &mut C,
     ) -> usize {
-        if max_items == 0 {
-            return 0;
-        }
-        if let Filter::Tagged(t) = filter
-            && self.root_tags & (1 << t) == 0
-        {
+        if max_items == 0 || !filter.may_match(self.root_tags) {
             return 0;
         }
         let start = results.len();
         results.reserve(max_items.min(self.len()));
-        match &self.root {
-            Slot::Node(top) => {
-                if first_index <= Self::maxindex(self.height) {
-                    let limit = start + max_items;
-                    Self::collect(
-                        top,
-                        (self.height - 1) * SHIFT,
-                        0,
-                        first_index,
-                        limit,
-                        results,
-                        filter,
-                        cost,
-                    );
-                }
-            }
-            other => {
-                if first_index == 0
-                    && let Some(e) = other.entry()
-                {
-                    cost.slot();
-                    results.push((0, e));
-                }
-            }
-        }
+        owned(Walk::<Owned<T>, SHIFT>::gang(
+            self.root_view(),
+            first_index,
+            max_items,
+            results,
+            filter,
+            cost,
+        ));
         results.len() - start
-    }
-
-    /// Appends the entries under `node` (covering indices from `base`, at
-    /// `shift`) with index `>= first` whose `filter` bit is set, until
-    /// `results` holds `limit`; returns true when it does.
-    #[allow(clippy::too_many_arguments)]
-    fn collect<'a, C: CostSink>(
-        node: &'a Node<T>,
-        shift: u32,
-        base: u64,
-        first: u64,
-        limit: usize,
-        results: &mut GangResults<'a, T>,
-        filter: Filter,
-        cost: &mut C,
-    ) -> bool {
-        cost.node();
-        let mut bits = filter.bits(node) & Self::start_mask(first, base, shift);
-        if shift == 0 {
-            // A leaf: take at most the room left, then append without a
-            // per-entry limit test.
-            let room = limit - results.len();
-            let full = bits.count_ones() as usize >= room;
-            if full {
-                bits = lowest_set_bits(bits, room);
-            }
-            for _ in 0..bits.count_ones() {
-                cost.slot();
-            }
-            while bits != 0 {
-                let off = bits.trailing_zeros();
-                bits &= bits - 1;
-                if let Some(e) = node.slots[off as usize].entry() {
-                    results.push((base + u64::from(off), e));
-                }
-            }
-            return full;
-        }
-        while bits != 0 {
-            let off = bits.trailing_zeros();
-            bits &= bits - 1;
-            if let Slot::Node(child) = &node.slots[off as usize]
-                && Self::collect(
-                    child,
-                    shift - SHIFT,
-                    base + (u64::from(off) << shift),
-                    first,
-                    limit,
-                    results,
-                    filter,
-                    cost,
-                )
-            {
-                return true;
-            }
-        }
-        false
     }
 
     /// Every entry, in index order.
@@ -303,55 +452,90 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
 
 /// An index-ordered iterator over `(index, entry)` pairs (the kernel's
 /// `radix_tree_for_each_slot` / `radix_tree_for_each_tagged`, 3.4+).
-pub struct Iter<'a, T, const SHIFT: u32> {
+pub struct Iter<'a, T, const SHIFT: u32>(RawIter<'a, Owned<T>, SHIFT>);
+
+impl<'a, T, const SHIFT: u32> Iter<'a, T, SHIFT> {
+    fn new(tree: &'a RadixTree<T, SHIFT>, first: u64, filter: Filter) -> Self {
+        Iter(RawIter::new(
+            tree.root_view(),
+            tree.root_tags,
+            first,
+            filter,
+        ))
+    }
+}
+
+impl<'a, T, const SHIFT: u32> Iterator for Iter<'a, T, SHIFT> {
+    type Item = (u64, Entry<&'a T>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(owned)
+    }
+}
+
+impl<T, const SHIFT: u32> FusedIterator for Iter<'_, T, SHIFT> {}
+
+impl<'a, T, const SHIFT: u32> IntoIterator for &'a RadixTree<T, SHIFT> {
+    type Item = (u64, Entry<&'a T>);
+    type IntoIter = Iter<'a, T, SHIFT>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// One step of [`RawIter`]: an entry, or a retry marker met.
+pub(crate) type Step<'a, L> = Result<(u64, Entry<&'a <L as Layout>::Item>), Retry>;
+
+/// The iterator of both layouts: a stack of frames, one per level walked.
+pub(crate) struct RawIter<'a, L: Layout, const SHIFT: u32> {
     /// One frame per level being walked, top first.
-    stack: Vec<Frame<'a, T>>,
+    stack: Vec<Frame<'a, L>>,
     /// The single entry of a height-0 tree, not yet returned.
-    single: Option<(u64, Entry<&'a T>)>,
+    single: Option<(u64, Entry<&'a L::Item>)>,
     first: u64,
     filter: Filter,
 }
 
-struct Frame<'a, T> {
-    node: &'a Node<T>,
+struct Frame<'a, L: Layout> {
+    node: &'a Node<L>,
     /// Slots of `node` still to visit.
     bits: u64,
     base: u64,
     shift: u32,
 }
 
-impl<'a, T, const SHIFT: u32> Iter<'a, T, SHIFT> {
-    fn new(tree: &'a RadixTree<T, SHIFT>, first: u64, filter: Filter) -> Self {
-        let mut it = Iter {
+impl<'a, L: Layout, const SHIFT: u32> RawIter<'a, L, SHIFT> {
+    pub(crate) fn new(root: Root<'a, L>, root_tags: u8, first: u64, filter: Filter) -> Self {
+        let mut it = RawIter {
             stack: Vec::new(),
             single: None,
             first,
             filter,
         };
-        if let Filter::Tagged(t) = filter
-            && tree.root_tags & (1 << t) == 0
-        {
+        if !filter.may_match(root_tags) {
             return it;
         }
-        match &tree.root {
-            Slot::Node(top) => {
-                if first <= RadixTree::<T, SHIFT>::maxindex(tree.height) {
-                    it.stack.reserve_exact(tree.height as usize);
-                    it.push(top, 0, (tree.height - 1) * SHIFT);
+        match root {
+            Root::Node(top, height) => {
+                if first <= maxindex(SHIFT, height) {
+                    it.stack.reserve_exact(height as usize);
+                    it.push(top, 0, (height - 1) * SHIFT);
                 }
             }
-            other => {
+            Root::Entry(e) => {
                 if first == 0 {
-                    it.single = other.entry().map(|e| (0, e));
+                    it.single = Some((0, e));
                 }
             }
+            Root::Empty => {}
         }
         it
     }
 
-    fn push(&mut self, node: &'a Node<T>, base: u64, shift: u32) {
-        let bits =
-            self.filter.bits(node) & RadixTree::<T, SHIFT>::start_mask(self.first, base, shift);
+    fn push(&mut self, node: &'a Node<L>, base: u64, shift: u32) {
+        let bits = self.filter.bits(node) & Walk::<L, SHIFT>::start_mask(self.first, base, shift);
         self.stack.push(Frame {
             node,
             bits,
@@ -359,14 +543,12 @@ impl<'a, T, const SHIFT: u32> Iter<'a, T, SHIFT> {
             shift,
         });
     }
-}
 
-impl<'a, T, const SHIFT: u32> Iterator for Iter<'a, T, SHIFT> {
-    type Item = (u64, Entry<&'a T>);
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next entry, or `Err(Retry)` when the walk met a retry marker
+    /// (the shared tree's caller then starts a new walk).
+    pub(crate) fn next(&mut self) -> Option<Step<'a, L>> {
         if let Some(single) = self.single.take() {
-            return Some(single);
+            return Some(Ok(single));
         }
         loop {
             let frame = self.stack.last_mut()?;
@@ -379,25 +561,23 @@ impl<'a, T, const SHIFT: u32> Iterator for Iter<'a, T, SHIFT> {
             let node = frame.node;
             let index = frame.base + (u64::from(off) << frame.shift);
             let shift = frame.shift;
-            match &node.slots[off as usize] {
-                Slot::Node(child) => self.push(child, index, shift - SHIFT),
-                slot => {
-                    if let Some(e) = slot.entry() {
-                        return Some((index, e));
+            match L::view(&node.slots[off as usize]) {
+                View::Node(child) => {
+                    if shift > 0 {
+                        self.push(child, index, shift - SHIFT);
                     }
                 }
+                View::Entry(e) => {
+                    if shift == 0 {
+                        return Some(Ok((index, e)));
+                    }
+                }
+                View::Retry => {
+                    self.stack.clear();
+                    return Some(Err(Retry));
+                }
+                View::Empty => {}
             }
         }
-    }
-}
-
-impl<T, const SHIFT: u32> FusedIterator for Iter<'_, T, SHIFT> {}
-
-impl<'a, T, const SHIFT: u32> IntoIterator for &'a RadixTree<T, SHIFT> {
-    type Item = (u64, Entry<&'a T>);
-    type IntoIter = Iter<'a, T, SHIFT>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
     }
 }

@@ -122,7 +122,8 @@ impl SplitMix64 {
     }
 }
 
-#[cfg(test)]
+// Not under Miri (safe code; minutes there).
+#[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
 

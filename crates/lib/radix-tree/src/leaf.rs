@@ -7,7 +7,7 @@
 //! every update; here the user asks after its own update, which needs only
 //! the leaf's counts.
 
-use crate::node::{MAX_SHIFT, Node, Slot};
+use crate::node::{MAX_SHIFT, OwnedNode, Slot};
 use crate::tree::RadixTree;
 
 /// `RADIX_TREE_MAP_SHIFT` of the default tree: a leaf covers the
@@ -37,7 +37,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
         if index > Self::maxindex(self.height) {
             return None;
         }
-        let mut node: &Node<T> = top;
+        let mut node: &OwnedNode<T> = top;
         let mut shift = (self.height - 1) * SHIFT;
         while shift > 0 {
             match &node.slots[Self::offset(index, shift)] {
@@ -82,7 +82,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
         if index > Self::maxindex(self.height) {
             return 0;
         }
-        let mut node: &Node<T> = top;
+        let mut node: &OwnedNode<T> = top;
         let mut found = 1;
         let mut shift = (self.height - 1) * SHIFT;
         while shift > 0 {
@@ -115,7 +115,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
         let Slot::Node(top) = &self.root else {
             return out;
         };
-        let mut stack: Vec<(&Node<T>, u32, u64)> = vec![(top, self.height, 0)];
+        let mut stack: Vec<(&OwnedNode<T>, u32, u64)> = vec![(top, self.height, 0)];
         while let Some((node, level, prefix)) = stack.pop() {
             out.push((level, prefix));
             if level == 1 {

@@ -51,10 +51,16 @@
 //!
 //! # Locking
 //!
-//! None inside, as in the kernel ("none of the radix tree functions perform
-//! any sort of locking internally"): Rust's `&`/`&mut` give the exclusion
-//! the kernel leaves to its callers. The kernel's lockless (RCU) lookups have
-//! no counterpart; a shared tree goes behind the caller's lock.
+//! None inside [`RadixTree`], as in the kernel ("none of the radix tree
+//! functions perform any sort of locking internally"): Rust's `&`/`&mut`
+//! give the exclusion the kernel leaves to its callers.
+//!
+//! [`RcuRadixTree`] (module [`rcu`]) is the tree of the lockless page cache
+//! (2.6.27, the patch the seed page mentions): the same node layout, tags
+//! and read-side code, with readers that look up, gang-look-up and
+//! tag-look-up without a lock while one writer at a time, under the tree
+//! lock, changes the tree; nodes and items leave it after a grace period.
+//! The model's page cache keeps the single-threaded tree.
 //!
 //! # Memory
 //!
@@ -93,14 +99,20 @@
 //! assert_eq!((pages.height(), pages.nodes()), (0, 0));
 //! pages.assert_invariants();
 //! ```
-#![forbid(unsafe_code)]
+// `unsafe` lives only in `rcu` (atomic tagged-pointer slots and deferred
+// frees), which allows it; the single-threaded tree is safe code.
+#![deny(unsafe_code)]
 
+#[cfg(target_pointer_width = "64")]
+pub mod contention;
 mod entry;
 mod error;
 mod iter;
 pub mod keysets;
 mod leaf;
 mod node;
+#[cfg(target_pointer_width = "64")]
+pub mod rcu;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod tree;
@@ -109,7 +121,11 @@ pub use entry::{Entry, MAX_TAGS, Tag, VALUE_BITS, VALUE_MAX};
 pub use error::{EEXIST, EINVAL, ENOENT, ENOMEM, Error, InsertError};
 pub use iter::{GangResults, Iter, WalkCost};
 pub use leaf::MAP_SHIFT;
+#[cfg(target_pointer_width = "64")]
+pub use rcu::{RcuIter, RcuRadixTree, ReadGuard, SharedPointer, WriteGuard};
 pub use tree::{MemoryUsage, RadixTree, SlotMut};
 
-#[cfg(test)]
+// Not under Miri: safe code of the single-threaded tree, which would take
+// Miri hours; Miri checks the unsafe `rcu` module (its tests and tests/rcu_stress.rs).
+#[cfg(all(test, not(miri)))]
 mod tests;

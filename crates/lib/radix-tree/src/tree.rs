@@ -5,7 +5,10 @@ use std::mem;
 
 use crate::entry::{Entry, MAX_TAGS, Tag, VALUE_MAX};
 use crate::error::{Error, InsertError};
-use crate::node::{Node, SLOTS, Slot, max_path, maxindex, min_height, node_size};
+use crate::iter::{Walk, owned};
+use crate::node::{
+    Census, Owned, OwnedNode, Slot, check_node, max_path, maxindex, min_height, node_size,
+};
 
 /// A Linux radix tree: `struct radix_tree_root` and the functions of
 /// lib/radix-tree.c. See the [crate] documentation for the design.
@@ -58,7 +61,7 @@ impl Counts {
 /// allocator failing, and the preload reserve (`radix_tree_preloads`).
 pub(crate) struct NodeAlloc<T> {
     /// Preloaded nodes, used when the allocator refuses.
-    pub(crate) pool: Vec<Box<Node<T>>>,
+    pub(crate) pool: Vec<Box<OwnedNode<T>>>,
     /// Nodes in the tree.
     pub(crate) nodes: usize,
     /// Most nodes (tree + pool) the allocator will hand out; `None`: no limit.
@@ -85,14 +88,16 @@ impl<T> NodeAlloc<T> {
         self.headroom().saturating_add(self.pool.len())
     }
 
-    /// One node for the tree. Mirrors `radix_tree_node_alloc()`: the
-    /// allocator first, the preload reserve when it refuses. Callers check
-    /// [`NodeAlloc::available`] first, so this cannot fail.
-    fn alloc(&mut self) -> Box<Node<T>> {
+    /// One node for the tree at `height`. Mirrors `radix_tree_node_alloc()`:
+    /// the allocator first, the preload reserve when it refuses. Callers
+    /// check [`NodeAlloc::available`] first, so this cannot fail.
+    fn alloc(&mut self, height: u32) -> Box<OwnedNode<T>> {
         let node = if self.headroom() > 0 {
-            Node::new_boxed()
+            OwnedNode::new_boxed(height)
         } else {
-            self.pool.pop().expect("caller checked available nodes")
+            let mut node = self.pool.pop().expect("caller checked available nodes");
+            node.height = height as u8;
+            node
         };
         self.nodes += 1;
         node
@@ -281,7 +286,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
             preloaded,
             node_size_bytes,
             bytes: (self.alloc.nodes + preloaded) * node_size_bytes
-                + self.alloc.pool.capacity() * mem::size_of::<Box<Node<T>>>(),
+                + self.alloc.pool.capacity() * mem::size_of::<Box<OwnedNode<T>>>(),
         }
     }
 
@@ -326,7 +331,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
                     available: 0,
                 });
             }
-            self.alloc.pool.push(Node::new_boxed());
+            self.alloc.pool.push(OwnedNode::new_boxed(0));
         }
         Ok(())
     }
@@ -418,17 +423,17 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
             ..
         } = self;
         if root.is_empty() {
-            *root = Slot::Node(alloc.alloc());
+            *root = Slot::Node(alloc.alloc(*height));
         }
         let Slot::Node(top) = root else {
             unreachable!("height > 0 with an entry at the root")
         };
-        let mut node: &mut Node<T> = top;
+        let mut node: &mut OwnedNode<T> = top;
         let mut shift = (*height - 1) * SHIFT;
         while shift > 0 {
             let off = Self::offset(index, shift);
             if node.present & (1 << off) == 0 {
-                node.slots[off] = Slot::Node(alloc.alloc());
+                node.slots[off] = Slot::Node(alloc.alloc(shift / SHIFT));
                 node.present |= 1 << off;
             }
             node = match &mut node.slots[off] {
@@ -467,7 +472,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
             // Height 0: index is 0.
             return if self.root.is_empty() { Some(0) } else { None };
         };
-        let mut node: &Node<T> = top;
+        let mut node: &OwnedNode<T> = top;
         let mut shift = (self.height - 1) * SHIFT;
         loop {
             let slot = &node.slots[Self::offset(index, shift)];
@@ -496,7 +501,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
             return;
         }
         while self.height < want {
-            let mut node = self.alloc.alloc();
+            let mut node = self.alloc.alloc(self.height + 1);
             let old = mem::replace(&mut self.root, Slot::Empty);
             node.nr_values = u8::from(matches!(old, Slot::Value(_)));
             node.slots[0] = old;
@@ -528,16 +533,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
         if index > Self::maxindex(self.height) {
             return None;
         }
-        let mut node: &Node<T> = top;
-        let mut shift = (self.height - 1) * SHIFT;
-        while shift > 0 {
-            match &node.slots[Self::offset(index, shift)] {
-                Slot::Node(child) => node = child,
-                _ => return None,
-            }
-            shift -= SHIFT;
-        }
-        node.slots[Self::offset(index, 0)].entry()
+        owned(Walk::<Owned<T>, SHIFT>::lookup(top, self.height, index))
     }
 
     /// The item at `index` (`None` for a value entry or an empty index).
@@ -577,7 +573,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
         if index > Self::maxindex(*height) {
             return None;
         }
-        let mut node: &mut Node<T> = top;
+        let mut node: &mut OwnedNode<T> = top;
         let mut shift = (*height - 1) * SHIFT;
         while shift > 0 {
             node = match &mut node.slots[Self::offset(index, shift)] {
@@ -586,7 +582,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
             };
             shift -= SHIFT;
         }
-        let Node {
+        let OwnedNode {
             slots, nr_values, ..
         } = node;
         let slot = &mut slots[Self::offset(index, 0)];
@@ -676,7 +672,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
     /// bits for tags the child no longer has (`radix_tree_tag_clear()`'s
     /// upward walk).
     fn delete_in(
-        node: &mut Node<T>,
+        node: &mut OwnedNode<T>,
         index: u64,
         shift: u32,
         nodes: &mut usize,
@@ -762,7 +758,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
             Slot::Node(top) => top,
             other => return other.entry().ok_or(Error::NotFound { index }),
         };
-        let mut node: &mut Node<T> = top;
+        let mut node: &mut OwnedNode<T> = top;
         let mut shift = (self.height - 1) * SHIFT;
         loop {
             let off = Self::offset(index, shift);
@@ -802,7 +798,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
         self.lookup(index)
     }
 
-    fn tag_clear_in(node: &mut Node<T>, index: u64, shift: u32, t: usize) -> bool {
+    fn tag_clear_in(node: &mut OwnedNode<T>, index: u64, shift: u32, t: usize) -> bool {
         let off = Self::offset(index, shift);
         let bit = 1u64 << off;
         if shift == 0 {
@@ -837,22 +833,7 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
         if index > Self::maxindex(self.height) {
             return false;
         }
-        let mut node: &Node<T> = top;
-        let mut shift = (self.height - 1) * SHIFT;
-        loop {
-            let off = Self::offset(index, shift);
-            if node.tags[t] & (1 << off) == 0 {
-                return false;
-            }
-            if shift == 0 {
-                return true;
-            }
-            match &node.slots[off] {
-                Slot::Node(child) => node = child,
-                _ => return false,
-            }
-            shift -= SHIFT;
-        }
+        Walk::<Owned<T>, SHIFT>::tag_get(top, self.height, index, t)
     }
 
     /// `radix_tree_tagged()`: true when any entry has `tag`. O(1): reads the
@@ -910,10 +891,10 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
     ///
     /// * `height <= MAX_PATH`; height 0 iff there is no node; the tree is
     ///   empty iff the root slot is;
-    /// * per node: `present` matches the non-empty slots and is not 0;
-    ///   interior slots hold nodes, leaf slots hold entries; `nr_values`
-    ///   counts value slots; `tags[t] ⊆ present`; an interior tag bit is set
-    ///   iff the child has any bit of that tag;
+    /// * per node: its height is its level; `present` matches the
+    ///   non-empty slots and is not 0; interior slots hold nodes, leaf slots
+    ///   hold entries; `nr_values` counts value slots; `tags[t] ⊆ present`;
+    ///   an interior tag bit is set iff the child has any bit of that tag;
     /// * root tag bit `t` set iff some entry has tag `t`;
     /// * minimal height: for height `h > 0` the root node has a child
     ///   outside slot 0 (so the largest index is above `maxindex(h - 1)`);
@@ -925,17 +906,16 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
             self.height,
             Self::MAX_PATH
         );
-        let mut counts = Counts::default();
-        let mut nodes = 0usize;
+        let mut census = Census::default();
         match (&self.root, self.height) {
             (Slot::Empty, 0) => assert_eq!(self.root_tags, 0, "empty tree with root tags"),
-            (Slot::Item(_), 0) => counts.items += 1,
+            (Slot::Item(_), 0) => census.items += 1,
             (Slot::Value(v), 0) => {
                 assert!(*v <= VALUE_MAX, "value {v:#x} over VALUE_MAX");
-                counts.values += 1;
+                census.values += 1;
             }
             (Slot::Node(top), h) if h > 0 => {
-                self.check_node(top, h, 0, &mut counts, &mut nodes);
+                check_node(top, SHIFT, h, 0, &|v| v <= VALUE_MAX, &mut census);
                 for t in 0..MAX_TAGS {
                     assert_eq!(
                         self.root_tags & (1 << t) != 0,
@@ -958,85 +938,15 @@ impl<T, const SHIFT: u32> RadixTree<T, SHIFT> {
                 }
             ),
         }
+        let counts = Counts {
+            items: census.items,
+            values: census.values,
+        };
         assert_eq!(counts, self.counts, "entry counts");
-        assert_eq!(nodes, self.alloc.nodes, "node count");
+        assert_eq!(census.nodes, self.alloc.nodes, "node count");
         assert!(
             self.alloc.pool.len() <= Self::PRELOAD_SIZE,
             "preload reserve over size"
-        );
-    }
-
-    fn check_node(
-        &self,
-        node: &Node<T>,
-        level: u32,
-        base: u64,
-        counts: &mut Counts,
-        nodes: &mut usize,
-    ) {
-        *nodes += 1;
-        assert_ne!(
-            node.present, 0,
-            "empty node at level {level}, index {base:#x}"
-        );
-        if Self::MAP_SIZE < SLOTS {
-            assert_eq!(
-                node.present >> Self::MAP_SIZE,
-                0,
-                "slot beyond MAP_SIZE in use"
-            );
-        }
-        let shift = (level - 1) * SHIFT;
-        let mut values = 0u32;
-        for (i, slot) in node.slots.iter().enumerate() {
-            let bit = 1u64 << i;
-            assert_eq!(
-                node.present & bit != 0,
-                !slot.is_empty(),
-                "present bit {i} disagrees with the slot at level {level}, index {base:#x}"
-            );
-            // Only slots below MAP_SIZE can be in use (checked above), and an
-            // index computed for an unused slot may not fit in u64.
-            let index = base.wrapping_add((i as u64) << shift);
-            match slot {
-                Slot::Empty => {}
-                Slot::Node(child) => {
-                    assert!(level > 1, "a node in a leaf slot at index {index:#x}");
-                    self.check_node(child, level - 1, index, counts, nodes);
-                    for t in 0..MAX_TAGS {
-                        assert_eq!(
-                            node.tags[t] & bit != 0,
-                            child.any_tag(t),
-                            "tag {t} at level {level} slot {i} (index {index:#x}) disagrees with its child"
-                        );
-                    }
-                }
-                Slot::Item(_) => {
-                    assert_eq!(level, 1, "an item in an interior slot at index {index:#x}");
-                    counts.items += 1;
-                }
-                Slot::Value(v) => {
-                    assert_eq!(level, 1, "a value in an interior slot at index {index:#x}");
-                    assert!(
-                        *v <= VALUE_MAX,
-                        "value {v:#x} over VALUE_MAX at index {index:#x}"
-                    );
-                    counts.values += 1;
-                    values += 1;
-                }
-            }
-        }
-        for t in 0..MAX_TAGS {
-            assert_eq!(
-                node.tags[t] & !node.present,
-                0,
-                "tag {t} set on an empty slot at level {level}, index {base:#x}"
-            );
-        }
-        assert_eq!(
-            u32::from(node.nr_values),
-            values,
-            "nr_values at index {base:#x}"
         );
     }
 }

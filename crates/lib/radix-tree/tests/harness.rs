@@ -3,6 +3,10 @@
 //! chunks), dynamic_height_check (height minimal after every insert and
 //! delete) and tag_check's thrash over a shadow array.
 
+// Safe code of the single-threaded tree: not run under Miri, which checks
+// the unsafe `rcu` module (its unit tests and tests/rcu_stress.rs).
+#![cfg(not(miri))]
+
 use klab_radix_tree::{Entry, RadixTree, Tag};
 use rand::{Rng, SeedableRng};
 

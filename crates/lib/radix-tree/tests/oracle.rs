@@ -5,6 +5,10 @@
 //! default shift (6) and the harness's shift (3), whose deep trees exercise
 //! extension and shrinking with few keys.
 
+// Safe code of the single-threaded tree: not run under Miri, which checks
+// the unsafe `rcu` module (its unit tests and tests/rcu_stress.rs).
+#![cfg(not(miri))]
+
 use std::collections::BTreeMap;
 
 use klab_radix_tree::{EEXIST, EINVAL, ENOMEM, Entry, Error, MAX_TAGS, RadixTree, Tag, VALUE_MAX};

@@ -29,7 +29,7 @@
 
 use std::path::Path;
 
-use crate::{ErrorKind, Op, Request, TraceError};
+use crate::{ErrorKind, Format, Op, Request, TraceError};
 
 fn u16_at<const N: usize>(b: &[u8; N], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
@@ -268,48 +268,14 @@ impl<'a> VscsiRecord<'a> {
     }
 }
 
-fn records<'a>(bytes: &'a [u8], len: usize) -> impl Iterator<Item = (u64, u64, &'a [u8])> + 'a {
-    bytes
-        .chunks(len)
-        .enumerate()
-        .map(move |(i, c)| (i as u64, (i * len) as u64, c))
-}
-
 /// Parses a whole oracleGeneral trace.
 pub fn parse_oracle(bytes: &[u8], path: &Path) -> Result<Vec<Request>, TraceError> {
-    let mut out = Vec::with_capacity(bytes.len() / OracleRecord::LEN);
-    for (i, off, chunk) in records(bytes, OracleRecord::LEN) {
-        let r =
-            OracleRecord::new_checked(chunk).map_err(|k| TraceError::record(path, i, off, k))?;
-        out.push(r.request());
-    }
-    Ok(out)
+    crate::parse(bytes, Format::OracleGeneral, path)
 }
 
 /// Parses a whole vscsi trace (either version).
 pub fn parse_vscsi(bytes: &[u8], path: &Path) -> Result<Vec<Request>, TraceError> {
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let version = VscsiVersion::detect(bytes).ok_or_else(|| {
-        TraceError::record(
-            path,
-            0,
-            0,
-            ErrorKind::Field {
-                field: "ver",
-                value: "neither 0x01xx at offset 14 nor 0x02xx at offset 2".into(),
-                expected: "a vscsi version 1 or 2 record",
-            },
-        )
-    })?;
-    let mut out = Vec::with_capacity(bytes.len() / version.record_len());
-    for (i, off, chunk) in records(bytes, version.record_len()) {
-        let r = VscsiRecord::new_checked(chunk, version)
-            .map_err(|k| TraceError::record(path, i, off, k))?;
-        out.push(r.request());
-    }
-    Ok(out)
+    crate::parse(bytes, Format::Vscsi, path)
 }
 
 #[cfg(test)]

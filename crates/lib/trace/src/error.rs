@@ -58,6 +58,29 @@ pub enum ErrorKind {
     /// A text line has the wrong shape.
     #[error("{0}")]
     Syntax(String),
+    /// The file holds no bytes.
+    #[error("the file is empty; expected a trace of at least one request")]
+    Empty,
+    /// The file is well formed but holds no request (a header alone, or
+    /// blank lines).
+    #[error("no request in the file; expected at least one")]
+    NoRequests,
+    /// A text trace holds a byte that text never does.
+    #[error(
+        "byte {byte:#04x} at offset {at} is not text (a control character or invalid UTF-8); expected a text trace"
+    )]
+    NotText {
+        /// Offset of the byte in the file.
+        at: u64,
+        /// The byte.
+        byte: u8,
+    },
+    /// A text line longer than any trace line.
+    #[error("no line end within {max} bytes; expected a trace line")]
+    LineTooLong {
+        /// The longest line allowed, in bytes.
+        max: usize,
+    },
 }
 
 impl TraceError {

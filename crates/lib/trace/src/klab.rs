@@ -18,95 +18,80 @@
 use std::path::Path;
 
 use crate::text::{parse_size, parse_u64};
-use crate::{ErrorKind, Op, Request, TraceError};
+use crate::{ErrorKind, Format, Op, Request, TraceError};
 
 /// The first line of every klab trace.
 pub const MAGIC: &str = "klab-trace v1";
 
 /// Parses a klab trace.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Request>, TraceError> {
-    let mut out = Vec::new();
-    let mut offset = 0u64;
-    for (i, raw) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
-        let n = i as u64 + 1;
-        let off = offset;
-        offset += raw.len() as u64;
-        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
-        let line = line.strip_suffix(b"\r").unwrap_or(line).trim_ascii();
-        let err = |k| TraceError::line(path, n, off, k);
-        if n == 1 {
-            if line != MAGIC.as_bytes() {
-                return Err(err(ErrorKind::Syntax(format!(
-                    "expected the header {MAGIC:?}, found {:?}",
-                    String::from_utf8_lossy(line)
-                ))));
-            }
-            continue;
-        }
-        if line.is_empty() || line.starts_with(b"#") {
-            continue;
-        }
-        let fields: Vec<&[u8]> = line
-            .split(|&b| b == b' ' || b == b'\t')
-            .filter(|f| !f.is_empty())
-            .collect();
-        let [time, file, obj, size, op] = fields[..] else {
-            return Err(err(ErrorKind::Syntax(format!(
-                "expected 5 fields (time file obj size op), found {}",
-                fields.len()
-            ))));
-        };
-        let num = |f: &[u8], field: &'static str| {
-            parse_u64(f).ok_or_else(|| {
-                err(ErrorKind::Field {
-                    field,
-                    value: String::from_utf8_lossy(f).into_owned(),
-                    expected: "a non-negative integer",
-                })
-            })
-        };
-        let time = num(time, "time")?;
-        let file = u32::try_from(num(file, "file")?).map_err(|_| {
-            err(ErrorKind::Field {
-                field: "file",
-                value: String::from_utf8_lossy(file).into_owned(),
-                expected: "a file number below 2^32",
-            })
-        })?;
-        let obj_id = num(obj, "obj")?;
-        let size = parse_size(size).map_err(err)?;
-        let op = match op {
-            b"r" => Op::Read,
-            b"w" => Op::Write,
-            b"-" => Op::Unknown,
-            other => {
-                return Err(err(ErrorKind::Field {
-                    field: "op",
-                    value: String::from_utf8_lossy(other).into_owned(),
-                    expected: "r, w or -",
-                }));
-            }
-        };
-        out.push(Request {
-            time,
-            obj_id,
-            size,
-            op,
-            file,
-            next_access: None,
-        });
+    crate::parse(bytes, Format::Klab, path)
+}
+
+/// Checks the first line (terminator removed).
+pub(crate) fn check_header(line: &[u8]) -> Result<(), ErrorKind> {
+    if line.trim_ascii() == MAGIC.as_bytes() {
+        Ok(())
+    } else {
+        Err(ErrorKind::Syntax(format!(
+            "expected the header {MAGIC:?}, found {:?}",
+            String::from_utf8_lossy(line.trim_ascii())
+        )))
     }
-    if bytes.is_empty() {
-        return Err(TraceError::line(
-            path,
-            1,
-            0,
-            ErrorKind::Syntax(format!(
-                "expected the header {MAGIC:?}, found an empty file"
-            )),
-        ));
+}
+
+/// The request on a line after the header; `None` for a blank line or a
+/// comment.
+pub(crate) fn request(line: &[u8]) -> Result<Option<Request>, ErrorKind> {
+    let line = line.trim_ascii();
+    if line.is_empty() || line.starts_with(b"#") {
+        return Ok(None);
     }
-    Ok(out)
+    let fields: Vec<&[u8]> = line
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|f| !f.is_empty())
+        .collect();
+    let [time, file, obj, size, op] = fields[..] else {
+        return Err(ErrorKind::Syntax(format!(
+            "expected 5 fields (time file obj size op), found {}",
+            fields.len()
+        )));
+    };
+    let num = |f: &[u8], field: &'static str| {
+        parse_u64(f).ok_or_else(|| ErrorKind::Field {
+            field,
+            value: String::from_utf8_lossy(f).into_owned(),
+            expected: "a non-negative integer",
+        })
+    };
+    let time = num(time, "time")?;
+    let file = u32::try_from(num(file, "file")?).map_err(|_| ErrorKind::Field {
+        field: "file",
+        value: String::from_utf8_lossy(file).into_owned(),
+        expected: "a file number below 2^32",
+    })?;
+    let obj_id = num(obj, "obj")?;
+    let size = parse_size(size)?;
+    let op = match op {
+        b"r" => Op::Read,
+        b"w" => Op::Write,
+        b"-" => Op::Unknown,
+        other => {
+            return Err(ErrorKind::Field {
+                field: "op",
+                value: String::from_utf8_lossy(other).into_owned(),
+                expected: "r, w or -",
+            });
+        }
+    };
+    Ok(Some(Request {
+        time,
+        obj_id,
+        size,
+        op,
+        file,
+        next_access: None,
+    }))
 }
 
 /// Writes requests in klab's format.

@@ -14,8 +14,12 @@
 //! # Design
 //!
 //! Input is parsed once, at the edge, into [`Request`]s, which are valid by
-//! construction (non-zero size, a known operation). Binary records are read
-//! through checked, zero-copy views over the input bytes
+//! construction (non-zero size, a known operation). A [`Reader`] yields
+//! them from any `io::Read`: it checks the header or first record before
+//! reading further, reads the rest in bounded chunks, and refuses a trace
+//! with no request and a text trace holding bytes that are not text; the
+//! in-memory [`parse`] and the whole-file [`read`] are built on it. Binary
+//! records are read through checked, zero-copy views over the read buffer
 //! ([`binary::OracleRecord`], [`binary::VscsiRecord`]): a view is made only
 //! from a slice of exactly the record's length, so its accessors cannot go
 //! out of bounds. Every malformed record is an error that names the file,
@@ -29,13 +33,19 @@
 
 pub mod binary;
 mod error;
+mod input;
 pub mod klab;
+mod pages;
+mod reader;
 pub mod text;
 
 use std::path::Path;
 use std::str::FromStr;
 
 pub use error::{ErrorKind, TraceError};
+pub use input::{FIRST_TEXT_READ, MAX_LINE, MAX_READ};
+pub use pages::{PAGE_SIZE, pages_of};
+pub use reader::Reader;
 
 /// One request of a trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,28 +153,47 @@ impl FromStr for Format {
 
 /// Parses a whole trace held in memory. `name` is used in error messages
 /// (normally the file's path).
+///
+/// # Errors
+/// The first fault, as [`Reader`] finds it: a trace without a request is
+/// an error.
 pub fn parse(bytes: &[u8], format: Format, name: &Path) -> Result<Vec<Request>, TraceError> {
-    match format {
-        Format::OracleGeneral => binary::parse_oracle(bytes, name),
-        Format::Vscsi => binary::parse_vscsi(bytes, name),
-        Format::Csv => text::parse_csv(bytes, name),
-        Format::Txt => text::parse_txt(bytes, name),
-        Format::Klab => klab::parse(bytes, name),
-    }
+    Reader::new(bytes, format, name)?.read_all()
 }
 
-/// Reads a whole trace file. The format comes from `format`, or from the
+/// The format of the trace at `path`: `format` when given, else the one
+/// its extension names.
+///
+/// # Errors
+/// [`ErrorKind::UnknownFormat`] when neither says.
+pub fn resolve_format(path: &Path, format: Option<Format>) -> Result<Format, TraceError> {
+    format
+        .or_else(|| Format::from_path(path))
+        .ok_or_else(|| TraceError::whole(path, ErrorKind::UnknownFormat))
+}
+
+/// Opens a trace file and reads its header or first record and its first
+/// request ([`Reader::new`]). The format comes from `format`, or from the
 /// file's extension when `None`.
+///
+/// # Errors
+/// An unknown format, a file that cannot be opened, or what
+/// [`Reader::new`] refuses.
+pub fn open(path: &Path, format: Option<Format>) -> Result<Reader<std::fs::File>, TraceError> {
+    let format = resolve_format(path, format)?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| TraceError::whole(path, ErrorKind::Io(e.to_string())))?;
+    Reader::new(file, format, path)
+}
+
+/// Reads a whole trace file into memory, as a stream ([`open`]): a file
+/// that is not the trace it claims to be is refused after its first
+/// record, not after it has been read.
+///
+/// # Errors
+/// See [`open`] and [`Reader`].
 pub fn read(path: &Path, format: Option<Format>) -> Result<Vec<Request>, TraceError> {
-    let format = match format.or_else(|| Format::from_path(path)) {
-        Some(f) => f,
-        None => {
-            return Err(TraceError::whole(path, ErrorKind::UnknownFormat));
-        }
-    };
-    let bytes =
-        std::fs::read(path).map_err(|e| TraceError::whole(path, ErrorKind::Io(e.to_string())))?;
-    parse(&bytes, format, path)
+    open(path, format)?.read_all()
 }
 
 /// Maps a non-numeric object id to a number: 64-bit FNV-1a of its bytes.

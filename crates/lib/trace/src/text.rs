@@ -15,23 +15,7 @@
 
 use std::path::Path;
 
-use crate::{ErrorKind, Op, Request, TraceError, hash_id};
-
-/// Lines of `bytes` with their 1-based number and byte offset, without the
-/// line terminator (`\n` or `\r\n`).
-fn lines(bytes: &[u8]) -> impl Iterator<Item = (u64, u64, &[u8])> {
-    let mut offset = 0u64;
-    bytes
-        .split_inclusive(|&b| b == b'\n')
-        .enumerate()
-        .map(move |(i, raw)| {
-            let start = offset;
-            offset += raw.len() as u64;
-            let mut line = raw.strip_suffix(b"\n").unwrap_or(raw);
-            line = line.strip_suffix(b"\r").unwrap_or(line);
-            (i as u64 + 1, start, line)
-        })
-}
+use crate::{ErrorKind, Format, Op, Request, TraceError, hash_id};
 
 fn trim(b: &[u8]) -> &[u8] {
     b.trim_ascii()
@@ -78,9 +62,10 @@ pub(crate) fn parse_op(f: &[u8]) -> Op {
     }
 }
 
-#[derive(Debug, Default)]
-struct Columns {
-    id: Option<usize>,
+/// The columns of a csv trace, found by name in its header line.
+#[derive(Debug)]
+pub(crate) struct Columns {
+    id: usize,
     size: Option<usize>,
     time: Option<usize>,
     op: Option<usize>,
@@ -88,88 +73,78 @@ struct Columns {
 }
 
 impl Columns {
-    fn from_header(header: &[u8]) -> Columns {
-        let mut c = Columns::default();
+    /// The columns a header line names; it must name an id column.
+    pub(crate) fn from_header(header: &[u8]) -> Result<Columns, ErrorKind> {
+        let (mut id, mut size, mut time, mut op, mut file) = (None, None, None, None, None);
         for (i, name) in header.split(|&b| b == b',').enumerate() {
             let name = text(trim(name)).to_ascii_lowercase();
             let slot = match name.as_str() {
-                "lbn" | "obj_id" | "id" | "key" | "obj" | "block" => &mut c.id,
-                "size" | "obj_size" | "len" | "length" => &mut c.size,
-                "time" | "timestamp" | "clock_time" | "ts" => &mut c.time,
-                "op" | "cmd" | "operation" => &mut c.op,
-                "file" | "device" | "dev" | "volume" => &mut c.file,
+                "lbn" | "obj_id" | "id" | "key" | "obj" | "block" => &mut id,
+                "size" | "obj_size" | "len" | "length" => &mut size,
+                "time" | "timestamp" | "clock_time" | "ts" => &mut time,
+                "op" | "cmd" | "operation" => &mut op,
+                "file" | "device" | "dev" | "volume" => &mut file,
                 _ => continue,
             };
             slot.get_or_insert(i);
         }
-        c
-    }
-}
-
-/// Parses a csv trace with a header line.
-pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<Request>, TraceError> {
-    let mut it = lines(bytes);
-    let Some((_, _, header)) = it.next() else {
-        return Ok(Vec::new());
-    };
-    let cols = Columns::from_header(header);
-    let Some(id_col) = cols.id else {
-        return Err(TraceError::line(
-            path,
-            1,
-            0,
-            ErrorKind::Syntax(format!(
+        let Some(id) = id else {
+            return Err(ErrorKind::Syntax(format!(
                 "expected a header line naming an id column (lbn, obj_id, id, key, obj or block); found {:?}",
                 text(header)
-            )),
-        ));
-    };
-    let mut out = Vec::new();
-    for (n, off, line) in it {
+            )));
+        };
+        Ok(Columns {
+            id,
+            size,
+            time,
+            op,
+            file,
+        })
+    }
+
+    /// The request on one line after the header (`None` for a blank
+    /// line); `index` is the number of requests before it, the time when
+    /// the trace has no time column.
+    pub(crate) fn request(&self, line: &[u8], index: u64) -> Result<Option<Request>, ErrorKind> {
         if trim(line).is_empty() {
-            continue;
+            return Ok(None);
         }
         let fields: Vec<&[u8]> = line.split(|&b| b == b',').collect();
-        let err = |k| TraceError::line(path, n, off, k);
         let get = |col: usize, name: &str| {
             fields.get(col).copied().ok_or_else(|| {
-                err(ErrorKind::Syntax(format!(
+                ErrorKind::Syntax(format!(
                     "{} fields; the {name} column is field {}",
                     fields.len(),
                     col + 1
-                )))
+                ))
             })
         };
-        let id_field = get(id_col, "id")?;
-        let obj_id = parse_id(id_field).ok_or_else(|| {
-            err(ErrorKind::Field {
-                field: "id",
-                value: "empty".into(),
-                expected: "an object id",
-            })
+        let obj_id = parse_id(get(self.id, "id")?).ok_or_else(|| ErrorKind::Field {
+            field: "id",
+            value: "empty".into(),
+            expected: "an object id",
         })?;
-        let size = match cols.size {
-            Some(c) => parse_size(get(c, "size")?).map_err(err)?,
+        let size = match self.size {
+            Some(c) => parse_size(get(c, "size")?)?,
             None => 1,
         };
-        let time = match cols.time {
+        let time = match self.time {
             Some(c) => {
                 let f = get(c, "time")?;
-                parse_u64(f).ok_or_else(|| {
-                    err(ErrorKind::Field {
-                        field: "time",
-                        value: text(trim(f)),
-                        expected: "a non-negative integer",
-                    })
+                parse_u64(f).ok_or_else(|| ErrorKind::Field {
+                    field: "time",
+                    value: text(trim(f)),
+                    expected: "a non-negative integer",
                 })?
             }
-            None => out.len() as u64,
+            None => index,
         };
-        let op = match cols.op {
+        let op = match self.op {
             Some(c) => parse_op(get(c, "op")?),
             None => Op::Unknown,
         };
-        let file = match cols.file {
+        let file = match self.file {
             Some(c) => {
                 let f = get(c, "file")?;
                 match parse_u64(f).map(u32::try_from) {
@@ -179,35 +154,39 @@ pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<Request>, TraceError> 
             }
             None => 0,
         };
-        out.push(Request {
+        Ok(Some(Request {
             time,
             obj_id,
             size,
             op,
             file,
             next_access: None,
-        });
+        }))
     }
-    Ok(out)
+}
+
+/// Parses a csv trace with a header line.
+pub fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<Request>, TraceError> {
+    crate::parse(bytes, Format::Csv, path)
+}
+
+/// The request on one line of a txt trace: the line's object id, size 1
+/// (`None` for a blank line); `index` is the number of requests before it.
+pub(crate) fn txt_request(line: &[u8], index: u64) -> Option<Request> {
+    parse_id(line).map(|obj_id| Request {
+        time: index,
+        obj_id,
+        size: 1,
+        op: Op::Unknown,
+        file: 0,
+        next_access: None,
+    })
 }
 
 /// Parses a txt trace: one object id per line, size 1. Blank lines are
 /// skipped.
-pub fn parse_txt(bytes: &[u8], _path: &Path) -> Result<Vec<Request>, TraceError> {
-    let mut out = Vec::new();
-    for (_, _, line) in lines(bytes) {
-        if let Some(obj_id) = parse_id(line) {
-            out.push(Request {
-                time: out.len() as u64,
-                obj_id,
-                size: 1,
-                op: Op::Unknown,
-                file: 0,
-                next_access: None,
-            });
-        }
-    }
-    Ok(out)
+pub fn parse_txt(bytes: &[u8], path: &Path) -> Result<Vec<Request>, TraceError> {
+    crate::parse(bytes, Format::Txt, path)
 }
 
 #[cfg(test)]

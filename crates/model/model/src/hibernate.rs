@@ -29,8 +29,15 @@
 //! from an image is untrusted: a machine is checked with
 //! [`crate::Machine::check`] before it runs.
 //!
+//! [`read`] takes an image from a file (any `io::Read`) and judges it as
+//! it comes: the magic and version before anything else, then the body
+//! length the header gives, never reading past it; a file that is not an
+//! image costs [`HEADER_LEN`] bytes of reading, not its size.
+//!
 //! Writing builds the whole image in memory; the caller writes it to a
 //! temporary file and renames it, so a crash never leaves half an image.
+
+use std::io::Read;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -156,17 +163,23 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
-/// Parses and checks an image (see the module documentation for the
-/// checks and their order).
-///
-/// # Errors
-/// The first check that fails, with its offset.
-pub fn parse(bytes: &[u8]) -> Result<Image, ImageError> {
+/// The checks of the header's first fields: magic, then version, then the
+/// header's length.
+fn check_header(bytes: &[u8]) -> Result<(), ImageError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(err(
             0,
             "not a klab hibernation image (expected magic \"KLABHIB\\0\")",
         ));
+    }
+    if bytes.len() >= 10 {
+        let version = le_u16(bytes, 8);
+        if version != FORMAT_VERSION {
+            return Err(err(
+                8,
+                format!("format version {version}; this klab reads version {FORMAT_VERSION}"),
+            ));
+        }
     }
     if bytes.len() < HEADER_LEN {
         return Err(err(
@@ -177,13 +190,66 @@ pub fn parse(bytes: &[u8]) -> Result<Image, ImageError> {
             ),
         ));
     }
-    let version = le_u16(bytes, 8);
-    if version != FORMAT_VERSION {
+    Ok(())
+}
+
+/// Reads an image's bytes from `r`: its header first (magic, version,
+/// body length: [`HEADER_LEN`] bytes), then exactly the body the header
+/// gives. The buffer grows with what arrives, so a header that claims more
+/// than the file holds costs no more memory than the file. The bytes
+/// returned are then [`parse`]d (checksum and sections).
+///
+/// # Errors
+/// The magic, version or length check that fails, with its offset (the
+/// same checks and messages as [`parse`]); a read error at the offset
+/// where it happened.
+pub fn read<R: Read>(mut r: R) -> Result<Vec<u8>, ImageError> {
+    let io = |at: usize| move |e: std::io::Error| err(at, format!("cannot read: {e}"));
+    let mut bytes = Vec::new();
+    r.by_ref()
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut bytes)
+        .map_err(io(0))?;
+    check_header(&bytes)?;
+    let body_len = le_u64(&bytes, 16);
+    let got = r
+        .by_ref()
+        .take(body_len)
+        .read_to_end(&mut bytes)
+        .map_err(io(HEADER_LEN))?;
+    if (got as u64) < body_len {
         return Err(err(
-            8,
-            format!("format version {version}; this klab reads version {FORMAT_VERSION}"),
+            16,
+            format!(
+                "truncated: the header gives a body of {body_len} bytes, the file has {got} after offset {HEADER_LEN}"
+            ),
         ));
     }
+    let mut one = [0u8; 1];
+    let more = loop {
+        match r.read(&mut one) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            other => break other.map_err(io(bytes.len()))?,
+        }
+    };
+    if more > 0 {
+        return Err(err(
+            16,
+            format!(
+                "trailing bytes: the header gives a body of {body_len} bytes, the file has more after offset {HEADER_LEN}"
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Parses and checks an image (see the module documentation for the
+/// checks and their order).
+///
+/// # Errors
+/// The first check that fails, with its offset.
+pub fn parse(bytes: &[u8]) -> Result<Image, ImageError> {
+    check_header(bytes)?;
     let count = usize::from(le_u16(bytes, 10));
     let crc = le_u32(bytes, 12);
     let body_len = le_u64(bytes, 16);
@@ -323,6 +389,64 @@ mod tests {
             .decode::<String>()
             .unwrap_err();
         assert!(e.to_string().starts_with("offset "), "{e}");
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<R>(R, u64);
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_takes_exactly_the_image_and_refuses_what_parse_refuses() {
+        let good = image();
+        assert_eq!(read(&good[..]).unwrap(), good);
+        for n in 0..good.len() {
+            let (r, p) = (
+                read(&good[..n]).unwrap_err(),
+                parse(&good[..n]).unwrap_err(),
+            );
+            assert_eq!(r, p, "prefix of {n} bytes");
+        }
+        let mut long = good.clone();
+        long.push(0);
+        let e = read(&long[..]).unwrap_err();
+        assert_eq!(e.offset, 16);
+        assert!(e.message.starts_with("trailing bytes"), "{e}");
+        let mut bad = good.clone();
+        bad[8] = 9;
+        assert_eq!(read(&bad[..]).unwrap_err(), parse(&bad).unwrap_err());
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_body_costs_only_what_the_file_holds() {
+        let mut forged = image()[..HEADER_LEN].to_vec();
+        forged[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        forged.extend_from_slice(&[7; 100]);
+        let e = read(&forged[..]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "offset 16: truncated: the header gives a body of {} bytes, the file has 100 after offset 24",
+                u64::MAX
+            )
+        );
+    }
+
+    #[test]
+    fn a_2gib_file_of_zeros_is_refused_after_its_header() {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(2 << 30).unwrap();
+        let mut c = Counting(f, 0);
+        let e = read(&mut c).unwrap_err();
+        assert_eq!(e.offset, 0);
+        assert!(e.message.starts_with("not a klab hibernation image"), "{e}");
+        assert!(c.1 <= HEADER_LEN as u64, "{} bytes read", c.1);
     }
 
     #[test]

@@ -24,6 +24,7 @@
 
 pub mod arch;
 pub mod clock;
+pub mod drive;
 pub mod fs;
 pub mod hibernate;
 pub mod kernel;

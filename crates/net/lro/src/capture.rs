@@ -1,6 +1,11 @@
 //! Capture files in and out: pcap and pcapng, read from bytes held in
 //! memory (packets borrow from them), written to any `io::Write`.
 //!
+//! [`read`] brings a file into memory judging it as it comes: its magic
+//! (4 bytes) and file header (the pcap header, or the pcapng section
+//! header block) are read and checked before the rest, so a file that is
+//! not a capture costs 4 bytes of reading, not its size.
+//!
 //! Reading goes through `pcap-file`'s slice parsers, record by record, so
 //! an error names the byte offset of the record that is wrong. klab reads
 //! the record headers raw and computes timestamps itself: pcap in micro-
@@ -12,7 +17,7 @@
 //! bytes it was read from, and `data.len() <= orig_len` is not assumed
 //! (some writers break it; the manager does not care).
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapParser, PcapWriter};
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
@@ -92,6 +97,15 @@ pub enum CaptureError {
         /// What was wrong.
         message: String,
     },
+    /// The file could not be read.
+    #[error("offset {offset}: cannot read: {source}")]
+    Io {
+        /// Bytes read before the failure.
+        offset: usize,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// pcapng interfaces with different link types.
     #[error(
         "offset {offset}: interface {interface} has link type {dlt}, but the capture's first interface has {first}; klab reads one link type per capture"
@@ -111,20 +125,9 @@ pub enum CaptureError {
 impl<'a> Capture<'a> {
     /// Reads a pcap or pcapng capture from `bytes`.
     pub fn parse(bytes: &'a [u8]) -> Result<Capture<'a>, CaptureError> {
-        match bytes.get(..4) {
-            Some([0x0a, 0x0d, 0x0d, 0x0a]) => parse_pcapng(bytes),
-            Some(
-                [0xa1, 0xb2, 0xc3, 0xd4]
-                | [0xd4, 0xc3, 0xb2, 0xa1]
-                | [0xa1, 0xb2, 0x3c, 0x4d]
-                | [0x4d, 0x3c, 0xb2, 0xa1],
-            ) => parse_pcap(bytes),
-            Some(m) => Err(CaptureError::Magic(m.to_vec())),
-            None => Err(CaptureError::Truncated {
-                offset: 0,
-                what: "file header",
-                left: bytes.len(),
-            }),
+        match magic(bytes)? {
+            CaptureFormat::PcapNg => parse_pcapng(bytes),
+            CaptureFormat::Pcap => parse_pcap(bytes),
         }
     }
 
@@ -132,6 +135,77 @@ impl<'a> Capture<'a> {
     pub fn link(&self) -> Option<LinkType> {
         LinkType::from_dlt(self.dlt)
     }
+}
+
+/// The format the first 4 bytes name.
+fn magic(bytes: &[u8]) -> Result<CaptureFormat, CaptureError> {
+    match bytes.get(..4) {
+        Some([0x0a, 0x0d, 0x0d, 0x0a]) => Ok(CaptureFormat::PcapNg),
+        Some(
+            [0xa1, 0xb2, 0xc3, 0xd4]
+            | [0xd4, 0xc3, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0x3c, 0x4d]
+            | [0x4d, 0x3c, 0xb2, 0xa1],
+        ) => Ok(CaptureFormat::Pcap),
+        Some(m) => Err(CaptureError::Magic(m.to_vec())),
+        None => Err(CaptureError::Truncated {
+            offset: 0,
+            what: "file header",
+            left: bytes.len(),
+        }),
+    }
+}
+
+/// Appends up to `n` more bytes of `r` to `bytes` (fewer where the file
+/// ends); the buffer grows with what arrives, not with `n`.
+fn append<R: Read>(r: &mut R, bytes: &mut Vec<u8>, n: u64) -> Result<(), CaptureError> {
+    r.by_ref()
+        .take(n)
+        .read_to_end(bytes)
+        .map_err(|source| CaptureError::Io {
+            offset: bytes.len(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Reads a capture file into memory, checking its magic and file header
+/// before reading the rest: the first read is the 4-byte magic, the second
+/// the rest of the pcap file header (24 bytes in all) or of the pcapng
+/// section header block (whose length its first 12 bytes give). Parse
+/// the bytes returned with [`Capture::parse`].
+///
+/// # Errors
+/// What [`Capture::parse`] says of a bad magic or file header, or a read
+/// error.
+pub fn read<R: Read>(mut r: R) -> Result<Vec<u8>, CaptureError> {
+    let mut bytes = Vec::new();
+    append(&mut r, &mut bytes, 4)?;
+    match magic(&bytes)? {
+        CaptureFormat::Pcap => {
+            append(&mut r, &mut bytes, 20)?;
+            pcap_header(&bytes)?;
+        }
+        CaptureFormat::PcapNg => {
+            append(&mut r, &mut bytes, 8)?;
+            // The block length, in the byte order the byte-order magic
+            // gives; pcap-file refuses other magics and bad lengths below.
+            let len = match bytes.get(4..12) {
+                Some(&[a, b, c, d, 0x1a, 0x2b, 0x3c, 0x4d]) => u32::from_be_bytes([a, b, c, d]),
+                Some(&[a, b, c, d, 0x4d, 0x3c, 0x2b, 0x1a]) => u32::from_le_bytes([a, b, c, d]),
+                _ => 12,
+            };
+            append(&mut r, &mut bytes, u64::from(len.saturating_sub(12)))?;
+            PcapNgParser::new(&bytes)
+                .map_err(|e| invalid(0, "pcapng section header", e, bytes.len()))?;
+        }
+    }
+    r.read_to_end(&mut bytes)
+        .map_err(|source| CaptureError::Io {
+            offset: bytes.len(),
+            source,
+        })?;
+    Ok(bytes)
 }
 
 fn invalid(offset: usize, what: &'static str, e: PcapError, left: usize) -> CaptureError {
@@ -145,9 +219,26 @@ fn invalid(offset: usize, what: &'static str, e: PcapError, left: usize) -> Capt
     }
 }
 
-fn parse_pcap(bytes: &[u8]) -> Result<Capture<'_>, CaptureError> {
-    let (mut rest, parser) =
+/// The pcap file header's parser, once the header is checked: libpcap's
+/// `pcap_check_header()` (sf-pcap.c) reads versions 2.0 to 2.4 (and 543.0,
+/// DG/UX's tcpdump); any other version is not a pcap file it can read.
+fn pcap_header(bytes: &[u8]) -> Result<(&[u8], PcapParser), CaptureError> {
+    let (rest, parser) =
         PcapParser::new(bytes).map_err(|e| invalid(0, "pcap file header", e, bytes.len()))?;
+    let h = parser.header();
+    let (major, minor) = (h.version_major, h.version_minor);
+    if !((major == 2 && minor <= 4) || (major == 543 && minor == 0)) {
+        return Err(CaptureError::Invalid {
+            offset: 4,
+            what: "pcap file header",
+            message: format!("version {major}.{minor}; expected 2.0 to 2.4"),
+        });
+    }
+    Ok((rest, parser))
+}
+
+fn parse_pcap(bytes: &[u8]) -> Result<Capture<'_>, CaptureError> {
+    let (mut rest, parser) = pcap_header(bytes)?;
     let header = parser.header();
     let frac_ns: u64 = match header.ts_resolution {
         TsResolution::MicroSecond => 1000,
@@ -411,6 +502,74 @@ mod tests {
             Capture::parse(b"GIF89a.."),
             Err(CaptureError::Magic(_))
         ));
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<R>(R, u64);
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_takes_the_whole_file_after_its_header() {
+        for format in [CaptureFormat::Pcap, CaptureFormat::PcapNg] {
+            let bytes = written(format);
+            assert_eq!(read(&bytes[..]).unwrap(), bytes);
+            // A header cut short is refused as parse refuses it.
+            let header = if format == CaptureFormat::Pcap {
+                24
+            } else {
+                28
+            };
+            for n in 0..header {
+                let (r, p) = (read(&bytes[..n]), Capture::parse(&bytes[..n]));
+                assert_eq!(
+                    r.unwrap_err().to_string(),
+                    p.unwrap_err().to_string(),
+                    "{format:?} prefix of {n} bytes"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_2gib_file_of_zeros_is_refused_after_its_magic() {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(2 << 30).unwrap();
+        let mut c = Counting(f, 0);
+        let e = read(&mut c).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "offset 0: not a pcap or pcapng file (first bytes [00, 00, 00, 00])"
+        );
+        assert_eq!(c.1, 4);
+        // A magic over zeros: refused at the header after reading it.
+        let zeros_after = |format| {
+            let magic = written(format)[..4].to_vec();
+            Counting(
+                std::io::Cursor::new(magic).chain(std::io::repeat(0).take(2 << 30)),
+                0,
+            )
+        };
+        let mut c = zeros_after(CaptureFormat::Pcap);
+        let e = read(&mut c).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "offset 4: pcap file header: version 0.0; expected 2.0 to 2.4"
+        );
+        assert_eq!(c.1, 24);
+        let mut c = zeros_after(CaptureFormat::PcapNg);
+        let e = read(&mut c).unwrap_err();
+        assert!(
+            e.to_string().starts_with("offset 0: pcapng section header"),
+            "{e}"
+        );
+        assert_eq!(c.1, 12);
     }
 
     #[test]

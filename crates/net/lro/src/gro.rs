@@ -22,7 +22,10 @@
 //!
 //! A segment whose IP layer sets `flush` (header not exactly 20 bytes,
 //! bad IPv4 header or TCP checksum, length field not matching the frame)
-//! goes up alone. Otherwise, with `p` the held packet of its flow:
+//! goes up alone. A TCP checksum field holding only the pseudo-header sum
+//! is not bad: it is a `CHECKSUM_PARTIAL` packet, which
+//! `skb_gro_checksum_validate()` does not sum (see [`Checksum`]).
+//! Otherwise, with `p` the held packet of its flow:
 //!
 //! * `flush` (cannot merge) if: the segment has CWR; its flag word
 //!   (`doff`, flags, window) differs from `p`'s in any bit but CWR, FIN,
@@ -47,8 +50,10 @@
 //!
 //! # Where klab differs
 //!
-//! * The TCP checksum of a merged packet is computed in full (GRO leaves a
-//!   pseudo-header sum for CHECKSUM_PARTIAL, `tcp4_gro_complete()`).
+//! * The TCP checksum of a merged packet is computed in full, whether its
+//!   segments carried full or partial checksums (GRO leaves a
+//!   pseudo-header sum for CHECKSUM_PARTIAL, `tcp4_gro_complete()`; see
+//!   `skb::merged_head`).
 //! * A segment that goes up alone first flushes its flow's held packet, so
 //!   a flow's bytes keep their order (the kernel lets a bad-checksum or
 //!   IP-options segment overtake the held one).
@@ -61,8 +66,8 @@ use std::hash::{BuildHasher, Hash};
 use rustc_hash::FxBuildHasher;
 
 use crate::csum::Wsum;
-use crate::lro::Checksum;
-use crate::skb::{Aggregate, Frag, Skb, TcpRewrite, data_csum_from_check, merged_head};
+use crate::lro::{Checksum, Verdict};
+use crate::skb::{Aggregate, Frag, Skb, TcpRewrite, merged_head};
 use crate::stats::{FlushReason, PassReason, Stats};
 use crate::wire::{self, IP_DF, Ip, LinkType, Segment, tcp_flag};
 
@@ -237,25 +242,32 @@ impl<B: AsRef<[u8]>> GroMgr<B> {
         let pos = self.buckets[bucket].iter().position(|h| h.key == key);
 
         // The IP layer's and the checksum's verdicts: NAPI_GRO_CB(skb)->flush.
+        // The IPv4 header checksum is checked here under either setting
+        // (inet_gro_receive() sums the header itself); the TCP checksum by
+        // Checksum::judge, which takes a partial field as
+        // skb_gro_checksum_validate() takes CHECKSUM_PARTIAL.
         let ip_flush = match &seg.ip {
             Ip::V4(v4) if v4.ihl != 5 => Some(PassReason::IpOptions),
             Ip::V4(_) if !wire::verify_ip_checksum(&seg, b) => Some(PassReason::BadChecksum),
             _ if seg.data_end as usize != b.len() => Some(PassReason::Padded),
             _ => None,
         };
-        let csum = if ip_flush.is_none() && self.cfg.checksum == Checksum::Verify {
-            wire::verify_tcp_checksum(&seg, &[b])
-        } else {
-            None
+        let verdict = match ip_flush {
+            Some(reason) => Err(reason),
+            None => match self.cfg.checksum.judge(&seg, &[b], &mut self.stats) {
+                Verdict::Take(d) => Ok(d),
+                Verdict::Bad => Err(PassReason::BadChecksum),
+            },
         };
-        let ip_flush = ip_flush.or((self.cfg.checksum == Checksum::Verify && csum.is_none())
-            .then_some(PassReason::BadChecksum));
-        if let Some(reason) = ip_flush {
-            if let Some(k) = pos {
-                self.complete(bucket, k, FlushReason::Ineligible, stack);
+        let csum = match verdict {
+            Ok(d) => d,
+            Err(reason) => {
+                if let Some(k) = pos {
+                    self.complete(bucket, k, FlushReason::Ineligible, stack);
+                }
+                return self.pass(frame, reason, stack);
             }
-            return self.pass(frame, reason, stack);
-        }
+        };
 
         let len = seg.payload_len();
         let flags = seg.flags;
@@ -268,7 +280,7 @@ impl<B: AsRef<[u8]>> GroMgr<B> {
                     self.complete(bucket, k, reason, stack);
                 }
                 None => {
-                    let d = csum.unwrap_or_else(|| data_csum_from_check(&seg, frame.as_ref()));
+                    let d = csum.resolve(&seg, frame.as_ref());
                     let true_size = frame.as_ref().len() as u64;
                     p.data_csum = p.data_csum.block_add(d, p.payload as usize);
                     p.payload += len;
@@ -315,7 +327,7 @@ impl<B: AsRef<[u8]>> GroMgr<B> {
             self.complete(bucket, 0, FlushReason::Evicted, stack);
         }
         let b = frame.as_ref();
-        let d = csum.unwrap_or_else(|| data_csum_from_check(&seg, b));
+        let d = csum.resolve(&seg, b);
         let opts = seg.options(b);
         let mut o = [0u8; 40];
         o[..opts.len()].copy_from_slice(opts);
@@ -773,6 +785,58 @@ mod tests {
             run(&mut g, &[b.clone(), Seg { ttl: 1, ..b.next() }]).segs(),
             vec![1, 1]
         );
+    }
+
+    /// Issue 18 in GRO: partial checksum fields (`CHECKSUM_PARTIAL`, as a
+    /// capture on a Linux sender holds them) are not re-verified, over IPv4
+    /// and IPv6; the aggregate gets a full checksum; a field one off the
+    /// pseudo-header sum is bad.
+    #[test]
+    fn issue_18_partial_checksums_merge_over_ipv4_and_ipv6() {
+        for v6 in [false, true] {
+            let t: Vec<Seg> = train(
+                Seg {
+                    v6,
+                    payload: 101,
+                    partial_csum: true,
+                    ..Seg::default()
+                },
+                3,
+            );
+            for checksum in [Checksum::Verify, Checksum::Trust] {
+                let mut g = GroMgr::new(
+                    GroConfig {
+                        checksum,
+                        ..GroConfig::default()
+                    },
+                    LinkType::Ethernet,
+                )
+                .unwrap();
+                let up = run(&mut g, &t);
+                assert_eq!(up.segs(), vec![3], "v6 {v6} {checksum:?}");
+                assert_eq!(g.stats().csum_partial, 3);
+                assert_eq!(g.stats().csum_verified, 0);
+                let f = &up.pkts[0].1;
+                let seg = wire::parse(LinkType::Ethernet, f).unwrap();
+                assert_eq!(seg.payload_len(), 303);
+                assert!(wire::verify_tcp_checksum(&seg, &[f]).is_some());
+            }
+            let mut bad = t[1].frame();
+            let seg = wire::parse(LinkType::Ethernet, &bad).unwrap();
+            let o = usize::from(seg.tcp_off) + 16;
+            let field = wire::partial_check_field(&seg).wrapping_sub(1);
+            bad[o..o + 2].copy_from_slice(&field.to_be_bytes());
+            let mut g = gro();
+            let mut up = Up::default();
+            for f in [t[0].frame(), bad, t[2].frame()] {
+                g.receive(f, &mut up.take());
+            }
+            g.flush_all(&mut up.take());
+            g.assert_invariants();
+            assert_eq!(up.segs(), vec![1, 1, 1], "v6 {v6}");
+            assert_eq!(g.stats().passed(PassReason::BadChecksum), 1);
+            assert_eq!(g.stats().csum_partial, 2);
+        }
     }
 
     #[test]

@@ -29,7 +29,8 @@
 //!
 //! 1. The header callback: the frame must parse to IPv4 TCP (else pass:
 //!    parse reason, or `Ipv6`); under [`Checksum::Verify`] its IP and TCP
-//!    checksums must be right (the NIC's `CHECKSUM_UNNECESSARY`).
+//!    checksums must be right (the NIC's `CHECKSUM_UNNECESSARY`), or its
+//!    TCP checksum field partial (`CHECKSUM_PARTIAL`, see [`Checksum`]).
 //! 2. `lro_get_desc`: the first active descriptor of the flow, else the
 //!    first inactive one, else `no_desc++` and pass.
 //! 3. Inactive descriptor: `lro_tcp_ip_check` → pass with its reason, or
@@ -69,6 +70,11 @@
 //!   timestamps keeps the TSecr; inet_lro read 4 payload bytes as TSecr.
 //! * `flush_pkt` for a flow with no descriptor does nothing (the kernel
 //!   would dereference NULL when the table was full).
+//! * A segment whose TCP checksum field holds only the pseudo-header sum
+//!   (captured on its sender, `CHECKSUM_PARTIAL`) is aggregated, as the
+//!   stack accepts such an skb; an inet_lro driver never met one (its NIC
+//!   received finished checksums), and `lro_tcp_data_csum()` would have
+//!   derived a wrong payload sum from it, so klab sums those payloads.
 //!
 //! # Locking
 //!
@@ -78,9 +84,9 @@
 use rustc_hash::FxHashMap;
 
 use crate::csum::Wsum;
-use crate::skb::{Aggregate, Frag, Skb, TcpRewrite, data_csum_from_check, merged_head};
+use crate::skb::{Aggregate, DataSum, Frag, Skb, TcpRewrite, merged_head};
 use crate::stats::{FlushReason, PassReason, Stats};
-use crate::wire::{self, Ip, Ipv4, LinkType, Segment, TcpOpts, tcp_flag};
+use crate::wire::{self, Ip, Ipv4, LinkType, Segment, TcpCsum, TcpOpts, tcp_flag};
 
 /// How a descriptor is found for a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,15 +104,76 @@ pub enum Lookup {
 }
 
 /// Whether the manager trusts the checksums of the frames it is given.
+///
+/// Under both, a TCP checksum field that holds only the folded
+/// pseudo-header sum ([`wire::partial_check_field`]: the sender left it
+/// for its device, `CHECKSUM_PARTIAL`, and the capture was taken on the
+/// sending host) is taken as the kernel takes such a packet:
+/// include/linux/skbuff.h `skb_csum_unnecessary()` is true for
+/// `CHECKSUM_PARTIAL`, so neither `tcp_v4_rcv()` nor GRO's
+/// `skb_gro_checksum_validate()` sums it again. The segment is counted
+/// in [`Stats::csum_partial`] and its payload's sum is read from its
+/// bytes, since the field says nothing about the payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Checksum {
     /// The NIC verified them (`ip_summed = CHECKSUM_UNNECESSARY`): the
     /// payload's sum is derived from the checksum field
-    /// (`lro_tcp_data_csum()`), no payload byte is read.
+    /// (`lro_tcp_data_csum()`), no payload byte is read (unless the field
+    /// is partial).
     Trust,
     /// Verify the IPv4 header and TCP checksums in software, as the NIC
-    /// would; a packet that fails is passed up unmerged (`BadChecksum`).
+    /// would ([`wire::check_tcp_checksum`]); a packet whose TCP checksum is
+    /// neither full and valid nor partial, or whose IPv4 header checksum
+    /// is wrong, is passed up unmerged (`BadChecksum`).
     Verify,
+}
+
+/// What a receive path does with a segment after its checksums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Take it; where its payload sum comes from.
+    Take(DataSum),
+    /// Pass it up alone: `BadChecksum`.
+    Bad,
+}
+
+impl Checksum {
+    /// The TCP checksum rule of a receive path, for `seg` in a frame given
+    /// as `chunks` (the IPv4 header checksum is the caller's). Counts
+    /// `csum_verified` and `csum_partial` in `stats`.
+    #[inline]
+    pub(crate) fn judge(self, seg: &Segment, chunks: &[&[u8]], stats: &mut Stats) -> Verdict {
+        match self {
+            Checksum::Trust => {
+                // One compare on the fast path: a full checksum is trusted,
+                // and the pseudo-header sum kept to derive the payload's.
+                let pseudo = wire::pseudo_sum(seg);
+                if seg.check != pseudo.fold() {
+                    return Verdict::Take(DataSum::Field(pseudo));
+                }
+                match wire::tcp_sums(seg, chunks) {
+                    Some((_, data)) => {
+                        stats.csum_partial += 1;
+                        Verdict::Take(DataSum::Bytes(data))
+                    }
+                    // Unreachable for a parsed frame: its chunks cover the
+                    // payload.
+                    None => Verdict::Take(DataSum::Field(pseudo)),
+                }
+            }
+            Checksum::Verify => match wire::check_tcp_checksum(seg, chunks) {
+                TcpCsum::Full(d) => {
+                    stats.csum_verified += 1;
+                    Verdict::Take(DataSum::Bytes(d))
+                }
+                TcpCsum::Partial(d) => {
+                    stats.csum_partial += 1;
+                    Verdict::Take(DataSum::Bytes(d))
+                }
+                TcpCsum::Bad => Verdict::Bad,
+            },
+        }
+    }
 }
 
 /// The manager's knobs (`struct net_lro_mgr`).
@@ -347,15 +414,16 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
             Ok(s) => s,
             Err(r) => return self.pass(Skb::Frame(frame), r, stack),
         };
-        let csum = match self.cfg.checksum {
-            Checksum::Trust => None,
-            Checksum::Verify => {
-                let b = frame.as_ref();
-                match wire::verify_tcp_checksum(&seg, &[b]) {
-                    Some(d) if wire::verify_ip_checksum(&seg, b) => Some(d),
-                    _ => return self.bad_checksum(&seg, Input::Skb(frame), stack),
-                }
-            }
+        let b = frame.as_ref();
+        let verdict = if self.cfg.checksum == Checksum::Verify && !wire::verify_ip_checksum(&seg, b)
+        {
+            Verdict::Bad
+        } else {
+            self.cfg.checksum.judge(&seg, &[b], &mut self.stats)
+        };
+        let csum = match verdict {
+            Verdict::Take(d) => d,
+            Verdict::Bad => return self.bad_checksum(&seg, Input::Skb(frame), stack),
         };
         self.proc(&seg, csum, Input::Skb(frame), stack);
     }
@@ -379,13 +447,26 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
             Ok(s) => s,
             Err(r) => return self.pass(Skb::Frags(frags), r, stack),
         };
-        let csum = match self.cfg.checksum {
-            Checksum::Trust => None,
-            Checksum::Verify => {
-                let chunks: Vec<&[u8]> = frags.iter().map(Frag::bytes).collect();
-                match wire::verify_tcp_checksum(&seg, &chunks) {
-                    Some(d) if wire::verify_ip_checksum(&seg, chunks[0]) => Some(d),
-                    _ => return self.bad_checksum(&seg, Input::Frags(frags, true_size), stack),
+        let pseudo = match self.cfg.checksum {
+            Checksum::Trust => Some(wire::pseudo_sum(&seg)),
+            Checksum::Verify => None,
+        };
+        let csum = if let Some(p) = pseudo.filter(|p| seg.check != p.fold()) {
+            // Checksum::judge's fast path, without collecting the chunks.
+            DataSum::Field(p)
+        } else {
+            let chunks: Vec<&[u8]> = frags.iter().map(Frag::bytes).collect();
+            let verdict = if self.cfg.checksum == Checksum::Verify
+                && !wire::verify_ip_checksum(&seg, chunks[0])
+            {
+                Verdict::Bad
+            } else {
+                self.cfg.checksum.judge(&seg, &chunks, &mut self.stats)
+            };
+            match verdict {
+                Verdict::Take(d) => d,
+                Verdict::Bad => {
+                    return self.bad_checksum(&seg, Input::Frags(frags, true_size), stack);
                 }
             }
         };
@@ -457,7 +538,7 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
     fn proc<F: FnMut(Skb<B>)>(
         &mut self,
         seg: &Segment,
-        csum: Option<Wsum>,
+        csum: DataSum,
         input: Input<B>,
         stack: &mut F,
     ) {
@@ -541,25 +622,18 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
     }
 
     /// `lro_init_desc()`.
-    fn init_desc(
-        &mut self,
-        i: usize,
-        key: FlowKey,
-        seg: &Segment,
-        csum: Option<Wsum>,
-        input: Input<B>,
-    ) {
+    fn init_desc(&mut self, i: usize, key: FlowKey, seg: &Segment, csum: DataSum, input: Input<B>) {
         let payload = seg.payload_len();
         let true_size = input.true_size();
         let (pieces, frags_path, nr_frags, data_csum) = match input {
             Input::Skb(b) => {
-                let d = csum.unwrap_or_else(|| data_csum_from_check(seg, b.as_ref()));
+                let d = csum.resolve(seg, b.as_ref());
                 let mut v = Vec::with_capacity(self.cfg.max_aggr.clamp(2, 64) as usize);
                 v.push(Frag::whole(b));
                 (v, false, 0, d)
             }
             Input::Frags(f, _) => {
-                let d = csum.unwrap_or_else(|| data_csum_from_check(seg, f[0].bytes()));
+                let d = csum.resolve(seg, f[0].bytes());
                 let n = f.len() as u32;
                 (f, true, n, d)
             }
@@ -607,14 +681,13 @@ impl<B: AsRef<[u8]>> LroMgr<B> {
     /// `lro_add_common()` + `lro_add_packet()` / `lro_add_frags()`.
     /// Returns (frags path, pkt_aggr_cnt).
     #[inline]
-    fn add(&mut self, i: usize, seg: &Segment, csum: Option<Wsum>, input: Input<B>) -> (bool, u32) {
+    fn add(&mut self, i: usize, seg: &Segment, csum: DataSum, input: Input<B>) -> (bool, u32) {
         let payload = seg.payload_len();
         let true_size = input.true_size();
         let s = self.descs[i].as_mut().expect("active descriptor");
-        let seg_csum = match (&input, csum) {
-            (_, Some(d)) => d,
-            (Input::Skb(b), None) => data_csum_from_check(seg, b.as_ref()),
-            (Input::Frags(f, _), None) => data_csum_from_check(seg, f[0].bytes()),
+        let seg_csum = match &input {
+            Input::Skb(b) => csum.resolve(seg, b.as_ref()),
+            Input::Frags(f, _) => csum.resolve(seg, f[0].bytes()),
         };
         s.pkt_aggr_cnt += 1;
         s.ip_tot_len += payload;
@@ -1314,6 +1387,105 @@ mod tests {
             ..cfg()
         });
         assert_eq!(run(&mut m, &segs).segs(), vec![3]);
+    }
+
+    /// Issue 18: a capture taken on a Linux host with checksum offload
+    /// holds only the pseudo-header sum in every TCP checksum field
+    /// (`CHECKSUM_PARTIAL`); under the default `Verify` every segment was
+    /// passed up as `bad_checksum` and nothing was merged. Partial fields
+    /// are now taken as the kernel takes them, counted apart, and the
+    /// aggregate gets a full checksum computed from the payload bytes,
+    /// under both settings and on both receive paths.
+    #[test]
+    fn issue_18_partial_checksums_are_merged_and_the_aggregate_gets_a_full_one() {
+        let partial = |s: &Seg| Seg {
+            partial_csum: true,
+            ..s.clone()
+        };
+        // An odd payload length, so the payload sums meet at odd offsets.
+        let t = train(
+            Seg {
+                payload: 333,
+                ..Seg::default()
+            },
+            4,
+        );
+        let all: Vec<Seg> = t.iter().map(partial).collect();
+        let mixed = vec![t[0].clone(), partial(&t[1]), t[2].clone(), partial(&t[3])];
+        for checksum in [Checksum::Verify, Checksum::Trust] {
+            for (segs, verified) in [(&all, 0), (&mixed, 2)] {
+                let what = format!("{checksum:?}, {verified} full");
+                let mut m = mgr(LroConfig { checksum, ..cfg() });
+                let up = run(&mut m, segs);
+                assert_eq!(up.segs(), vec![4], "{what}");
+                let st = m.stats();
+                assert_eq!(st.passed(PassReason::BadChecksum), 0, "{what}");
+                assert_eq!(st.csum_partial, 4 - verified, "{what}");
+                let want_verified = if checksum == Checksum::Verify {
+                    verified
+                } else {
+                    0
+                };
+                assert_eq!(st.csum_verified, want_verified, "{what}");
+                let f = &up.pkts[0].1;
+                let seg = wire::parse(LinkType::Ethernet, f).unwrap();
+                assert_eq!(seg.payload_len(), 4 * 333);
+                assert!(
+                    matches!(wire::check_tcp_checksum(&seg, &[f]), TcpCsum::Full(_)),
+                    "{what}: the aggregate's checksum"
+                );
+                // The frags path: headers and 100 payload bytes, then the rest.
+                let mut m: LroMgr<Vec<u8>> =
+                    LroMgr::new(LroConfig { checksum, ..cfg() }, LinkType::Ethernet).unwrap();
+                let mut up = Up::default();
+                for s in segs {
+                    let f = s.frame();
+                    let cut = f.len() - 233;
+                    let frags = vec![
+                        Frag::whole(f[..cut].to_vec()),
+                        Frag::whole(f[cut..].to_vec()),
+                    ];
+                    m.receive_frags(frags, 4096, &mut up.take());
+                }
+                m.flush_all(&mut up.take());
+                m.assert_invariants();
+                assert_eq!(up.segs(), vec![4], "{what}, frags");
+                assert_eq!(m.stats().csum_partial, 4 - verified);
+                let f = &up.pkts[0].1;
+                let seg = wire::parse(LinkType::Ethernet, f).unwrap();
+                assert!(wire::verify_tcp_checksum(&seg, &[f]).is_some(), "{what}");
+            }
+        }
+        // A lone partial segment goes up as it came, its field untouched.
+        let mut m = mgr(cfg());
+        let up = run(&mut m, &all[..1]);
+        assert_eq!(up.pkts[0].1, all[0].frame());
+    }
+
+    #[test]
+    fn a_field_one_off_the_pseudo_header_sum_is_a_bad_checksum() {
+        let t = train(Seg::default(), 3);
+        let mut off_by_one = Seg {
+            partial_csum: true,
+            ..t[1].clone()
+        }
+        .frame();
+        let seg = wire::parse(LinkType::Ethernet, &off_by_one).unwrap();
+        let o = usize::from(seg.tcp_off) + 16;
+        let field = wire::partial_check_field(&seg).wrapping_add(1);
+        off_by_one[o..o + 2].copy_from_slice(&field.to_be_bytes());
+        let mut m = mgr(cfg());
+        let mut up = Up::default();
+        for f in [t[0].frame(), off_by_one, t[2].frame()] {
+            m.receive_skb(f, &mut up.take());
+            m.assert_invariants();
+        }
+        m.flush_all(&mut up.take());
+        assert_eq!(up.segs(), vec![1, 1, 1]);
+        let st = m.stats();
+        assert_eq!(st.passed(PassReason::BadChecksum), 1);
+        assert_eq!((st.csum_verified, st.csum_partial), (2, 0));
+        assert!(!st.mostly_bad_checksums());
     }
 
     #[test]

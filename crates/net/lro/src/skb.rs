@@ -156,6 +156,16 @@ pub(crate) struct TcpRewrite {
 /// and leaves a pseudo-header-only checksum for CHECKSUM_PARTIAL; klab
 /// computes the full TCP checksum there too so the packet is valid on the
 /// wire (a capture reader checks it).
+///
+/// Segments whose own fields were partial (`CHECKSUM_PARTIAL`, captured on
+/// the sending host) give the same: a full checksum. Their `data_csum` was
+/// read from their payload bytes (a partial field holds no payload sum),
+/// so the merged checksum is exact, and it is the one the device or
+/// `skb_checksum_help()` would have finished the packet with. klab does
+/// not write a partial field back: a pcap record has no `ip_summed` to say
+/// that a field is meant to be partial, so every reader but klab would
+/// take it for a corrupt one. A packet that goes up unmerged keeps its
+/// bytes, a partial field included.
 pub(crate) fn merged_head(
     first: &[u8],
     seg: &Segment,
@@ -199,18 +209,39 @@ pub(crate) fn merged_head(
     head
 }
 
+/// Where an accepted segment's payload sum comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DataSum {
+    /// Summed from the payload bytes while the checksum was judged (it was
+    /// verified, or the field was partial).
+    Bytes(Wsum),
+    /// Derived from the trusted, full checksum field when the segment is
+    /// merged ([`data_csum_from_check`]); carries the segment's
+    /// pseudo-header sum, already computed to tell a partial field.
+    Field(Wsum),
+}
+
+impl DataSum {
+    /// The payload's partial sum; `frame_head` holds the segment's headers.
+    #[inline]
+    pub(crate) fn resolve(self, seg: &Segment, frame_head: &[u8]) -> Wsum {
+        match self {
+            DataSum::Bytes(d) => d,
+            DataSum::Field(pseudo) => data_csum_from_check(seg, frame_head, pseudo),
+        }
+    }
+}
+
 /// `lro_tcp_data_csum()`: the partial sum of a segment's payload derived
 /// from its checksum field, without reading the payload:
-/// `data = -(pseudo + tcp header including the check field)`. Exact when
-/// the segment's checksum is valid.
+/// `data = -(pseudo + tcp header including the check field)`, `pseudo`
+/// being [`crate::wire::pseudo_sum`] of the segment. Exact when the
+/// segment's full checksum is valid; meaningless for a partial field,
+/// whose segments get their sum from their bytes instead
+/// (`lro::Checksum::judge`).
 #[inline]
-pub(crate) fn data_csum_from_check(seg: &Segment, frame_head: &[u8]) -> Wsum {
+pub(crate) fn data_csum_from_check(seg: &Segment, frame_head: &[u8], pseudo: Wsum) -> Wsum {
     let t = usize::from(seg.tcp_off);
     let hdr = csum::partial(&frame_head[t..usize::from(seg.data_off)], Wsum::ZERO);
-    let len = seg.tcp_hdr_len() + seg.payload_len();
-    let pseudo = match &seg.ip {
-        Ip::V4(v4) => csum::pseudo_v4(v4.src, v4.dst, IPPROTO_TCP, len),
-        Ip::V6(v6) => csum::pseudo_v6(&v6.src, &v6.dst, IPPROTO_TCP, len),
-    };
     Wsum::ZERO.csum_sub(pseudo).csum_sub(hdr)
 }

@@ -1,12 +1,15 @@
 //! Statistics: inet_lro's `struct net_lro_stats` (aggregated, flushed,
 //! no_desc) and the counts klab adds: why each packet passed through
-//! unmerged and why each aggregate was flushed.
+//! unmerged, why each aggregate was flushed, and what the TCP checksum
+//! fields held (verified in full, or partial: only the pseudo-header sum).
 //!
 //! Invariants (checked by [`Stats::assert_invariants`] once every held
 //! packet has been flushed):
 //! `packets_in == aggregated + Σ passed` (every packet either joined a
-//! descriptor or went up alone), `packets_out == flushed + Σ passed`, and
-//! `flushed == Σ flush_reasons`.
+//! descriptor or went up alone), `packets_out == flushed + Σ passed`,
+//! `flushed == Σ flush_reasons`, and `csum_verified + csum_partial +
+//! passed[BadChecksum] <= packets_in` (a checksum is judged at most once
+//! per packet).
 
 /// Why a packet went up the stack on its own instead of joining an
 /// aggregate. The first group comes from parsing ([`crate::wire::parse`]);
@@ -30,9 +33,11 @@ pub enum PassReason {
     Ipv6ExtHeaders,
     /// IPv6 in LRO mode: inet_lro aggregates IPv4 only.
     Ipv6,
-    /// The TCP checksum (or the IPv4 header checksum) is wrong: a NIC
-    /// would not mark it `CHECKSUM_UNNECESSARY`, so the driver does not
-    /// hand it to LRO, and GRO's `skb_gro_checksum_validate()` fails.
+    /// The TCP checksum (or the IPv4 header checksum) is wrong, and the
+    /// TCP field is not a partial one either (see
+    /// [`crate::wire::check_tcp_checksum`]): a NIC would not mark it
+    /// `CHECKSUM_UNNECESSARY`, so the driver does not hand it to LRO, and
+    /// GRO's `skb_gro_checksum_validate()` fails.
     BadChecksum,
     /// `tot_len != len`: the frame is padded past the IP packet.
     Padded,
@@ -186,6 +191,19 @@ pub struct Stats {
     pub no_desc: u64,
     /// TCP payload bytes received in segments that were aggregated.
     pub payload_aggregated: u64,
+    /// Segments whose full TCP checksum (and IPv4 header checksum) was
+    /// verified in software ([`crate::Checksum::Verify`]).
+    pub csum_verified: u64,
+    /// Segments whose TCP checksum field held only the folded pseudo-header
+    /// sum ([`crate::wire::partial_check_field`]): sent with checksum
+    /// offload and captured on the sending host before the device finished
+    /// the checksum. Taken as the kernel takes a `CHECKSUM_PARTIAL` skb
+    /// (`skb_csum_unnecessary()` is true, GRO does not re-verify), their
+    /// payload sums read from their bytes. Counted under both checksum
+    /// settings: under `Trust` the field is still looked at, because a
+    /// partial field says nothing of the payload and an aggregate's
+    /// checksum must not be derived from it.
+    pub csum_partial: u64,
     passed: [u64; PassReason::ALL.len()],
     flush_reasons: [u64; FlushReason::ALL.len()],
 }
@@ -222,6 +240,17 @@ impl Stats {
             .map(|r| (*r, self.flushes(*r)))
             .filter(|(_, n)| *n > 0)
             .collect()
+    }
+
+    /// True when more segments failed their checksum than passed it
+    /// (`passed[BadChecksum] > csum_verified + csum_partial`): most of the
+    /// input was passed up unmerged for its checksums alone, the sign of a
+    /// capture whose checksum fields were never finished in a form klab
+    /// recognises (zeroed, or left by a device or an OS with another
+    /// convention). Never true under [`crate::Checksum::Trust`], where
+    /// nothing is verified.
+    pub fn mostly_bad_checksums(&self) -> bool {
+        self.passed(PassReason::BadChecksum) > self.csum_verified + self.csum_partial
     }
 
     /// Packets out per packet in: the share of per-packet stack work left
@@ -266,6 +295,11 @@ impl Stats {
         assert_eq!(
             self.flushed,
             self.flush_reasons.iter().sum::<u64>(),
+            "{self:?}"
+        );
+        assert!(
+            self.csum_verified + self.csum_partial + self.passed(PassReason::BadChecksum)
+                <= self.packets_in,
             "{self:?}"
         );
         assert!(self.aggregated >= held);

@@ -31,6 +31,9 @@ pub(crate) struct Seg {
     pub(crate) v6: bool,
     /// Break the TCP checksum.
     pub(crate) bad_csum: bool,
+    /// Leave only the pseudo-header sum in the TCP checksum field, as a
+    /// Linux sender with checksum offload does (`CHECKSUM_PARTIAL`).
+    pub(crate) partial_csum: bool,
 }
 
 impl Default for Seg {
@@ -53,6 +56,7 @@ impl Default for Seg {
             vlan: None,
             v6: false,
             bad_csum: false,
+            partial_csum: false,
         }
     }
 }
@@ -141,6 +145,12 @@ impl Seg {
                     .tcp_header(tcp);
                 b.write(&mut out, &payload).unwrap();
             }
+        }
+        if self.partial_csum {
+            let seg = crate::wire::parse(crate::wire::LinkType::Ethernet, &out).unwrap();
+            let o = usize::from(seg.tcp_off) + 16;
+            let field = crate::wire::partial_check_field(&seg);
+            out[o..o + 2].copy_from_slice(&field.to_be_bytes());
         }
         if self.bad_csum {
             let n = out.len();

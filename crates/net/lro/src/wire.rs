@@ -26,6 +26,7 @@ use etherparse::{
     Ethernet2HeaderSlice, Ipv4HeaderSlice, Ipv6HeaderSlice, SingleVlanHeaderSlice, TcpHeaderSlice,
 };
 
+use crate::csum::{Wsum, partial};
 use crate::stats::PassReason;
 
 /// EtherType of IPv4.
@@ -417,12 +418,90 @@ fn parse_v6(l3: &[u8], l3_len: usize, l3_off: usize) -> Result<(Ip, usize, usize
     Ok((Ip::V6(v6), l3_off + 40, l3_off + 40 + plen))
 }
 
-/// Verifies the TCP checksum of `seg` in a frame given as consecutive
-/// chunks (one chunk for a whole frame, several for page fragments): what
-/// a NIC does before it marks a packet `CHECKSUM_UNNECESSARY`. Returns the
-/// payload's partial sum when the checksum is valid.
-pub fn verify_tcp_checksum(seg: &Segment, chunks: &[&[u8]]) -> Option<crate::csum::Wsum> {
-    use crate::csum::{Wsum, partial};
+/// What a segment's TCP checksum field holds, judged against its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpCsum {
+    /// A full checksum that verifies: what a NIC marks
+    /// `CHECKSUM_UNNECESSARY`. Carries the payload's partial sum.
+    Full(Wsum),
+    /// Only the folded pseudo-header sum: the sender's stack left the
+    /// checksum for its NIC to finish (`CHECKSUM_PARTIAL`), and the capture
+    /// was taken before that happened (see [`partial_check_field`]).
+    /// Carries the payload's partial sum, computed from its bytes.
+    Partial(Wsum),
+    /// Neither: a corrupt segment.
+    Bad,
+}
+
+/// The pseudo-header sum of `seg` (`csum_tcpudp_nofold()` for IPv4,
+/// `csum_ipv6_magic()` before its fold for IPv6): addresses, protocol and
+/// the TCP length (header and payload).
+#[inline]
+pub fn pseudo_sum(seg: &Segment) -> Wsum {
+    let len = seg.data_end - u32::from(seg.tcp_off);
+    match &seg.ip {
+        Ip::V4(v4) => crate::csum::pseudo_v4(v4.src, v4.dst, IPPROTO_TCP, len),
+        Ip::V6(v6) => crate::csum::pseudo_v6(&v6.src, &v6.dst, IPPROTO_TCP, len),
+    }
+}
+
+/// The checksum field a Linux sender leaves in a segment it hands to a
+/// device with checksum offload: the folded pseudo-header sum, not
+/// complemented.
+///
+/// Mirrors net/ipv4/tcp_ipv4.c `__tcp_v4_send_check()` (and
+/// net/ipv6/tcp_ipv6.c `__tcp_v6_send_check()`):
+/// `th->check = ~tcp_v4_check(skb->len, saddr, daddr, 0)`, where
+/// `tcp_v4_check()` is `csum_tcpudp_magic()`, which is
+/// `csum_fold(csum_tcpudp_nofold(...))` (include/net/checksum.h), and
+/// `csum_fold()` complements the folded sum; the two complements cancel.
+/// `skb->csum_start` / `csum_offset` then tell the device (or
+/// `skb_checksum_help()`) to sum from the TCP header to the end, this
+/// field included, and store the complement there. GSO keeps the form per
+/// segment (`tcp_gso_segment()` adjusts the field for each segment's
+/// length). A capture taken on the sending host (tcpdump sees the packet
+/// before the device) records this field, for every segment, pure ACKs
+/// included.
+#[inline]
+pub fn partial_check_field(seg: &Segment) -> u16 {
+    pseudo_sum(seg).fold()
+}
+
+/// Judges the TCP checksum of `seg` in a frame given as consecutive chunks
+/// (one chunk for a whole frame, several for page fragments): what a NIC
+/// does before it marks a packet `CHECKSUM_UNNECESSARY`, and what a
+/// packet handed over with `CHECKSUM_PARTIAL` would show.
+///
+/// The rule, in order: the sum of pseudo header, TCP header (field
+/// included) and payload folds to `0xffff` → [`TcpCsum::Full`]; else the
+/// field equals [`partial_check_field`] → [`TcpCsum::Partial`]; else
+/// [`TcpCsum::Bad`]. A capture does not record the sender's `ip_summed`,
+/// so a segment whose field was corrupted into exactly its pseudo-header
+/// sum (one corruption in 65,536) passes for partial, as it would in the
+/// kernel had it been handed over with `CHECKSUM_PARTIAL`. A full
+/// checksum that also happens to equal the pseudo-header sum is `Full`.
+/// Both verdicts carry the payload's sum from its bytes, so nothing
+/// downstream depends on which one it was.
+#[inline]
+pub fn check_tcp_checksum(seg: &Segment, chunks: &[&[u8]]) -> TcpCsum {
+    let Some((hdr, data)) = tcp_sums(seg, chunks) else {
+        return TcpCsum::Bad;
+    };
+    let pseudo = pseudo_sum(seg);
+    if pseudo.csum_add(hdr).csum_add(data).fold() == 0xffff {
+        TcpCsum::Full(data)
+    } else if seg.check == pseudo.fold() {
+        TcpCsum::Partial(data)
+    } else {
+        TcpCsum::Bad
+    }
+}
+
+/// The partial sums of the TCP header (checksum field included) and of
+/// the payload of `seg`, over a frame given as consecutive chunks; `None`
+/// when the chunks end before the payload does.
+#[inline]
+pub fn tcp_sums(seg: &Segment, chunks: &[&[u8]]) -> Option<(Wsum, Wsum)> {
     let tcp_off = usize::from(seg.tcp_off);
     let data_off = usize::from(seg.data_off);
     let data_end = seg.data_end as usize;
@@ -448,15 +527,17 @@ pub fn verify_tcp_checksum(seg: &Segment, chunks: &[&[u8]]) -> Option<crate::csu
         }
         base = end;
     }
-    if base < data_end {
-        return None;
+    (base >= data_end).then_some((hdr, data))
+}
+
+/// Verifies the full TCP checksum of `seg` (see [`check_tcp_checksum`]):
+/// the payload's partial sum when it is valid, `None` for a partial or a
+/// bad one.
+pub fn verify_tcp_checksum(seg: &Segment, chunks: &[&[u8]]) -> Option<Wsum> {
+    match check_tcp_checksum(seg, chunks) {
+        TcpCsum::Full(d) => Some(d),
+        TcpCsum::Partial(_) | TcpCsum::Bad => None,
     }
-    let len = seg.data_end - u32::from(seg.tcp_off);
-    let pseudo = match &seg.ip {
-        Ip::V4(v4) => crate::csum::pseudo_v4(v4.src, v4.dst, IPPROTO_TCP, len),
-        Ip::V6(v6) => crate::csum::pseudo_v6(&v6.src, &v6.dst, IPPROTO_TCP, len),
-    };
-    (pseudo.csum_add(hdr).csum_add(data).fold() == 0xffff).then_some(data)
 }
 
 /// Verifies the IPv4 header checksum (`ip_fast_csum(iph, ihl) == 0`);
@@ -519,7 +600,7 @@ mod tests {
         );
         // lro_tcp_data_csum() derives the same sum from the check field.
         assert_eq!(
-            crate::skb::data_csum_from_check(&s, &FIXTURE).fold(),
+            crate::skb::data_csum_from_check(&s, &FIXTURE, pseudo_sum(&s)).fold(),
             data.fold()
         );
         // Split into page fragments anywhere: the same checksum.
@@ -577,5 +658,110 @@ mod tests {
         sll[14] = 0;
         sll[15] = 4; // 802.2 frame
         assert_eq!(parse(LinkType::LinuxSll, &sll), Err(PassReason::NotIp));
+    }
+
+    /// A 78-byte IPv6 frame written out by hand: Ethernet, IPv6 from
+    /// 2001:db8::1 to 2001:db8::2, payload length 24, hop limit 64; TCP
+    /// 40000 to 80, seq 1, ack 1, ACK, window 500, checksum e906, no
+    /// options, payload "klab".
+    #[rustfmt::skip]
+    const FIXTURE_V6: [u8; 78] = [
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x86, 0xdd,
+        0x60, 0x00, 0x00, 0x00, 0x00, 0x18, 0x06, 0x40,
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02,
+        0x9c, 0x40, 0x00, 0x50, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01,
+        0x50, 0x10, 0x01, 0xf4, 0xe9, 0x06, 0x00, 0x00,
+        b'k', b'l', b'a', b'b',
+    ];
+
+    /// A verdict with its payload sum folded (an unfolded sum depends on
+    /// how the bytes were split).
+    #[derive(Debug, PartialEq, Eq)]
+    enum Judged {
+        F(u16),
+        P(u16),
+        Bad,
+    }
+    use Judged::{Bad, F, P};
+
+    fn judged(seg: &Segment, chunks: &[&[u8]]) -> Judged {
+        match check_tcp_checksum(seg, chunks) {
+            TcpCsum::Full(d) => F(d.fold()),
+            TcpCsum::Partial(d) => P(d.fold()),
+            TcpCsum::Bad => Bad,
+        }
+    }
+
+    /// Sets the TCP checksum field of a frame and parses it again.
+    fn with_check(frame: &[u8], check: u16) -> (Vec<u8>, Segment) {
+        let mut f = frame.to_vec();
+        let s = parse(LinkType::Ethernet, &f).unwrap();
+        let o = usize::from(s.tcp_off) + 16;
+        f[o..o + 2].copy_from_slice(&check.to_be_bytes());
+        let s = parse(LinkType::Ethernet, &f).unwrap();
+        (f, s)
+    }
+
+    #[test]
+    fn an_ipv4_field_holding_the_pseudo_header_sum_is_partial() {
+        // __tcp_v4_send_check(): check = ~csum_fold(csum_tcpudp_nofold()),
+        // the folded pseudo-header sum itself. For FIXTURE: 10.0.0.1 and
+        // 10.0.0.2 give 0x0a00 + 0x0001 + 0x0a00 + 0x0002 = 0x1403, the
+        // protocol 0x0006, the TCP length (32 header + 8 payload) 0x0028:
+        // 0x1403 + 0x0006 + 0x0028 = 0x1431.
+        let s = parse(LinkType::Ethernet, &FIXTURE).unwrap();
+        assert_eq!(partial_check_field(&s), 0x1431);
+        let data = crate::csum::partial(b"klablro!", Wsum::ZERO);
+        // The fixture's own field, 006c, is the full checksum.
+        assert_eq!(judged(&s, &[&FIXTURE]), F(data.fold()));
+        let (f, s) = with_check(&FIXTURE, 0x1431);
+        assert_eq!(judged(&s, &[&f]), P(data.fold()));
+        assert_eq!(verify_tcp_checksum(&s, &[&f]), None);
+        // Split into page fragments: the same verdict.
+        for cut in [1, 50, 66, 70] {
+            let (a, b) = f.split_at(cut);
+            assert_eq!(judged(&s, &[a, b]), P(data.fold()));
+        }
+        // One off either way, or the complement (csum_tcpudp_magic's own
+        // result, 0xebce), is neither partial nor full.
+        for wrong in [0x1430, 0x1432, !0x1431, 0x006d] {
+            let (f, s) = with_check(&FIXTURE, wrong);
+            assert_eq!(judged(&s, &[&f]), Bad, "{wrong:#x}");
+        }
+        // A payload byte changed: a full checksum fails, a partial field
+        // does not cover the payload and still says partial.
+        let (mut f, s) = with_check(&FIXTURE, 0x1431);
+        f[73] = b'?';
+        let changed = crate::csum::partial(b"klablro?", Wsum::ZERO);
+        assert_eq!(judged(&s, &[&f]), P(changed.fold()));
+        let mut f = FIXTURE;
+        f[73] = b'?';
+        let s = parse(LinkType::Ethernet, &f).unwrap();
+        assert_eq!(judged(&s, &[&f]), Bad);
+    }
+
+    #[test]
+    fn an_ipv6_field_holding_the_pseudo_header_sum_is_partial() {
+        // __tcp_v6_send_check(): the same form over the IPv6 pseudo header.
+        // 2001:db8::1 and 2001:db8::2 give 0x2001 + 0x0db8 + 0x0001 +
+        // 0x2001 + 0x0db8 + 0x0002 = 0x5b75, the TCP length (20 + 4) 0x18,
+        // next header 0x06: 0x5b93.
+        let s = parse(LinkType::Ethernet, &FIXTURE_V6).unwrap();
+        s.assert_invariants(FIXTURE_V6.len());
+        assert_eq!(s.payload(&FIXTURE_V6), b"klab");
+        assert_eq!(partial_check_field(&s), 0x5b93);
+        // The full checksum: 0x5b93 + TCP header words (9c40 0050 0000
+        // 0001 0000 0001 5010 01f4 0000 0000) + payload (6b6c 6162) folds
+        // to 0x16f9; the field is its complement, 0xe906.
+        let data = crate::csum::partial(b"klab", Wsum::ZERO);
+        assert_eq!(data.fold(), 0xccce);
+        assert_eq!(judged(&s, &[&FIXTURE_V6]), F(data.fold()));
+        let (f, s) = with_check(&FIXTURE_V6, 0x5b93);
+        assert_eq!(judged(&s, &[&f]), P(data.fold()));
+        for wrong in [0x5b92, 0x5b94, !0x5b93, 0xe907] {
+            let (f, s) = with_check(&FIXTURE_V6, wrong);
+            assert_eq!(judged(&s, &[&f]), Bad, "{wrong:#x}");
+        }
     }
 }

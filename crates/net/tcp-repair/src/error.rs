@@ -112,6 +112,14 @@ pub enum ImageError {
         /// What was wrong and what was expected.
         reason: String,
     },
+    /// Reading the image failed.
+    #[error("byte {offset}: {message}")]
+    Io {
+        /// Bytes read before the failure.
+        offset: u64,
+        /// The I/O error.
+        message: String,
+    },
 }
 
 /// Why a dump failed. The socket is left as it was found (repair mode

@@ -52,7 +52,12 @@
 //! The parser reads the whole file and checks the CRC before it builds
 //! anything, so a corrupt or truncated image is rejected before any socket
 //! is touched; every error names the byte offset and the field.
+//! [`Image::read_from`] reads a file as a stream and judges it as it
+//! comes: the header before anything else (a file that is not an image
+//! costs 14 bytes of reading), each queue's length before its bytes, so
+//! memory held never runs ahead of what the file has shown itself to be.
 
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use klab_sys::tcp::RepairWindow;
@@ -373,6 +378,79 @@ impl Image {
         Ok(out)
     }
 
+    /// Reads an image from a stream and checks it as [`Image::parse`] does.
+    /// The stream is judged as it is read: the magic and version (the
+    /// first 10 bytes) before anything else, the connection count, then
+    /// each connection's fixed part before its queues, whose lengths are
+    /// checked against [`MAX_QUEUE_BYTES`] before their bytes are read.
+    /// A file that is not an image is refused after at most
+    /// [`HEADER_LEN`](Self::HEADER_LEN) bytes.
+    ///
+    /// # Errors
+    /// [`ImageError`] with the byte offset and the field; a read error as
+    /// [`ImageError::Io`].
+    pub fn read_from<R: Read>(mut r: R) -> Result<Image, ImageError> {
+        let mut bytes = Vec::new();
+        read_part(&mut r, &mut bytes, HEADER_LEN, "header")?;
+        check_magic_version(&bytes)?;
+        let n = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]);
+        check_count(n)?;
+        for _ in 0..n {
+            let start = bytes.len();
+            read_part(&mut r, &mut bytes, RECORD_FIXED_LEN, "connection")?;
+            let len_at = |at: usize| {
+                u32::from_le_bytes([
+                    bytes[start + at],
+                    bytes[start + at + 1],
+                    bytes[start + at + 2],
+                    bytes[start + at + 3],
+                ])
+            };
+            let (recv_len, send_len) = (len_at(78), len_at(82));
+            for (len, field) in [
+                (recv_len, "recv queue length"),
+                (send_len, "send queue length"),
+            ] {
+                if len > MAX_QUEUE_BYTES {
+                    return Err(ImageError::Invalid {
+                        offset: (start + 78) as u64,
+                        field,
+                        reason: format!("{len}, above {MAX_QUEUE_BYTES}"),
+                    });
+                }
+            }
+            read_part(
+                &mut r,
+                &mut bytes,
+                recv_len as usize + send_len as usize,
+                "queues",
+            )?;
+        }
+        read_part(&mut r, &mut bytes, CRC_LEN, "crc")?;
+        let mut extra = [0u8; 1];
+        let more = loop {
+            match r.read(&mut extra) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        match more {
+            Ok(0) => Image::parse(&bytes),
+            Ok(_) => Err(ImageError::Invalid {
+                offset: bytes.len() as u64,
+                field: "end",
+                reason: "bytes after the checksum that ends the last connection".into(),
+            }),
+            Err(e) => Err(ImageError::Io {
+                offset: bytes.len() as u64,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Bytes of the header: magic, version and connection count.
+    pub const HEADER_LEN: usize = HEADER_LEN;
+
     /// Parses and checks an image. Nothing is built unless the whole file is
     /// well formed: magic, version, CRC, every field and every invariant.
     ///
@@ -380,27 +458,15 @@ impl Image {
     /// [`ImageError`] with the byte offset and the field.
     pub fn parse(bytes: &[u8]) -> Result<Image, ImageError> {
         if bytes.len() < HEADER_LEN + CRC_LEN {
+            // A file that is not an image says so, however short.
+            check_magic_version(bytes)?;
             return Err(ImageError::Truncated {
                 offset: bytes.len() as u64,
                 field: "header",
                 needed: (HEADER_LEN + CRC_LEN) as u64,
             });
         }
-        if &bytes[..8] != MAGIC {
-            return Err(ImageError::Invalid {
-                offset: 0,
-                field: "magic",
-                reason: "not a klab tcp-repair image (expected \"KLABTCPR\")".into(),
-            });
-        }
-        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != VERSION {
-            return Err(ImageError::Invalid {
-                offset: 8,
-                field: "version",
-                reason: format!("version {version}, this klab reads version {VERSION}"),
-            });
-        }
+        check_magic_version(bytes)?;
         let body_len = bytes.len() - CRC_LEN;
         let (body, crc_bytes) = bytes.split_at(body_len);
         let stored = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
@@ -417,13 +483,7 @@ impl Image {
         }
         let mut r = Reader { buf: body, pos: 10 };
         let n = r.u32("count")?;
-        if n == 0 || n > MAX_CONNS {
-            return Err(ImageError::Invalid {
-                offset: 10,
-                field: "count",
-                reason: format!("{n} connections, expected 1 ..= {MAX_CONNS}"),
-            });
-        }
+        check_count(n)?;
         let mut conns = Vec::new();
         for _ in 0..n {
             conns.push(r.conn()?);
@@ -437,6 +497,72 @@ impl Image {
         }
         Ok(Image { conns })
     }
+}
+
+/// Checks the magic and version in the first bytes of `bytes` (as many as
+/// it holds: a short prefix that matches passes).
+fn check_magic_version(bytes: &[u8]) -> Result<(), ImageError> {
+    let n = bytes.len().min(MAGIC.len());
+    if bytes[..n] != MAGIC[..n] {
+        return Err(ImageError::Invalid {
+            offset: 0,
+            field: "magic",
+            reason: "not a klab tcp-repair image (expected \"KLABTCPR\")".into(),
+        });
+    }
+    if let [_, _, _, _, _, _, _, _, lo, hi, ..] = *bytes {
+        let version = u16::from_le_bytes([lo, hi]);
+        if version != VERSION {
+            return Err(ImageError::Invalid {
+                offset: 8,
+                field: "version",
+                reason: format!("version {version}, this klab reads version {VERSION}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_count(n: u32) -> Result<(), ImageError> {
+    if n == 0 || n > MAX_CONNS {
+        return Err(ImageError::Invalid {
+            offset: 10,
+            field: "count",
+            reason: format!("{n} connections, expected 1 ..= {MAX_CONNS}"),
+        });
+    }
+    Ok(())
+}
+
+/// Appends the next `n` bytes of `r` to `bytes`; the buffer grows with
+/// what arrives, not with `n`.
+fn read_part<R: Read>(
+    r: &mut R,
+    bytes: &mut Vec<u8>,
+    n: usize,
+    field: &'static str,
+) -> Result<(), ImageError> {
+    let start = bytes.len();
+    let got = r
+        .by_ref()
+        .take(n as u64)
+        .read_to_end(bytes)
+        .map_err(|e| ImageError::Io {
+            offset: bytes.len() as u64,
+            message: e.to_string(),
+        })?;
+    if got < n {
+        // A file that is not an image says so before it says it is short.
+        if start < HEADER_LEN {
+            check_magic_version(bytes)?;
+        }
+        return Err(ImageError::Truncated {
+            offset: start as u64,
+            field,
+            needed: n as u64,
+        });
+    }
+    Ok(())
 }
 
 struct Reader<'a> {
@@ -635,6 +761,61 @@ mod tests {
         // 14 header + 2 * (90 + 5 + 6) + 4 crc.
         assert_eq!(bytes.len(), 14 + 2 * 101 + 4);
         assert_eq!(Image::parse(&bytes).unwrap(), img);
+        assert_eq!(Image::read_from(&bytes[..]).unwrap(), img);
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(Image::parse(&long).is_err());
+        assert_eq!(
+            Image::read_from(&long[..]).unwrap_err().to_string(),
+            "byte 220: end: bytes after the checksum that ends the last connection"
+        );
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<R>(R, u64);
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_2gib_file_of_zeros_is_refused_after_its_header() {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(2 << 30).unwrap();
+        let mut c = Counting(f, 0);
+        let e = Image::read_from(&mut c).unwrap_err().to_string();
+        assert!(
+            e.starts_with("byte 0: magic: not a klab tcp-repair image"),
+            "{e}"
+        );
+        assert!(c.1 <= Image::HEADER_LEN as u64, "{} bytes read", c.1);
+    }
+
+    #[test]
+    fn a_queue_length_is_checked_before_its_bytes_are_read() {
+        let bytes = Image {
+            conns: vec![sample()],
+        }
+        .to_bytes()
+        .unwrap();
+        // The fixed part of the record, claiming a recv queue above the
+        // limit, followed by a 2 GiB stream of zeros.
+        let mut head = bytes[..14 + 90].to_vec();
+        head[14 + 78..14 + 82].copy_from_slice(&(MAX_QUEUE_BYTES + 1).to_le_bytes());
+        let mut c = Counting(head.as_slice().chain(std::io::repeat(0).take(2 << 30)), 0);
+        let e = Image::read_from(&mut c).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "byte 92: recv queue length: {}, above {MAX_QUEUE_BYTES}",
+                MAX_QUEUE_BYTES + 1
+            )
+        );
+        assert_eq!(c.1, 14 + 90);
     }
 
     #[test]
@@ -648,6 +829,10 @@ mod tests {
             assert!(
                 Image::parse(&bytes[..n]).is_err(),
                 "prefix of {n} bytes accepted"
+            );
+            assert!(
+                Image::read_from(&bytes[..n]).is_err(),
+                "prefix of {n} bytes accepted as a stream"
             );
         }
     }
@@ -667,6 +852,10 @@ mod tests {
                     Image::parse(&b).is_err(),
                     "flip of bit {bit} at {i} accepted"
                 );
+                assert!(
+                    Image::read_from(&b[..]).is_err(),
+                    "flip of bit {bit} at {i} accepted as a stream"
+                );
             }
         }
     }
@@ -678,11 +867,19 @@ mod tests {
         }
         .to_bytes()
         .unwrap();
+        let e = Image::parse(&bytes[..10]).unwrap_err().to_string();
+        assert_eq!(e, "byte 10: header: truncated, 18 bytes needed");
         bytes[8] = 2;
         let e = Image::parse(&bytes).unwrap_err().to_string();
         assert_eq!(e, "byte 8: version: version 2, this klab reads version 1");
+        // However short, a file that is not an image of this version says so.
         let e = Image::parse(&bytes[..10]).unwrap_err().to_string();
-        assert_eq!(e, "byte 10: header: truncated, 18 bytes needed");
+        assert_eq!(e, "byte 8: version: version 2, this klab reads version 1");
+        let e = Image::parse(&[0; 3]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("byte 0: magic: not a klab tcp-repair image"),
+            "{e}"
+        );
         // A record that lies about its unsent length, with a valid CRC.
         let mut c = sample();
         c.unsent = 7;
@@ -710,7 +907,8 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = Image::parse(&data);
+            // The stream reader accepts exactly what the parser accepts.
+            prop_assert_eq!(Image::read_from(&data[..]).ok(), Image::parse(&data).ok());
         }
 
         #[test]
@@ -731,7 +929,9 @@ mod tests {
             c.send_queue = send;
             c.timestamp = ts;
             let img = Image { conns: vec![c] };
-            prop_assert_eq!(Image::parse(&img.to_bytes().unwrap()).unwrap(), img);
+            let bytes = img.to_bytes().unwrap();
+            prop_assert_eq!(Image::read_from(&bytes[..]).unwrap(), img.clone());
+            prop_assert_eq!(Image::parse(&bytes).unwrap(), img);
         }
     }
 }

@@ -712,6 +712,11 @@ impl Capture {
                 "any",
                 "-nn",
                 "-l",
+                // Each packet handed over at once: in the default mode the
+                // last, partly filled ring block is still in the kernel
+                // when the capture is interrupted, and its SYNs and RSTs
+                // are lost.
+                "--immediate-mode",
                 "-B",
                 "8192",
                 "tcp[tcpflags] & (tcp-syn|tcp-rst) != 0",

@@ -36,8 +36,13 @@ use gix::objs::Kind;
 use gix::odb::pack::Bundle;
 use gix::odb::pack::data::entry::Header;
 
-/// git's `core.deltaBaseCacheLimit` default, per reading thread.
-pub const DELTA_BASE_CACHE_BYTES: usize = 96 << 20;
+/// The delta-base cache of a walk, shared by its reading threads (each
+/// gets its part). git's `core.deltaBaseCacheLimit` is 96 MiB for its one
+/// thread; measured on git.git `v2.40.0..v2.46.0` with two threads
+/// (median CPU of 4 runs each), 64 MiB costs the same CPU as 96 MiB and
+/// ends 40 MiB lower in peak RSS (222 against 265 MiB), while 48 MiB costs
+/// 10% more CPU.
+pub const DELTA_BASE_CACHE_BYTES: usize = 64 << 20;
 
 /// The repository's pack files (index and data, memory-mapped), shared by
 /// all reading threads.

@@ -6,18 +6,26 @@
 //! changesets and by lines changed; non-author signoffs by individual and by
 //! employer), each row `name  count  percent`, then the share of patches
 //! that passed through the top employers' hands. `--top N` limits the
-//! terminal tables; JSON and CSV hold every row.
+//! terminal tables; JSON and CSV hold every row. Every output names the
+//! rule developers' changed lines were counted by ([`ChangedLines`]): a
+//! line under the headline and the table's title in the terminal,
+//! `changed_lines_rule` in JSON, a `changed_lines_rule` row in
+//! `summary.csv` and column in `developers_by_lines.csv`.
 //!
 //! Files are written whole to a temporary file in the target directory and
-//! renamed into place, so a failed run leaves no partial output.
+//! renamed into place, so a failed run leaves no partial output. The
+//! temporary file's mode survives the rename, so it is created as
+//! `open(2)` with `O_CREAT` creates any file: mode 0666 less the umask
+//! (0644 under umask 022), not a private temporary file's 0600.
 
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::error::DevstatsError;
-use crate::stats::{Hands, Ranked, Stats, Summary};
+use crate::stats::{ChangedLines, Hands, Ranked, Stats, Summary};
 
 /// Everything a run reports, ready to print or serialize.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +34,8 @@ pub struct Report {
     pub range: String,
     /// Headline numbers.
     pub summary: Summary,
+    /// How `developers_by_lines` counts a developer's changed lines.
+    pub changed_lines_rule: ChangedLines,
     /// Developers by changesets.
     pub developers_by_changesets: Vec<Ranked>,
     /// Developers by changed lines.
@@ -52,6 +62,7 @@ impl Report {
         Report {
             range: range.to_owned(),
             summary: stats.summary(),
+            changed_lines_rule: stats.rule,
             developers_by_changesets: stats.developers_by_changesets(),
             developers_by_lines: stats.developers_by_lines(),
             employers_by_changesets: stats.employers_by_changesets(),
@@ -75,7 +86,10 @@ impl Report {
             ),
             (
                 "developers_by_lines",
-                "By changed lines",
+                match self.changed_lines_rule {
+                    ChangedLines::PerDeveloper => "By changed lines (per developer)",
+                    ChangedLines::PerChangeset => "By changed lines (per changeset)",
+                },
                 &self.developers_by_lines,
             ),
             (
@@ -171,6 +185,11 @@ pub fn text(report: &Report, top: usize) -> String {
         thousands(s.employers_at_least)
     ));
     out.push_str(&format!(
+        "A developer's changed lines: {} (--changed-lines {}).\n",
+        report.changed_lines_rule.formula(),
+        report.changed_lines_rule.name()
+    ));
+    out.push_str(&format!(
         "{} non-author signoffs ({} author signoffs not counted); {} other tags; {} malformed tag lines.\n",
         thousands(s.non_author_signoffs),
         thousands(s.author_signoffs),
@@ -248,6 +267,7 @@ fn staged(
     let mut tmp = tempfile::Builder::new()
         .prefix(".devstats.")
         .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
     tmp.write_all(bytes).map_err(io_err(target))?;
@@ -262,8 +282,17 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Writes the JSON report to `path` atomically.
+/// Writes the JSON report to `path` atomically. A `path` that exists and
+/// is not a regular file (`/dev/null`, a FIFO, `/dev/stdout`) is written
+/// in place: renaming over it would replace a device node with a file.
 pub fn write_json(path: &Path, report: &Report) -> Result<(), DevstatsError> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(json(report).as_bytes()))
+            .map_err(io_err(path));
+    }
     let tmp = staged(parent_dir(path), path, json(report).as_bytes())?;
     tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
     Ok(())
@@ -284,6 +313,23 @@ pub fn csv_table(rows: &[Ranked]) -> Result<Vec<u8>, csv::Error> {
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
+/// The developers-by-lines table as CSV, each row naming the rule it was
+/// counted by: `rank,name,count,percent,changed_lines_rule`.
+pub fn csv_table_with_rule(rows: &[Ranked], rule: ChangedLines) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["rank", "name", "count", "percent", "changed_lines_rule"])?;
+    for (i, r) in rows.iter().enumerate() {
+        w.write_record([
+            (i + 1).to_string(),
+            r.name.clone(),
+            r.count.to_string(),
+            format!("{:.3}", r.percent),
+            rule.name().to_owned(),
+        ])?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
 /// Writes one CSV file per table, plus `summary.csv` and `hands.csv`, into
 /// `dir` (created if missing). All files are staged first and renamed only
 /// when every one is complete. Returns the paths written.
@@ -295,7 +341,12 @@ pub fn write_csv(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, DevstatsEr
     };
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for (stem, _, rows) in report.tables() {
-        files.push((format!("{stem}.csv"), csv_table(rows).map_err(csv_err)?));
+        let bytes = if stem == "developers_by_lines" {
+            csv_table_with_rule(rows, report.changed_lines_rule)
+        } else {
+            csv_table(rows)
+        };
+        files.push((format!("{stem}.csv"), bytes.map_err(csv_err)?));
     }
     let mut w = csv::Writer::from_writer(Vec::new());
     let s = &report.summary;
@@ -309,6 +360,10 @@ pub fn write_csv(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, DevstatsEr
         ("lines_removed", s.removed.to_string()),
         ("net_growth", s.net_growth.to_string()),
         ("lines_changed", s.changed.to_string()),
+        (
+            "changed_lines_rule",
+            report.changed_lines_rule.name().to_owned(),
+        ),
         ("non_author_signoffs", s.non_author_signoffs.to_string()),
         ("author_signoffs", s.author_signoffs.to_string()),
         ("other_tags", s.other_tags.to_string()),
@@ -359,6 +414,35 @@ pub fn write_csv(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, DevstatsEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_get_the_umask_mode_and_a_special_target_is_written_in_place() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let report = Report::new(&Stats::default(), "HEAD", 1, 0);
+        // Whatever the umask, the mode is no longer tempfile's fixed 0600:
+        // 0666 less the umask, as File::create gives.
+        let probe = dir.path().join("probe");
+        std::fs::File::create(&probe).unwrap();
+        let want = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        let json_path = dir.path().join("r.json");
+        write_json(&json_path, &report).unwrap();
+        let got = std::fs::metadata(&json_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, want, "{got:o}");
+        for f in write_csv(&dir.path().join("csv"), &report).unwrap() {
+            let got = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(got, want, "{}: {got:o}", f.display());
+        }
+        let link = dir.path().join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        write_json(&link, &report).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
 
     #[test]
     fn thousands_group_by_three() {

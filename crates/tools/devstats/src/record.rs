@@ -29,7 +29,7 @@ pub struct Person {
 }
 
 /// What one non-merge commit contributed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitRecord {
     /// The commit id, in hex.
     pub id: String,
@@ -51,4 +51,6 @@ pub struct CommitRecord {
     pub tags: Vec<Trailer>,
     /// Tag lines that did not parse.
     pub malformed_tags: u32,
+    /// Rename detection stopped at `diff.renameLimit` for this commit.
+    pub rename_limit_hit: bool,
 }

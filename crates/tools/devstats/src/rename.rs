@@ -87,7 +87,7 @@ impl Renames {
 }
 
 /// Options from git's configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RenameOptions {
     /// `diff.renameLimit` (0: unlimited).
     pub limit: u64,

@@ -14,9 +14,15 @@
 //! `Employer.AddCSet`, `AddSOB`) and `reports.py`:
 //! * totals: `added = Σ added`, `removed = Σ removed`, `changed = Σ
 //!   max(added, removed)` over changesets; net growth `added − removed`;
-//! * a developer's "changed lines" is `max(Σ added, Σ removed)` over their
-//!   changesets (`ReportByLChanged`), an employer's is `Σ max(added,
-//!   removed)` (`Employer.AddCSet`); both percentages are of total `changed`;
+//! * a developer's "changed lines" follows one of gitdm's two rules
+//!   ([`ChangedLines`], `--changed-lines`): `max(Σ added, Σ removed)` over
+//!   their changesets, as the gitdm that made the 2.6.31 tables computed it
+//!   (`reports.py` `ReportByLChanged` until 2015, the default), or `Σ
+//!   max(added, removed)` per changeset, as gitdm has since commit 5516be6
+//!   ("Make \"lines changed\" accounting consistent", 2015-03-26:
+//!   `Hacker.addpatch`); an employer's is always `Σ max(added, removed)`
+//!   (`Employer.AddCSet`); both percentages are of total `changed`, so the
+//!   developers' shares add up to 100% only under the per-changeset rule;
 //! * changeset percentages are of all changesets; signoff percentages are
 //!   of all non-author signoffs (`-s`: a Signed-off-by line of the author
 //!   is not counted; each other line is, as gitdm counts lines);
@@ -54,6 +60,70 @@ use crate::employers::EmployerMap;
 use crate::record::CommitRecord;
 use crate::trailer::TrailerKind;
 
+/// How a developer's "changed lines" are counted: gitdm changed its rule
+/// in 2015 (commit 5516be6, "Make \"lines changed\" accounting
+/// consistent"), and the two give different tables whenever a developer
+/// has changesets that mostly add and others that mostly remove.
+///
+/// ```text
+///  per-developer   max(Σ added, Σ removed)   gitdm 2008-2015 reports.py ReportByLChanged
+///                                            (the 2.6.31 page; the default)
+///  per-changeset   Σ max(added, removed)     gitdm since 2015, database.py Hacker.addpatch
+/// ```
+///
+/// Employers and the total are counted per changeset under both rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangedLines {
+    /// `max(Σ added, Σ removed)` over the developer's changesets.
+    #[default]
+    PerDeveloper,
+    /// `Σ max(added, removed)` over the developer's changesets.
+    PerChangeset,
+}
+
+impl ChangedLines {
+    /// Both rules, default first.
+    pub const ALL: [ChangedLines; 2] = [ChangedLines::PerDeveloper, ChangedLines::PerChangeset];
+
+    /// The rule's name, as `--changed-lines` takes it and the outputs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangedLines::PerDeveloper => "per-developer",
+            ChangedLines::PerChangeset => "per-changeset",
+        }
+    }
+
+    /// The rule as a formula, with the gitdm that used it.
+    pub fn formula(self) -> &'static str {
+        match self {
+            ChangedLines::PerDeveloper => {
+                "max(Σ added, Σ removed) over a developer's changesets (gitdm until 2015)"
+            }
+            ChangedLines::PerChangeset => {
+                "Σ max(added, removed) over a developer's changesets (gitdm since 2015)"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ChangedLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ChangedLines {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ChangedLines::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("expected per-developer or per-changeset, not {s:?}"))
+    }
+}
+
 /// One developer's totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Developer {
@@ -65,6 +135,8 @@ pub struct Developer {
     pub added: u64,
     /// Lines removed.
     pub removed: u64,
+    /// `Σ max(added, removed)` per changeset.
+    pub changed_per_changeset: u64,
     /// Non-author signoffs given.
     pub signoffs: u64,
     /// Addresses seen for this developer, lower-cased.
@@ -72,9 +144,12 @@ pub struct Developer {
 }
 
 impl Developer {
-    /// gitdm's "changed lines" for a developer: `max(added, removed)`.
-    pub fn changed(&self) -> u64 {
-        self.added.max(self.removed)
+    /// gitdm's "changed lines" for a developer under `rule`.
+    pub fn changed(&self, rule: ChangedLines) -> u64 {
+        match rule {
+            ChangedLines::PerDeveloper => self.added.max(self.removed),
+            ChangedLines::PerChangeset => self.changed_per_changeset,
+        }
     }
 }
 
@@ -149,16 +224,21 @@ pub struct Summary {
 }
 
 /// Everything counted over a range.
+///
+/// Counting does not depend on the order in which changesets are added, so
+/// a walk can hand records over as they come and drop them.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
+    /// How developers' changed lines are counted.
+    pub rule: ChangedLines,
     /// Developers by name.
     pub developers: BTreeMap<String, Developer>,
     /// Employers by name.
     pub employers: BTreeMap<String, Employer>,
     /// Non-author signoffs by signer name (signers may not be developers).
     pub signers: BTreeMap<String, u64>,
-    /// Per changeset, the employers of its non-author signers.
-    patch_signers: Vec<BTreeSet<String>>,
+    /// Changesets by the set of employers of their non-author signers.
+    patch_signers: BTreeMap<BTreeSet<String>, u64>,
     changesets: u64,
     added: u64,
     removed: u64,
@@ -171,9 +251,26 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Counts `records` with `map`.
+    /// Nothing counted yet; developers' changed lines by `rule`.
+    pub fn new(rule: ChangedLines) -> Stats {
+        Stats {
+            rule,
+            ..Stats::default()
+        }
+    }
+
+    /// Counts `records` with `map`, by the default rule.
     pub fn from_records(records: &[CommitRecord], map: &EmployerMap) -> Stats {
-        let mut s = Stats::default();
+        Stats::from_records_by(records, map, ChangedLines::default())
+    }
+
+    /// Counts `records` with `map`, developers' changed lines by `rule`.
+    pub fn from_records_by(
+        records: &[CommitRecord],
+        map: &EmployerMap,
+        rule: ChangedLines,
+    ) -> Stats {
+        let mut s = Stats::new(rule);
         for r in records {
             s.add(r, map);
         }
@@ -190,16 +287,21 @@ impl Stats {
         self.changed += changed;
         self.malformed_tags += u64::from(r.malformed_tags);
 
+        // A developer who signed off earlier changesets has those
+        // signoffs from the start, so the order of changesets is free.
+        let signed = self.signers.get(&r.author.name).copied().unwrap_or(0);
         let dev = self
             .developers
             .entry(r.author.name.clone())
             .or_insert_with(|| Developer {
                 name: r.author.name.clone(),
+                signoffs: signed,
                 ..Developer::default()
             });
         dev.changesets += 1;
         dev.added += r.added;
         dev.removed += r.removed;
+        dev.changed_per_changeset += changed;
         dev.emails.insert(r.author.email.to_lowercase());
 
         let employer = map.lookup(&r.author.email, day).to_owned();
@@ -233,7 +335,7 @@ impl Stats {
             self.employer(&employer).signoffs += 1;
             through.insert(employer);
         }
-        self.patch_signers.push(through);
+        *self.patch_signers.entry(through).or_default() += 1;
     }
 
     fn employer(&mut self, name: &str) -> &mut Employer {
@@ -274,10 +376,12 @@ impl Stats {
         )
     }
 
-    /// Developers ranked by changed lines (`max(added, removed)`).
+    /// Developers ranked by changed lines, counted by [`Stats::rule`].
     pub fn developers_by_lines(&self) -> Vec<Ranked> {
         rank(
-            self.developers.values().map(|d| (&d.name, d.changed())),
+            self.developers
+                .values()
+                .map(|d| (&d.name, d.changed(self.rule))),
             self.changed,
         )
     }
@@ -331,8 +435,9 @@ impl Stats {
         let patches = self
             .patch_signers
             .iter()
-            .filter(|s| s.iter().any(|e| names.contains(e.as_str())))
-            .count() as u64;
+            .filter(|(s, _)| s.iter().any(|e| names.contains(e.as_str())))
+            .map(|(_, n)| n)
+            .sum();
         Hands {
             n: top.len(),
             employers: top.iter().map(|r| r.name.clone()).collect(),
@@ -353,11 +458,18 @@ impl Stats {
         assert_eq!(emps().map(|e| e.removed).sum::<u64>(), self.removed);
         assert_eq!(emps().map(|e| e.changed).sum::<u64>(), self.changed);
         assert_eq!(self.signers.values().sum::<u64>(), self.non_author_signoffs);
+        for d in devs() {
+            assert_eq!(d.signoffs, self.signers.get(&d.name).copied().unwrap_or(0));
+        }
         assert_eq!(
             emps().map(|e| e.signoffs).sum::<u64>(),
             self.non_author_signoffs
         );
-        assert_eq!(self.patch_signers.len() as u64, self.changesets);
+        assert_eq!(self.patch_signers.values().sum::<u64>(), self.changesets);
+        assert_eq!(
+            devs().map(|d| d.changed_per_changeset).sum::<u64>(),
+            self.changed
+        );
     }
 }
 
@@ -419,6 +531,7 @@ mod tests {
                 })
                 .collect(),
             malformed_tags: 0,
+            rename_limit_hit: false,
         }
     }
 
@@ -488,6 +601,77 @@ mod tests {
         assert_eq!(h.patch_share, 100.0);
         let h = s.hands(2);
         assert_eq!(h.signoff_share, 100.0);
+    }
+
+    /// The two rules on the hand-counted cycle above: Ann's changesets
+    /// are +10 −2 and +1 −30, Bob's +5 −5.
+    ///
+    /// ```text
+    ///  per-developer  Ann max(10+1, 2+30) = 32    Bob max(5, 5) = 5
+    ///  per-changeset  Ann max(10,2)+max(1,30) = 10+30 = 40   Bob 5
+    /// ```
+    /// Percentages are of the total, 45 (= Σ per changeset) under both:
+    /// 32/45 = 71.1%, 40/45 = 88.9%, 5/45 = 11.1%; only the per-changeset
+    /// shares add up to 100%.
+    #[test]
+    fn changed_lines_by_either_rule() {
+        let map = EmployerMap::new();
+        let recs = [
+            rec("Ann", "a@rh.com", 1, 10, 2, &[]),
+            rec("Ann", "a@rh.com", 2, 1, 30, &[]),
+            rec("Bob", "b@x.org", 1, 5, 5, &[]),
+        ];
+        let rows = |rule| {
+            let s = Stats::from_records_by(&recs, &map, rule);
+            s.assert_invariants();
+            assert_eq!(s.summary().changed, 45);
+            s.developers_by_lines()
+                .into_iter()
+                .map(|r| (r.name, r.count, r.percent))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            rows(ChangedLines::PerDeveloper),
+            [
+                ("Ann".to_owned(), 32, 3200.0 / 45.0),
+                ("Bob".to_owned(), 5, 500.0 / 45.0)
+            ]
+        );
+        assert_eq!(
+            rows(ChangedLines::PerChangeset),
+            [
+                ("Ann".to_owned(), 40, 4000.0 / 45.0),
+                ("Bob".to_owned(), 5, 500.0 / 45.0)
+            ]
+        );
+        assert_eq!(ChangedLines::default(), ChangedLines::PerDeveloper);
+        for rule in ChangedLines::ALL {
+            assert_eq!(rule.name().parse::<ChangedLines>(), Ok(rule));
+        }
+        assert!("per-commit".parse::<ChangedLines>().is_err());
+    }
+
+    /// Counting is independent of the order of changesets, including a
+    /// signer who authors a changeset only later in the walk.
+    #[test]
+    fn order_of_changesets_does_not_matter() {
+        let map = EmployerMap::parse("rh.com Red Hat\nnov.com Novell\n").unwrap();
+        let recs = [
+            rec("Ann", "a@rh.com", 1, 10, 2, &[("Max", "m@nov.com")]),
+            rec("Max", "m@nov.com", 2, 3, 4, &[("Ann", "a@rh.com")]),
+            rec("Bob", "b@x.org", 3, 5, 5, &[("Max", "m@nov.com")]),
+        ];
+        let mut rev = recs.clone();
+        rev.reverse();
+        let a = Stats::from_records(&recs, &map);
+        let b = Stats::from_records(&rev, &map);
+        a.assert_invariants();
+        b.assert_invariants();
+        assert_eq!(a.developers, b.developers);
+        assert_eq!(a.developers["Max"].signoffs, 2);
+        assert_eq!(a.employers, b.employers);
+        assert_eq!(a.summary(), b.summary());
+        assert_eq!(a.hands(1), b.hands(1));
     }
 
     #[test]

@@ -1,17 +1,20 @@
 //! Which commits a range names, and what each one contributed.
 //!
 //! ```text
-//!  REPO, RANGE ──rev-parse──▶ tips, hidden ──rev-walk──▶ [commit ids]   (one thread)
+//!  REPO, RANGE ──rev-parse──▶ tips, hidden ──revlist.rs──▶ [commit ids]  (one thread)
 //!                                           drop merges, --since/--until
-//!  [commit ids] ──split over N threads──▶ CommitRecord per id           (parallel)
+//!  [commit ids] ──cache.rs──▶ cached records (before the mailmap)
+//!       └─ misses, split over N threads ──▶ CommitRecord per id           (parallel)
 //!                 runs of consecutive commits; each thread: own object
-//!                 reader and delta-base cache (objects.rs), own Differ
-//!  records, in walk order ──▶ stats.rs
+//!                 reader and a share of the delta-base cache (objects.rs),
+//!                 own Differ
+//!  records, in walk order ──mailmap──▶ sink (stats.rs counts and drops them)
 //! ```
 //!
 //! Range forms (git's `rev-list` semantics): none (`HEAD`), `REV`,
 //! `A..B`, `A...B` (symmetric difference), `^A`, `REV^@`, `REV^!`, and
-//! several of them separated by white space (`^v1 v2 v3`). Annotated tags are peeled to commits. A changeset is a commit
+//! several of them separated by white space (`^v1 v2 v3`). Annotated
+//! tags are peeled to commits. A changeset is a commit
 //! with at most one parent (`--no-merges`). `--since`/`--until` keep
 //! commits whose committer date is at or after / at or before the given
 //! time, as `git rev-list --since/--until` do for histories whose
@@ -24,21 +27,29 @@
 //! UTF-8, or as Latin-1 when the commit's `encoding` header says so;
 //! invalid UTF-8 is replaced with U+FFFD.
 //!
-//! Ordering: records come back in walk order whatever the number of
-//! threads, so results do not depend on scheduling.
+//! Ordering: records come back in walk order (git's: newest committer date
+//! first) whatever the number of threads and whatever the cache held, so
+//! results do not depend on scheduling.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
 
 use gix::ObjectId;
 use gix::bstr::ByteSlice;
 
+use crate::cache::{Cache, CacheKey, Slot};
 use crate::error::DevstatsError;
 use crate::numstat::Differ;
 use crate::objects::{DELTA_BASE_CACHE_BYTES, Objects, Packs, commit_tree};
 pub use crate::record::{CommitRecord, Person};
 use crate::rename::{DEFAULT_RENAME_LIMIT, DEFAULT_RENAME_SCORE, RenameOptions};
+use crate::revlist;
 use crate::trailer;
+
+/// The delta-base cache of the revision walk: commits are seldom stored
+/// as deltas, so it only needs to hold the few chains there are.
+const REV_WALK_CACHE_BYTES: usize = 4 << 20;
 
 /// Reports progress of long work (the CLI draws a bar on a terminal).
 pub trait Progress: Sync {
@@ -100,8 +111,11 @@ pub fn rename_options(repo: &gix::Repository) -> Option<RenameOptions> {
     })
 }
 
-/// The non-merge commits `sel` names, in walk order.
-pub fn commits(repo: &gix::Repository, sel: &Selection) -> Result<Vec<ObjectId>, DevstatsError> {
+/// The tips and hidden commits `sel` names (`rev-parse`).
+fn resolve(
+    repo: &gix::Repository,
+    sel: &Selection,
+) -> Result<(Vec<ObjectId>, Vec<ObjectId>), DevstatsError> {
     let spec = sel.range.as_deref().unwrap_or("HEAD");
     let rev_err = |message: String| DevstatsError::Revision {
         spec: spec.to_owned(),
@@ -150,35 +164,91 @@ pub fn commits(repo: &gix::Repository, sel: &Selection) -> Result<Vec<ObjectId>,
             }
         }
     }
+    Ok((tips, hidden))
+}
+
+/// Walks `sel` (`revlist.rs`), calling `found` with each non-merge commit
+/// within the date limits as soon as the walk lists it, and returns those
+/// that remain at the end, in walk order. A commit handed to `found` may
+/// be missing from the result: git's walk can find out late that a listed
+/// commit is reachable from a hidden one.
+fn walk_range(
+    repo: &gix::Repository,
+    objects: &Objects<'_>,
+    sel: &Selection,
+    graph: Option<&mut Cache>,
+    found: &mut dyn FnMut(ObjectId),
+) -> Result<Vec<ObjectId>, DevstatsError> {
+    let (tips, hidden) = resolve(repo, sel)?;
     if tips.is_empty() {
         return Ok(Vec::new());
     }
-    let walk = repo
-        .rev_walk(tips)
-        .with_hidden(hidden)
-        .all()
-        .map_err(|e| rev_err(e.to_string()))?;
-    let mut out = Vec::new();
-    for info in walk {
-        let info = info.map_err(|e| rev_err(e.to_string()))?;
-        if info.parent_ids.len() > 1 {
-            continue;
+    let keep = |c: &revlist::Commit| {
+        c.parents.len() <= 1
+            && sel.since.is_none_or(|s| c.date >= s)
+            && sel.until.is_none_or(|u| c.date <= u)
+    };
+    let listed = revlist::list(objects, &tips, &hidden, graph, &mut |c| {
+        if keep(c) {
+            found(c.id);
         }
-        if sel.since.is_some() || sel.until.is_some() {
-            let commit = repo
-                .find_commit(info.id)
-                .map_err(|e| DevstatsError::object(info.id, e))?;
-            let t = commit
-                .time()
-                .map_err(|e| DevstatsError::object(info.id, e))?
-                .seconds;
-            if sel.since.is_some_and(|s| t < s) || sel.until.is_some_and(|u| t > u) {
-                continue;
-            }
-        }
-        out.push(info.id);
-    }
-    Ok(out)
+    })
+    .map_err(|message| DevstatsError::Revision {
+        spec: sel.range.clone().unwrap_or_else(|| "HEAD".to_owned()),
+        message,
+    })?;
+    Ok(listed.into_iter().filter(keep).map(|c| c.id).collect())
+}
+
+/// The non-merge commits `sel` names, in walk order.
+pub fn commits(repo: &gix::Repository, sel: &Selection) -> Result<Vec<ObjectId>, DevstatsError> {
+    commits_with(repo, sel, None)
+}
+
+/// [`commits`], reading commits' dates and parents from `graph` where it
+/// has them and adding the others to it.
+pub fn commits_with(
+    repo: &gix::Repository,
+    sel: &Selection,
+    graph: Option<&mut Cache>,
+) -> Result<Vec<ObjectId>, DevstatsError> {
+    let packs = Packs::open(repo);
+    let objects = Objects::new(&packs, repo, REV_WALK_CACHE_BYTES);
+    walk_range(repo, &objects, sel, graph, &mut |_| {})
+}
+
+/// How [`stream`] works through the commits.
+#[derive(Debug)]
+pub struct WalkOptions<'c> {
+    /// Threads diffing commits (at least one is used).
+    pub threads: usize,
+    /// Keep per-file numstat lines in the records handed over.
+    pub keep_files: bool,
+    /// Records to reuse, and where computed ones go; `None`: compute all.
+    pub cache: Option<&'c mut Cache>,
+}
+
+/// What a walk counted besides the records it handed over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalkSummary {
+    /// Records handed over.
+    pub commits: u64,
+    /// Commits whose rename detection stopped at `diff.renameLimit`.
+    pub rename_limit_hits: u64,
+}
+
+/// The cache key of this repository's records: its object hash and its
+/// rename settings.
+pub fn cache_key(repo: &gix::Repository) -> CacheKey {
+    CacheKey::records(
+        repo.object_hash().len_in_bytes() as u8,
+        rename_options(repo),
+    )
+}
+
+/// The cache key of this repository's commit graph.
+pub fn graph_key(repo: &gix::Repository) -> CacheKey {
+    CacheKey::graph(repo.object_hash().len_in_bytes() as u8)
 }
 
 /// Analyses `ids` on `threads` threads (at least one), returning one record
@@ -191,75 +261,263 @@ pub fn analyse(
     keep_files: bool,
     progress: &dyn Progress,
 ) -> Result<(Vec<CommitRecord>, u64), DevstatsError> {
+    let mut records = Vec::with_capacity(ids.len());
+    let opts = WalkOptions {
+        threads,
+        keep_files,
+        cache: None,
+    };
+    let summary = stream(repo, ids, opts, progress, &mut |r| records.push(r))?;
+    Ok((records, summary.rename_limit_hits))
+}
+
+/// Hands the record of each of `ids` to `sink`, in the order of `ids`, as
+/// soon as it and every earlier one are ready, so that a caller that only
+/// counts holds no records.
+///
+/// ```text
+///  ids ──cache? ──hit──▶ cached record ─────────────────────┐
+///         │miss                                             ├─ in order ─▶ mailmap ─▶ sink
+///         └─▶ runs of misses over N threads ─▶ computed ────┘
+///                                                  └────▶ cache (new segment)
+/// ```
+///
+/// Records are computed and cached before the mailmap, and the mailmap of
+/// this run is applied to every record handed over. A cached record that
+/// fails its checksum is computed here instead (and replaced in the cache).
+/// Writing the new segment is left to the caller ([`Cache::write`]).
+pub fn stream(
+    repo: &gix::Repository,
+    ids: &[ObjectId],
+    opts: WalkOptions<'_>,
+    progress: &dyn Progress,
+    sink: &mut dyn FnMut(CommitRecord),
+) -> Result<WalkSummary, DevstatsError> {
+    run(repo, opts, progress, sink, &mut |_, found| {
+        for &id in ids {
+            found(id);
+        }
+        Ok(ids.to_vec())
+    })
+}
+
+/// [`stream`] over the commits `sel` names: commits are diffed while the
+/// revision walk is still going (`graph` as in [`commits_with`]).
+pub fn stream_range(
+    repo: &gix::Repository,
+    sel: &Selection,
+    graph: Option<&mut Cache>,
+    opts: WalkOptions<'_>,
+    progress: &dyn Progress,
+    sink: &mut dyn FnMut(CommitRecord),
+) -> Result<WalkSummary, DevstatsError> {
+    let mut graph = graph;
+    run(repo, opts, progress, sink, &mut |objects, found| {
+        walk_range(repo, objects, sel, graph.as_deref_mut(), found)
+    })
+}
+
+/// Produces the commits of a walk on the coordinating thread: hands each
+/// candidate to `found` as it is known (in walk order), and returns the
+/// final list, a subsequence of what it handed over.
+type Producer<'p> =
+    dyn FnMut(&Objects<'_>, &mut dyn FnMut(ObjectId)) -> Result<Vec<ObjectId>, DevstatsError> + 'p;
+
+/// The engine of [`stream`] and [`stream_range`].
+///
+/// ```text
+///  coordinator: produce ids ──▶ cache slot? ──miss──▶ runs ──▶ work queue ──▶ N workers
+///               then, in final order: cached record, or the worker's ◀── results
+///               ──▶ mailmap ──▶ sink
+/// ```
+fn run(
+    repo: &gix::Repository,
+    opts: WalkOptions<'_>,
+    progress: &dyn Progress,
+    sink: &mut dyn FnMut(CommitRecord),
+    produce: &mut Producer<'_>,
+) -> Result<WalkSummary, DevstatsError> {
+    let WalkOptions {
+        threads,
+        keep_files,
+        mut cache,
+    } = opts;
+    let threads = threads.max(1);
     let mailmap = repo.open_mailmap();
     let renames = rename_options(repo);
+    // Files are kept while a record is on its way to the cache.
+    let files_needed = keep_files || cache.is_some();
     let sync = repo.clone().into_sync();
     let packs = Packs::open(repo);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<CommitRecord>>> = Mutex::new(vec![None; ids.len()]);
+    // git's delta-base cache is one budget for the process: the reading
+    // threads share it.
+    let per_thread = DELTA_BASE_CACHE_BYTES / threads;
+    let stop = AtomicBool::new(false);
     let first_error: Mutex<Option<(usize, DevstatsError)>> = Mutex::new(None);
-    let limit_hits = AtomicUsize::new(0);
-    // A thread takes runs of consecutive commits: a commit's old side is
-    // its parent's new side, and each thread has its own delta-base cache.
-    // About 8 runs per thread, 16 to 1024 commits each. Measured on curl's
-    // whole history with 2 threads: runs of 16 cost 24.7 s of CPU, runs of
-    // 1024 22.1 s (one thread: 21.4 s).
-    let batch = (ids.len() / (threads.max(1) * 8)).clamp(16, 1024);
-    progress.begin(ids.len() as u64);
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| {
+    let (work_tx, work_rx) = mpsc::channel::<Vec<(usize, ObjectId)>>();
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Vec<(usize, CommitRecord)>>();
+    let mut summary = WalkSummary::default();
+    let result = std::thread::scope(|scope| -> Result<(), DevstatsError> {
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            let (sync, packs, stop, first_error, work_rx) =
+                (&sync, &packs, &stop, &first_error, &work_rx);
+            scope.spawn(move || {
                 // gix reads only what is in no pack (loose objects,
                 // alternates); `objects` reads the packs with git's
                 // delta-base cache and hands out shared buffers.
                 let repo = sync.to_thread_local();
-                let objects = Objects::new(&packs, &repo, DELTA_BASE_CACHE_BYTES);
+                let objects = Objects::new(packs, &repo, per_thread);
                 let mut differ = Differ::new(renames);
                 loop {
-                    let start = next.fetch_add(batch, Ordering::Relaxed);
-                    if start >= ids.len() || first_error.lock().is_ok_and(|e| e.is_some()) {
+                    let next = work_rx.lock().ok().and_then(|rx| rx.recv().ok());
+                    let Some(run) = next else { break };
+                    if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let end = (start + batch).min(ids.len());
-                    let mut done = Vec::with_capacity(end - start);
-                    for (i, &id) in ids.iter().enumerate().take(end).skip(start) {
-                        match record(&objects, &mailmap, &mut differ, id, keep_files) {
-                            Ok(r) => done.push((i, r)),
+                    let mut done = Vec::with_capacity(run.len());
+                    for (i, id) in run {
+                        match record(&objects, &mut differ, id) {
+                            Ok(mut r) => {
+                                if !files_needed {
+                                    r.files = Vec::new();
+                                }
+                                done.push((i, r));
+                            }
                             Err(e) => {
                                 if let Ok(mut slot) = first_error.lock()
                                     && slot.as_ref().is_none_or(|(j, _)| i < *j)
                                 {
                                     *slot = Some((i, e));
                                 }
+                                stop.store(true, Ordering::Relaxed);
                                 break;
                             }
                         }
                     }
-                    progress.advance(done.len() as u64);
-                    limit_hits.fetch_add(
-                        std::mem::take(&mut differ.limit_hits) as usize,
-                        Ordering::Relaxed,
-                    );
-                    if let Ok(mut res) = results.lock() {
-                        for (i, r) in done {
-                            res[i] = Some(r);
-                        }
+                    // The receiver is gone only when the walk has failed.
+                    if done_tx.send(done).is_err() {
+                        break;
                     }
                 }
             });
         }
+        drop(done_tx);
+        let fail = |e| {
+            stop.store(true, Ordering::Relaxed);
+            Err(e)
+        };
+
+        // Produce: each candidate gets a number and a cache slot; runs of
+        // consecutive misses go to the workers as soon as they are long
+        // enough (16 to 1024 commits, an eighth of a thread's share of what
+        // is known so far: a commit's old side is its parent's new side,
+        // and each thread has its own delta-base cache).
+        let walk_objects = Objects::new(&packs, repo, REV_WALK_CACHE_BYTES);
+        let mut found: Vec<(ObjectId, Option<Slot>)> = Vec::new();
+        let mut number: HashMap<ObjectId, usize> = HashMap::new();
+        let mut run_ids: Vec<(usize, ObjectId)> = Vec::new();
+        let mut misses = 0usize;
+        let produced = produce(&walk_objects, &mut |id| {
+            if number.contains_key(&id) {
+                return;
+            }
+            let i = found.len();
+            number.insert(id, i);
+            let slot = cache.as_deref().and_then(|c| c.find(id.as_bytes()));
+            found.push((id, slot));
+            if slot.is_none() {
+                misses += 1;
+                run_ids.push((i, id));
+                let batch = (misses / (threads * 8)).clamp(16, 1024);
+                if run_ids.len() >= batch {
+                    let _ = work_tx.send(std::mem::take(&mut run_ids));
+                }
+            }
+        });
+        if !run_ids.is_empty() {
+            let _ = work_tx.send(std::mem::take(&mut run_ids));
+        }
+        drop(work_tx);
+        let final_ids = match produced {
+            Ok(ids) => ids,
+            Err(e) => return fail(e),
+        };
+
+        // Hand over, in final order.
+        progress.begin(final_ids.len() as u64);
+        let mut pending: HashMap<usize, CommitRecord> = HashMap::new();
+        // Records the cache had but could not vouch for are computed here.
+        let mut inline: Option<Differ> = None;
+        let mut unreported = 0u64;
+        for id in final_ids {
+            let Some(&i) = number.get(&id) else {
+                return fail(DevstatsError::object(id, "listed but never found"));
+            };
+            let slot = found[i].1;
+            let cached = match (slot, cache.as_deref_mut()) {
+                (Some(slot), Some(c)) => c.read(slot, keep_files),
+                _ => None,
+            };
+            let (mut r, computed) = match cached {
+                Some(r) => (r, false),
+                None if slot.is_some() => {
+                    let differ = inline.get_or_insert_with(|| Differ::new(renames));
+                    match record(&walk_objects, differ, id) {
+                        Ok(r) => (r, true),
+                        Err(e) => return fail(e),
+                    }
+                }
+                None => loop {
+                    if let Some(r) = pending.remove(&i) {
+                        break (r, true);
+                    }
+                    match done_rx.recv() {
+                        Ok(batch) => pending.extend(batch),
+                        Err(_) => {
+                            let e = first_error
+                                .lock()
+                                .ok()
+                                .and_then(|mut e| e.take())
+                                .map(|(_, e)| e)
+                                .unwrap_or_else(|| DevstatsError::object(id, "not analysed"));
+                            return fail(e);
+                        }
+                    }
+                },
+            };
+            if computed {
+                if let Some(c) = cache.as_deref_mut() {
+                    c.insert(id.as_bytes(), &r);
+                }
+                if !keep_files {
+                    r.files = Vec::new();
+                }
+            }
+            summary.commits += 1;
+            summary.rename_limit_hits += u64::from(r.rename_limit_hit);
+            apply_mailmap(&mailmap, &mut r);
+            sink(r);
+            unreported += 1;
+            if unreported == 256 {
+                progress.advance(unreported);
+                unreported = 0;
+            }
+        }
+        progress.advance(unreported);
+        // Commits the walk dropped late were diffed all the same: their
+        // records are sound, so they are cached too.
+        for (i, r) in pending.into_iter().chain(done_rx.iter().flatten()) {
+            if let Some(c) = cache.as_deref_mut() {
+                c.insert(found[i].0.as_bytes(), &r);
+            }
+        }
+        Ok(())
     });
     progress.end();
-    if let Some((_, e)) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    let records = results
-        .into_iter()
-        .zip(ids)
-        .map(|(r, id)| r.ok_or_else(|| DevstatsError::object(id, "not analysed")))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((records, limit_hits.into_inner() as u64))
+    result?;
+    Ok(summary)
 }
 
 /// Decodes a commit message or name per the commit's `encoding` header.
@@ -278,12 +536,39 @@ fn decode(bytes: &[u8], encoding: Option<&[u8]>) -> String {
     }
 }
 
+/// Applies the mailmap to a record's author and tags, as `git shortlog`
+/// does to authors: the author's name and address are replaced by the
+/// mailmap's, a tag's person only when the mailmap names both a name and
+/// a well-formed address for them (so a tag keeps the trailer invariant).
+pub fn apply_mailmap(mailmap: &gix::mailmap::Snapshot, r: &mut CommitRecord) {
+    fn sig<'a>(name: &'a str, email: &'a str) -> gix::actor::SignatureRef<'a> {
+        gix::actor::SignatureRef {
+            name: name.as_bytes().as_bstr(),
+            email: email.as_bytes().as_bstr(),
+            time: "",
+        }
+    }
+    if let Some(m) = mailmap.try_resolve(sig(&r.author.name, &r.author.email)) {
+        r.author.name = m.name.to_str_lossy().into_owned();
+        r.author.email = m.email.to_str_lossy().into_owned();
+    }
+    for t in &mut r.tags {
+        if let Some(m) = mailmap.try_resolve(sig(&t.name, &t.email)) {
+            let (name, email) = (m.name.to_string(), m.email.to_string());
+            if !name.trim().is_empty() && !email.is_empty() && !email.contains('>') {
+                t.name = name.trim().to_owned();
+                t.email = email;
+            }
+        }
+    }
+}
+
+/// The record of commit `id` as computed from the repository, before the
+/// mailmap, with its files.
 fn record(
     repo: &Objects<'_>,
-    mailmap: &gix::mailmap::Snapshot,
     differ: &mut Differ,
     id: ObjectId,
-    keep_files: bool,
 ) -> Result<CommitRecord, DevstatsError> {
     let kind = id.kind();
     let commit = repo
@@ -300,32 +585,13 @@ fn record(
         .committer()
         .and_then(|s| s.time())
         .map_err(|e| DevstatsError::object(id, e))?;
-    let mapped = mailmap.resolve(author_sig.trim());
+    let author_sig = author_sig.trim();
     let author = Person {
-        name: decode(&mapped.name, encoding),
-        email: decode(&mapped.email, encoding),
+        name: decode(author_sig.name, encoding),
+        email: decode(author_sig.email, encoding),
     };
     let message = decode(c.message, encoding);
     let parsed = trailer::parse_message(&message);
-    let tags = parsed
-        .tags
-        .into_iter()
-        .map(|mut t| {
-            let sig = gix::actor::SignatureRef {
-                name: t.name.as_bytes().as_bstr(),
-                email: t.email.as_bytes().as_bstr(),
-                time: "",
-            };
-            if let Some(m) = mailmap.try_resolve(sig) {
-                let (name, email) = (m.name.to_string(), m.email.to_string());
-                if !name.trim().is_empty() && !email.is_empty() && !email.contains('>') {
-                    t.name = name.trim().to_owned();
-                    t.email = email;
-                }
-            }
-            t
-        })
-        .collect();
     let parent = c.parents().next();
     let tree = c.tree();
     drop(c);
@@ -338,6 +604,7 @@ fn record(
         }
         None => None,
     };
+    let hits_before = differ.limit_hits;
     let files = differ.numstat(repo, kind, parent_tree, tree)?;
     let added = files.iter().map(|f| f.added).sum();
     let removed = files.iter().map(|f| f.removed).sum();
@@ -349,8 +616,9 @@ fn record(
         committer_time: committer_time.seconds,
         added,
         removed,
-        files: if keep_files { files } else { Vec::new() },
-        tags,
+        files,
+        tags: parsed.tags,
         malformed_tags: u32::try_from(parsed.malformed.len()).unwrap_or(u32::MAX),
+        rename_limit_hit: differ.limit_hits > hits_before,
     })
 }

@@ -319,9 +319,27 @@ impl<'a> Classes<'a> {
 /// Lines in a file: newlines, plus one for an unterminated last line (what
 /// `git log --numstat` counts for an added or deleted file).
 pub fn count_lines(data: &[u8]) -> u64 {
-    // A plain byte count vectorises; memchr_iter stops at every newline.
-    let n = data.iter().filter(|&&b| b == b'\n').count() as u64;
-    n + u64::from(data.last().is_some_and(|&b| b != b'\n'))
+    n_newlines(data) + u64::from(data.last().is_some_and(|&b| b != b'\n'))
+}
+
+/// Newlines in `data`, eight bytes at a time: in `x = word ^ "\n\n.."`
+/// a byte is zero exactly where the word has a newline, and
+/// `((x & 0x7f..) + 0x7f..) | x` sets the top bit of every byte that is
+/// not zero without a carry crossing bytes (profiled: a byte-wise count
+/// was 5% of a first run).
+fn n_newlines(data: &[u8]) -> u64 {
+    const NL: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = data.chunks_exact(8);
+    let mut n = 0u64;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let x = w ^ NL;
+        let nonzero = ((x & LOW7) + LOW7) | x;
+        n += u64::from((!nonzero & HIGH).count_ones());
+    }
+    n + chunks.remainder().iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// `xdl_trim_ends()`.
@@ -836,6 +854,20 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The word-at-a-time newline count equals a byte-by-byte count,
+        /// whatever the bytes (0x0a's neighbours 0x0b, 0x8a, 0x00 included)
+        /// and wherever the end falls in a word.
+        #[test]
+        fn newlines_counted_by_words_as_by_bytes(
+            data in proptest::collection::vec(
+                proptest::prop_oneof![proptest::strategy::Just(b'\n'), proptest::strategy::Just(0x0bu8), proptest::strategy::Just(0x8a), proptest::strategy::Just(0), proptest::num::u8::ANY],
+                0..100,
+            ),
+        ) {
+            let bytes = data.iter().filter(|&&b| b == b'\n').count() as u64;
+            proptest::prop_assert_eq!(n_newlines(&data), bytes);
+        }
+
         /// The trimmed, middle-only classification gives git's counts: the
         /// same as classifying every line, on texts with long common ends,
         /// repeated lines (MAYBE classes), lines of 1024 bytes and more,

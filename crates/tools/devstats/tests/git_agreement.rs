@@ -96,6 +96,12 @@ fn assert_agrees(dir: &Path, range: &str) -> Vec<klab_devstats::CommitRecord> {
         ..Selection::default()
     };
     let ids = walk::commits(&repo, &sel).unwrap();
+    // The same commits as git rev-list, in the same order.
+    let mut args = vec!["rev-list", "--no-merges"];
+    args.extend(range.split_whitespace());
+    let listed: Vec<String> = git(dir, &args, &[]).lines().map(str::to_owned).collect();
+    let ours: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    assert_eq!(ours, listed, "commits vs git rev-list --no-merges {range}");
     let (records, _) = walk::analyse(&repo, &ids, 2, true, &NoProgress).unwrap();
     let mut args = vec!["rev-list", "--no-merges", "--count"];
     args.extend(range.split_whitespace());

@@ -8,10 +8,9 @@
 //!   time by one kernel.
 //! * [`paravirt`]: the paravirt-ops table of the VMI page (interrupt flag,
 //!   page-table updates, MSR and control-register writes, timer events),
-//!   bound at boot to a hypervisor's ROM or to native instructions; counted
-//!   in the model machine's memory-management paths, and timed on the host
-//!   in three binding forms (direct, indirect through the table, bound at
-//!   boot).
+//!   bound at boot to a hypervisor's ROM or to native instructions, and
+//!   counted in the model machine's memory-management paths. The same table
+//!   called and timed on the host is the `klab-paravirt` crate.
 
 pub mod paravirt;
 pub mod platform;

@@ -149,9 +149,9 @@ impl Hardware {
         h.name = format!("{} guest", hv.name());
         h.hpet = false;
         match hv {
-            Hypervisor::Vmi => h.option_roms.push(hv.rom()),
+            Hypervisor::Vmi => h.option_roms.push(HvRom::of(hv)),
             Hypervisor::Xen => {
-                h.option_roms.push(hv.rom());
+                h.option_roms.push(HvRom::of(hv));
                 h.cpuid_hypervisor = Some(hv);
             }
         }

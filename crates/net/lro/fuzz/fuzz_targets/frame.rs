@@ -2,11 +2,12 @@
 //! every frame comes out once, the accounting holds.
 #![no_main]
 
-use klab_lro::{Engine, Frag, GroConfig, LinkType, LroConfig, LroMgr, Lookup, Skb, wire};
+use klab_lro::{Checksum, Engine, Frag, GroConfig, LinkType, LroConfig, LroMgr, Lookup, Skb, wire};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    // First byte: link type and knobs; the rest: frames split on a marker.
+    // First byte: link type and knobs (bit 3: checksums trusted); the rest:
+    // frames split on a marker.
     let Some((&ctl, rest)) = data.split_first() else { return };
     let link = match ctl % 3 {
         0 => LinkType::Ethernet,
@@ -17,12 +18,16 @@ fuzz_target!(|data: &[u8]| {
     for f in &frames {
         if let Ok(s) = wire::parse(link, f) {
             s.assert_invariants(f.len());
-            let _ = wire::verify_tcp_checksum(&s, &[f]);
+            // A full verdict is exactly a verified checksum.
+            let full = matches!(wire::check_tcp_checksum(&s, &[f]), wire::TcpCsum::Full(_));
+            assert_eq!(full, wire::verify_tcp_checksum(&s, &[f]).is_some());
         }
     }
     let lookup = if ctl & 0x10 != 0 { Lookup::Linear } else { Lookup::Hashed };
-    let cfg = LroConfig { max_desc: 1 + usize::from(ctl >> 5), max_aggr: 1 + u32::from(ctl & 7), lookup, ..LroConfig::default() };
-    let engines: [Engine<&[u8]>; 2] = [Engine::lro(cfg, link).unwrap(), Engine::gro(GroConfig::default(), link).unwrap()];
+    let checksum = if ctl & 0x08 != 0 { Checksum::Trust } else { Checksum::Verify };
+    let cfg = LroConfig { max_desc: 1 + usize::from(ctl >> 5), max_aggr: 1 + u32::from(ctl & 7), lookup, checksum, ..LroConfig::default() };
+    let gro = GroConfig { checksum, ..GroConfig::default() };
+    let engines: [Engine<&[u8]>; 2] = [Engine::lro(cfg, link).unwrap(), Engine::gro(gro, link).unwrap()];
     for mut e in engines {
         let mut out = 0u64;
         let mut count = |s: Skb<&[u8]>| out += u64::from(s.segs());

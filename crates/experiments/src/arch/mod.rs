@@ -1,0 +1,3 @@
+//! Architecture: paravirt ops and platform setup.
+
+pub mod paravirt;

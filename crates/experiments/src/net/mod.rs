@@ -1,0 +1,4 @@
+//! Networking: large receive offload, TCP connection repair.
+
+pub mod lro;
+pub mod tcp_repair;
