@@ -225,6 +225,13 @@ pub(crate) struct BenchArgs {
     /// List the benchmarks instead of running them.
     #[arg(long)]
     pub(crate) list: bool,
+
+    /// For `slub`: run the C programs of a built allocator benchmark suite
+    /// (mimalloc-bench's `out/bench`, built with its own CMake) under
+    /// glibc, the system mimalloc and klab, interleaved, median of 3,
+    /// instead of the built-in workloads.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) suite: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -184,6 +184,26 @@ fn bench_list_and_unknown_bench() {
     assert!(stderr(&o).contains("unknown benchmark no-such-bench"));
 }
 
+#[test]
+fn bench_suite_needs_the_slub_bench_and_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = klab(&["bench", "radix-tree", "--suite", "."], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--suite is read by the slub benchmark only"),
+        "{}",
+        stderr(&o)
+    );
+    let o = klab(&["bench", "slub", "--suite", "no-such-dir"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no-such-dir: not a directory: expected the suite's built out/bench"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("klab-bench").exists(), "no partial output");
+}
+
 fn shared_trace(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/traces")

@@ -177,6 +177,8 @@ pub struct Inputs {
     pub scenario: Option<PathBuf>,
     /// `--repo PATH`.
     pub repo: Option<PathBuf>,
+    /// `klab bench slub --suite DIR`: a built allocator benchmark suite.
+    pub suite: Option<PathBuf>,
 }
 
 impl Inputs {

@@ -19,6 +19,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<u8> {
         pcap: args.pcap.clone(),
         scenario: args.scenario.clone(),
         repo: args.repo.clone(),
+        suite: None,
     };
     check_inputs(&selected, &inputs)?;
     if let (Some(at), Some(image)) = (args.hibernate_at, args.image.as_deref()) {
@@ -42,6 +43,19 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let selected = select(klab_experiments::benches(), "benchmark", &args.names)?;
+    if let Some(dir) = &args.suite {
+        if !selected.iter().any(|e| e.name() == "slub") {
+            anyhow::bail!(
+                "--suite is read by the slub benchmark only: run `klab bench slub --suite DIR`"
+            );
+        }
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "{}: not a directory: expected the suite's built out/bench",
+                dir.display()
+            );
+        }
+    }
     execute(
         &selected,
         &Options {
@@ -49,7 +63,10 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
             quick: args.quick,
             out: &args.out,
             json: args.json.as_deref(),
-            inputs: &Inputs::default(),
+            inputs: &Inputs {
+                suite: args.suite.clone(),
+                ..Inputs::default()
+            },
         },
     )
 }

@@ -8,6 +8,7 @@ pub mod lro;
 pub mod radix_tree;
 pub mod replay;
 pub mod slub_preload;
+pub mod slub_suite;
 pub mod tcp_repair;
 pub mod uapi;
 pub mod workqueue;

@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
 "#;
 
 /// Where mimalloc's shared library sits on Debian.
-const MIMALLOC_SO: &str = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
+pub(crate) const MIMALLOC_SO: &str = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
 
 /// An allocator a program can run on.
 struct Peer {
@@ -80,7 +80,7 @@ struct Peer {
 }
 
 /// The preload library, if built.
-fn preload_library() -> Option<PathBuf> {
+pub(crate) fn preload_library() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KLAB_SLAB_PRELOAD") {
         return Some(PathBuf::from(p)).filter(|p| p.exists());
     }
@@ -109,7 +109,7 @@ struct Program {
 }
 
 /// Builds [`RUNNER_C`] with `cc` into `dir`.
-fn build_runner(cc: &str, dir: &Path) -> Option<PathBuf> {
+pub(crate) fn build_runner(cc: &str, dir: &Path) -> Option<PathBuf> {
     let src = dir.join("runner.c");
     let bin = dir.join("runner");
     std::fs::write(&src, RUNNER_C).ok()?;

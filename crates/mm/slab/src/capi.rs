@@ -65,11 +65,25 @@ fn align_for(size: usize) -> usize {
     if size <= 8 { 8 } else { MIN_ALIGN }
 }
 
+/// Allocates `size` bytes at `malloc`'s alignment from the era chosen at
+/// the first call.
+#[inline(always)]
+fn kmalloc(size: usize) -> *mut u8 {
+    let e = match ERA.load(Ordering::Relaxed) {
+        0 => read_era(),
+        e => e,
+    };
+    if e == 2 {
+        SlubAlloc2624::kmalloc(size)
+    } else {
+        SlubAlloc::kmalloc(size)
+    }
+}
+
 /// `malloc(size)`: `malloc(0)` returns a unique 8-byte block.
 #[inline]
 pub fn malloc(size: usize) -> *mut c_void {
-    let size = size.max(1);
-    let p = allocate(size, align_for(size));
+    let p = kmalloc(size);
     if p.is_null() {
         set_errno(libc::ENOMEM);
     }

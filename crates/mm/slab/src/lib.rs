@@ -68,6 +68,7 @@ pub(crate) mod primitive;
 pub mod reentry;
 pub mod slob;
 pub mod slub;
+pub mod spans;
 pub mod workload;
 
 use std::ops::Deref;

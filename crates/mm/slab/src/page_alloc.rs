@@ -41,7 +41,9 @@ use crate::page::{
     SECTION_SIZE, SectionHeader, SectionKind, USABLE_PAGES, frame,
 };
 use crate::page_source::PageSource;
+use crate::primitive::{AtomicUsize, Ordering};
 use crate::reentry::Locked;
+use crate::spans::{Action, SpanCache};
 
 /// Largest order the buddy allocator hands out (`2^8` frames = 1 MiB).
 pub const MAX_ORDER: u32 = 8;
@@ -87,10 +89,35 @@ impl Zone {
     }
 }
 
+/// How long a freed large span stays resident before its pages are
+/// discarded ([`crate::spans`]); mm/page_reporting.c waits
+/// `PAGE_REPORTING_DELAY`, 2 s.
+pub const SPAN_REPORT_DELAY_MS: u64 = 2000;
+/// Fewest sections of freed large spans kept resident (64 MiB): the cap
+/// is this or half the sections live spans hold, whichever is more; past
+/// it the oldest are discarded at once.
+pub const SPAN_RESIDENT_CAP: usize = 32;
+
+/// The cap on resident kept spans when live spans hold `live` sections.
+pub const fn span_cap(live: usize) -> usize {
+    let q = live / 2;
+    if q > SPAN_RESIDENT_CAP {
+        q
+    } else {
+        SPAN_RESIDENT_CAP
+    }
+}
+
 /// A buddy page allocator over a [`PageSource`], one zone per node.
 pub struct PageAllocator {
     source: Shared<dyn PageSource>,
     zones: [Zone; MAX_NUMNODES],
+    /// Freed large spans kept for reuse (used when the source
+    /// [splits regions](PageSource::splits_regions)); its own lock,
+    /// taken alone.
+    spans: Mutex<SpanCache>,
+    /// Sections held by live large spans (for the span cap).
+    large_live: AtomicUsize,
 }
 
 impl Drop for PageAllocator {
@@ -99,6 +126,20 @@ impl Drop for PageAllocator {
     /// cache, a `GlobalAlloc`) owns a reference to the allocator, so by now
     /// they are leaked memory nobody can reach through klab.
     fn drop(&mut self) {
+        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some((base, _)) = spans.spans().first().map(|s| (s.base, s.nr)) {
+            let nr = spans.spans()[0].nr;
+            let _ = spans.take(nr);
+            // SAFETY: a kept span: whole sections of this source's regions
+            // (which splits regions, or nothing would be kept), ours.
+            unsafe {
+                self.source.free_region(
+                    NonNull::new_unchecked(ptr::with_exposed_provenance_mut(base)),
+                    nr,
+                )
+            };
+        }
+        drop(spans);
         for zone in &self.zones {
             let mut z = zone.lock();
             let mut s = z.sections;
@@ -138,6 +179,12 @@ impl PageAllocator {
         PageAllocator {
             source: Shared::Static(source),
             zones: [Zone::NEW; MAX_NUMNODES],
+            spans: Mutex::new(SpanCache::new(
+                SECTION_SIZE,
+                SPAN_REPORT_DELAY_MS,
+                SPAN_RESIDENT_CAP,
+            )),
+            large_live: AtomicUsize::new(0),
         }
     }
 
@@ -146,6 +193,12 @@ impl PageAllocator {
         PageAllocator {
             source: Shared::Arc(source),
             zones: [Zone::NEW; MAX_NUMNODES],
+            spans: Mutex::new(SpanCache::new(
+                SECTION_SIZE,
+                SPAN_REPORT_DELAY_MS,
+                SPAN_RESIDENT_CAP,
+            )),
+            large_live: AtomicUsize::new(0),
         }
     }
 
@@ -198,7 +251,8 @@ impl PageAllocator {
 
     /// Allocates a region straight from the page source for `bytes` bytes
     /// at an alignment up to half a section: the large-kmalloc path.
-    /// Returns the object pointer.
+    /// Over a source that splits regions, a kept free span that fits is
+    /// reused first ([`crate::spans`]). Returns the object pointer.
     pub(crate) fn alloc_large(&self, bytes: usize, align: usize, node: usize) -> Option<*mut u8> {
         let offset = align.max(PAGE_SIZE);
         if offset > SECTION_SIZE / 2 {
@@ -206,7 +260,17 @@ impl PageAllocator {
         }
         let total = bytes.checked_add(offset)?;
         let nr = total.div_ceil(SECTION_SIZE);
-        let base = self.source.alloc_region(nr, node % self.nr_nodes())?;
+        let kept = if self.source.splits_regions() {
+            self.span_lock().take(nr)
+        } else {
+            None
+        };
+        let base = match kept {
+            // SAFETY: a kept span is mapped memory of ours, never null.
+            Some((b, _)) => unsafe { NonNull::new_unchecked(ptr::with_exposed_provenance_mut(b)) },
+            None => self.source.alloc_region(nr, node % self.nr_nodes())?,
+        };
+        self.large_live.fetch_add(nr, Ordering::Relaxed);
         let h = base.as_ptr().cast::<SectionHeader>();
         // SAFETY: the region is ours and at least one section long; only
         // the header fields (not the map) of a Large section are written.
@@ -220,18 +284,86 @@ impl PageAllocator {
         }
     }
 
-    /// Frees a region from [`Self::alloc_large`].
+    /// Frees a region from [`Self::alloc_large`]: kept as a free span
+    /// (over a source that splits regions) or given back.
     ///
     /// # Safety
     /// `p` was returned by `alloc_large` on this allocator and not freed.
     pub(crate) unsafe fn free_large(&self, p: *mut u8) {
         let h = crate::page::section_of(p);
         // SAFETY: the header of a live Large region.
-        unsafe {
-            let nr = (*h).nr_sections;
-            self.source
-                .free_region(NonNull::new_unchecked(h.cast::<u8>()), nr);
+        let nr = unsafe { (*h).nr_sections };
+        let live = self.large_live.fetch_sub(nr, Ordering::Relaxed) - nr;
+        if !self.source.splits_regions() {
+            // SAFETY: the whole region, as it was allocated.
+            unsafe {
+                self.source
+                    .free_region(NonNull::new_unchecked(h.cast::<u8>()), nr)
+            };
+            return;
         }
+        let now = now_ms();
+        let action = {
+            let mut c = self.span_lock();
+            c.set_cap(span_cap(live));
+            c.put(h.expose_provenance(), nr, now)
+        };
+        // SAFETY: actions name spans the cache gave up, ours alone now.
+        unsafe { self.span_action(action) };
+        // Report what has been free for the delay (a few per free).
+        for _ in 0..4 {
+            let a = self.span_lock().decay(now);
+            if a.is_none() {
+                break;
+            }
+            // SAFETY: as above.
+            unsafe { self.span_action(a) };
+        }
+    }
+
+    /// Carries out what the span cache asked, with its lock dropped.
+    ///
+    /// # Safety
+    /// The span in the action was detached from the cache and is owned by
+    /// the caller.
+    unsafe fn span_action(&self, mut action: Option<Action>) {
+        while let Some(a) = action {
+            action = match a {
+                Action::Report(s) => {
+                    // SAFETY: detached: no one else holds these sections.
+                    unsafe {
+                        self.source.discard(
+                            NonNull::new_unchecked(ptr::with_exposed_provenance_mut(s.base)),
+                            s.nr,
+                        )
+                    };
+                    self.span_lock().reported(s)
+                }
+                Action::Unmap(s) => {
+                    // SAFETY: detached; the source splits regions, so any
+                    // run of whole sections of its regions may go back.
+                    unsafe {
+                        self.source.free_region(
+                            NonNull::new_unchecked(ptr::with_exposed_provenance_mut(s.base)),
+                            s.nr,
+                        )
+                    };
+                    None
+                }
+            };
+        }
+    }
+
+    /// The span cache's lock, counted as an allocator lock.
+    fn span_lock(&self) -> Locked<MutexGuard<'_, SpanCache>> {
+        Locked::new(self.spans.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Sections of freed large spans kept, and how many of them are
+    /// resident (not reported).
+    pub fn kept_spans(&self) -> (usize, usize) {
+        let c = self.span_lock();
+        (c.spans().iter().map(|s| s.nr).sum(), c.resident())
     }
 
     /// Usable bytes of a large region (`ksize()` of a large kmalloc).
@@ -322,6 +454,9 @@ impl PageAllocator {
             ptr::addr_of_mut!((*h).large_offset).write(0);
             ptr::addr_of_mut!((*h).nr_free).write(std::cell::UnsafeCell::new(0));
             ptr::addr_of_mut!((*h).next).write(std::cell::UnsafeCell::new(z.sections));
+            for i in 0..PAGES_PER_SECTION {
+                ptr::addr_of_mut!((*h).classes[i]).write(crate::primitive::AtomicU16::new(0));
+            }
             let map = ptr::addr_of_mut!((*h).mem_map).cast::<Page>();
             for i in 0..PAGES_PER_SECTION {
                 map.add(i).write(Page::EMPTY);
@@ -384,6 +519,7 @@ impl PageAllocator {
                     .flags
                     .store(0, crate::primitive::Ordering::Relaxed);
             }
+            crate::page::set_frame_classes(page, order, 0);
             *(*section).nr_free.get() += 1 << order;
             let mut order = order;
             while order < MAX_ORDER {
@@ -493,6 +629,18 @@ impl PageAllocator {
             z.nr_free_pages -= 1 << order;
         }
     }
+}
+
+/// Milliseconds of `CLOCK_MONOTONIC_COARSE` (the vDSO's, no system call
+/// on Linux): the span cache's clock.
+fn now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 /// Marks frames `1..2^order` of a block as tails of its head frame, so

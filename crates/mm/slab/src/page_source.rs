@@ -55,6 +55,25 @@ pub unsafe trait PageSource: Send + Sync {
     fn node_of(&self, _base: NonNull<u8>) -> usize {
         0
     }
+
+    /// Whether any run of whole sections inside regions handed out may be
+    /// passed to [`free_region`](Self::free_region) on its own (a part of
+    /// a region, or adjacent regions as one), as `munmap` allows. The
+    /// page allocator keeps freed large spans for reuse only over such a
+    /// source ([`crate::spans`]).
+    fn splits_regions(&self) -> bool {
+        false
+    }
+
+    /// Discards the contents of sections the caller owns and keeps: the
+    /// memory goes back to the host, the range stays valid and reads as
+    /// zero bytes or as its old contents (`madvise(MADV_DONTNEED)`).
+    /// Nothing by default.
+    ///
+    /// # Safety
+    /// The sections lie in regions from this source that the caller owns
+    /// and nothing reads their contents afterwards.
+    unsafe fn discard(&self, _base: NonNull<u8>, _nr_sections: usize) {}
 }
 
 /// Anonymous memory from the host kernel (`mmap`), one node.
@@ -108,6 +127,23 @@ unsafe impl PageSource for HostPages {
         // SAFETY: the caller passes a region this source mapped.
         unsafe {
             libc::munmap(base.as_ptr().cast(), nr_sections * SECTION_SIZE);
+        }
+    }
+
+    fn splits_regions(&self) -> bool {
+        true
+    }
+
+    unsafe fn discard(&self, base: NonNull<u8>, nr_sections: usize) {
+        // SAFETY: the caller owns the sections and reads nothing of them
+        // afterwards; MADV_DONTNEED on a private anonymous mapping drops
+        // the pages and leaves zero-fill-on-demand ones.
+        unsafe {
+            libc::madvise(
+                base.as_ptr().cast(),
+                nr_sections * SECTION_SIZE,
+                libc::MADV_DONTNEED,
+            );
         }
     }
 }

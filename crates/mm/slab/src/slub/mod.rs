@@ -563,6 +563,7 @@ impl CacheCore {
                         .flags
                         .fetch_or(class << PG_CLASS_SHIFT, Ordering::Relaxed);
                 }
+                crate::page::set_frame_classes(page, l.order, class);
             }
             p.flags.store(flags, Ordering::Relaxed);
             let start = Page::address(page);

@@ -68,6 +68,8 @@ use super::set_fp;
 pub const SHEAF_CAPACITY: usize = 32;
 const _: () = assert!(SHEAF_CAPACITY.is_power_of_two());
 
+const _: () = assert!(std::mem::offset_of!(PcsSheaves, objects) == 64);
+
 /// Sheaf capacity by object size: klab's choice for the global
 /// allocator's caches (the kernel's `sheaf_capacity` is set by each
 /// cache's creator in `kmem_cache_args`), fewer objects for larger ones so
@@ -94,6 +96,10 @@ pub struct SheafStats {
     pub sheaf_swap: u64,
     /// `SHEAF_FLUSH`: sheaves flushed to their slabs.
     pub sheaf_flush: u64,
+    /// `BARN_GET`: full sheaves taken from the barn.
+    pub barn_get: u64,
+    /// `BARN_PUT`: full sheaves put in the barn.
+    pub barn_put: u64,
 }
 
 impl SheafStats {
@@ -103,6 +109,8 @@ impl SheafStats {
         free_pcs: 0,
         sheaf_swap: 0,
         sheaf_flush: 0,
+        barn_get: 0,
+        barn_put: 0,
     };
 
     /// The sum of two sets of counters.
@@ -112,6 +120,8 @@ impl SheafStats {
             free_pcs: self.free_pcs + o.free_pcs,
             sheaf_swap: self.sheaf_swap + o.sheaf_swap,
             sheaf_flush: self.sheaf_flush + o.sheaf_flush,
+            barn_get: self.barn_get + o.barn_get,
+            barn_put: self.barn_put + o.barn_put,
         }
     }
 }
@@ -119,13 +129,20 @@ impl SheafStats {
 /// `struct slub_percpu_sheaves`: a CPU's main and spare sheaf for one
 /// cache. The two sheaves are stored inline; `main` says which is which,
 /// so a swap moves no object.
+///
+/// Laid out so that everything but the object arrays (which sheaf is the
+/// main, sizes, capacity, counters) fills one 64-byte cache line: an
+/// allocation or a free touches that line and one line of objects.
+#[repr(C, align(64))]
 pub struct PcsSheaves {
     /// Which of `objects` is the main sheaf (0 or 1).
-    main: usize,
-    /// Objects in each sheaf.
-    size: [u32; 2],
+    main: u32,
     /// The cache's sheaf capacity (`s->sheaf_capacity`).
     capacity: u32,
+    /// Objects in the main sheaf (`[0]`) and the spare (`[1]`): indexed
+    /// by role, not by array, so a push or pop reads the main's size
+    /// without first reading which array is the main (a swap swaps them).
+    size: [u32; 2],
     /// Counters.
     pub(crate) stats: SheafStats,
     /// The sheaves' object arrays.
@@ -150,12 +167,31 @@ impl PcsSheaves {
         }
     }
 
+    /// Sheaves of capacity 0, all zero bytes: allocation finds them empty
+    /// and nothing may free to them until [`Self::set_capacity`].
+    pub const fn off() -> Self {
+        PcsSheaves {
+            main: 0,
+            size: [0, 0],
+            capacity: 0,
+            stats: SheafStats::ZERO,
+            objects: [[ptr::null_mut(); SHEAF_CAPACITY]; 2],
+        }
+    }
+
+    /// Sets the capacity of empty sheaves (at most [`SHEAF_CAPACITY`]).
+    ///
+    /// # Panics
+    /// If a sheaf holds objects or the capacity is out of range.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        assert!(capacity > 0 && capacity <= SHEAF_CAPACITY);
+        assert_eq!(self.size, [0, 0], "capacity changed on a sheaf in use");
+        self.capacity = capacity as u32;
+    }
+
     /// Objects in the main and the spare sheaf.
     pub fn sizes(&self) -> (usize, usize) {
-        (
-            self.size[self.main] as usize,
-            self.size[self.main ^ 1] as usize,
-        )
+        (self.size[0] as usize, self.size[1] as usize)
     }
 
     /// The capacity of each sheaf.
@@ -175,10 +211,10 @@ impl PcsSheaves {
     pub fn alloc_from_pcs(&mut self) -> *mut u8 {
         // `main < 2` and sizes `<= SHEAF_CAPACITY`: the masks change no
         // index and spare the bounds checks.
-        let m = self.main & 1;
-        let n = self.size[m];
+        let m = (self.main & 1) as usize;
+        let n = self.size[0];
         if n > 0 {
-            self.size[m] = n - 1;
+            self.size[0] = n - 1;
             self.stats.alloc_pcs += 1;
             return self.objects[m][(n as usize - 1) & (SHEAF_CAPACITY - 1)];
         }
@@ -190,13 +226,29 @@ impl PcsSheaves {
     #[cold]
     #[inline(never)]
     fn replace_empty_main(&mut self) -> *mut u8 {
-        let s = self.main ^ 1;
-        if self.size[s] == 0 {
+        if self.size[1] == 0 {
             return ptr::null_mut();
         }
-        self.main = s;
+        self.main ^= 1;
+        self.size.swap(0, 1);
         self.stats.sheaf_swap += 1;
         self.alloc_from_pcs()
+    }
+
+    /// `free_to_pcs()`: pushes `obj` on the main sheaf; false when it is
+    /// full (the caller then takes [`Self::free_to_pcs_full`]: the fast
+    /// path returns nothing bigger than a flag).
+    #[inline(always)]
+    pub fn try_free_to_pcs(&mut self, obj: *mut u8) -> bool {
+        let m = (self.main & 1) as usize;
+        let n = self.size[0];
+        if n < self.capacity {
+            self.objects[m][n as usize & (SHEAF_CAPACITY - 1)] = obj;
+            self.size[0] = n + 1;
+            self.stats.free_pcs += 1;
+            return true;
+        }
+        false
     }
 
     /// `free_to_pcs()`: pushes `obj` on the main sheaf. When main and
@@ -205,17 +257,19 @@ impl PcsSheaves {
     /// emptied sheaf becomes the main and the full main the spare. The
     /// sheaves are consistent before the caller flushes, so the flush may
     /// allocate and free (through these very sheaves) as it likes.
-    #[inline(always)]
+    #[inline]
     #[must_use = "objects returned must be freed to their slabs"]
     pub fn free_to_pcs(&mut self, obj: *mut u8) -> Option<DetachedSheaf> {
-        let m = self.main & 1;
-        let n = self.size[m];
-        if n < self.capacity {
-            self.objects[m][n as usize & (SHEAF_CAPACITY - 1)] = obj;
-            self.size[m] = n + 1;
-            self.stats.free_pcs += 1;
+        if self.try_free_to_pcs(obj) {
             return None;
         }
+        self.replace_full_main(obj)
+    }
+
+    /// The rest of [`Self::free_to_pcs`] after [`Self::try_free_to_pcs`]
+    /// found the main sheaf full.
+    #[must_use = "objects returned must be freed to their slabs"]
+    pub fn free_to_pcs_full(&mut self, obj: *mut u8) -> Option<DetachedSheaf> {
         self.replace_full_main(obj)
     }
 
@@ -223,44 +277,70 @@ impl PcsSheaves {
     #[cold]
     #[inline(never)]
     fn replace_full_main(&mut self, obj: *mut u8) -> Option<DetachedSheaf> {
-        let s = self.main ^ 1;
         // A spare that is not full is swapped in (the kernel's test;
         // without a barn a spare is always empty or full); a full one is
         // flushed first.
-        let flush = if self.size[s] < self.capacity {
+        let flush = if self.size[1] < self.capacity {
             None
         } else {
-            self.take_sheaf(s)
+            self.take_sheaf(1)
         };
-        self.main = s;
+        self.main ^= 1;
+        self.size.swap(0, 1);
         self.stats.sheaf_swap += 1;
-        let n = self.size[s] as usize;
-        self.objects[s][n & (SHEAF_CAPACITY - 1)] = obj;
-        self.size[s] += 1;
+        let m = (self.main & 1) as usize;
+        let n = self.size[0] as usize;
+        self.objects[m][n & (SHEAF_CAPACITY - 1)] = obj;
+        self.size[0] += 1;
         self.stats.free_pcs += 1;
         flush
     }
 
-    /// Empties sheaf `s`, returning its objects if it had any.
-    fn take_sheaf(&mut self, s: usize) -> Option<DetachedSheaf> {
-        let size = self.size[s] as usize;
+    /// Empties the main (`role` 0) or the spare (1), returning its
+    /// objects if it had any.
+    fn take_sheaf(&mut self, role: usize) -> Option<DetachedSheaf> {
+        let size = self.size[role] as usize;
         if size == 0 {
             return None;
         }
-        self.size[s] = 0;
+        self.size[role] = 0;
         self.stats.sheaf_flush += 1;
         Some(DetachedSheaf {
-            objects: self.objects[s],
+            objects: self.objects[(self.main as usize ^ role) & 1],
             size,
         })
+    }
+
+    /// `barn_replace_empty_sheaf()`: with both sheaves empty, a full
+    /// sheaf from the barn becomes the main (its objects copied in; the
+    /// barn keeps no empty sheaves, as the arrays live here). False when
+    /// the barn has none or a sheaf is not empty.
+    pub fn refill_from_barn(&mut self, barn: &Barn) -> bool {
+        if self.size != [0, 0] || self.capacity == 0 {
+            return false;
+        }
+        let m = (self.main & 1) as usize;
+        let Some(n) = barn.get_full(&mut self.objects[m]) else {
+            return false;
+        };
+        self.size[0] = n as u32;
+        self.stats.barn_get += 1;
+        true
+    }
+
+    /// A sheaf [`Self::free_to_pcs`] or [`Self::take`] detached went to
+    /// the barn (`barn_put_full_sheaf()`) instead of its slabs.
+    pub fn detached_to_barn(&mut self) {
+        self.stats.sheaf_flush -= 1;
+        self.stats.barn_put += 1;
     }
 
     /// `pcs_flush_all()`, one sheaf at a time: the objects of the spare,
     /// then of the main, until both are empty (a CPU going offline; here a
     /// thread exiting).
     pub fn take(&mut self) -> Option<DetachedSheaf> {
-        let spare = self.take_sheaf(self.main ^ 1);
-        spare.or_else(|| self.take_sheaf(self.main))
+        let spare = self.take_sheaf(1);
+        spare.or_else(|| self.take_sheaf(0))
     }
 
     /// Checks the invariants of the module header.
@@ -268,22 +348,27 @@ impl PcsSheaves {
     /// # Panics
     /// If one does not hold.
     pub fn assert_invariants(&self) {
-        assert!(self.capacity as usize <= SHEAF_CAPACITY && self.capacity > 0);
+        assert!(self.capacity as usize <= SHEAF_CAPACITY);
+        assert!(
+            self.capacity > 0 || self.size == [0, 0],
+            "objects in sheaves that are off"
+        );
         assert!(self.main < 2);
-        let spare = self.size[self.main ^ 1];
+        let spare = self.size[1];
         assert!(
             spare == 0 || spare == self.capacity,
             "spare sheaf neither empty nor full: {spare}"
         );
         let mut seen = std::collections::BTreeSet::new();
-        for s in 0..2 {
+        for role in 0..2 {
             assert!(
-                self.size[s] <= self.capacity,
-                "sheaf {s}: size {} > capacity {}",
-                self.size[s],
+                self.size[role] <= self.capacity,
+                "sheaf {role}: size {} > capacity {}",
+                self.size[role],
                 self.capacity
             );
-            for &o in &self.objects[s][..self.size[s] as usize] {
+            let s = (self.main as usize ^ role) & 1;
+            for &o in &self.objects[s][..self.size[role] as usize] {
                 assert!(!o.is_null(), "null object in a sheaf");
                 assert!(
                     seen.insert(o.addr()),
@@ -305,6 +390,128 @@ impl DetachedSheaf {
     /// The objects.
     pub fn objects(&mut self) -> &mut [*mut u8] {
         &mut self.objects[..self.size]
+    }
+}
+
+/// `MAX_FULL_SHEAVES`: most full sheaves a barn keeps.
+pub const MAX_FULL_SHEAVES: usize = 10;
+
+/// `struct node_barn` (6.18): a node's store of full sheaves for one
+/// cache, shared by its CPUs. A CPU whose sheaves are both full puts one
+/// here (`barn_put_full_sheaf()`) rather than freeing its objects to
+/// their slabs; a CPU whose sheaves are both empty takes one
+/// (`barn_replace_empty_sheaf()`) before it goes to the slabs. Objects
+/// freed on one CPU so reach another 32 at a time, for one lock, without
+/// a compare-and-swap on any slab: the producer/consumer case.
+///
+/// klab's sheaves are arrays inside the CPU state, so a barn keeps full
+/// sheaves by value (their object arrays are copied in and out) and no
+/// empty ones (the kernel keeps up to `MAX_EMPTY_SHEAVES` to save
+/// allocating them). Its lock (a spin lock, `barn->lock`) is held only
+/// to copy one array: nothing under it allocates ([`crate::reentry`]);
+/// the global allocator takes it inside a slow path's fork bracket.
+///
+/// Invariant: `nr_full <= MAX_FULL_SHEAVES`; each kept sheaf holds
+/// `1..=SHEAF_CAPACITY` objects.
+pub struct Barn {
+    lock: crate::primitive::AtomicBool,
+    /// `nr_full`, readable without the lock (a hint for the fast path).
+    nr_full: crate::primitive::AtomicUsize,
+    inner: std::cell::UnsafeCell<BarnInner>,
+}
+
+struct BarnInner {
+    sizes: [u32; MAX_FULL_SHEAVES],
+    full: [[*mut u8; SHEAF_CAPACITY]; MAX_FULL_SHEAVES],
+}
+
+// SAFETY: `inner` is only touched with `lock` held; the pointers are
+// objects whose ownership moves with the sheaf.
+unsafe impl Sync for Barn {}
+// SAFETY: as above.
+unsafe impl Send for Barn {}
+
+impl Default for Barn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Barn {
+    /// An empty barn.
+    pub const fn new() -> Barn {
+        Barn {
+            lock: crate::primitive::AtomicBool::new(false),
+            nr_full: crate::primitive::AtomicUsize::new(0),
+            inner: std::cell::UnsafeCell::new(BarnInner {
+                sizes: [0; MAX_FULL_SHEAVES],
+                full: [[ptr::null_mut(); SHEAF_CAPACITY]; MAX_FULL_SHEAVES],
+            }),
+        }
+    }
+
+    /// Full sheaves kept (a hint when read without the lock).
+    #[inline(always)]
+    pub fn nr_full(&self) -> usize {
+        self.nr_full.load(crate::primitive::Ordering::Relaxed)
+    }
+
+    fn locked<R>(&self, f: impl FnOnce(&mut BarnInner, &mut usize) -> R) -> R {
+        use crate::primitive::Ordering;
+        while self
+            .lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        let _held = crate::reentry::Held::acquire();
+        let mut n = self.nr_full.load(Ordering::Relaxed);
+        // SAFETY: the lock is held.
+        let r = f(unsafe { &mut *self.inner.get() }, &mut n);
+        self.nr_full.store(n, Ordering::Relaxed);
+        self.lock.store(false, Ordering::Release);
+        r
+    }
+
+    /// `barn_put_full_sheaf()`: keeps `objects` (a detached full sheaf);
+    /// false when the barn already keeps `MAX_FULL_SHEAVES`.
+    pub fn put_full(&self, objects: &[*mut u8]) -> bool {
+        debug_assert!(!objects.is_empty() && objects.len() <= SHEAF_CAPACITY);
+        self.locked(|b, n| {
+            if *n == MAX_FULL_SHEAVES {
+                return false;
+            }
+            b.full[*n][..objects.len()].copy_from_slice(objects);
+            b.sizes[*n] = objects.len() as u32;
+            *n += 1;
+            true
+        })
+    }
+
+    /// `barn_get_full_sheaf()`: the last full sheaf put, copied into
+    /// `into`; its size, or `None` when there is none.
+    pub fn get_full(&self, into: &mut [*mut u8; SHEAF_CAPACITY]) -> Option<usize> {
+        if self.nr_full() == 0 {
+            return None;
+        }
+        self.locked(|b, n| {
+            if *n == 0 {
+                return None;
+            }
+            *n -= 1;
+            let size = b.sizes[*n] as usize;
+            into[..size].copy_from_slice(&b.full[*n][..size]);
+            Some(size)
+        })
+    }
+
+    /// Takes every kept sheaf out, for `f` to free (cache shrinking).
+    pub fn drain(&self, mut f: impl FnMut(&mut [*mut u8])) {
+        let mut sheaf = [ptr::null_mut(); SHEAF_CAPACITY];
+        while let Some(n) = self.get_full(&mut sheaf) {
+            f(&mut sheaf[..n]);
+        }
     }
 }
 
@@ -448,7 +655,9 @@ mod tests {
                 alloc_pcs: 0,
                 free_pcs: 9,
                 sheaf_swap: 2,
-                sheaf_flush: 1
+                sheaf_flush: 1,
+                barn_get: 0,
+                barn_put: 0
             }
         );
         // Allocation pops the last freed, then swaps in the full spare.
@@ -472,6 +681,51 @@ mod tests {
         assert_eq!(sh.stats().sheaf_flush, 2);
         assert_eq!(sh.sizes(), (0, 0));
         sh.assert_invariants();
+    }
+
+    #[test]
+    fn a_barn_passes_full_sheaves_from_a_freeing_cpu_to_an_allocating_one() {
+        let mut mem = objects(64);
+        let base = mem.as_mut_ptr().cast::<u8>();
+        let obj = |i: usize| base.wrapping_add(16 * i);
+        let barn = Barn::new();
+        let (mut freer, mut taker) = (PcsSheaves::new(4), PcsSheaves::new(4));
+        // The freeing CPU fills main and spare (8), then the 9th free
+        // detaches the full spare: it goes to the barn, not to its slabs.
+        let mut to_barn = 0;
+        for i in 0..13 {
+            if let Some(mut f) = freer.free_to_pcs(obj(i)) {
+                assert!(barn.put_full(f.objects()));
+                freer.detached_to_barn();
+                to_barn += 1;
+            }
+        }
+        // Frees 9 and 13 each detached a full spare: objects 0-3, 4-7.
+        assert_eq!((to_barn, barn.nr_full()), (2, 2));
+        assert_eq!(freer.stats().barn_put, 2);
+        assert_eq!(freer.stats().sheaf_flush, 0);
+        // The allocating CPU has nothing; it takes the last sheaf put.
+        assert!(taker.alloc_from_pcs().is_null());
+        assert!(taker.refill_from_barn(&barn));
+        assert_eq!(taker.sizes(), (4, 0));
+        let got: Vec<_> = (0..4).map(|_| taker.alloc_from_pcs()).collect();
+        assert_eq!(got, vec![obj(7), obj(6), obj(5), obj(4)]);
+        assert!(taker.refill_from_barn(&barn));
+        assert!(!taker.refill_from_barn(&barn), "main not empty");
+        assert_eq!(taker.stats().barn_get, 2);
+        assert_eq!(barn.nr_full(), 0);
+        // A barn keeps MAX_FULL_SHEAVES, no more.
+        let four = [obj(60), obj(61), obj(62), obj(63)];
+        for _ in 0..MAX_FULL_SHEAVES {
+            assert!(barn.put_full(&four));
+        }
+        assert!(!barn.put_full(&four));
+        let mut n = 0;
+        barn.drain(|s| {
+            assert_eq!(s, &four);
+            n += 1;
+        });
+        assert_eq!((n, barn.nr_full()), (MAX_FULL_SHEAVES, 0));
     }
 
     #[test]
