@@ -547,7 +547,10 @@ impl Experiment for TooManyThreads {
 /// The module load on the largest machine, every variant.
 fn load_table(d: &Data, r: &mut Report) {
     let mut t = Table::new(
-        "a module load on 4096 CPUs: init's wait() after stop_machine",
+        &format!(
+            "a module load on {} CPUs: init's wait() after stop_machine",
+            d.config.max_cpus
+        ),
         &[
             "kernel",
             "init's children after boot",
@@ -608,13 +611,11 @@ fn boot_tables(d: &Data, r: &mut Report) {
         ]);
     }
     r.table(t);
-    let mut t = Table::new(
-        "where boot stops",
-        &[
-            "kernel",
-            "fewest CPUs that fail to boot with pid_max 32768 (searched up to 4096)",
-        ],
+    let searched = format!(
+        "fewest CPUs that fail to boot with pid_max {PID_MAX_DEFAULT} (searched up to {})",
+        d.config.max_cpus
     );
+    let mut t = Table::new("where boot stops", &["kernel", &searched]);
     let fail = |f: Option<usize>| f.map_or("boots".to_owned(), |c| c.to_string());
     t.row(cells![VARIANTS[EAGER].name, fail(d.fail_eager)]);
     t.row(cells![VARIANTS[LAZY].name, fail(d.fail_lazy)]);
