@@ -12,13 +12,33 @@
 //! lifetime policy. Both measure what the page says changed: whether the
 //! driver is still called for a gone device, and how long its memory
 //! stays allocated after the device is gone (bytes held x ticks).
+//!
+//! # Verdict
+//!
+//! In both parts, under active references (with either driver): no read
+//! calls the driver for a gone device or after its data is freed, and the
+//! memory held after unplug is at most [`MAX_HELD_RATIO`] of what open-file
+//! pins hold (bytes x ticks, careful driver); in the story every read after
+//! the unplug fails with ENODEV. When open-file pins hold nothing after
+//! unplug (no file was open across a removal) the workload cannot tell the
+//! two apart, and the verdict is null.
+//!
+//! # When the claim fails
+//!
+//! With a driver whose `show()` waits on the hardware for a long time
+//! ([`Config::slow_show`]: 2000 to 2999 ticks, reads every 3000 to 3999):
+//! removal waits for the operations in flight, so under active references
+//! a device's memory outlives its unplug by up to a whole `show()`, no
+//! longer "at once", and the held memory passes the threshold. The test
+//! `a_slow_show_keeps_the_device_alive_under_active_references` runs it.
 
 use klab_model::clock::Tick;
 use klab_model::fs::sysfs::{DriverStyle, FileId, Lifetime, OpId, Sysfs, SysfsError};
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
+use klab_lab::experiment::{Ctx, Experiment, ExperimentError, Identity};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
 /// The experiment.
@@ -29,6 +49,15 @@ const DEVICE_BYTES: u64 = 1536;
 /// The driver's per-device data (input device, URBs, buffers).
 const PRIV_BYTES: u64 = 4096;
 const MOUSE: &str = "usb1/1-1";
+/// The tick the mouse is unplugged at in the story.
+const UNPLUG: u64 = 22;
+/// The tick the story's file is closed at.
+const CLOSE: u64 = 1000;
+
+/// Bytes x ticks held after unplug under active references, as a share of
+/// what open-file pins hold, above which memory is not "freed at once".
+pub const MAX_HELD_RATIO: f64 = 0.01;
+
 const ATTRS: &[(&str, &str)] = &[("resolution", "800"), ("buttons", "3")];
 
 const POLICIES: [(Lifetime, DriverStyle, &str); 4] = [
@@ -55,17 +84,26 @@ const POLICIES: [(Lifetime, DriverStyle, &str); 4] = [
 ];
 
 /// What the story measured under one policy.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Story {
-    unplug_done: u64,
-    reads_after: u64,
-    enodev: u64,
-    stale: u64,
-    uaf: u64,
-    rmmod_ok: bool,
-    freed_at: u64,
-    byte_ticks: u64,
-    held: Vec<[f64; 2]>,
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Story {
+    /// The tick the unplug completed.
+    pub unplug_done: u64,
+    /// Reads made after the unplug.
+    pub reads_after: u64,
+    /// Of which refused with ENODEV.
+    pub enodev: u64,
+    /// Of which served by the driver for a gone device.
+    pub stale: u64,
+    /// Of which read the driver's data after it was freed.
+    pub uaf: u64,
+    /// Whether `rmmod` at tick 500 succeeded.
+    pub rmmod_ok: bool,
+    /// The tick the last of the device's memory was freed.
+    pub freed_at: u64,
+    /// Bytes x ticks held after the unplug.
+    pub byte_ticks: u64,
+    /// `[tick, bytes held]` every 10 ticks.
+    pub held: Vec<[f64; 2]>,
 }
 
 /// Reports ticks `0..=last` as busy at `busy` (sorted, distinct) and idle
@@ -86,8 +124,6 @@ fn model_err(e: SysfsError) -> ExperimentError {
 }
 
 fn story(l: Lifetime, s: DriverStyle) -> Result<Story, ExperimentError> {
-    const UNPLUG: u64 = 22;
-    const CLOSE: u64 = 1000;
     let mut fs = Sysfs::new(l, s);
     let m = fs.add_device(MOUSE, ATTRS, DEVICE_BYTES, PRIV_BYTES);
     let f = fs
@@ -158,9 +194,50 @@ enum Ev {
     Rmmod,
 }
 
+/// The seeded workload's parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Devices, each unplugged once at a random tick.
+    pub devices: usize,
+    /// Processes, each opening one attribute file of a random device.
+    pub processes: usize,
+    /// The workload's length.
+    pub horizon_ticks: u64,
+    /// Ticks between a process's reads: drawn from `lo..hi`.
+    pub read_period_ticks: (u64, u64),
+    /// Ticks a `show()` lasts: drawn from `lo..=hi` (below the period).
+    pub show_ticks: (u64, u64),
+}
+
+impl Config {
+    /// The built-in workload: 64 devices and 400 processes (16 and 80
+    /// with `--quick`) over 20000 ticks, reads every 20 to 199 ticks, each
+    /// `show()` 1 to 5 ticks.
+    pub fn page(quick: bool) -> Self {
+        Config {
+            devices: if quick { 16 } else { 64 },
+            processes: if quick { 80 } else { 400 },
+            horizon_ticks: 20_000,
+            read_period_ticks: (20, 200),
+            show_ticks: (1, 5),
+        }
+    }
+
+    /// The same with a driver whose `show()` waits on the hardware: 2000
+    /// to 2999 ticks, reads every 3000 to 3999.
+    pub fn slow_show(quick: bool) -> Self {
+        Config {
+            read_period_ticks: (3000, 4000),
+            show_ticks: (2000, 2999),
+            ..Config::page(quick)
+        }
+    }
+}
+
 /// The seeded workload: `(tick, event)` in time order (ties in generation
 /// order).
-fn workload(ctx: &Ctx<'_>, devices: usize, procs: usize, horizon: u64) -> Vec<(u64, Ev)> {
+fn workload(ctx: &Ctx<'_>, cfg: &Config) -> Vec<(u64, Ev)> {
+    let (devices, procs, horizon) = (cfg.devices, cfg.processes, cfg.horizon_ticks);
     let mut rng = ctx.rng(3);
     let mut evs: Vec<(u64, usize, Ev)> = Vec::new();
     let push = |t: u64, e: Ev, evs: &mut Vec<(u64, usize, Ev)>| {
@@ -176,8 +253,8 @@ fn workload(ctx: &Ctx<'_>, devices: usize, procs: usize, horizon: u64) -> Vec<(u
         let attr = rng.random_range(0..ATTRS.len());
         let open = rng.random_range(0..horizon * 8 / 10);
         let hold = rng.random_range(100..horizon / 2);
-        let period = rng.random_range(20..200u64);
-        let show = rng.random_range(1..=5u64);
+        let period = rng.random_range(cfg.read_period_ticks.0..cfg.read_period_ticks.1);
+        let show = rng.random_range(cfg.show_ticks.0..=cfg.show_ticks.1);
         push(open, Ev::Open { proc_, dev, attr }, &mut evs);
         let mut t = open + period;
         while t + show < open + hold {
@@ -193,18 +270,28 @@ fn workload(ctx: &Ctx<'_>, devices: usize, procs: usize, horizon: u64) -> Vec<(u
 }
 
 /// What the workload measured under one policy.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Replay {
-    opens_refused: u64,
-    ok: u64,
-    enodev: u64,
-    stale: u64,
-    uaf: u64,
-    rmmod_ok: bool,
-    mean_free_delay: f64,
-    max_free_delay: u64,
-    byte_ticks: u64,
-    held: Vec<[f64; 2]>,
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Replay {
+    /// Opens refused (the file was gone).
+    pub opens_refused: u64,
+    /// Reads served by a live device.
+    pub ok: u64,
+    /// Reads refused with ENODEV.
+    pub enodev: u64,
+    /// Reads served by the driver for a gone device.
+    pub stale: u64,
+    /// Of which read the driver's data after it was freed.
+    pub uaf: u64,
+    /// Whether `rmmod` late in the run succeeded.
+    pub rmmod_ok: bool,
+    /// Ticks from unplug to the last byte freed, mean over devices.
+    pub mean_free_delay: f64,
+    /// The same, the longest.
+    pub max_free_delay: u64,
+    /// Bytes x ticks held after unplug, all devices.
+    pub byte_ticks: u64,
+    /// `[tick, bytes of unplugged devices still allocated]`.
+    pub held: Vec<[f64; 2]>,
 }
 
 fn replay(
@@ -314,8 +401,126 @@ fn replay(
     })
 }
 
+/// What the run measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Data {
+    /// The workload's parameters.
+    pub config: Config,
+    /// The mouse story, per policy of `POLICIES`.
+    pub stories: Vec<Story>,
+    /// The seeded workload, per policy of `POLICIES`.
+    pub replays: Vec<Replay>,
+}
+
+// Indices into POLICIES.
+const ACTIVE: [usize; 2] = [0, 1];
+const PINNED_CAREFUL: usize = 2;
+const PINNED_CARELESS: usize = 3;
+
 impl SysfsActive {
-    /// The experiment's identity.
+    /// Measures with `cfg` (the built-in run uses [`Config::page`]).
+    ///
+    /// # Errors
+    /// The model sysfs refusing an operation the story needs, or a run
+    /// stopped to hibernate.
+    pub fn measure_with(&self, ctx: &Ctx<'_>, cfg: Config) -> Result<Data, ExperimentError> {
+        let mut stories = Vec::new();
+        for (l, s, _) in POLICIES {
+            stories.push(ctx.once(
+                "sysfs-active: the mouse story",
+                klab_lab::hibernate::SYSFS_TICK_NS,
+                |span| {
+                    let st = story(l, s)?;
+                    // Ticks with an operation (open, reads every 10 ticks, the
+                    // unplug, rmmod, close) are busy; the rest idle.
+                    let mut busy: Vec<u64> = vec![10, 20, UNPLUG, 25, 500, CLOSE];
+                    busy.extend((30..CLOSE).step_by(10));
+                    busy.sort_unstable();
+                    busy.dedup();
+                    spans(span, &busy);
+                    Ok(st)
+                },
+            )?);
+        }
+        let events = workload(ctx, &cfg);
+        ctx.progress.begin("sysfs-active", POLICIES.len() as u64);
+        let mut replays = Vec::new();
+        for (l, s, _) in POLICIES {
+            replays.push(ctx.once(
+                "sysfs-active: one policy on the workload",
+                klab_lab::hibernate::SYSFS_TICK_NS,
+                |span| {
+                    let rp = replay(l, s, cfg.devices, &events)?;
+                    let mut busy: Vec<u64> = events.iter().map(|e| e.0).collect();
+                    busy.dedup();
+                    spans(span, &busy);
+                    Ok(rp)
+                },
+            )?);
+            ctx.progress.advance(1);
+        }
+        ctx.progress.end();
+        Ok(Data {
+            config: cfg,
+            stories,
+            replays,
+        })
+    }
+}
+
+/// Bytes x ticks of `held` as a share of `pinned`'s (NaN when pins held
+/// nothing).
+fn held_ratio(held: u64, pinned: u64) -> f64 {
+    if pinned == 0 {
+        f64::NAN
+    } else {
+        held as f64 / pinned as f64
+    }
+}
+
+fn rmmod(ok: bool) -> &'static str {
+    if ok { "ok" } else { "EBUSY" }
+}
+
+/// The verdict's sentence, every figure from the data.
+fn sentence(d: &Data) -> String {
+    let active = &d.stories[ACTIVE[0]];
+    let pinned = &d.stories[PINNED_CAREFUL];
+    let careless = &d.stories[PINNED_CARELESS];
+    let (ra, rp) = (&d.replays[ACTIVE[0]], &d.replays[PINNED_CAREFUL]);
+    format!(
+        "mouse: with active references unplug waited {} ticks for the read in flight, {} of {} \
+         later reads got ENODEV ({} stale) and the driver's {} bytes were freed at tick {}; with \
+         open-file pins {} of {} reads called the driver for a gone device ({} after free with a \
+         careless driver), rmmod got {} and the memory lived until tick {} ({} vs {} byte-ticks, \
+         ratio {:.4}). Workload: {} vs {} byte-ticks held after unplug (ratio {:.6}), max delay \
+         {} vs {} ticks, {} stale reads under active references",
+        active.unplug_done - UNPLUG,
+        active.enodev,
+        active.reads_after,
+        active.stale,
+        DEVICE_BYTES + PRIV_BYTES,
+        active.freed_at,
+        pinned.stale,
+        pinned.reads_after,
+        careless.uaf,
+        rmmod(pinned.rmmod_ok),
+        pinned.freed_at,
+        active.byte_ticks,
+        pinned.byte_ticks,
+        held_ratio(active.byte_ticks, pinned.byte_ticks),
+        ra.byte_ticks,
+        rp.byte_ticks,
+        held_ratio(ra.byte_ticks, rp.byte_ticks),
+        ra.max_free_delay,
+        rp.max_free_delay,
+        ACTIVE.iter().map(|&i| d.replays[i].stale).sum::<u64>(),
+    )
+}
+
+impl Experiment for SysfsActive {
+    type Data = Data;
+
     const ID: Identity = Identity {
         name: "sysfs-active",
         seed_page: "003_1b710cf080fd5ed1.txt",
@@ -326,189 +531,171 @@ impl SysfsActive {
         inputs: &[],
         hibernates: Ok(()),
     };
-}
 
-impl Run for SysfsActive {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<Data, ExperimentError> {
+        self.measure_with(ctx, Config::page(ctx.quick))
     }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.blank_report(ctx);
-        let devices = ctx.size(64usize, 16);
-        let procs = ctx.size(400usize, 80);
-        let horizon = 20_000u64;
+
+    fn judge(&self, d: &Data) -> Verdict {
+        let note = format!(
+            "One active reference per object covers all its attribute files (2.6.22 took the \
+             attribute's and its directory's); a show() takes {} to {} ticks in the workload; \
+             the careless driver frees its data in disconnect(), which active references make \
+             safe.",
+            d.config.show_ticks.0, d.config.show_ticks.1
+        );
+        let measured = sentence(d);
+        let pinned = (
+            d.stories[PINNED_CAREFUL].byte_ticks,
+            d.replays[PINNED_CAREFUL].byte_ticks,
+        );
+        if pinned.0 == 0 || pinned.1 == 0 {
+            return Verdict {
+                holds: None,
+                measured,
+                note: format!(
+                    "Open-file pins held no memory after an unplug: no file was open across a \
+                     removal, so the two lifetimes cannot be told apart. {note}"
+                ),
+            };
+        }
+        let story_ok = ACTIVE.iter().all(|&i| {
+            let s = &d.stories[i];
+            s.stale == 0
+                && s.uaf == 0
+                && s.enodev == s.reads_after
+                && held_ratio(s.byte_ticks, pinned.0) <= MAX_HELD_RATIO
+        });
+        let workload_ok = ACTIVE.iter().all(|&i| {
+            let r = &d.replays[i];
+            r.stale == 0 && r.uaf == 0 && held_ratio(r.byte_ticks, pinned.1) <= MAX_HELD_RATIO
+        });
+        Verdict {
+            holds: Some(story_ok && workload_ok),
+            measured,
+            note,
+        }
+    }
+
+    fn report(&self, d: &Data, _verdict: &Verdict, r: &mut Report) {
+        let c = &d.config;
         r.config("device_bytes", DEVICE_BYTES)
             .config("driver_bytes", PRIV_BYTES)
-            .config("workload_devices", devices)
-            .config("workload_processes", procs)
-            .config("workload_horizon_ticks", horizon);
-
-        let mut t = Table::new(
-            "The USB mouse: resolution file open from tick 10 to 1000, a read in show() at \
-             ticks 20-25, unplugged at tick 22, rmmod at tick 500",
-            &[
-                "policy",
-                "unplug returns at (tick)",
-                "reads after unplug",
-                "ENODEV",
-                "stale (driver called for a gone device)",
-                "use after free",
-                "rmmod at tick 500",
-                "driver memory freed at (tick)",
-                "bytes x ticks held after unplug",
-            ],
-        );
-        let mut series = Series::new(
-            "The mouse's driver memory after unplug (tick 22)",
-            Axis::linear("time", "ticks"),
-            Axis::linear("bytes allocated", "bytes"),
-        );
-        let mut stories = Vec::new();
-        for (l, s, name) in POLICIES {
-            let st = ctx.once(
-                "sysfs-active: the mouse story",
-                klab_lab::hibernate::SYSFS_TICK_NS,
-                |span| {
-                    let st = story(l, s)?;
-                    // Ticks with an operation (open, reads every 10 ticks, the
-                    // unplug, rmmod, close) are busy; the rest idle.
-                    let mut busy: Vec<u64> = vec![10, 20, 22, 25, 500, 1000];
-                    busy.extend((30..1000).step_by(10));
-                    busy.sort_unstable();
-                    busy.dedup();
-                    spans(span, &busy);
-                    Ok(st)
-                },
-            )?;
-            t.row(cells![
-                name,
-                st.unplug_done,
-                st.reads_after,
-                st.enodev,
-                st.stale,
-                st.uaf,
-                if st.rmmod_ok { "ok" } else { "EBUSY" },
-                st.freed_at,
-                st.byte_ticks
-            ]);
-            if s == DriverStyle::Careful || l == Lifetime::OpenFilePins {
-                series.line(name, st.held.clone());
-            }
-            stories.push((l, s, st));
-        }
-        r.table(t);
-        r.series(series);
-
-        let events = workload(ctx, devices, procs, horizon);
-        let mut w = Table::new(
-            "Seeded workload: devices unplugged at random while processes open, read and close \
-             their files",
-            &[
-                "policy",
-                "opens refused (ENOENT)",
-                "reads served",
-                "ENODEV",
-                "stale",
-                "use after free",
-                "rmmod late in the run",
-                "unplug to free, mean (ticks)",
-                "unplug to free, max (ticks)",
-                "bytes x ticks held after unplug",
-            ],
-        );
-        let mut ws = Series::new(
-            "Memory of unplugged devices still allocated (seeded workload)",
-            Axis::linear("time", "ticks"),
-            Axis::linear("bytes", "bytes"),
-        );
-        ctx.progress.begin("sysfs-active", POLICIES.len() as u64);
-        let mut replays = Vec::new();
-        for (l, s, name) in POLICIES {
-            let rp = ctx.once(
-                "sysfs-active: one policy on the workload",
-                klab_lab::hibernate::SYSFS_TICK_NS,
-                |span| {
-                    let rp = replay(l, s, devices, &events)?;
-                    let mut busy: Vec<u64> = events.iter().map(|e| e.0).collect();
-                    busy.dedup();
-                    spans(span, &busy);
-                    Ok(rp)
-                },
-            )?;
-            w.row(cells![
-                name,
-                rp.opens_refused,
-                rp.ok,
-                rp.enodev,
-                rp.stale,
-                rp.uaf,
-                if rp.rmmod_ok { "ok" } else { "EBUSY" },
-                rp.mean_free_delay,
-                rp.max_free_delay,
-                rp.byte_ticks
-            ]);
-            if s == DriverStyle::Careful {
-                ws.line(name, rp.held.clone());
-            }
-            replays.push((l, s, rp));
-            ctx.progress.advance(1);
-        }
-        ctx.progress.end();
-        r.table(w);
-        r.series(ws);
-
-        let active = &stories[0].2;
-        let pinned = &stories[2].2;
-        let careless_pinned = &stories[3].2;
-        let story_holds = active.enodev == active.reads_after
-            && active.stale == 0
-            && active.freed_at == 25
-            && active.rmmod_ok
-            && pinned.freed_at == 1000
-            && pinned.stale == pinned.reads_after
-            && !pinned.rmmod_ok
-            && careless_pinned.uaf == careless_pinned.reads_after;
-        let ra = &replays[0].2;
-        let rp = &replays[2].2;
-        let workload_holds =
-            ra.stale == 0 && ra.uaf == 0 && rp.stale > 0 && ra.byte_ticks < rp.byte_ticks;
-        r.verdict = Verdict {
-            holds: Some(story_holds && workload_holds),
-            measured: format!(
-                "mouse: with active references unplug waited {} ticks for the read in flight, \
-                 all {} later reads got ENODEV and the driver's {} bytes were freed at tick {}; \
-                 with open-file pins all {} reads called the driver for a gone device ({} after \
-                 free with a careless driver), rmmod got EBUSY and the memory lived until the \
-                 close at tick {} ({} vs {} byte-ticks). Workload: {} vs {} byte-ticks held \
-                 after unplug, max delay {} vs {} ticks",
-                active.unplug_done - 22,
-                active.reads_after,
-                DEVICE_BYTES + PRIV_BYTES,
-                active.freed_at,
-                pinned.reads_after,
-                careless_pinned.uaf,
-                pinned.freed_at,
-                active.byte_ticks,
-                pinned.byte_ticks,
-                ra.byte_ticks,
-                rp.byte_ticks,
-                ra.max_free_delay,
-                rp.max_free_delay
-            ),
-            note: "One active reference per object covers all its attribute files (2.6.22 \
-                   took the attribute's and its directory's); a show() takes 1-5 ticks; the \
-                   careless driver frees its data in disconnect(), which active references \
-                   make safe."
-                .to_owned(),
-        };
-        Ok(r)
+            .config("workload_devices", c.devices)
+            .config("workload_processes", c.processes)
+            .config("workload_horizon_ticks", c.horizon_ticks)
+            .config(
+                "workload_read_period_ticks",
+                format!("{}..{}", c.read_period_ticks.0, c.read_period_ticks.1),
+            )
+            .config(
+                "workload_show_ticks",
+                format!("{}..={}", c.show_ticks.0, c.show_ticks.1),
+            )
+            .config("threshold.max_held_ratio", MAX_HELD_RATIO);
+        story_report(d, r);
+        workload_report(d, r);
     }
+}
+
+/// The mouse story's table and plot.
+fn story_report(d: &Data, r: &mut Report) {
+    let mut t = Table::new(
+        "The USB mouse: resolution file open from tick 10 to 1000, a read in show() at \
+         ticks 20-25, unplugged at tick 22, rmmod at tick 500",
+        &[
+            "policy",
+            "unplug returns at (tick)",
+            "reads after unplug",
+            "ENODEV",
+            "stale (driver called for a gone device)",
+            "use after free",
+            "rmmod at tick 500",
+            "driver memory freed at (tick)",
+            "bytes x ticks held after unplug",
+        ],
+    );
+    let mut series = Series::new(
+        "The mouse's driver memory after unplug (tick 22)",
+        Axis::linear("time", "ticks"),
+        Axis::linear("bytes allocated", "bytes"),
+    );
+    for ((l, s, name), st) in POLICIES.iter().zip(&d.stories) {
+        t.row(cells![
+            *name,
+            st.unplug_done,
+            st.reads_after,
+            st.enodev,
+            st.stale,
+            st.uaf,
+            rmmod(st.rmmod_ok),
+            st.freed_at,
+            st.byte_ticks
+        ]);
+        if *s == DriverStyle::Careful || *l == Lifetime::OpenFilePins {
+            series.line(name, st.held.clone());
+        }
+    }
+    r.table(t);
+    r.series(series);
+}
+
+/// The seeded workload's table and plot.
+fn workload_report(d: &Data, r: &mut Report) {
+    let mut w = Table::new(
+        "Seeded workload: devices unplugged at random while processes open, read and close \
+         their files",
+        &[
+            "policy",
+            "opens refused (ENOENT)",
+            "reads served",
+            "ENODEV",
+            "stale",
+            "use after free",
+            "rmmod late in the run",
+            "unplug to free, mean (ticks)",
+            "unplug to free, max (ticks)",
+            "bytes x ticks held after unplug",
+        ],
+    );
+    let mut ws = Series::new(
+        "Memory of unplugged devices still allocated (seeded workload)",
+        Axis::linear("time", "ticks"),
+        Axis::linear("bytes", "bytes"),
+    );
+    for ((_, s, name), rp) in POLICIES.iter().zip(&d.replays) {
+        w.row(cells![
+            *name,
+            rp.opens_refused,
+            rp.ok,
+            rp.enodev,
+            rp.stale,
+            rp.uaf,
+            rmmod(rp.rmmod_ok),
+            rp.mean_free_delay,
+            rp.max_free_delay,
+            rp.byte_ticks
+        ]);
+        if *s == DriverStyle::Careful {
+            ws.line(name, rp.held.clone());
+        }
+    }
+    r.table(w);
+    r.series(ws);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use klab_lab::Run;
     use klab_lab::experiment::Inputs;
+
+    fn measured(cfg: Config) -> Data {
+        let inputs = Inputs::default();
+        SysfsActive
+            .measure_with(&Ctx::new(5, true, &inputs), cfg)
+            .unwrap()
+    }
 
     #[test]
     fn the_mouse_story_in_exact_numbers() {
@@ -549,5 +736,42 @@ mod tests {
         };
         assert_eq!(bt(0), 0);
         assert!(0 < bt(3) && bt(3) < bt(2), "{} {}", bt(3), bt(2));
+    }
+
+    #[test]
+    fn a_slow_show_keeps_the_device_alive_under_active_references() {
+        let d = measured(Config::slow_show(true));
+        let v = SysfsActive.judge(&d);
+        assert_eq!(v.holds, Some(false), "{}", v.measured);
+        let (a, p) = (&d.replays[ACTIVE[0]], &d.replays[PINNED_CAREFUL]);
+        // Still no stale read: what fails is "freed at once".
+        assert_eq!((a.stale, a.uaf), (0, 0));
+        assert!(
+            held_ratio(a.byte_ticks, p.byte_ticks) > MAX_HELD_RATIO,
+            "{} of {}",
+            a.byte_ticks,
+            p.byte_ticks
+        );
+    }
+
+    #[test]
+    fn the_verdict_fails_on_stale_reads_or_memory_held_and_is_null_without_pins() {
+        let d = measured(Config::page(true));
+        assert_eq!(SysfsActive.judge(&d).holds, Some(true));
+        let mut stale = d.clone();
+        stale.replays[ACTIVE[1]].stale = 1;
+        assert_eq!(SysfsActive.judge(&stale).holds, Some(false));
+        let mut held = d.clone();
+        held.stories[ACTIVE[0]].byte_ticks = held.stories[PINNED_CAREFUL].byte_ticks / 2;
+        assert_eq!(SysfsActive.judge(&held).holds, Some(false));
+        let mut unpinned = d;
+        unpinned.replays[PINNED_CAREFUL].byte_ticks = 0;
+        let v = SysfsActive.judge(&unpinned);
+        assert_eq!(v.holds, None);
+        assert!(
+            v.note.starts_with("Open-file pins held no memory"),
+            "{}",
+            v.note
+        );
     }
 }

@@ -25,6 +25,22 @@
 //!
 //! With `--trace FILE`, the three rules also replay the trace in page mode
 //! at 1/16, 1/8 and 1/4 of its page footprint.
+//!
+//! # Verdict
+//!
+//! The claim holds when, on the built-in workloads, a refault-distance rule
+//! (the page's or 3.15's) beats the 1:1 rule's working-set hit ratio by at
+//! least [`MIN_MARGIN_POINTS`] on some workload and loses to it by as much
+//! on none. Without working-set reads under every rule the verdict is null.
+//!
+//! # When the claim fails
+//!
+//! When the working set fits in the half of memory the 1:1 rule gives the
+//! active list, as in the streaming workload (a set of `2M/5` pages): the
+//! classic rule already protects it from use-once pages and all three rules
+//! tie, so refault distances have nothing to win. The test
+//! `a_working_set_that_fits_leaves_nothing_to_win` measures the built-in
+//! workloads and judges the streaming one alone.
 
 use klab_mm_policy::LruBalance;
 use klab_model::MachineConfig;
@@ -34,7 +50,7 @@ use klab_model::mm::lru::LruList;
 use crate::mm::replay;
 use crate::mm::workload::{Workload, hot_and_stream, shifting, streaming};
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, ExperimentError, Identity, InputKind, Run};
+use klab_lab::experiment::{Ctx, Experiment, ExperimentError, Identity, InputKind};
 use klab_lab::hibernate::{Job, Step};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 use klab_trace::pages_of;
@@ -44,22 +60,32 @@ pub struct Workingset;
 
 /// What one rule did on one workload.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct RunResult {
+pub struct RunResult {
+    /// The rule.
     #[serde(with = "klab_model::machine::LruBalanceDef")]
-    rule: LruBalance,
-    ws_reads: u64,
-    ws_hits: u64,
-    hits: u64,
-    accesses: u64,
-    refaults: u64,
-    activations: u64,
-    deactivations: u64,
-    active: u64,
-    inactive: u64,
+    pub rule: LruBalance,
+    /// Reads of the working set.
+    pub ws_reads: u64,
+    /// Of which hits.
+    pub ws_hits: u64,
+    /// Hits of all accesses.
+    pub hits: u64,
+    /// All accesses.
+    pub accesses: u64,
+    /// `workingset_refault`.
+    pub refaults: u64,
+    /// `pgactivate` + `workingset_activate`.
+    pub activations: u64,
+    /// `pgdeactivate`.
+    pub deactivations: u64,
+    /// Pages on the active file list at the end.
+    pub active: u64,
+    /// Pages on the inactive file list at the end.
+    pub inactive: u64,
     /// Working-set hit ratio per window.
-    per_window: Vec<[f64; 2]>,
+    pub per_window: Vec<[f64; 2]>,
     /// (accesses, active, inactive) samples.
-    lists: Vec<[f64; 3]>,
+    pub lists: Vec<[f64; 3]>,
 }
 
 /// One rule on one workload, one access a step: the machine, the cursor
@@ -170,16 +196,142 @@ impl RunResult {
     }
 }
 
-fn ratio(hits: u64, reads: u64) -> f64 {
-    if reads == 0 {
-        0.0
-    } else {
-        hits as f64 / reads as f64
+impl RunResult {
+    /// Working-set hits over working-set reads (0 without reads).
+    fn ws_ratio(&self) -> f64 {
+        if self.ws_reads == 0 {
+            0.0
+        } else {
+            self.ws_hits as f64 / self.ws_reads as f64
+        }
     }
 }
 
-impl Workingset {
-    /// The experiment's identity.
+/// Percentage points of working-set hit ratio by which a rule must beat
+/// another for the difference to count (below it, a tie).
+pub const MIN_MARGIN_POINTS: f64 = 1.0;
+
+/// The machine and the workloads' length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Config {
+    /// Page frames of the machine.
+    pub frames: u64,
+    /// Rounds of the hot-and-stream and shifting workloads.
+    pub rounds: u64,
+}
+
+impl Config {
+    /// The built-in size: 4096 frames and 24 rounds (512 and 12 with
+    /// `--quick`).
+    pub fn page(quick: bool) -> Self {
+        Config {
+            frames: if quick { 512 } else { 4096 },
+            rounds: if quick { 12 } else { 24 },
+        }
+    }
+}
+
+/// The three rules on one workload.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct WorkloadRuns {
+    /// The workload's name.
+    pub name: String,
+    /// The question it asks.
+    pub question: String,
+    /// One result per rule of `LruBalance::SEED` (classic first).
+    pub results: Vec<RunResult>,
+}
+
+impl WorkloadRuns {
+    /// The working-set hit ratio of the classic rule.
+    fn classic(&self) -> f64 {
+        self.results.first().map_or(0.0, RunResult::ws_ratio)
+    }
+
+    /// The best rule (ties go to the earlier one, classic first).
+    fn best(&self) -> Option<&RunResult> {
+        self.results
+            .iter()
+            .reduce(|b, x| if x.ws_ratio() > b.ws_ratio() { x } else { b })
+    }
+
+    /// The best of the refault-distance rules.
+    fn best_refault(&self) -> f64 {
+        self.results
+            .iter()
+            .skip(1)
+            .map(RunResult::ws_ratio)
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// The sentence of the verdict for this workload.
+    fn sentence(&self) -> String {
+        let Some(best) = self.best() else {
+            return format!("{}: no rule ran", self.name);
+        };
+        let worst = self
+            .results
+            .iter()
+            .map(RunResult::ws_ratio)
+            .fold(f64::INFINITY, f64::min);
+        if best.ws_ratio() == worst {
+            format!("{}: all three rules tie at {:.3}", self.name, worst)
+        } else {
+            format!(
+                "{}: {} {:.3} vs classic {:.3}",
+                self.name,
+                best.rule.name(),
+                best.ws_ratio(),
+                self.classic()
+            )
+        }
+    }
+}
+
+/// One rule at one memory size on a real trace.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TraceRow {
+    /// Page frames.
+    pub frames: u64,
+    /// The rule's name.
+    pub rule: String,
+    /// Requests replayed.
+    pub requests: u64,
+    /// Of which hits.
+    pub hits: u64,
+    /// Their ratio.
+    pub hit_ratio: f64,
+    /// Refaults, if the model counted them.
+    pub refaults: Option<u64>,
+    /// Activations, if the model counted them.
+    pub activations: Option<u64>,
+}
+
+/// The three rules on the trace given with `--trace`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TraceRuns {
+    /// The trace's path as given.
+    pub path: String,
+    /// Distinct pages the trace touches.
+    pub footprint: u64,
+    /// Per rule of `LruBalance::SEED`, per memory size.
+    pub rows: Vec<TraceRow>,
+}
+
+/// What the run measured.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Data {
+    /// The configuration.
+    pub config: Config,
+    /// The built-in workloads, in table order.
+    pub workloads: Vec<WorkloadRuns>,
+    /// The trace, if one was given.
+    pub trace: Option<TraceRuns>,
+}
+
+impl Experiment for Workingset {
+    type Data = Data;
+
     const ID: Identity = Identity {
         name: "workingset",
         seed_page: "002_e13a334c23eac663.txt",
@@ -187,22 +339,10 @@ impl Workingset {
         inputs: &[InputKind::Trace],
         hibernates: Ok(()),
     };
-}
 
-impl Run for Workingset {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
-    }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let frames: u64 = ctx.size(4096, 512);
-        let rounds: u64 = ctx.size(24, 12);
-        let mut r = self.blank_report(ctx);
-        r.config("frames", frames)
-            .config("rounds", rounds)
-            .config("reclaim_batch", klab_model::machine::SWAP_CLUSTER_MAX)
-            .config("shadow_limit", "3.15 (pages >> 4)")
-            .config("radix_tree_nodes", "SLUB objects; slab pages take frames");
-
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<Data, ExperimentError> {
+        let config = Config::page(ctx.quick);
+        let (frames, rounds) = (config.frames, config.rounds);
         let mut rng = ctx.rng(1);
         let workloads = [
             hot_and_stream(frames, rounds, &mut rng),
@@ -213,137 +353,172 @@ impl Run for Workingset {
             "workingset",
             (workloads.len() * LruBalance::SEED.len()) as u64,
         );
-        let mut summary = Table::new(
-            "working-set hit ratio by workload and rule",
-            &[
-                "workload",
-                "rule",
-                "ws reads",
-                "ws hits",
-                "ws hit ratio",
-                "all hits",
-                "accesses",
-                "refaults",
-                "activations",
-                "deactivations",
-                "final active",
-                "final inactive",
-            ],
-        );
-        let mut winners = Table::new(
-            "which rule wins",
-            &[
-                "workload",
-                "question",
-                "winner",
-                "ws hit ratio",
-                "classic",
-                "margin over classic (points)",
-                "winner, last half",
-                "classic, last half",
-            ],
-        );
-        let mut verdict_parts = Vec::new();
+        let mut runs = Vec::new();
         for (wi, w) in workloads.iter().enumerate() {
-            let mut results: Vec<RunResult> = Vec::new();
+            let mut results = Vec::new();
             for &rule in &LruBalance::SEED {
                 results.push(ctx.job(&workloads[..], || Ok(RunJob::new(frames, rule, wi, w)))?);
                 ctx.progress.advance(1);
             }
-            let mut hit_series = Series::new(
-                &format!("{}: working-set hit ratio per round", w.name),
-                Axis::linear("round", ""),
-                Axis::linear("hit ratio", ""),
-            );
-            let mut list_series = Series::new(
-                &format!("{}: active and inactive file lists", w.name),
-                Axis::linear("accesses", ""),
-                Axis::linear("pages", "pages"),
-            );
-            for res in &results {
-                summary.row(cells![
-                    w.name,
-                    res.rule.name(),
-                    res.ws_reads,
-                    res.ws_hits,
-                    ratio(res.ws_hits, res.ws_reads),
-                    res.hits,
-                    res.accesses,
-                    res.refaults,
-                    res.activations,
-                    res.deactivations,
-                    res.active,
-                    res.inactive
-                ]);
-                hit_series.line(res.rule.name(), res.per_window.clone());
-                list_series.line(
-                    &format!("{} active", res.rule.name()),
-                    res.lists.iter().map(|p| [p[0], p[1]]).collect(),
-                );
-                list_series.line(
-                    &format!("{} inactive", res.rule.name()),
-                    res.lists.iter().map(|p| [p[0], p[2]]).collect(),
-                );
-            }
-            r.series(hit_series).series(list_series);
-            // The winner: the highest working-set hit ratio; ties go to the
-            // earlier rule (classic first), so a winner must be strictly better.
-            let classic = ratio(results[0].ws_hits, results[0].ws_reads);
-            let best = results.iter().fold(&results[0], |b, x| {
-                if ratio(x.ws_hits, x.ws_reads) > ratio(b.ws_hits, b.ws_reads) {
-                    x
-                } else {
-                    b
-                }
-            });
-            let best_ratio = ratio(best.ws_hits, best.ws_reads);
-            winners.row(cells![
-                w.name,
-                w.question,
-                best.rule.name(),
-                best_ratio,
-                classic,
-                (best_ratio - classic) * 100.0,
-                best.last_half(),
-                results[0].last_half()
-            ]);
-            let worst = results
-                .iter()
-                .map(|x| ratio(x.ws_hits, x.ws_reads))
-                .fold(f64::INFINITY, f64::min);
-            verdict_parts.push(if best_ratio == worst {
-                format!("{}: all three rules tie at {best_ratio:.3}", w.name)
-            } else {
-                format!(
-                    "{}: {} {:.3} vs classic {:.3}",
-                    w.name,
-                    best.rule.name(),
-                    best_ratio,
-                    classic
-                )
+            runs.push(WorkloadRuns {
+                name: w.name.to_owned(),
+                question: w.question.to_owned(),
+                results,
             });
         }
         ctx.progress.end();
-        r.table(winners).table(summary);
-
-        if let Some(path) = ctx.inputs.trace.as_deref() {
-            trace_runs(&mut r, path)?;
-        }
-
-        r.verdict = Verdict {
-            holds: None,
-            measured: verdict_parts.join("; "),
-            note: "Model simplifications: no per-CPU page vectors, no readahead, no kswapd; reclaim scans in \
-                   SWAP_CLUSTER_MAX batches (see klab-model mm/vmscan.rs). The page's rule has no 1:1 \
-                   balancing; when the inactive list is empty reclaim deactivates from the active list."
-                .into(),
+        let trace = match ctx.inputs.trace.as_deref() {
+            Some(path) => Some(trace_runs(path)?),
+            None => None,
         };
-        Ok(r)
+        Ok(Data {
+            config,
+            workloads: runs,
+            trace,
+        })
+    }
+
+    fn judge(&self, d: &Data) -> Verdict {
+        let measured = d
+            .workloads
+            .iter()
+            .map(WorkloadRuns::sentence)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let note = format!(
+            "A rule wins a workload by at least {MIN_MARGIN_POINTS} points of working-set hit \
+             ratio; less is a tie. Model simplifications: no per-CPU page vectors, no readahead, \
+             no kswapd; reclaim scans in SWAP_CLUSTER_MAX batches (see klab-model \
+             mm/vmscan.rs). The page's rule has no 1:1 balancing; when the inactive list is \
+             empty reclaim deactivates from the active list."
+        );
+        let measurable: Vec<&WorkloadRuns> = d
+            .workloads
+            .iter()
+            .filter(|w| w.results.len() > 1 && w.results.iter().all(|r| r.ws_reads > 0))
+            .collect();
+        if measurable.is_empty() {
+            return Verdict {
+                holds: None,
+                measured,
+                note: format!("No workload read its working set under every rule. {note}"),
+            };
+        }
+        // Margins of the best refault-distance rule over classic, in points.
+        let margins: Vec<f64> = measurable
+            .iter()
+            .map(|w| (w.best_refault() - w.classic()) * 100.0)
+            .collect();
+        let wins = margins.iter().any(|m| *m >= MIN_MARGIN_POINTS);
+        let loses = margins.iter().any(|m| *m <= -MIN_MARGIN_POINTS);
+        Verdict {
+            holds: Some(wins && !loses),
+            measured,
+            note,
+        }
+    }
+
+    fn report(&self, d: &Data, _verdict: &Verdict, r: &mut Report) {
+        r.config("frames", d.config.frames)
+            .config("rounds", d.config.rounds)
+            .config("reclaim_batch", klab_model::machine::SWAP_CLUSTER_MAX)
+            .config("shadow_limit", "3.15 (pages >> 4)")
+            .config("radix_tree_nodes", "SLUB objects; slab pages take frames")
+            .config("threshold.min_margin_points", MIN_MARGIN_POINTS);
+        workload_report(d, r);
+        if let Some(t) = &d.trace {
+            trace_report(t, r);
+        }
     }
 }
 
+/// The built-in workloads' tables and series.
+fn workload_report(d: &Data, r: &mut Report) {
+    let mut summary = Table::new(
+        "working-set hit ratio by workload and rule",
+        &[
+            "workload",
+            "rule",
+            "ws reads",
+            "ws hits",
+            "ws hit ratio",
+            "all hits",
+            "accesses",
+            "refaults",
+            "activations",
+            "deactivations",
+            "final active",
+            "final inactive",
+        ],
+    );
+    let mut winners = Table::new(
+        "which rule wins",
+        &[
+            "workload",
+            "question",
+            "winner",
+            "ws hit ratio",
+            "classic",
+            "margin over classic (points)",
+            "winner, last half",
+            "classic, last half",
+        ],
+    );
+    for w in &d.workloads {
+        let mut hit_series = Series::new(
+            &format!("{}: working-set hit ratio per round", w.name),
+            Axis::linear("round", ""),
+            Axis::linear("hit ratio", ""),
+        );
+        let mut list_series = Series::new(
+            &format!("{}: active and inactive file lists", w.name),
+            Axis::linear("accesses", ""),
+            Axis::linear("pages", "pages"),
+        );
+        for res in &w.results {
+            summary.row(cells![
+                w.name.as_str(),
+                res.rule.name(),
+                res.ws_reads,
+                res.ws_hits,
+                res.ws_ratio(),
+                res.hits,
+                res.accesses,
+                res.refaults,
+                res.activations,
+                res.deactivations,
+                res.active,
+                res.inactive
+            ]);
+            hit_series.line(res.rule.name(), res.per_window.clone());
+            list_series.line(
+                &format!("{} active", res.rule.name()),
+                res.lists.iter().map(|p| [p[0], p[1]]).collect(),
+            );
+            list_series.line(
+                &format!("{} inactive", res.rule.name()),
+                res.lists.iter().map(|p| [p[0], p[2]]).collect(),
+            );
+        }
+        r.series(hit_series).series(list_series);
+        if let (Some(best), Some(classic)) = (w.best(), w.results.first()) {
+            winners.row(cells![
+                w.name.as_str(),
+                w.question.as_str(),
+                best.rule.name(),
+                best.ws_ratio(),
+                classic.ws_ratio(),
+                (best.ws_ratio() - classic.ws_ratio()) * 100.0,
+                best.last_half(),
+                classic.last_half()
+            ]);
+        }
+    }
+    r.table(winners).table(summary);
+}
+
 /// The three rules on a real trace, at three memory sizes.
-fn trace_runs(r: &mut Report, path: &std::path::Path) -> Result<(), ExperimentError> {
+fn trace_runs(path: &std::path::Path) -> Result<TraceRuns, ExperimentError> {
     let format = klab_trace::resolve_format(path, None)?;
     let reqs = klab_trace::read(path, Some(format))?;
     let block = format.default_block_size();
@@ -354,8 +529,34 @@ fn trace_runs(r: &mut Report, path: &std::path::Path) -> Result<(), ExperimentEr
         }
     }
     let footprint = pages.len() as u64;
+    let sizes: Vec<u64> = [16, 8, 4].iter().map(|d| (footprint / d).max(1)).collect();
+    let mut rows = Vec::new();
+    for rule in LruBalance::SEED {
+        for &frames in &sizes {
+            let o =
+                replay::kernel_replay(&reqs, block, frames * klab_model::machine::PAGE_SIZE, rule);
+            rows.push(TraceRow {
+                frames,
+                rule: rule.name().to_owned(),
+                requests: o.stats.requests,
+                hits: o.stats.hits,
+                hit_ratio: o.stats.hit_ratio(),
+                refaults: o.refaults,
+                activations: o.activations,
+            });
+        }
+    }
+    Ok(TraceRuns {
+        path: path.display().to_string(),
+        footprint,
+        rows,
+    })
+}
+
+/// The trace's table and series.
+fn trace_report(tr: &TraceRuns, r: &mut Report) {
     let mut t = Table::new(
-        &format!("trace {} (page footprint {footprint})", path.display()),
+        &format!("trace {} (page footprint {})", tr.path, tr.footprint),
         &[
             "memory (pages)",
             "rule",
@@ -371,34 +572,36 @@ fn trace_runs(r: &mut Report, path: &std::path::Path) -> Result<(), ExperimentEr
         Axis::log("memory", "pages"),
         Axis::linear("hit ratio", ""),
     );
-    let sizes: Vec<u64> = [16, 8, 4].iter().map(|d| (footprint / d).max(1)).collect();
     for rule in LruBalance::SEED {
         let mut pts = Vec::new();
-        for &frames in &sizes {
-            let o =
-                replay::kernel_replay(&reqs, block, frames * klab_model::machine::PAGE_SIZE, rule);
+        for row in tr.rows.iter().filter(|x| x.rule == rule.name()) {
             t.row(cells![
-                frames,
-                rule.name(),
-                o.stats.requests,
-                o.stats.hits,
-                o.stats.hit_ratio(),
-                o.refaults,
-                o.activations
+                row.frames,
+                row.rule.as_str(),
+                row.requests,
+                row.hits,
+                row.hit_ratio,
+                row.refaults,
+                row.activations
             ]);
-            pts.push([frames as f64, o.stats.hit_ratio()]);
+            pts.push([row.frames as f64, row.hit_ratio]);
         }
         s.line(rule.name(), pts);
     }
-    r.config("trace", path.display().to_string());
+    r.config("trace", tr.path.as_str());
     r.table(t).series(s);
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use klab_lab::Run;
     use klab_lab::experiment::Inputs;
+
+    fn measured() -> Data {
+        let inputs = Inputs::default();
+        Workingset.measure(&Ctx::new(7, true, &inputs)).unwrap()
+    }
 
     #[test]
     fn quick_run_is_deterministic_and_complete() {
@@ -412,5 +615,47 @@ mod tests {
         );
         assert_eq!(a.series.len(), 6);
         assert_eq!(a.tables[1].rows.len(), 9, "3 workloads x 3 rules");
+        assert_eq!(a.config["threshold.min_margin_points"].display(), "1.000");
+    }
+
+    #[test]
+    fn a_working_set_that_fits_leaves_nothing_to_win() {
+        let mut d = measured();
+        d.workloads.retain(|w| w.name == "streaming");
+        assert_eq!(d.workloads.len(), 1);
+        let v = Workingset.judge(&d);
+        assert_eq!(v.holds, Some(false), "{}", v.measured);
+        assert!(v.measured.contains("all three rules tie"), "{}", v.measured);
+    }
+
+    #[test]
+    fn the_verdict_follows_the_margins_and_is_null_without_working_set_reads() {
+        let d = measured();
+        let v = Workingset.judge(&d);
+        assert_eq!(v.holds, Some(true), "{}", v.measured);
+        // Refault-distance rules that hit nothing of the shifting set.
+        let mut loses = measured();
+        for r in loses.workloads[1].results.iter_mut().skip(1) {
+            r.ws_hits = 0;
+        }
+        assert_eq!(Workingset.judge(&loses).holds, Some(false));
+        // Every rule tied with classic: nothing won.
+        let mut ties = measured();
+        for w in &mut ties.workloads {
+            let (reads, hits) = (w.results[0].ws_reads, w.results[0].ws_hits);
+            for r in &mut w.results {
+                (r.ws_reads, r.ws_hits) = (reads, hits);
+            }
+        }
+        assert_eq!(Workingset.judge(&ties).holds, Some(false));
+        let mut none = measured();
+        for w in &mut none.workloads {
+            for r in &mut w.results {
+                r.ws_reads = 0;
+            }
+        }
+        let v = Workingset.judge(&none);
+        assert_eq!(v.holds, None);
+        assert!(v.note.starts_with("No workload read"), "{}", v.note);
     }
 }

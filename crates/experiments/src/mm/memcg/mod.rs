@@ -20,6 +20,32 @@
 //!
 //! All run in the machine model (`klab_model::mm::memcontrol`) and are
 //! deterministic.
+//!
+//! # Verdicts
+//!
+//! * `memcg`: null. A scenario file states no expectation of its own; the
+//!   tables show what happened.
+//! * `memcg-limit`: holds when the interactive task's hit ratio with the
+//!   backup limited beats the one without by at least
+//!   [`MIN_HIT_RATIO_GAIN`], and the backup's peak stays within its limit.
+//! * `memcg-oom`: holds when some task is killed, every task killed is in
+//!   /a, and /b's tasks neither die nor fail an access and keep all their
+//!   anonymous pages; null when no charge was refused (nothing for an OOM
+//!   killer to do).
+//! * `memcg-shared`: null. The page names two outcomes and asks which one
+//!   happens; the tables answer.
+//!
+//! # When the claim fails
+//!
+//! * `memcg-limit`: with the backup's limit as large as memory
+//!   ([`LimitConfig`] with `backup_limit_pages` = `frames`), the limit never
+//!   bites and the backup pushes the interactive set out as it does without
+//!   the controller. The test `a_limit_as_large_as_memory_protects_nothing`
+//!   runs it.
+//! * `memcg-oom`: the model's OOM killer picks its victim only inside the
+//!   container whose charge failed (`mem_cgroup_out_of_memory()`), so a
+//!   kill outside /a cannot happen in a run; `judge` is tested on data with
+//!   a kill in /b, and a leak that fits under /a's limit gives null.
 
 mod page_cgroup;
 pub mod runner;
@@ -28,7 +54,7 @@ pub mod scenario;
 use klab_model::mm::memcontrol::meta_page_bytes;
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, ExperimentError, Identity, InputKind, Run};
+use klab_lab::experiment::{Ctx, Experiment, ExperimentError, Identity, InputKind};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 use klab_model::machine::PAGE_SIZE;
 use runner::{RunResult, TaskResult, run_in};
@@ -248,8 +274,20 @@ fn cost_table(r: &mut Report, frames: u64) {
 /// `memcg`: a scenario file, or the built-in one.
 pub struct MemcgScenario;
 
-impl MemcgScenario {
-    /// The experiment's identity.
+/// What `memcg` measured.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ScenarioData {
+    /// The scenario file's path, or "built-in".
+    pub source: String,
+    /// The scenario as run.
+    pub scenario: scenario::Scenario,
+    /// Every container and task.
+    pub run: RunResult,
+}
+
+impl Experiment for MemcgScenario {
+    type Data = ScenarioData;
+
     const ID: Identity = Identity {
         name: "memcg",
         seed_page: "000_2fa08a6962ebae3f.txt",
@@ -257,13 +295,8 @@ impl MemcgScenario {
         inputs: &[InputKind::Scenario],
         hibernates: Ok(()),
     };
-}
 
-impl Run for MemcgScenario {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
-    }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<ScenarioData, ExperimentError> {
         // Read inside a job, so a hibernation image carries the scenario.
         let (s, source) = ctx.once("memcg: read the scenario", 0, |_| {
             Ok(match ctx.inputs.scenario.as_deref() {
@@ -286,34 +319,53 @@ impl Run for MemcgScenario {
             })
         })?;
         let mut rng = ctx.rng(1);
-        let mut r = self.blank_report(ctx);
-        r.config("scenario", source)
-            .config("frames", s.frames)
-            .config("steps", s.steps)
-            .config("balance", s.balance.name());
         ctx.progress.begin("memcg scenario", 0);
-        let res = run_in(ctx, &s, &mut rng)?;
+        let run = run_in(ctx, &s, &mut rng)?;
         ctx.progress.end();
-        report_run(&mut r, &res, "");
-        cost_table(&mut r, s.frames);
-        let over = res
+        Ok(ScenarioData {
+            source,
+            scenario: s,
+            run,
+        })
+    }
+
+    fn judge(&self, d: &ScenarioData) -> Verdict {
+        let res = &d.run;
+        let limited = res
             .containers
             .iter()
             .filter(|c| c.limit != "-1" && c.limit != "-1 (root)")
             .count();
-        r.verdict = Verdict {
+        Verdict {
             holds: None,
             measured: format!(
                 "{} containers ({} limited), {} tasks, {} killed by their container's OOM killer, {} refused charges",
                 res.containers.len(),
-                over,
+                limited,
                 res.tasks.len(),
                 res.tasks.iter().filter(|t| t.killed_at.is_some()).count(),
-                res.containers.iter().skip(1).map(|c| c.failcnt).sum::<u64>()
+                res.containers
+                    .iter()
+                    .skip(1)
+                    .map(|c| c.failcnt)
+                    .sum::<u64>()
             ),
-            note: "Charges walk the hierarchy; usage is hierarchical (a parent counts its children's pages).".into(),
-        };
-        Ok(r)
+            note: "A scenario states no expectation of its own, so there is nothing to judge it \
+                   against: the tables show the limits, reclaim and OOM kills as they happened \
+                   (memcg-limit, memcg-oom and memcg-shared judge the page's claims). Charges \
+                   walk the hierarchy; usage is hierarchical (a parent counts its children's \
+                   pages)."
+                .into(),
+        }
+    }
+
+    fn report(&self, d: &ScenarioData, _verdict: &Verdict, r: &mut Report) {
+        r.config("scenario", d.source.as_str())
+            .config("frames", d.scenario.frames)
+            .config("steps", d.scenario.steps)
+            .config("balance", d.scenario.balance.name());
+        report_run(r, &d.run, "");
+        cost_table(r, d.scenario.frames);
     }
 }
 
@@ -358,8 +410,100 @@ start = {start}
 /// `memcg-limit`: a backup stream beside an interactive working set.
 pub struct MemcgLimit;
 
+/// The interactive task's hit ratio must rise by at least this much with
+/// the backup limited, for the limit to "keep it in memory".
+pub const MIN_HIT_RATIO_GAIN: f64 = 0.1;
+
+/// The two runs of `memcg-limit`, in order.
+const LIMIT_RUNS: [&str; 2] = ["without the controller", "with the controller"];
+
+/// What `memcg-limit` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LimitConfig {
+    /// Page frames of the machine.
+    pub frames: u64,
+    /// Accesses of the run.
+    pub steps: u64,
+    /// The backup container's limit in the second run.
+    pub backup_limit_pages: u64,
+    /// Frames of the machine that measures page_cgroup memory.
+    pub page_cgroup_frames: u64,
+}
+
+impl LimitConfig {
+    /// The built-in run: 4096 frames (1024 with `--quick`), 24 times as
+    /// many accesses, the backup limited to an eighth of memory.
+    pub fn page(quick: bool) -> Self {
+        let frames = if quick { 1024 } else { 4096 };
+        LimitConfig {
+            frames,
+            steps: frames * 24,
+            backup_limit_pages: frames / 8,
+            page_cgroup_frames: if quick { 2048 } else { 8192 },
+        }
+    }
+}
+
+/// What `memcg-limit` measured.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct LimitData {
+    /// The configuration.
+    pub config: LimitConfig,
+    /// Without, then with the limit on the backup.
+    pub runs: Vec<RunResult>,
+    /// page_cgroup memory at each moment of `page_cgroup::MOMENTS`.
+    pub moments: Vec<page_cgroup::Moment>,
+}
+
+impl LimitData {
+    /// The interactive task's hit ratio in run `i`.
+    fn interactive(&self, i: usize) -> f64 {
+        self.runs
+            .get(i)
+            .and_then(|r| r.tasks.first())
+            .map_or(0.0, |t| ratio(t.hits, t.accesses))
+    }
+
+    /// The backup's most pages in run `i`.
+    fn backup_peak(&self, i: usize) -> u64 {
+        self.runs
+            .get(i)
+            .and_then(|r| r.containers.get(2))
+            .map_or(0, |c| c.max_usage_pages)
+    }
+}
+
 impl MemcgLimit {
-    /// The experiment's identity.
+    /// Measures with `cfg` (the built-in run uses [`LimitConfig::page`]).
+    ///
+    /// # Errors
+    /// A run stopped to hibernate.
+    pub fn measure_with(
+        &self,
+        ctx: &Ctx<'_>,
+        cfg: LimitConfig,
+    ) -> Result<LimitData, ExperimentError> {
+        let mut rng = ctx.rng(1);
+        let mut runs = Vec::new();
+        for (label, limit) in LIMIT_RUNS
+            .into_iter()
+            .zip([None, Some(cfg.backup_limit_pages)])
+        {
+            let s = scenario::parse(&limit_scenario(cfg.frames, cfg.steps, limit), label)
+                .expect("generated scenario parses");
+            runs.push(run_in(ctx, &s, &mut rng)?);
+        }
+        Ok(LimitData {
+            config: cfg,
+            runs,
+            moments: page_cgroup::measure(cfg.page_cgroup_frames),
+        })
+    }
+}
+
+impl Experiment for MemcgLimit {
+    type Data = LimitData;
+
     const ID: Identity = Identity {
         name: "memcg-limit",
         seed_page: "000_2fa08a6962ebae3f.txt",
@@ -367,40 +511,45 @@ impl MemcgLimit {
         inputs: &[],
         hibernates: Ok(()),
     };
-}
 
-impl Run for MemcgLimit {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<LimitData, ExperimentError> {
+        self.measure_with(ctx, LimitConfig::page(ctx.quick))
     }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let frames: u64 = ctx.size(4096, 1024);
-        let steps = frames * 24;
-        let batch_limit = frames / 8;
-        let mut r = self.blank_report(ctx);
-        r.config("frames", frames)
-            .config("steps", steps)
-            .config("interactive_pages", frames / 2)
-            .config("backup_limit_pages", batch_limit);
-        let mut rng = ctx.rng(1);
-        let mut hit = Vec::new();
-        let mut curves = Vec::new();
-        for (label, limit) in [
-            ("without the controller", None),
-            ("with the controller", Some(batch_limit)),
-        ] {
-            let s = scenario::parse(&limit_scenario(frames, steps, limit), label)
-                .expect("generated scenario parses");
-            let res = run_in(ctx, &s, &mut rng)?;
-            let t = &res.tasks[0];
-            // The interactive hit ratio once the backup runs: hits after its start.
-            hit.push((
-                label,
-                ratio(t.hits, t.accesses),
-                res.containers[2].max_usage_pages,
-            ));
-            curves.push((label, res.samples.clone()));
-            report_run(&mut r, &res, label);
+
+    fn judge(&self, d: &LimitData) -> Verdict {
+        let (without, with) = (d.interactive(0), d.interactive(1));
+        let (limit, peak) = (d.config.backup_limit_pages, d.backup_peak(1));
+        let pc = |i: usize| {
+            d.moments
+                .get(i)
+                .map_or(f64::NAN, |m| m.slab_bytes_per_page())
+        };
+        Verdict {
+            holds: Some(with - without >= MIN_HIT_RATIO_GAIN && peak <= limit),
+            measured: format!(
+                "interactive hit ratio {without:.3} without the controller, {with:.3} with the backup limited to {limit} pages (it peaked at {peak} pages); tracking costs {:.1} bytes per charged page with 2.6.25's page_cgroup objects in SLUB when memory is full and {:.1} once a process has exited (fragmented slabs), against {} bytes a frame for 2.6.27's boot-time array",
+                pc(0),
+                pc(1),
+                klab_model::mm::slab::PAGE_CGROUP_SIZE
+            ),
+            note: format!(
+                "The interactive set is half of memory; the backup streams {} times memory once. \
+                 The limit protects the set when its hit ratio rises by at least \
+                 {MIN_HIT_RATIO_GAIN}.",
+                d.config.steps / d.config.frames.max(1)
+            ),
+        }
+    }
+
+    fn report(&self, d: &LimitData, _verdict: &Verdict, r: &mut Report) {
+        let c = &d.config;
+        r.config("frames", c.frames)
+            .config("steps", c.steps)
+            .config("interactive_pages", c.frames / 2)
+            .config("backup_limit_pages", c.backup_limit_pages)
+            .config("threshold.min_hit_ratio_gain", MIN_HIT_RATIO_GAIN);
+        for (label, res) in LIMIT_RUNS.iter().zip(&d.runs) {
+            report_run(r, res, label);
         }
         let mut s = Series::new(
             "interactive task: resident pages charged to /interactive",
@@ -412,47 +561,27 @@ impl Run for MemcgLimit {
             Axis::linear("accesses", ""),
             Axis::linear("resident", "pages"),
         );
-        for (label, samples) in &curves {
-            s.line(
-                label,
-                samples
-                    .iter()
-                    .map(|x| [x.step as f64, x.usage[1] as f64])
-                    .collect(),
-            );
-            b.line(
-                label,
-                samples
-                    .iter()
-                    .map(|x| [x.step as f64, x.usage[2] as f64])
-                    .collect(),
-            );
+        let usage = |res: &RunResult, i: usize| -> Vec<[f64; 2]> {
+            res.samples
+                .iter()
+                .map(|x| [x.step as f64, x.usage[i] as f64])
+                .collect()
+        };
+        for (label, res) in LIMIT_RUNS.iter().zip(&d.runs) {
+            s.line(label, usage(res, 1));
+            b.line(label, usage(res, 2));
         }
         r.series(s).series(b);
         let mut t = Table::new(
             "the interactive working set, without and with a limit on the backup",
             &["run", "interactive hit ratio", "backup's most pages"],
         );
-        for (label, h, max) in &hit {
-            t.row(cells![*label, *h, *max]);
+        for (i, label) in LIMIT_RUNS.iter().enumerate().take(d.runs.len()) {
+            t.row(cells![*label, d.interactive(i), d.backup_peak(i)]);
         }
         r.table(t);
-        cost_table(&mut r, frames);
-        let pc = page_cgroup::table(&mut r, ctx);
-        let (without, with) = (hit[0].1, hit[1].1);
-        r.verdict = Verdict {
-            holds: Some(with > without && hit[1].2 <= batch_limit),
-            measured: format!(
-                "interactive hit ratio {without:.3} without the controller, {with:.3} with the backup limited to {batch_limit} pages (it peaked at {} pages); tracking costs {:.1} bytes per charged page with 2.6.25's page_cgroup objects in SLUB when memory is full and {:.1} once a process has exited (fragmented slabs), against {} bytes a frame for 2.6.27's boot-time array",
-                hit[1].2,
-                pc[0].slab_bytes_per_page(),
-                pc[1].slab_bytes_per_page(),
-                klab_model::mm::slab::PAGE_CGROUP_SIZE
-            ),
-            note: "The interactive set is half of memory; the backup streams 24 times memory once."
-                .into(),
-        };
-        Ok(r)
+        cost_table(r, c.frames);
+        page_cgroup::table(r, &d.moments);
     }
 }
 
@@ -504,8 +633,40 @@ pages = 200
 /// `memcg-oom`: a container that cannot get below its limit loses a task.
 pub struct MemcgOom;
 
+/// /a's limit in `oom_scenario` (1 MiB).
+const OOM_LIMIT_A_PAGES: u64 = 256;
+/// Anonymous pages of /b's task 3 in `oom_scenario`: all must stay
+/// resident.
+const OOM_B_ANON_PAGES: u64 = 256;
+
+/// What `memcg-oom` measured.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct OomData {
+    /// Pages task 2 of /a leaks.
+    pub leak_pages: u64,
+    /// Every container and task.
+    pub run: RunResult,
+}
+
 impl MemcgOom {
-    /// The experiment's identity.
+    /// Measures with task 2 of /a leaking `leak_pages` pages (the built-in
+    /// run: 4096, 1024 with `--quick`).
+    ///
+    /// # Errors
+    /// A run stopped to hibernate.
+    pub fn measure_with(&self, ctx: &Ctx<'_>, leak_pages: u64) -> Result<OomData, ExperimentError> {
+        let s = scenario::parse(&oom_scenario(leak_pages), "memcg-oom")
+            .expect("generated scenario parses");
+        Ok(OomData {
+            leak_pages,
+            run: run_in(ctx, &s, &mut ctx.rng(1))?,
+        })
+    }
+}
+
+impl Experiment for MemcgOom {
+    type Data = OomData;
+
     const ID: Identity = Identity {
         name: "memcg-oom",
         seed_page: "000_2fa08a6962ebae3f.txt",
@@ -513,44 +674,60 @@ impl MemcgOom {
         inputs: &[],
         hibernates: Ok(()),
     };
-}
 
-impl Run for MemcgOom {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<OomData, ExperimentError> {
+        self.measure_with(ctx, ctx.size(4096, 1024))
     }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let leak: u64 = ctx.size(4096, 1024);
-        let s =
-            scenario::parse(&oom_scenario(leak), "memcg-oom").expect("generated scenario parses");
-        let mut r = self.blank_report(ctx);
-        r.config("leak_pages", leak)
-            .config("limit_a_pages", 256u64)
-            .config("swap", 0u64);
-        let res = run_in(ctx, &s, &mut ctx.rng(1))?;
-        report_run(&mut r, &res, "");
+
+    fn judge(&self, d: &OomData) -> Verdict {
+        let res = &d.run;
         let killed: Vec<&TaskResult> = res.tasks.iter().filter(|t| t.killed_at.is_some()).collect();
         let b_untouched = res
             .tasks
             .iter()
             .filter(|t| t.container == "/b")
             .all(|t| t.killed_at.is_none() && t.failed == 0);
-        let b_rss = res.tasks[2].rss;
+        let b_rss = res.tasks.get(2).map_or(0, |t| t.rss);
         let inside = killed.iter().all(|t| t.container == "/a");
-        r.verdict = Verdict {
-            holds: Some(!killed.is_empty() && inside && b_untouched && b_rss == 256),
-            measured: format!(
-                "killed: {}; /b's tasks alive with all {} anonymous pages resident and no failed access",
-                killed
-                    .iter()
-                    .map(|t| format!("task {} in {} at step {}", t.id, t.container, t.killed_at.unwrap_or(0)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                b_rss
-            ),
-            note: "No swap: /a's anonymous pages cannot be reclaimed, so after five fruitless reclaim passes its OOM killer runs.".into(),
-        };
-        Ok(r)
+        let measured = format!(
+            "killed: {}; /b's tasks alive with all {} anonymous pages resident and no failed access",
+            killed
+                .iter()
+                .map(|t| format!(
+                    "task {} in {} at step {}",
+                    t.id,
+                    t.container,
+                    t.killed_at.unwrap_or(0)
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
+            b_rss
+        );
+        let note = "No swap: /a's anonymous pages cannot be reclaimed, so after five fruitless \
+                    reclaim passes its OOM killer runs."
+            .to_owned();
+        if killed.is_empty() && res.containers.iter().all(|c| c.failcnt == 0) {
+            return Verdict {
+                holds: None,
+                measured,
+                note: format!(
+                    "No charge was refused: /a's tasks fit under its limit of \
+                     {OOM_LIMIT_A_PAGES} pages, so its OOM killer had nothing to do. {note}"
+                ),
+            };
+        }
+        Verdict {
+            holds: Some(!killed.is_empty() && inside && b_untouched && b_rss == OOM_B_ANON_PAGES),
+            measured,
+            note,
+        }
+    }
+
+    fn report(&self, d: &OomData, _verdict: &Verdict, r: &mut Report) {
+        r.config("leak_pages", d.leak_pages)
+            .config("limit_a_pages", OOM_LIMIT_A_PAGES)
+            .config("swap", 0u64);
+        report_run(r, &d.run, "");
     }
 }
 
@@ -647,8 +824,53 @@ pages = {private}
 /// `memcg-shared`: where the charges of shared pages end up.
 pub struct MemcgShared;
 
-impl MemcgShared {
-    /// The experiment's identity.
+/// The two runs of `memcg-shared`: a label, and whether /c is unlimited.
+const SHARED_RUNS: [(&str, bool); 2] = [("all limited", false), ("/c unlimited", true)];
+
+/// What `memcg-shared` measured.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SharedData {
+    /// Page frames of the machine.
+    pub frames: u64,
+    /// Accesses of each run.
+    pub steps: u64,
+    /// One run per entry of `SHARED_RUNS`.
+    pub runs: Vec<RunResult>,
+}
+
+/// Where one shared file's pages are charged at the end of a run.
+struct SharedEnd<'a> {
+    label: &'a str,
+    file: &'static str,
+    /// Pages charged to "/", "/a", "/b", "/c".
+    last: &'a [u64],
+    moves: u64,
+}
+
+impl SharedData {
+    /// Every shared file of every run, at the end.
+    fn ends(&self) -> Vec<SharedEnd<'_>> {
+        let mut out = Vec::new();
+        for ((label, _), res) in SHARED_RUNS.iter().zip(&self.runs) {
+            let Some(last) = res.samples.last() else {
+                continue;
+            };
+            for &f in &res.shared_files {
+                out.push(SharedEnd {
+                    label,
+                    file: if f == 100 { "library" } else { "data" },
+                    last: &last.shared[&f],
+                    moves: res.migrations[&f],
+                });
+            }
+        }
+        out
+    }
+}
+
+impl Experiment for MemcgShared {
+    type Data = SharedData;
+
     const ID: Identity = Identity {
         name: "memcg-shared",
         seed_page: "000_2fa08a6962ebae3f.txt",
@@ -656,18 +878,50 @@ impl MemcgShared {
         inputs: &[],
         hibernates: Ok(()),
     };
-}
 
-impl Run for MemcgShared {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
-    }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<SharedData, ExperimentError> {
         let frames: u64 = ctx.size(4096, 1024);
         let steps = frames * 30;
-        let mut r = self.blank_report(ctx);
+        let mut runs = Vec::new();
+        for (label, unlimited) in SHARED_RUNS {
+            let s = scenario::parse(&shared_scenario(frames, steps, unlimited), label)
+                .expect("generated scenario parses");
+            runs.push(run_in(ctx, &s, &mut ctx.rng(1))?);
+        }
+        Ok(SharedData {
+            frames,
+            steps,
+            runs,
+        })
+    }
+
+    fn judge(&self, d: &SharedData) -> Verdict {
+        let measured: Vec<String> = d
+            .ends()
+            .iter()
+            .map(|e| {
+                let total: u64 = e.last.iter().sum();
+                format!(
+                    "{}, {}: /a {} /b {} /c {} of {total} ({} moves)",
+                    e.label, e.file, e.last[1], e.last[2], e.last[3], e.moves
+                )
+            })
+            .collect();
+        Verdict {
+            holds: None,
+            measured: measured.join("; "),
+            note: "The page states two outcomes and asks which one happens, so there is no \
+                   claim to hold or fail: the tables answer the question. Three containers each \
+                   read a shared library (looped) and a shared data file (random pages), plus a \
+                   private working set."
+                .into(),
+        }
+    }
+
+    fn report(&self, d: &SharedData, _verdict: &Verdict, r: &mut Report) {
+        let frames = d.frames;
         r.config("frames", frames)
-            .config("steps", steps)
+            .config("steps", d.steps)
             .config("limit_pages", frames / 5)
             .config("library_pages", frames / 8)
             .config("data_pages", frames / 2);
@@ -685,51 +939,32 @@ impl Run for MemcgShared {
                 "share of the largest",
             ],
         );
-        let mut measured = Vec::new();
-        for (label, unlimited) in [("all limited", false), ("/c unlimited", true)] {
-            let s = scenario::parse(&shared_scenario(frames, steps, unlimited), label)
-                .expect("generated scenario parses");
-            let res = run_in(ctx, &s, &mut ctx.rng(1))?;
-            for &f in &res.shared_files {
-                let last = &res.samples.last().expect("samples").shared[&f];
-                let total: u64 = last.iter().sum();
-                // paths: "/", "/a", "/b", "/c"
-                let max = last[1..].iter().copied().max().unwrap_or(0);
-                summary.row(cells![
-                    label,
-                    if f == 100 { "library" } else { "data" },
-                    total,
-                    last[1],
-                    last[2],
-                    last[3],
-                    last[0],
-                    res.migrations[&f],
-                    ratio(max, total)
-                ]);
-                measured.push(format!(
-                    "{label}, {}: /a {} /b {} /c {} of {total} ({} moves)",
-                    if f == 100 { "library" } else { "data" },
-                    last[1],
-                    last[2],
-                    last[3],
-                    res.migrations[&f]
-                ));
-            }
-            report_run(&mut r, &res, label);
+        for e in d.ends() {
+            let total: u64 = e.last.iter().sum();
+            let max = e.last[1..].iter().copied().max().unwrap_or(0);
+            summary.row(cells![
+                e.label,
+                e.file,
+                total,
+                e.last[1],
+                e.last[2],
+                e.last[3],
+                e.last[0],
+                e.moves,
+                ratio(max, total)
+            ]);
+        }
+        for ((label, _), res) in SHARED_RUNS.iter().zip(&d.runs) {
+            report_run(r, res, label);
         }
         r.table(summary);
-        r.verdict = Verdict {
-            holds: None,
-            measured: measured.join("; "),
-            note: "Three containers each read a shared library (looped) and a shared data file (random pages), plus a private working set.".into(),
-        };
-        Ok(r)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use klab_lab::Run;
     use klab_lab::experiment::Inputs;
     use runner::run;
 
@@ -767,5 +1002,79 @@ mod tests {
         let inputs = Inputs::default();
         let r = MemcgLimit.run(&Ctx::new(1, true, &inputs)).unwrap();
         assert_eq!(r.verdict.holds, Some(true), "{}", r.verdict.measured);
+        assert_eq!(r.config["threshold.min_hit_ratio_gain"].display(), "0.1000");
+    }
+
+    #[test]
+    fn a_limit_as_large_as_memory_protects_nothing() {
+        let inputs = Inputs::default();
+        let page = LimitConfig::page(true);
+        let d = MemcgLimit
+            .measure_with(
+                &Ctx::new(1, true, &inputs),
+                LimitConfig {
+                    backup_limit_pages: page.frames,
+                    ..page
+                },
+            )
+            .unwrap();
+        let v = MemcgLimit.judge(&d);
+        assert_eq!(v.holds, Some(false), "{}", v.measured);
+        assert!(
+            (d.interactive(1) - d.interactive(0)).abs() < MIN_HIT_RATIO_GAIN,
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn the_limit_verdict_fails_on_a_small_gain_or_a_backup_over_its_limit() {
+        let inputs = Inputs::default();
+        let d = MemcgLimit.measure(&Ctx::new(1, true, &inputs)).unwrap();
+        assert_eq!(MemcgLimit.judge(&d).holds, Some(true));
+        let mut small = d.clone();
+        small.runs[1].tasks[0].hits = small.runs[0].tasks[0].hits;
+        small.runs[1].tasks[0].accesses = small.runs[0].tasks[0].accesses;
+        assert_eq!(MemcgLimit.judge(&small).holds, Some(false));
+        let mut over = d;
+        over.runs[1].containers[2].max_usage_pages = over.config.backup_limit_pages + 1;
+        assert_eq!(MemcgLimit.judge(&over).holds, Some(false));
+    }
+
+    #[test]
+    fn the_oom_verdict_fails_on_a_kill_outside_and_is_null_without_pressure() {
+        let inputs = Inputs::default();
+        let ctx = Ctx::new(1, true, &inputs);
+        let d = MemcgOom.measure(&ctx).unwrap();
+        assert_eq!(MemcgOom.judge(&d).holds, Some(true));
+        let mut outside = d.clone();
+        outside.run.tasks[2].killed_at = Some(100);
+        assert_eq!(MemcgOom.judge(&outside).holds, Some(false));
+        let mut shrunk = d;
+        shrunk.run.tasks[2].rss = 200;
+        assert_eq!(MemcgOom.judge(&shrunk).holds, Some(false));
+        // A leak of 64 pages: /a holds 128 of its 256.
+        let fits = MemcgOom.measure_with(&ctx, 64).unwrap();
+        let v = MemcgOom.judge(&fits);
+        assert_eq!(v.holds, None, "{}", v.measured);
+        assert!(v.note.starts_with("No charge was refused"), "{}", v.note);
+    }
+
+    #[test]
+    fn scenario_and_shared_verdicts_are_null_with_what_was_measured() {
+        let inputs = Inputs::default();
+        let ctx = Ctx::new(1, true, &inputs);
+        let r = MemcgScenario.run(&ctx).unwrap();
+        assert_eq!(r.verdict.holds, None);
+        assert!(
+            r.verdict
+                .measured
+                .starts_with("4 containers (3 limited), 4 tasks"),
+            "{}",
+            r.verdict.measured
+        );
+        let d = MemcgShared.measure(&ctx).unwrap();
+        let v = MemcgShared.judge(&d);
+        assert_eq!(v.holds, None);
+        assert_eq!(v.measured.matches("moves)").count(), 4, "{}", v.measured);
     }
 }

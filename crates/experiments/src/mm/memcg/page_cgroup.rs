@@ -17,26 +17,30 @@ use klab_model::mm::slab::{PAGE_CGROUP_SIZE, SlabStats};
 use klab_model::{Access, Machine, MachineConfig};
 
 use klab_lab::cells;
-use klab_lab::experiment::Ctx;
 use klab_lab::report::{Report, Table};
 use klab_model::machine::PAGE_SIZE;
 
-/// One moment of the run.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Moment {
-    pub(crate) label: &'static str,
+/// The moments measured, in order.
+pub(crate) const MOMENTS: [&str; 3] = [
+    "memory full",
+    "after the process exits",
+    "after kmem_cache_shrink()",
+];
+
+/// One moment of the run (named by its place in [`MOMENTS`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Moment {
     /// Pages charged (each with its page_cgroup).
-    pub(crate) charged: u64,
+    pub charged: u64,
     /// Frames of the page_cgroup cache's slabs.
-    pub(crate) slab_frames: u64,
+    pub slab_frames: u64,
     /// Frames of the machine.
-    pub(crate) frames: u64,
+    pub frames: u64,
 }
 
 impl Moment {
-    fn of(label: &'static str, st: &SlabStats, frames: u64) -> Moment {
+    fn of(st: &SlabStats, frames: u64) -> Moment {
         Moment {
-            label,
             charged: st.page_cgroups,
             // The cache's slabs are order 0 (102 objects to a 4 KiB slab).
             slab_frames: st.page_cgroup_slabs,
@@ -71,17 +75,16 @@ pub(crate) fn measure(frames: u64) -> Vec<Moment> {
         m.access(Access::read(0, i).by(2));
     }
     let ks = |m: &Machine| m.kernel_slab().expect("slab on").stats();
-    let mut out = vec![Moment::of("memory full", &ks(&m), frames)];
+    let mut out = vec![Moment::of(&ks(&m), frames)];
     m.kill_task(TaskId(process));
-    out.push(Moment::of("after the process exits", &ks(&m), frames));
+    out.push(Moment::of(&ks(&m), frames));
     m.slab_shrink();
-    out.push(Moment::of("after kmem_cache_shrink()", &ks(&m), frames));
+    out.push(Moment::of(&ks(&m), frames));
     out
 }
 
 /// The table of `memcg-limit`.
-pub(crate) fn table(r: &mut Report, ctx: &Ctx<'_>) -> Vec<Moment> {
-    let moments = measure(ctx.size(8192, 2048));
+pub(crate) fn table(r: &mut Report, moments: &[Moment]) {
     let mut t = Table::new(
         "page_cgroup memory, measured in the model: 2.6.25's SLUB objects (plus a pointer in struct page) against 2.6.27's boot-time array",
         &[
@@ -93,9 +96,9 @@ pub(crate) fn table(r: &mut Report, ctx: &Ctx<'_>) -> Vec<Moment> {
             "objects per slab frame in use",
         ],
     );
-    for mo in &moments {
+    for (label, mo) in MOMENTS.iter().zip(moments) {
         t.row(cells![
-            mo.label,
+            *label,
             mo.charged,
             mo.slab_frames,
             mo.slab_bytes_per_page(),
@@ -104,7 +107,6 @@ pub(crate) fn table(r: &mut Report, ctx: &Ctx<'_>) -> Vec<Moment> {
         ]);
     }
     r.table(t);
-    moments
 }
 
 #[cfg(test)]

@@ -37,6 +37,12 @@
 //!   programs that reopen a standard descriptor with `close(0);
 //!   open(...)`: "a major ABI change".
 //!
+//! `O_NOSTD` was proposed and never merged. A kernel without it
+//! ([`FdTable::without_nostd`]) treats the bit as it treats every flag it
+//! does not know: `open(2)` drops it (fs/open.c, `build_open_how()`:
+//! "older syscalls implicitly clear all of the invalid flags"), and the
+//! open takes the lowest free number as a plain one does.
+//!
 //! Between `open` returning 2 and the `close` of `CheckAndDup`, descriptor
 //! 2 names the user's file: another thread writing to standard error then
 //! writes into it. [`run_program`] counts such writes with a seeded
@@ -128,6 +134,8 @@ pub struct FdTable {
     open_start: Fd,
     /// The other thread, if any: it runs between the main thread's calls.
     interference: Option<Interference>,
+    /// Whether `open` knows `O_NOSTD` (false: the bit is dropped).
+    nostd_known: bool,
 }
 
 impl FdTable {
@@ -149,7 +157,15 @@ impl FdTable {
             syscalls: 0,
             open_start: 0,
             interference: None,
+            nostd_known: true,
         }
+    }
+
+    /// The same on a kernel that does not know `O_NOSTD`: `open` drops
+    /// the flag, as `build_open_how()` drops every unknown flag.
+    pub fn without_nostd(mut self) -> Self {
+        self.nostd_known = false;
+        self
     }
 
     /// Adds a second thread writing to standard error between calls.
@@ -214,7 +230,7 @@ impl FdTable {
 
     /// `open(2)`.
     pub fn open(&mut self, target: Target, flags: OpenFlags) -> Result<Fd, FdError> {
-        let start = if flags.nostd {
+        let start = if flags.nostd && self.nostd_known {
             FIRST_NON_STD.max(self.open_start)
         } else {
             self.open_start
@@ -437,9 +453,22 @@ pub fn run_program(
     concurrent_p: f64,
     rng: ModelRng,
 ) -> Result<RunStats, FdError> {
-    let mut t = strategy
-        .table(closed)
-        .with_interference(Interference::new(concurrent_p, rng));
+    run_program_on(true, strategy, closed, files, concurrent_p, rng)
+}
+
+/// [`run_program`] on a kernel that knows `O_NOSTD` (`nostd_known`) or
+/// drops it ([`FdTable::without_nostd`]).
+pub fn run_program_on(
+    nostd_known: bool,
+    strategy: Strategy,
+    closed: [bool; 3],
+    files: usize,
+    concurrent_p: f64,
+    rng: ModelRng,
+) -> Result<RunStats, FdError> {
+    let kernel = |t: FdTable| if nostd_known { t } else { t.without_nostd() };
+    let mut t =
+        kernel(strategy.table(closed)).with_interference(Interference::new(concurrent_p, rng));
     let mut s = RunStats::default();
     strategy.startup(&mut t)?;
     for i in 0..files {
@@ -460,7 +489,7 @@ pub fn run_program(
         s.concurrent_writes = i.writes;
         s.concurrent_misdirected = i.misdirected;
     }
-    let mut probe = strategy.table(closed);
+    let mut probe = kernel(strategy.table(closed));
     s.redirect_idiom_works =
         strategy.reopen_stdin(&mut probe, Target::File("input".to_owned()))? == 0;
     Ok(s)
@@ -534,6 +563,27 @@ mod tests {
         let inv = run(Strategy::KernelDefaultNoStd, STDERR_CLOSED, 10);
         assert_eq!((inv.syscalls, inv.misdirected), (40, 0));
         assert!(!inv.redirect_idiom_works, "close(0); open() now gives 3");
+    }
+
+    #[test]
+    fn a_kernel_without_o_nostd_drops_the_flag() {
+        let nostd = OpenFlags {
+            nostd: true,
+            cloexec: false,
+        };
+        let mut t = FdTable::at_exec(STDERR_CLOSED).without_nostd();
+        assert_eq!(t.open(Target::DevNull, nostd), Ok(2), "a plain open");
+        // The program trusts the flag: every warning lands in its file.
+        let s = run_program_on(
+            false,
+            Strategy::ONostd,
+            STDERR_CLOSED,
+            10,
+            0.0,
+            crate::rng::seeded(1, 0),
+        )
+        .unwrap();
+        assert_eq!((s.syscalls, s.misdirected, s.lost), (40, 10, 0));
     }
 
     #[test]
