@@ -9,5 +9,6 @@ pub mod radix_tree;
 pub mod replay;
 pub mod slub_preload;
 pub mod tcp_repair;
+pub mod timing;
 pub mod uapi;
 pub mod workqueue;
