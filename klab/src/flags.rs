@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// See the Linux kernel's mechanisms work, and measure them.
 ///
@@ -64,21 +64,21 @@ pub(crate) struct ListArgs {
     pub(crate) names: bool,
 }
 
+/// The report flags `klab run` and `klab bench` share: where the reports
+/// go, the seed, the size.
 #[derive(Debug, Args)]
-pub(crate) struct RunArgs {
-    /// Experiments to run, by name; all of them when none is given.
-    #[arg(value_name = "NAME")]
-    pub(crate) names: Vec<String>,
-
+pub(crate) struct ReportFlags {
     /// Directory for report.json and report.html (created if missing).
     #[arg(long, value_name = "DIR", default_value = "klab-report")]
     pub(crate) out: PathBuf,
 
-    /// Seed for every random choice: the same seed gives the same numbers.
+    /// Seed for every random choice (generated keys, workloads): the same
+    /// seed gives the same numbers, timings aside.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) seed: u64,
 
-    /// Small sizes (for CI): every table and plot, in seconds.
+    /// Small sizes and few repetitions (for CI): every table and plot, in
+    /// seconds; for a benchmark, a smoke test, not a measurement.
     #[arg(long)]
     pub(crate) quick: bool,
 
@@ -86,6 +86,16 @@ pub(crate) struct RunArgs {
     /// instead of the terminal report.
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Experiments to run, by name; all of them when none is given.
+    #[arg(value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+
+    #[command(flatten)]
+    pub(crate) report: ReportFlags,
 
     /// A cache trace to run on, for experiments that take one.
     #[arg(long, value_name = "FILE")]
@@ -152,8 +162,8 @@ pub(crate) struct ReplayArgs {
 
     /// Unit of caching: object (default for textbook policies) or page
     /// (4 KiB pages of each request's byte range; default for kernel rules).
-    #[arg(long, value_name = "UNIT", value_parser = parse_unit)]
-    pub(crate) unit: Option<klab_experiments::mm::replay::Unit>,
+    #[arg(long, value_name = "UNIT", value_enum)]
+    pub(crate) unit: Option<ReplayUnit>,
 
     /// Every object has size 1 and --memory counts objects.
     #[arg(long)]
@@ -191,36 +201,34 @@ fn parse_size(s: &str) -> Result<u64, String> {
     klab_experiments::mm::replay::parse_size(s)
 }
 
-fn parse_unit(s: &str) -> Result<klab_experiments::mm::replay::Unit, String> {
-    match s {
-        "object" => Ok(klab_experiments::mm::replay::Unit::Object),
-        "page" => Ok(klab_experiments::mm::replay::Unit::Page),
-        _ => Err(format!("unknown unit {s:?}; use object or page")),
+/// `klab replay --unit`: what the cache holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReplayUnit {
+    /// Whole objects.
+    Object,
+    /// The 4 KiB pages of each request's byte range.
+    Page,
+}
+
+impl From<ReplayUnit> for klab_experiments::mm::replay::Unit {
+    fn from(u: ReplayUnit) -> Self {
+        match u {
+            ReplayUnit::Object => klab_experiments::mm::replay::Unit::Object,
+            ReplayUnit::Page => klab_experiments::mm::replay::Unit::Page,
+        }
     }
 }
 
 #[derive(Debug, Args)]
+// Benchmarks write their reports beside `klab run`'s, not over them.
+#[command(mut_arg("out", |a| a.default_value("klab-bench")))]
 pub(crate) struct BenchArgs {
     /// Benchmarks to run, by name; all of them when none is given.
     #[arg(value_name = "NAME")]
     pub(crate) names: Vec<String>,
 
-    /// Directory for report.json and report.html (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "klab-bench")]
-    pub(crate) out: PathBuf,
-
-    /// Seed for the generated keys and workloads.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub(crate) seed: u64,
-
-    /// Small sizes and few repetitions: a smoke test, not a measurement.
-    #[arg(long)]
-    pub(crate) quick: bool,
-
-    /// Also write the JSON report to FILE; `-` writes it to standard output
-    /// instead of the terminal report.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) json: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) report: ReportFlags,
 
     /// List the benchmarks instead of running them.
     #[arg(long)]
@@ -248,8 +256,8 @@ pub(crate) struct LroArgs {
 
     /// lro: inet_lro's rules (IPv4 only, timestamps may differ, ACK and
     /// window rewritten); gro: GRO's stricter rules (headers must match).
-    #[arg(long, value_name = "MODE", default_value = "lro", value_parser = ["lro", "gro"])]
-    pub(crate) mode: String,
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = LroMode::Lro)]
+    pub(crate) mode: LroMode,
 
     /// LRO descriptors, one per flow aggregated at once (max_desc). In gro
     /// mode: packets held per hash bucket (MAX_GRO_SKBS, 8 buckets).
@@ -277,8 +285,8 @@ pub(crate) struct LroArgs {
     pub(crate) mtu: u32,
 
     /// Descriptor lookup: hashed, or linear as the kernel searched.
-    #[arg(long, value_name = "KIND", default_value = "hashed", value_parser = ["hashed", "linear"])]
-    pub(crate) lookup: String,
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = LroLookup::Hashed)]
+    pub(crate) lookup: LroLookup,
 
     /// Trust the capture's TCP checksums as a NIC's CHECKSUM_UNNECESSARY
     /// (the payload is never read). By default they are verified and a
@@ -287,6 +295,42 @@ pub(crate) struct LroArgs {
     /// on a Linux sender with checksum offload) is accepted either way.
     #[arg(long)]
     pub(crate) trust_checksums: bool,
+}
+
+/// `klab lro --mode`: whose rules aggregate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LroMode {
+    /// inet_lro's rules.
+    Lro,
+    /// GRO's rules.
+    Gro,
+}
+
+impl From<LroMode> for klab_lro::Mode {
+    fn from(m: LroMode) -> Self {
+        match m {
+            LroMode::Lro => klab_lro::Mode::Lro,
+            LroMode::Gro => klab_lro::Mode::Gro,
+        }
+    }
+}
+
+/// `klab lro --lookup`: how a packet finds its descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LroLookup {
+    /// A hash of the 4-tuple.
+    Hashed,
+    /// A walk over every descriptor, as the kernel searched.
+    Linear,
+}
+
+impl From<LroLookup> for klab_lro::Lookup {
+    fn from(l: LroLookup) -> Self {
+        match l {
+            LroLookup::Hashed => klab_lro::Lookup::Hashed,
+            LroLookup::Linear => klab_lro::Lookup::Linear,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -627,9 +671,53 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(args.out, PathBuf::from("klab-report"));
-        assert_eq!(args.seed, 1);
-        assert!(!args.quick && args.names.is_empty() && args.json.is_none());
+        assert_eq!(args.report.out, PathBuf::from("klab-report"));
+        assert_eq!(args.report.seed, 1);
+        assert!(!args.report.quick && args.names.is_empty() && args.report.json.is_none());
+    }
+
+    #[test]
+    fn run_and_bench_share_the_report_flags_with_their_own_out() {
+        let cli = Cli::try_parse_from(["klab", "bench", "lro", "--quick", "--seed", "7"]).unwrap();
+        let Command::Bench(args) = cli.command else {
+            panic!("not bench")
+        };
+        assert_eq!(args.names, ["lro"]);
+        assert_eq!(args.report.out, PathBuf::from("klab-bench"));
+        assert!(args.report.quick && !args.list);
+        assert_eq!(args.report.seed, 7);
+        let cli = Cli::try_parse_from(["klab", "bench", "--out", "d", "--json", "-"]).unwrap();
+        let Command::Bench(args) = cli.command else {
+            panic!("not bench")
+        };
+        assert_eq!(args.report.out, PathBuf::from("d"));
+        assert_eq!(args.report.json, Some(PathBuf::from("-")));
+    }
+
+    #[test]
+    fn enumerated_flags_take_their_values_and_refuse_others() {
+        let cli = Cli::try_parse_from(["klab", "lro", "x", "--mode", "gro", "--lookup", "linear"])
+            .unwrap();
+        let Command::Lro(args) = cli.command else {
+            panic!("not lro")
+        };
+        assert_eq!(klab_lro::Mode::from(args.mode), klab_lro::Mode::Gro);
+        assert_eq!(
+            klab_lro::Lookup::from(args.lookup),
+            klab_lro::Lookup::Linear
+        );
+        assert!(Cli::try_parse_from(["klab", "lro", "x", "--lookup", "tree"]).is_err());
+        let cli =
+            Cli::try_parse_from(["klab", "replay", "t", "--memory", "1MiB", "--unit", "page"])
+                .unwrap();
+        let Command::Replay(args) = cli.command else {
+            panic!("not replay")
+        };
+        assert_eq!(args.unit, Some(ReplayUnit::Page));
+        assert!(
+            Cli::try_parse_from(["klab", "replay", "t", "--memory", "1", "--unit", "byte"])
+                .is_err()
+        );
     }
 
     #[test]
@@ -638,7 +726,8 @@ mod tests {
         let Command::Lro(args) = cli.command else {
             panic!("not lro")
         };
-        assert_eq!(args.mode, "lro");
+        assert_eq!(args.mode, LroMode::Lro);
+        assert_eq!(args.lookup, LroLookup::Hashed);
         assert_eq!((args.max_desc, args.max_aggr, args.budget), (8, None, 64));
         assert!(args.out.is_none() && args.rx_usecs.is_none() && !args.trust_checksums);
         assert!(Cli::try_parse_from(["klab", "lro", "x", "--mode", "tso"]).is_err());

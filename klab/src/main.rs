@@ -2,6 +2,8 @@
 //! print. Exit status 0 on success, 1 when a command ran and found
 //! differences, 2 on errors.
 #![forbid(unsafe_code)]
+// Thin means short: no function over 120 lines (`clippy.toml`).
+#![warn(clippy::too_many_lines)]
 
 mod cmd;
 mod flags;

@@ -60,7 +60,9 @@ pub fn all() -> &'static [&'static dyn Run] {
 pub fn benches() -> &'static [&'static dyn Run] {
     &[
         &bench::radix_tree::RadixTreeBench,
-        &bench::replay::ReplayBench,
+        &bench::replay::ReplayBench {
+            alpha: bench::replay::CLAIMED_ALPHA,
+        },
         &mm::slub::SlubBench,
         &bench::uapi::ActiveRefsBench,
         &bench::uapi::PacketPipeBench,

@@ -10,8 +10,8 @@ use klab_lro::capture::{self, CaptureWriter};
 use klab_lro::napi::{self, Tagged};
 use klab_lro::stream::Streams;
 use klab_lro::{
-    Capture, CaptureFormat, Checksum, Engine, FlushReason, GroConfig, Lookup, LroConfig, Mode,
-    NapiConfig, PassReason,
+    Capture, CaptureFormat, Checksum, Engine, FlushReason, GroConfig, LroConfig, Mode, NapiConfig,
+    PassReason, Replay,
 };
 
 use crate::flags::LroArgs;
@@ -29,23 +29,94 @@ pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
             cap.dlt
         );
     };
-    let mode: Mode = args.mode.parse().map_err(anyhow::Error::msg)?;
-    let checksum = if args.trust_checksums {
+    let mut engine = engine(args, link)?;
+    let napi_cfg = NapiConfig {
+        budget: args.budget.max(1),
+        rx_usecs: args.rx_usecs,
+    };
+    let r = napi::replay(&mut engine, &cap.packets, &napi_cfg);
+
+    // What the stack sees must be what the wire carried, flow by flow.
+    let input = Streams::of(link, cap.packets.iter().map(|p| p.data));
+    let written = r.file_order(&cap.packets);
+    let frames: Vec<Vec<u8>> = written.iter().map(|(_, o)| o.skb.to_vec()).collect();
+    let output = Streams::of(link, frames.iter().map(Vec::as_slice));
+    let check = input.compare(&output);
+
+    if let Some(out) = &args.out {
+        let mut w = CaptureWriter::new(
+            BufWriter::new(AtomicFile::create(out)?),
+            CaptureFormat::for_path(out),
+            link.dlt(),
+        )
+        .with_context(|| format!("{}", out.display()))?;
+        for ((ts_ns, o), f) in written.iter().zip(&frames) {
+            w.write(*ts_ns, o.orig_len, f)
+                .with_context(|| format!("{}", out.display()))?;
+        }
+        w.into_inner()
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("{}", out.display()))?
+            .commit()?;
+    }
+
+    let mut t = summary(args, &cap, &r);
+    let line = |t: &mut String, k: &str, v: String| t.push_str(&format!("{k:<28} {v}\n"));
+    match &check {
+        Ok(()) => line(
+            &mut t,
+            "stream payloads",
+            format!(
+                "identical: {} flows, {} bytes",
+                input.flows.len(),
+                input.total_bytes()
+            ),
+        ),
+        Err(e) => line(&mut t, "stream payloads", format!("DIFFER: {e}")),
+    }
+    if let Some(out) = &args.out {
+        line(&mut t, "written", out.display().to_string());
+    }
+    messages::out(&t);
+    let _ = std::io::stdout().flush();
+    let st = &r.stats;
+    if st.mostly_bad_checksums() {
+        let bad = st.passed(PassReason::BadChecksum);
+        messages::error(format_args!(
+            "{}: {bad} of {} TCP segments have wrong checksums (neither valid nor partial) and went up unmerged; if the capture's checksums are known good or were never finished, run with --trust-checksums",
+            path.display(),
+            bad + st.csum_verified + st.csum_partial,
+        ));
+    }
+    if let Err(e) = check {
+        bail!(
+            "{}: aggregation changed a flow's payload: {e}",
+            path.display()
+        );
+    }
+    Ok(0)
+}
+
+/// Whether the flags trust the capture's checksums.
+fn checksum(args: &LroArgs) -> Checksum {
+    if args.trust_checksums {
         Checksum::Trust
     } else {
         Checksum::Verify
-    };
-    let mut engine: Engine<Tagged<'_>> = match mode {
+    }
+}
+
+/// The LRO or GRO engine the flags describe.
+fn engine<'a>(args: &LroArgs, link: klab_lro::LinkType) -> anyhow::Result<Engine<Tagged<'a>>> {
+    let checksum = checksum(args);
+    Ok(match Mode::from(args.mode) {
         Mode::Lro => Engine::lro(
             LroConfig {
                 max_desc: args.max_desc,
                 max_aggr: args.max_aggr.unwrap_or(LroConfig::default().max_aggr),
                 mtu: args.mtu,
-                lookup: if args.lookup == "linear" {
-                    Lookup::Linear
-                } else {
-                    Lookup::Hashed
-                },
+                lookup: args.lookup.into(),
                 checksum,
             },
             link,
@@ -63,36 +134,11 @@ pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
                 link,
             )?
         }
-    };
-    let napi_cfg = NapiConfig {
-        budget: args.budget.max(1),
-        rx_usecs: args.rx_usecs,
-    };
-    let r = napi::replay(&mut engine, &cap.packets, &napi_cfg);
+    })
+}
 
-    // What the stack sees must be what the wire carried, flow by flow.
-    let input = Streams::of(link, cap.packets.iter().map(|p| p.data));
-    let written = r.file_order(&cap.packets);
-    let frames: Vec<Vec<u8>> = written.iter().map(|(_, o)| o.skb.to_vec()).collect();
-    let output = Streams::of(link, frames.iter().map(Vec::as_slice));
-    let check = input.compare(&output);
-
-    if let Some(out) = &args.out {
-        let format = CaptureFormat::for_path(out);
-        let mut w =
-            CaptureWriter::new(BufWriter::new(AtomicFile::create(out)?), format, link.dlt())
-                .with_context(|| format!("{}", out.display()))?;
-        for ((ts_ns, o), f) in written.iter().zip(&frames) {
-            w.write(*ts_ns, o.orig_len, f)
-                .with_context(|| format!("{}", out.display()))?;
-        }
-        w.into_inner()
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("{}", out.display()))?
-            .commit()?;
-    }
-
+/// The statistics of a replay, one `name value` line each.
+fn summary(args: &LroArgs, cap: &Capture<'_>, r: &Replay<'_>) -> String {
     let st = &r.stats;
     let mut t = String::new();
     let line = |t: &mut String, k: &str, v: String| t.push_str(&format!("{k:<28} {v}\n"));
@@ -101,12 +147,12 @@ pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
         "capture",
         format!(
             "{} ({:?}, link type {})",
-            path.display(),
+            args.input.display(),
             cap.format,
             cap.dlt
         ),
     );
-    line(&mut t, "mode", mode.name().to_owned());
+    line(&mut t, "mode", Mode::from(args.mode).name().to_owned());
     line(&mut t, "packets in", st.packets_in.to_string());
     line(&mut t, "packets out", st.packets_out.to_string());
     line(
@@ -122,7 +168,7 @@ pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
     line(&mut t, "flushed", st.flushed.to_string());
     line(&mut t, "merged packets (segs > 1)", st.merged.to_string());
     line(&mut t, "no_desc", st.no_desc.to_string());
-    if checksum == Checksum::Verify {
+    if checksum(args) == Checksum::Verify {
         line(&mut t, "csum_verified", st.csum_verified.to_string());
     }
     // Fields holding only the pseudo-header sum (CHECKSUM_PARTIAL: the
@@ -167,36 +213,5 @@ pub(crate) fn run(args: &LroArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    match &check {
-        Ok(()) => line(
-            &mut t,
-            "stream payloads",
-            format!(
-                "identical: {} flows, {} bytes",
-                input.flows.len(),
-                input.total_bytes()
-            ),
-        ),
-        Err(e) => line(&mut t, "stream payloads", format!("DIFFER: {e}")),
-    }
-    if let Some(out) = &args.out {
-        line(&mut t, "written", out.display().to_string());
-    }
-    messages::out(&t);
-    let _ = std::io::stdout().flush();
-    if st.mostly_bad_checksums() {
-        let bad = st.passed(PassReason::BadChecksum);
-        messages::error(format_args!(
-            "{}: {bad} of {} TCP segments have wrong checksums (neither valid nor partial) and went up unmerged; if the capture's checksums are known good or were never finished, run with --trust-checksums",
-            path.display(),
-            bad + st.csum_verified + st.csum_partial,
-        ));
-    }
-    if let Err(e) = check {
-        bail!(
-            "{}: aggregation changed a flow's payload: {e}",
-            path.display()
-        );
-    }
-    Ok(0)
+    t
 }

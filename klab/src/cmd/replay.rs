@@ -15,7 +15,7 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
         format: args.format,
         memory: args.memory,
         policy: args.policy,
-        unit: args.unit,
+        unit: args.unit.map(Into::into),
         ignore_size: args.ignore_size,
         block_size: args.block_size,
         mrc: args.mrc,

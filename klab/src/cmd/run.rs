@@ -8,7 +8,7 @@ use klab_lab::output;
 use klab_lab::render;
 use klab_lab::{Ctx, Inputs, Run};
 
-use crate::flags::{BenchArgs, ResumeArgs, RunArgs};
+use crate::flags::{BenchArgs, ReportFlags, ResumeArgs, RunArgs};
 use crate::progress::Bar;
 use crate::{EXIT_ERROR, messages};
 
@@ -25,16 +25,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<u8> {
     if let (Some(at), Some(image)) = (args.hibernate_at, args.image.as_deref()) {
         return hibernate(&selected, &inputs, args, at, image);
     }
-    execute(
-        &selected,
-        &Options {
-            seed: args.seed,
-            quick: args.quick,
-            out: &args.out,
-            json: args.json.as_deref(),
-            inputs: &inputs,
-        },
-    )
+    execute(&selected, &args.report, &inputs)
 }
 
 pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
@@ -58,15 +49,10 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<u8> {
     }
     execute(
         &selected,
-        &Options {
-            seed: args.seed,
-            quick: args.quick,
-            out: &args.out,
-            json: args.json.as_deref(),
-            inputs: &Inputs {
-                suite: args.suite.clone(),
-                ..Inputs::default()
-            },
+        &args.report,
+        &Inputs {
+            suite: args.suite.clone(),
+            ..Inputs::default()
         },
     )
 }
@@ -98,8 +84,8 @@ fn hibernate(
     }
     let bar = Bar::new();
     let ctx = Ctx {
-        seed: args.seed,
-        quick: args.quick,
+        seed: args.report.seed,
+        quick: args.report.quick,
         inputs,
         progress: &bar,
         driver: None,
@@ -145,26 +131,23 @@ pub(crate) fn resume(args: &ResumeArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-struct Options<'a> {
-    seed: u64,
-    quick: bool,
-    out: &'a Path,
-    json: Option<&'a Path>,
-    inputs: &'a Inputs,
-}
-
 /// Runs each experiment, printing its report as it finishes, then writes
 /// the report files. An experiment that fails is reported and the others
 /// still run; the exit status is then 2, the failures are listed at the
 /// end, and the report files hold the others' reports. When every
 /// experiment fails, no report file is written.
-fn execute(selected: &[&'static dyn Run], opts: &Options<'_>) -> anyhow::Result<u8> {
-    let json_stdout = super::json_to_stdout(opts.json);
+fn execute(
+    selected: &[&'static dyn Run],
+    flags: &ReportFlags,
+    inputs: &Inputs,
+) -> anyhow::Result<u8> {
+    let json = flags.json.as_deref();
+    let json_stdout = super::json_to_stdout(json);
     let bar = Bar::new();
     let ctx = Ctx {
-        seed: opts.seed,
-        quick: opts.quick,
-        inputs: opts.inputs,
+        seed: flags.seed,
+        quick: flags.quick,
+        inputs,
         progress: &bar,
         driver: None,
     };
@@ -186,7 +169,7 @@ fn execute(selected: &[&'static dyn Run], opts: &Options<'_>) -> anyhow::Result<
         }
     }
     if failed.is_empty() {
-        finish(reports, opts.out, opts.json, json_stdout)?;
+        finish(reports, &flags.out, json, json_stdout)?;
         return Ok(0);
     }
     let what = if selected.len() == 1 {
@@ -202,7 +185,7 @@ fn execute(selected: &[&'static dyn Run], opts: &Options<'_>) -> anyhow::Result<
             failed.join(", ")
         ));
     } else {
-        finish(reports, opts.out, opts.json, json_stdout)?;
+        finish(reports, &flags.out, json, json_stdout)?;
         messages::error(format_args!(
             "{} of {} {what} failed ({}); the reports hold the others",
             failed.len(),

@@ -16,6 +16,11 @@
 //!   a `BTreeMap` of `(item, tag bits)`;
 //! * memory per entry on dense keys at most 0.7x `BTreeMap`'s.
 //!
+//! And from the lockless part (`lib::radix_tree_rcu::bench_part`):
+//! lockless lookups at least as fast as the same tree under an `RwLock`,
+//! with a writer running. Every goal is a named constant here, written into
+//! the report's configuration; the verdict holds when every target is met.
+//!
 //! Memory: the radix tree's bytes come from its exact accounting. The peers'
 //! come from their layouts (this binary has no counting allocator; the
 //! criterion bench measures them with one and agrees): `HashMap` from its
@@ -23,6 +28,15 @@
 //! built by ascending inserts from std's split rule: a full leaf of 11 keys
 //! splits 6 / 1 up / 5, so each leaf keeps 6 keys and passes 1 up: one leaf
 //! per 7 keys, one internal node per 7 children above.
+//!
+//! # When the claim fails
+//!
+//! On sparse keys, which the targets leave out: uniformly random 64-bit
+//! keys need a path of up to 11 nodes each, so the tree's lookups walk
+//! more levels than a `BTreeMap`'s and its memory per entry is near 8 KB
+//! (the "sparse" rows of the time and memory tables). And on the lockless
+//! target when every core runs a reader: the writer then takes time from
+//! them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
@@ -31,10 +45,11 @@ use std::time::Instant;
 use klab_radix_tree::keysets::{KeySet, shuffled};
 use klab_radix_tree::{RadixTree, Tag};
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
-use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
+use klab_lab::experiment::{Ctx, Experiment, ExperimentError, Identity};
+use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict, format_float};
 
 /// The `radix-tree` benchmark.
 pub struct RadixTreeBench;
@@ -44,15 +59,22 @@ const GANGS: usize = 4096;
 
 /// Nanoseconds per operation of each structure for one (operation, key set,
 /// size).
-#[derive(Clone, Copy, Debug)]
-struct Row {
-    op: &'static str,
-    set: KeySet,
-    n: usize,
-    radix: f64,
-    btree: f64,
-    hash: Option<f64>,
-    fx: Option<f64>,
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// The operation: insert, delete, lookup, gang64, gang_tag64.
+    pub op: String,
+    /// The key set.
+    pub set: KeySet,
+    /// Entries.
+    pub n: usize,
+    /// The radix tree.
+    pub radix: f64,
+    /// `BTreeMap`.
+    pub btree: f64,
+    /// `HashMap` (SipHash), where it has the operation.
+    pub hash: Option<f64>,
+    /// `FxHashMap`, where it has the operation.
+    pub fx: Option<f64>,
 }
 
 /// Fastest of `REPS` passes of `f`, in ns per operation.
@@ -159,93 +181,79 @@ pub fn hash_table_bytes(capacity: usize) -> usize {
     buckets * 16 + buckets + 16
 }
 
-/// Measures every operation on one key set and size; returns bytes per
-/// entry of the radix tree, the `BTreeMap` (modelled for dense keys only,
-/// which are inserted in ascending order) and the `HashMap`.
-fn measure(set: KeySet, n: usize, seed: u64, rows: &mut Vec<Row>) -> (f64, Option<f64>, f64) {
-    let keys = set.keys(n, seed);
-    let probes = shuffled(&keys, seed);
-    let starts: Vec<u64> = probes.iter().copied().cycle().take(GANGS).collect();
-
-    rows.push(Row {
-        op: "insert",
+/// The rows of insert and delete on one key set and size.
+fn measure_updates(set: KeySet, n: usize, keys: &[u64], probes: &[u64]) -> [Row; 2] {
+    fn remove_all<M>(
+        probes: &[u64],
+        remove: impl Fn(&mut M, &u64) -> Option<u64>,
+    ) -> impl FnMut(&mut M) -> u64 {
+        move |m| {
+            probes
+                .iter()
+                .fold(0u64, |a, k| a.wrapping_add(remove(m, k).unwrap_or(0)))
+        }
+    }
+    let insert = Row {
+        op: "insert".into(),
         set,
         n,
-        radix: best_build(n, || radix(&keys)),
-        btree: best_build(n, || btree(&keys, |k| k)),
-        hash: Some(best_build(n, || sip(&keys))),
-        fx: Some(best_build(n, || fx(&keys))),
-    });
-    rows.push(Row {
-        op: "delete",
+        radix: best_build(n, || radix(keys)),
+        btree: best_build(n, || btree(keys, |k| k)),
+        hash: Some(best_build(n, || sip(keys))),
+        fx: Some(best_build(n, || fx(keys))),
+    };
+    let delete = Row {
+        op: "delete".into(),
         set,
         n,
         radix: best_delete(
             n,
-            || radix(&keys),
+            || radix(keys),
             |t| probes.iter().map(|&k| t.delete(k).is_some() as u64).sum(),
         ),
         btree: best_delete(
             n,
-            || btree(&keys, |k| k),
-            |m| {
-                probes
-                    .iter()
-                    .fold(0u64, |a, k| a.wrapping_add(m.remove(k).unwrap_or(0)))
-            },
+            || btree(keys, |k| k),
+            remove_all(probes, |m: &mut BTreeMap<u64, u64>, k| m.remove(k)),
         ),
         hash: Some(best_delete(
             n,
-            || sip(&keys),
-            |m| {
-                probes
-                    .iter()
-                    .fold(0u64, |a, k| a.wrapping_add(m.remove(k).unwrap_or(0)))
-            },
+            || sip(keys),
+            remove_all(probes, |m: &mut HashMap<u64, u64>, k| m.remove(k)),
         )),
         fx: Some(best_delete(
             n,
-            || fx(&keys),
-            |m| {
-                probes
-                    .iter()
-                    .fold(0u64, |a, k| a.wrapping_add(m.remove(k).unwrap_or(0)))
-            },
+            || fx(keys),
+            remove_all(probes, |m: &mut FxHashMap<u64, u64>, k| m.remove(k)),
         )),
-    });
+    };
+    [insert, delete]
+}
 
-    let mut t = radix(&keys);
-    let b = btree(&keys, |k| k);
-    let h = sip(&keys);
-    let f = fx(&keys);
-    let mem = (
-        t.memory().bytes as f64 / n as f64,
-        (set == KeySet::Dense).then(|| btree_ascending_bytes(n) as f64 / n as f64),
-        hash_table_bytes(h.capacity()) as f64 / n as f64,
-    );
-    let sum = |g: &dyn Fn(u64) -> u64| probes.iter().fold(0u64, |a, &k| a.wrapping_add(g(k)));
-    rows.push(Row {
-        op: "lookup",
-        set,
-        n,
-        radix: best(n, || sum(&|k| t.get(k).copied().unwrap_or(0))),
-        btree: best(n, || sum(&|k| b.get(&k).copied().unwrap_or(0))),
-        hash: Some(best(n, || sum(&|k| h.get(&k).copied().unwrap_or(0)))),
-        fx: Some(best(n, || sum(&|k| f.get(&k).copied().unwrap_or(0)))),
-    });
-    drop((h, f));
-
-    let mut out = Vec::with_capacity(64);
-    let radix_gang = best(GANGS, || {
-        starts
-            .iter()
-            .map(|&k| {
-                out.clear();
-                t.gang_lookup(k, 64, &mut out) as u64
-            })
-            .sum()
-    });
-    drop(out);
+/// Gang lookups of 64 from each of `starts`: the radix tree against
+/// `BTreeMap::range(k..).take(64)`; then the same with 1% of the keys
+/// tagged, against filtering a `BTreeMap` of `(item, tag bits)`.
+fn measure_gangs(
+    set: KeySet,
+    n: usize,
+    t: &mut RadixTree<u64>,
+    keys: &[u64],
+    probes: &[u64],
+    starts: &[u64],
+) -> [Row; 2] {
+    let b = btree(keys, |k| k);
+    let radix_gang = {
+        let mut out = Vec::with_capacity(64);
+        best(GANGS, || {
+            starts
+                .iter()
+                .map(|&k| {
+                    out.clear();
+                    t.gang_lookup(k, 64, &mut out) as u64
+                })
+                .sum()
+        })
+    };
     let mut bout: Vec<(&u64, &u64)> = Vec::with_capacity(64);
     let btree_gang = best(GANGS, || {
         starts
@@ -257,22 +265,12 @@ fn measure(set: KeySet, n: usize, seed: u64, rows: &mut Vec<Row>) -> (f64, Optio
             })
             .sum()
     });
-    rows.push(Row {
-        op: "gang64",
-        set,
-        n,
-        radix: radix_gang,
-        btree: btree_gang,
-        hash: None,
-        fx: None,
-    });
-
     // 1% of the keys tagged.
     let tagged: Vec<u64> = probes.iter().copied().step_by(100).collect();
     for &k in &tagged {
         t.tag_set(k, Tag::T0).expect("tagging present keys");
     }
-    let mut bt = btree(&keys, |k| (k, 0u8));
+    let mut bt = btree(keys, |k| (k, 0u8));
     for k in &tagged {
         if let Some(v) = bt.get_mut(k) {
             v.1 |= 1;
@@ -303,20 +301,311 @@ fn measure(set: KeySet, n: usize, seed: u64, rows: &mut Vec<Row>) -> (f64, Optio
             })
             .sum()
     });
-    rows.push(Row {
-        op: "gang_tag64",
+    let row = |op: &str, radix, btree| Row {
+        op: op.into(),
         set,
         n,
-        radix: radix_tag,
-        btree: btree_tag,
+        radix,
+        btree,
         hash: None,
         fx: None,
+    };
+    [
+        row("gang64", radix_gang, btree_gang),
+        row("gang_tag64", radix_tag, btree_tag),
+    ]
+}
+
+/// Bytes per entry of one key set and size.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// The key set.
+    pub set: KeySet,
+    /// Entries.
+    pub n: usize,
+    /// The radix tree, exact.
+    pub radix: f64,
+    /// `BTreeMap` built by ascending inserts (modelled for dense keys only).
+    pub btree: Option<f64>,
+    /// `HashMap`, from its capacity.
+    pub hash: f64,
+}
+
+/// Measures every operation on one key set and size: appends the time
+/// rows, returns the memory per entry.
+fn measure_case(set: KeySet, n: usize, seed: u64, rows: &mut Vec<Row>) -> Memory {
+    let keys = set.keys(n, seed);
+    let probes = shuffled(&keys, seed);
+    let starts: Vec<u64> = probes.iter().copied().cycle().take(GANGS).collect();
+    rows.extend(measure_updates(set, n, &keys, &probes));
+
+    let mut t = radix(&keys);
+    let b = btree(&keys, |k| k);
+    let h = sip(&keys);
+    let f = fx(&keys);
+    let mem = Memory {
+        set,
+        n,
+        radix: t.memory().bytes as f64 / n as f64,
+        btree: (set == KeySet::Dense).then(|| btree_ascending_bytes(n) as f64 / n as f64),
+        hash: hash_table_bytes(h.capacity()) as f64 / n as f64,
+    };
+    let sum = |g: &dyn Fn(u64) -> u64| probes.iter().fold(0u64, |a, &k| a.wrapping_add(g(k)));
+    rows.push(Row {
+        op: "lookup".into(),
+        set,
+        n,
+        radix: best(n, || sum(&|k| t.get(k).copied().unwrap_or(0))),
+        btree: best(n, || sum(&|k| b.get(&k).copied().unwrap_or(0))),
+        hash: Some(best(n, || sum(&|k| h.get(&k).copied().unwrap_or(0)))),
+        fx: Some(best(n, || sum(&|k| f.get(&k).copied().unwrap_or(0)))),
     });
+    drop((b, h, f));
+    rows.extend(measure_gangs(set, n, &mut t, &keys, &probes, &starts));
     mem
 }
 
-impl RadixTreeBench {
-    /// The experiment's identity.
+/// A lookup may take at most this share of `BTreeMap`'s time.
+pub const MAX_LOOKUP_OVER_BTREE: f64 = 0.5;
+/// A lookup may take at most this share of `HashMap`'s time.
+pub const MAX_LOOKUP_OVER_HASH: f64 = 1.0;
+/// A gang lookup of 64 may take at most this share of `BTreeMap::range`'s.
+pub const MAX_GANG_OVER_BTREE: f64 = 0.3;
+/// A tagged gang lookup must be at least this many times faster than
+/// filtering a `BTreeMap`.
+pub const MIN_TAGGED_SPEEDUP: f64 = 10.0;
+/// Memory per entry on dense keys at most this share of `BTreeMap`'s.
+pub const MAX_MEMORY_OVER_BTREE: f64 = 0.7;
+/// Lockless lookups with a writer running, at least this many times those
+/// of the tree under an `RwLock`.
+pub const MIN_LOCKLESS_OVER_RWLOCK: f64 = 1.0;
+
+/// One row of the lockless comparison that the targets judge.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lockless {
+    /// The key set.
+    pub set: KeySet,
+    /// Reader threads.
+    pub readers: usize,
+    /// Lockless lookups per second over `RwLock<RadixTree>`'s.
+    pub ratio: f64,
+}
+
+/// What the bench measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RadixTreeData {
+    /// Sizes measured (sparse keys capped at `sparse_max`).
+    pub sizes: Vec<usize>,
+    /// The largest sparse set.
+    pub sparse_max: usize,
+    /// Times per operation.
+    pub rows: Vec<Row>,
+    /// Memory per entry.
+    pub memory: Vec<Memory>,
+    /// The lockless comparison's judged rows.
+    pub lockless: Vec<Lockless>,
+    /// The lockless part's tables, as `bench_part` lays them out.
+    pub lockless_tables: Vec<Table>,
+    /// The lockless part's host notes.
+    pub lockless_notes: Vec<String>,
+    /// Logical CPUs of the host.
+    pub cpus: usize,
+}
+
+/// How a target compares: at most or at least its goal.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Goal {
+    fn met(self, v: f64) -> bool {
+        match self {
+            Goal::AtMost(g) => v <= g,
+            Goal::AtLeast(g) => v >= g,
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            Goal::AtMost(g) => format!("<= {g}"),
+            Goal::AtLeast(g) => format!(">= {g}"),
+        }
+    }
+}
+
+/// One target checked against the measurement.
+#[derive(Clone, Debug, PartialEq)]
+struct Target {
+    name: &'static str,
+    set: KeySet,
+    /// `n` entries, or `N readers`.
+    at: String,
+    value: f64,
+    goal: Goal,
+}
+
+impl Target {
+    fn met(&self) -> bool {
+        self.goal.met(self.value)
+    }
+}
+
+/// Every target on the measured rows: dense and clustered keys (sparse
+/// keys are reported, not judged).
+fn targets(d: &RadixTreeData) -> Vec<Target> {
+    let mut out = Vec::new();
+    let mut push = |name, set, at: String, value, goal| {
+        out.push(Target {
+            name,
+            set,
+            at,
+            value,
+            goal,
+        })
+    };
+    for row in d.rows.iter().filter(|r| r.set != KeySet::Sparse) {
+        let at = row.n.to_string();
+        match row.op.as_str() {
+            "lookup" => {
+                let goal = Goal::AtMost(MAX_LOOKUP_OVER_BTREE);
+                push(
+                    "lookup vs BTreeMap",
+                    row.set,
+                    at.clone(),
+                    row.radix / row.btree,
+                    goal,
+                );
+                if let Some(h) = row.hash {
+                    let goal = Goal::AtMost(MAX_LOOKUP_OVER_HASH);
+                    push("lookup vs HashMap", row.set, at, row.radix / h, goal);
+                }
+            }
+            "gang64" => {
+                let goal = Goal::AtMost(MAX_GANG_OVER_BTREE);
+                push(
+                    "gang lookup 64 vs BTreeMap range",
+                    row.set,
+                    at,
+                    row.radix / row.btree,
+                    goal,
+                );
+            }
+            "gang_tag64" => {
+                let goal = Goal::AtLeast(MIN_TAGGED_SPEEDUP);
+                push(
+                    "tagged gang lookup speedup (1% tagged)",
+                    row.set,
+                    at,
+                    row.btree / row.radix,
+                    goal,
+                );
+            }
+            _ => {}
+        }
+    }
+    for m in &d.memory {
+        if let Some(b) = m.btree {
+            let goal = Goal::AtMost(MAX_MEMORY_OVER_BTREE);
+            push(
+                "memory per entry vs BTreeMap",
+                m.set,
+                m.n.to_string(),
+                m.radix / b,
+                goal,
+            );
+        }
+    }
+    for l in &d.lockless {
+        let goal = Goal::AtLeast(MIN_LOCKLESS_OVER_RWLOCK);
+        let at = format!("{} readers", l.readers);
+        push(
+            "lockless lookups vs RwLock<RadixTree>, writer running",
+            l.set,
+            at,
+            l.ratio,
+            goal,
+        );
+    }
+    out
+}
+
+/// The (key set, size) cases: sparse keys stop at `sparse_max` (a size
+/// above it is measured at `sparse_max`, once).
+fn cases(sizes: &[usize], sparse_max: usize) -> Vec<(KeySet, usize)> {
+    let mut cases: Vec<(KeySet, usize)> = Vec::new();
+    for set in KeySet::ALL {
+        for &n in sizes {
+            let n = if set == KeySet::Sparse {
+                n.min(sparse_max)
+            } else {
+                n
+            };
+            if !cases.contains(&(set, n)) {
+                cases.push((set, n));
+            }
+        }
+    }
+    cases
+}
+
+/// The time table: every operation, key set and size.
+fn times_table(d: &RadixTreeData) -> Table {
+    let mut times = Table::new(
+        "Time per operation (ns; fastest of 3 passes)",
+        &[
+            "op",
+            "keys",
+            "n",
+            "radix",
+            "BTreeMap",
+            "HashMap",
+            "FxHashMap",
+        ],
+    );
+    for row in &d.rows {
+        times.row(cells![
+            row.op.clone(),
+            row.set.name(),
+            row.n,
+            row.radix,
+            row.btree,
+            row.hash,
+            row.fx
+        ]);
+    }
+    times
+}
+
+/// The lookup plot, dense keys.
+fn lookup_series(d: &RadixTreeData) -> Series {
+    let mut plot = Series::new(
+        "Lookup time against size, dense keys",
+        Axis::log("entries", ""),
+        Axis::log("time per lookup", "ns"),
+    );
+    let lookups: Vec<&Row> = d
+        .rows
+        .iter()
+        .filter(|r| r.op == "lookup" && r.set == KeySet::Dense)
+        .collect();
+    let line = |f: &dyn Fn(&Row) -> Option<f64>| {
+        lookups
+            .iter()
+            .filter_map(|r| Some([r.n as f64, f(r)?]))
+            .collect()
+    };
+    plot.line("radix tree", line(&|r| Some(r.radix)));
+    plot.line("BTreeMap", line(&|r| Some(r.btree)));
+    plot.line("HashMap (SipHash)", line(&|r| r.hash));
+    plot.line("FxHashMap", line(&|r| r.fx));
+    plot
+}
+
+impl Experiment for RadixTreeBench {
+    type Data = RadixTreeData;
+
     const ID: Identity = Identity {
         name: "radix-tree",
         seed_page: "004_9e86ca0f77558f15.txt",
@@ -324,136 +613,100 @@ impl RadixTreeBench {
         inputs: &[],
         hibernates: Identity::REAL_WORK,
     };
-}
 
-impl Run for RadixTreeBench {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
-    }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.blank_report(ctx);
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<RadixTreeData, ExperimentError> {
         let sizes: Vec<usize> = ctx.size(vec![10_000, 100_000, 1_000_000], vec![10_000]);
         let sparse_max: usize = ctx.size(100_000, 1_000);
-        r.config("sizes", format!("{sizes:?}"))
-            .config("sparse_max", sparse_max)
-            .config("reps", REPS)
-            .config("gang_lookups", GANGS)
-            .config("tagged_fraction", 0.01);
+        let cases = cases(&sizes, sparse_max);
         let mut rows = Vec::new();
-        let mut mem = Vec::new();
-        // Sparse keys stop at sparse_max (a size above it is measured at
-        // sparse_max, once).
-        let mut cases: Vec<(KeySet, usize)> = Vec::new();
-        for set in KeySet::ALL {
-            for &n in &sizes {
-                let n = if set == KeySet::Sparse {
-                    n.min(sparse_max)
-                } else {
-                    n
-                };
-                if !cases.contains(&(set, n)) {
-                    cases.push((set, n));
-                }
-            }
-        }
+        let mut memory = Vec::new();
         ctx.progress.begin("radix-tree bench", cases.len() as u64);
         for (set, n) in cases {
-            let m = measure(set, n, ctx.seed, &mut rows);
-            mem.push((set, n, m));
+            memory.push(measure_case(set, n, ctx.seed, &mut rows));
             ctx.progress.advance(1);
         }
         ctx.progress.end();
+        // Lookups without locking (RcuRadixTree): radix_tree_rcu.rs.
+        let part = crate::lib::radix_tree_rcu::bench_part(ctx);
+        Ok(RadixTreeData {
+            sizes,
+            sparse_max,
+            rows,
+            memory,
+            lockless: part
+                .targets
+                .iter()
+                .map(|&(_, set, readers, ratio, _, _)| Lockless {
+                    set,
+                    readers,
+                    ratio,
+                })
+                .collect(),
+            lockless_tables: part.tables,
+            lockless_notes: part.notes,
+            cpus: super::timing::host_cpus(),
+        })
+    }
 
-        let mut times = Table::new(
-            "Time per operation (ns; fastest of 3 passes)",
-            &[
-                "op",
-                "keys",
-                "n",
-                "radix",
-                "BTreeMap",
-                "HashMap",
-                "FxHashMap",
-            ],
-        );
-        for row in &rows {
-            times.row(cells![
-                row.op,
-                row.set.name(),
-                row.n,
-                row.radix,
-                row.btree,
-                row.hash,
-                row.fx
-            ]);
+    fn judge(&self, d: &RadixTreeData) -> Verdict {
+        let targets = targets(d);
+        let missed: Vec<&Target> = targets.iter().filter(|t| !t.met()).collect();
+        let summary: Vec<String> = targets
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} ({}, {}): {}",
+                    t.name,
+                    t.set.name(),
+                    t.at,
+                    format_float(t.value)
+                )
+            })
+            .collect();
+        Verdict {
+            holds: (!targets.is_empty()).then_some(missed.is_empty()),
+            measured: format!(
+                "{} of {} targets met; {}",
+                targets.len() - missed.len(),
+                targets.len(),
+                summary.join("; ")
+            ),
+            note: "Wall-clock times on this machine in one process; they vary between runs and \
+                   machines, the ratios less so. The criterion benches in \
+                   crates/lib/radix-tree/benches measure the same operations with more samples \
+                   and count the peers' heap bytes with a counting allocator."
+                .to_owned(),
         }
+    }
 
-        let mut targets = Table::new(
+    fn report(&self, d: &RadixTreeData, _: &Verdict, r: &mut Report) {
+        r.config("sizes", format!("{:?}", d.sizes))
+            .config("sparse_max", d.sparse_max)
+            .config("reps", REPS)
+            .config("gang_lookups", GANGS)
+            .config("tagged_fraction", 0.01)
+            .config("threshold.max_lookup_over_btree", MAX_LOOKUP_OVER_BTREE)
+            .config("threshold.max_lookup_over_hash", MAX_LOOKUP_OVER_HASH)
+            .config("threshold.max_gang_over_btree", MAX_GANG_OVER_BTREE)
+            .config("threshold.min_tagged_speedup", MIN_TAGGED_SPEEDUP)
+            .config("threshold.max_memory_over_btree", MAX_MEMORY_OVER_BTREE)
+            .config(
+                "threshold.min_lockless_over_rwlock",
+                MIN_LOCKLESS_OVER_RWLOCK,
+            );
+        let mut t = Table::new(
             "Targets: klab / peer time ratios (memory: bytes ratio)",
             &["target", "keys", "n", "measured", "goal", "met"],
         );
-        let mut met_all = true;
-        let mut summary = Vec::new();
-        let mut check =
-            |t: &mut Table, name: &str, set: KeySet, n: usize, v: f64, goal: &str, ok: bool| {
-                met_all &= ok;
-                t.row(cells![name, set.name(), n, v, goal, ok]);
-            };
-        for row in &rows {
-            if row.set == KeySet::Sparse {
-                continue;
-            }
-            match row.op {
-                "lookup" => {
-                    let vs_b = row.radix / row.btree;
-                    check(
-                        &mut targets,
-                        "lookup vs BTreeMap",
-                        row.set,
-                        row.n,
-                        vs_b,
-                        "<= 0.5",
-                        vs_b <= 0.5,
-                    );
-                    if let Some(h) = row.hash {
-                        let vs_h = row.radix / h;
-                        check(
-                            &mut targets,
-                            "lookup vs HashMap",
-                            row.set,
-                            row.n,
-                            vs_h,
-                            "<= 1.0",
-                            vs_h <= 1.0,
-                        );
-                    }
-                }
-                "gang64" => {
-                    let v = row.radix / row.btree;
-                    check(
-                        &mut targets,
-                        "gang lookup 64 vs BTreeMap range",
-                        row.set,
-                        row.n,
-                        v,
-                        "<= 0.3",
-                        v <= 0.3,
-                    );
-                }
-                "gang_tag64" => {
-                    let speedup = row.btree / row.radix;
-                    check(
-                        &mut targets,
-                        "tagged gang lookup speedup (1% tagged)",
-                        row.set,
-                        row.n,
-                        speedup,
-                        ">= 10",
-                        speedup >= 10.0,
-                    );
-                }
-                _ => {}
-            }
+        for x in targets(d) {
+            t.row(cells![
+                x.name,
+                x.set.name(),
+                x.at.clone(),
+                x.value,
+                x.goal.text(),
+                x.met()
+            ]);
         }
         let mut memory = Table::new(
             "Memory per entry (bytes; radix exact, peers from their layouts; BTreeMap modelled for dense keys)",
@@ -466,96 +719,32 @@ impl Run for RadixTreeBench {
                 "radix / BTreeMap",
             ],
         );
-        for &(set, n, (rm, bm, hm)) in &mem {
-            memory.row(cells![set.name(), n, rm, bm, hm, bm.map(|b| rm / b)]);
-            if let Some(b) = bm {
-                check(
-                    &mut targets,
-                    "memory per entry vs BTreeMap",
-                    set,
-                    n,
-                    rm / b,
-                    "<= 0.7",
-                    rm / b <= 0.7,
-                );
-            }
-        }
-        // Lookups without locking (RcuRadixTree): radix_tree_rcu.rs.
-        let lockless = crate::lib::radix_tree_rcu::bench_part(ctx);
-        for (name, set, readers, v, goal, ok) in lockless.targets {
-            met_all &= ok;
-            targets.row(cells![
-                name,
-                set.name(),
-                format!("{readers} readers"),
-                v,
-                goal,
-                ok
+        for m in &d.memory {
+            memory.row(cells![
+                m.set.name(),
+                m.n,
+                m.radix,
+                m.btree,
+                m.hash,
+                m.btree.map(|b| m.radix / b)
             ]);
         }
-        for row in &targets.rows {
-            summary.push(format!(
-                "{} ({}, {}): {}",
-                row[0].display(),
-                row[1].display(),
-                row[2].display(),
-                row[3].display()
-            ));
+        r.table(t)
+            .table(times_table(d))
+            .table(memory)
+            .series(lookup_series(d));
+        for t in &d.lockless_tables {
+            r.table(t.clone());
         }
-
-        let mut plot = Series::new(
-            "Lookup time against size, dense keys",
-            Axis::log("entries", ""),
-            Axis::log("time per lookup", "ns"),
+        r.host = Host::measured(
+            vec![
+                format!("{} CPUs available to this process", d.cpus),
+                "BTreeMap and HashMap memory from their layouts (see klab-experiments bench/radix_tree.rs)".to_owned(),
+            ]
+            .into_iter()
+            .chain(d.lockless_notes.iter().cloned())
+            .collect(),
         );
-        let lookups: Vec<&Row> = rows
-            .iter()
-            .filter(|r| r.op == "lookup" && r.set == KeySet::Dense)
-            .collect();
-        plot.line(
-            "radix tree",
-            lookups.iter().map(|r| [r.n as f64, r.radix]).collect(),
-        );
-        plot.line(
-            "BTreeMap",
-            lookups.iter().map(|r| [r.n as f64, r.btree]).collect(),
-        );
-        plot.line(
-            "HashMap (SipHash)",
-            lookups
-                .iter()
-                .filter_map(|r| Some([r.n as f64, r.hash?]))
-                .collect(),
-        );
-        plot.line(
-            "FxHashMap",
-            lookups
-                .iter()
-                .filter_map(|r| Some([r.n as f64, r.fx?]))
-                .collect(),
-        );
-
-        r.table(targets).table(times).table(memory).series(plot);
-        for t in lockless.tables {
-            r.table(t);
-        }
-        r.verdict = Verdict {
-            holds: Some(met_all),
-            measured: summary.join("; "),
-            note: "Wall-clock times on this machine in one process; they vary between runs and \
-                   machines, the ratios less so. The criterion benches in \
-                   crates/lib/radix-tree/benches measure the same operations with more samples \
-                   and count the peers' heap bytes with a counting allocator."
-                .to_owned(),
-        };
-        r.host = Host::measured(vec![
-            format!("{} CPUs available to this process", std::thread::available_parallelism().map_or(0, |n| n.get())),
-            "BTreeMap and HashMap memory from their layouts (see klab-experiments radix_tree_bench.rs)".to_owned(),
-        ]
-        .into_iter()
-        .chain(lockless.notes)
-        .collect());
-        Ok(r)
     }
 }
 
@@ -594,7 +783,7 @@ mod tests {
     fn quick_bench_reports_every_target() {
         let inputs = klab_lab::experiment::Inputs::default();
         let ctx = Ctx::new(1, true, &inputs);
-        let r = RadixTreeBench.run(&ctx).unwrap();
+        let r = klab_lab::Run::run(&RadixTreeBench, &ctx).unwrap();
         assert!(!r.host.deterministic);
         // Dense and clustered: 2 lookup rows, gang, tagged gang each; dense
         // memory; lockless against RwLock for each reader count.
@@ -607,5 +796,81 @@ mod tests {
         assert_eq!(r.tables[3].rows.len(), 2 * counts);
         assert_eq!(r.tables[4].rows.len(), 2);
         assert!(r.verdict.holds.is_some());
+        // Every goal is in the configuration.
+        assert!(r.config.contains_key("threshold.min_tagged_speedup"));
+    }
+
+    fn row(op: &str, set: KeySet, radix: f64, btree: f64, hash: Option<f64>) -> Row {
+        Row {
+            op: op.into(),
+            set,
+            n: 1000,
+            radix,
+            btree,
+            hash,
+            fx: hash,
+        }
+    }
+
+    /// Rows meeting every target: lookups 0.4x BTreeMap and 0.9x HashMap,
+    /// gangs 0.2x, tagged gangs 20x, memory 0.5x, lockless 1.5x.
+    fn passing() -> RadixTreeData {
+        RadixTreeData {
+            sizes: vec![1000],
+            sparse_max: 1000,
+            rows: vec![
+                row("lookup", KeySet::Dense, 4.0, 10.0, Some(4.5)),
+                row("gang64", KeySet::Dense, 20.0, 100.0, None),
+                row("gang_tag64", KeySet::Dense, 50.0, 1000.0, None),
+                // Sparse keys are reported, never judged.
+                row("lookup", KeySet::Sparse, 90.0, 10.0, Some(4.0)),
+            ],
+            memory: vec![Memory {
+                set: KeySet::Dense,
+                n: 1000,
+                radix: 17.0,
+                btree: Some(34.0),
+                hash: 40.0,
+            }],
+            lockless: vec![Lockless {
+                set: KeySet::Dense,
+                readers: 2,
+                ratio: 1.5,
+            }],
+            lockless_tables: Vec::new(),
+            lockless_notes: Vec::new(),
+            cpus: 2,
+        }
+    }
+
+    #[test]
+    fn every_target_must_be_met() {
+        let v = RadixTreeBench.judge(&passing());
+        assert_eq!(v.holds, Some(true), "{}", v.measured);
+        assert!(
+            v.measured.starts_with("6 of 6 targets met"),
+            "{}",
+            v.measured
+        );
+        // A lookup slower than HashMap's.
+        let mut d = passing();
+        d.rows[0].hash = Some(3.0);
+        let v = RadixTreeBench.judge(&d);
+        assert_eq!(v.holds, Some(false));
+        assert!(v.measured.starts_with("5 of 6"), "{}", v.measured);
+        // Tagged gangs only 5x faster.
+        let mut d = passing();
+        d.rows[2].btree = 250.0;
+        assert_eq!(RadixTreeBench.judge(&d).holds, Some(false));
+        // The lockless tree behind the locked one.
+        let mut d = passing();
+        d.lockless[0].ratio = 0.8;
+        assert_eq!(RadixTreeBench.judge(&d).holds, Some(false));
+        // Nothing measured: nothing to judge.
+        let mut d = passing();
+        d.rows.clear();
+        d.memory.clear();
+        d.lockless.clear();
+        assert_eq!(RadixTreeBench.judge(&d).holds, None);
     }
 }

@@ -199,20 +199,9 @@ fn programs(ctx: &Ctx<'_>, dir: &Path, notes: &mut Vec<String>) -> Vec<Program> 
     v
 }
 
-/// Adds the tables of real programs under `LD_PRELOAD` to `r`; returns
-/// klab 3.2+sheaves' time ratio to glibc on the C larson, if it ran.
-pub(crate) fn preload_tables(
-    ctx: &Ctx<'_>,
-    r: &mut Report,
-    notes: &mut Vec<String>,
-) -> Option<f64> {
-    let Some(lib) = preload_library() else {
-        notes.push(
-            "LD_PRELOAD programs skipped: libklab_slab_preload.so not found (build it with `cargo build --release -p klab-slab-preload`, or set KLAB_SLAB_PRELOAD)"
-                .into(),
-        );
-        return None;
-    };
+/// The allocators a program runs on: glibc, klab's preload library in
+/// both eras, and mimalloc where the system has it.
+fn peers(lib: PathBuf, notes: &mut Vec<String>) -> Vec<Peer> {
     let mut peers = vec![
         Peer {
             name: "glibc",
@@ -241,6 +230,111 @@ pub(crate) fn preload_tables(
             "{MIMALLOC_SO} not found (Debian: apt-get install libmimalloc2.0): mimalloc column empty"
         ));
     }
+    peers
+}
+
+/// The command that runs `p` on `peer`: through the rusage runner when
+/// there is one (it sets `LD_PRELOAD` in its child only), else directly.
+fn command(p: &Program, peer: &Peer, runner: Option<&Path>, rss_file: &Path) -> Command {
+    let mut cmd = match runner {
+        Some(r) => {
+            let mut c = Command::new(r);
+            c.args(&p.argv).env("KLAB_RUSAGE_OUT", rss_file).env(
+                "KLAB_CHILD_PRELOAD",
+                peer.preload.as_deref().unwrap_or(Path::new("")),
+            );
+            c
+        }
+        None => {
+            let mut c = Command::new(&p.argv[0]);
+            c.args(&p.argv[1..]);
+            c
+        }
+    };
+    cmd.env_remove("LD_PRELOAD");
+    if runner.is_none()
+        && let Some(l) = &peer.preload
+    {
+        cmd.env("LD_PRELOAD", l);
+    }
+    if let Some(d) = &p.cwd {
+        cmd.current_dir(d);
+    }
+    match peer.era {
+        Some(e) => cmd.env("KLAB_SLUB_ERA", e),
+        None => cmd.env_remove("KLAB_SLUB_ERA"),
+    };
+    cmd
+}
+
+/// Where the runs of one host happen: the rusage runner (if built) and
+/// the file it writes a child's peak RSS to.
+struct Runner {
+    runner: Option<PathBuf>,
+    rss_file: PathBuf,
+    reps: usize,
+}
+
+impl Runner {
+    /// `p` on `peer`, `reps` times: the best time and the largest peak RSS
+    /// (KiB) of the runs that succeeded. The first successful output of a
+    /// program is the reference every other run's output is checked
+    /// against.
+    fn best(
+        &self,
+        p: &Program,
+        peer: &Peer,
+        reference: &mut Option<Vec<u8>>,
+        notes: &mut Vec<String>,
+    ) -> Option<(f64, u64)> {
+        let mut best: Option<(f64, u64)> = None;
+        for _ in 0..self.reps {
+            let mut cmd = command(p, peer, self.runner.as_deref(), &self.rss_file);
+            match run_program(&mut cmd) {
+                Ok(mut run) if run.success => {
+                    if self.runner.is_some() {
+                        run.max_rss_kib = std::fs::read_to_string(&self.rss_file)
+                            .ok()
+                            .and_then(|s| s.trim().parse().ok())
+                            .unwrap_or(0);
+                    }
+                    match reference {
+                        None => *reference = Some(run.stdout.clone()),
+                        Some(o) if *o != run.stdout => notes.push(format!(
+                            "{}: output on {} differs from glibc's",
+                            p.name, peer.name
+                        )),
+                        Some(_) => {}
+                    }
+                    let t = run.elapsed.as_secs_f64();
+                    best = Some(match best {
+                        Some((bt, br)) => (bt.min(t), br.max(run.max_rss_kib)),
+                        None => (t, run.max_rss_kib),
+                    });
+                }
+                Ok(_) => notes.push(format!("{} failed on {}", p.name, peer.name)),
+                Err(e) => notes.push(format!("{} could not run on {}: {e}", p.name, peer.name)),
+            }
+        }
+        best
+    }
+}
+
+/// Adds the tables of real programs under `LD_PRELOAD` to `r`; returns
+/// klab 3.2+sheaves' time ratio to glibc on the C larson, if it ran.
+pub(crate) fn preload_tables(
+    ctx: &Ctx<'_>,
+    r: &mut Report,
+    notes: &mut Vec<String>,
+) -> Option<f64> {
+    let Some(lib) = preload_library() else {
+        notes.push(
+            "LD_PRELOAD programs skipped: libklab_slab_preload.so not found (build it with `cargo build --release -p klab-slab-preload`, or set KLAB_SLAB_PRELOAD)"
+                .into(),
+        );
+        return None;
+    };
+    let peers = peers(lib, notes);
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => {
@@ -251,91 +345,47 @@ pub(crate) fn preload_tables(
         }
     };
     let progs = programs(ctx, dir.path(), notes);
-    let rss_file = dir.path().join("maxrss");
-    let runner = ["cc", "gcc"]
-        .into_iter()
-        .find(|c| have(c))
-        .and_then(|cc| build_runner(cc, dir.path()));
-    if runner.is_none() {
+    let runner = Runner {
+        runner: ["cc", "gcc"]
+            .into_iter()
+            .find(|c| have(c))
+            .and_then(|cc| build_runner(cc, dir.path())),
+        rss_file: dir.path().join("maxrss"),
+        reps: ctx.size(3, 1),
+    };
+    if runner.runner.is_none() {
         notes.push(
             "no C compiler for the rusage runner: peak RSS of programs includes klab's own as a floor"
                 .into(),
         );
     }
-    let reps = ctx.size(3, 1);
     ctx.progress
         .begin("slub bench: LD_PRELOAD programs", progs.len() as u64);
-    // times[prog][peer] = (best seconds, max rss KiB)
+    // results[prog][peer] = (best seconds, max rss KiB)
     let mut results: Vec<Vec<Option<(f64, u64)>>> = Vec::new();
     for p in &progs {
-        let mut row = Vec::new();
         let mut reference: Option<Vec<u8>> = None;
-        for peer in &peers {
-            let mut best: Option<(f64, u64)> = None;
-            for _ in 0..reps {
-                let mut cmd = match &runner {
-                    Some(r) => {
-                        let mut c = Command::new(r);
-                        c.args(&p.argv).env("KLAB_RUSAGE_OUT", &rss_file).env(
-                            "KLAB_CHILD_PRELOAD",
-                            peer.preload.as_deref().unwrap_or(Path::new("")),
-                        );
-                        c
-                    }
-                    None => {
-                        let mut c = Command::new(&p.argv[0]);
-                        c.args(&p.argv[1..]);
-                        c
-                    }
-                };
-                // The runner sets LD_PRELOAD in its child only.
-                cmd.env_remove("LD_PRELOAD");
-                if runner.is_none()
-                    && let Some(l) = &peer.preload
-                {
-                    cmd.env("LD_PRELOAD", l);
-                }
-                if let Some(d) = &p.cwd {
-                    cmd.current_dir(d);
-                }
-                match peer.era {
-                    Some(e) => cmd.env("KLAB_SLUB_ERA", e),
-                    None => cmd.env_remove("KLAB_SLUB_ERA"),
-                };
-                match run_program(&mut cmd) {
-                    Ok(mut run) if run.success => {
-                        if runner.is_some() {
-                            run.max_rss_kib = std::fs::read_to_string(&rss_file)
-                                .ok()
-                                .and_then(|s| s.trim().parse().ok())
-                                .unwrap_or(0);
-                        }
-                        match &reference {
-                            None => reference = Some(run.stdout.clone()),
-                            Some(o) if *o != run.stdout => notes.push(format!(
-                                "{}: output on {} differs from glibc's",
-                                p.name, peer.name
-                            )),
-                            Some(_) => {}
-                        }
-                        let t = run.elapsed.as_secs_f64();
-                        best = Some(match best {
-                            Some((bt, br)) => (bt.min(t), br.max(run.max_rss_kib)),
-                            None => (t, run.max_rss_kib),
-                        });
-                    }
-                    Ok(_) => notes.push(format!("{} failed on {}", p.name, peer.name)),
-                    Err(e) => notes.push(format!("{} could not run on {}: {e}", p.name, peer.name)),
-                }
-            }
-            row.push(best);
-        }
+        let row = peers
+            .iter()
+            .map(|peer| runner.best(p, peer, &mut reference, notes))
+            .collect();
         results.push(row);
         ctx.progress.advance(1);
     }
     ctx.progress.end();
     notes.dedup();
+    tables(&progs, &peers, &results, runner.reps, r)
+}
 
+/// The time and peak-RSS tables of the programs' runs (`results[prog][peer]`);
+/// returns klab 3.2+sheaves' time ratio to glibc on the C larson.
+fn tables(
+    progs: &[Program],
+    peers: &[Peer],
+    results: &[Vec<Option<(f64, u64)>>],
+    reps: usize,
+    r: &mut Report,
+) -> Option<f64> {
     let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
     let mut cols = vec!["program".to_owned()];
     cols.extend(names.iter().map(|n| format!("{n} (ms)")));
@@ -355,7 +405,7 @@ pub(crate) fn preload_tables(
         &rcols,
     );
     let mut larson_ratio = None;
-    for (p, row) in progs.iter().zip(&results) {
+    for (p, row) in progs.iter().zip(results) {
         let base = row[0];
         let mut cells = cells![p.name.clone()];
         let mut rcells = cells![p.name.clone()];

@@ -235,6 +235,67 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// One run of program `p` on `peer` through the rusage `runner`: its
+/// figure and peak RSS (KiB), or `None` with the reason in `notes`.
+fn run_one(
+    runner: &Path,
+    dir: &Path,
+    p: &SuiteProgram,
+    peer: &Peer,
+    rss_file: &Path,
+    notes: &mut Vec<String>,
+) -> Option<(f64, f64)> {
+    let mut cmd = Command::new(runner);
+    cmd.arg(dir.join(p.bin))
+        .args(p.args)
+        .current_dir(dir)
+        .env_remove("LD_PRELOAD")
+        .env_remove("KLAB_SLUB_ERA")
+        .env("KLAB_RUSAGE_OUT", rss_file)
+        .env(
+            "KLAB_CHILD_PRELOAD",
+            peer.preload.as_deref().unwrap_or(Path::new("")),
+        )
+        .stdin(std::process::Stdio::null());
+    let t = std::time::Instant::now();
+    let out = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => {
+            notes.push(format!("{} could not run on {}: {e}", p.name, peer.name));
+            return None;
+        }
+    };
+    let secs = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        notes.push(format!(
+            "{} failed on {} ({})",
+            p.name, peer.name, out.status
+        ));
+        return None;
+    }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value = if p.metric == Metric::Seconds {
+        secs
+    } else {
+        match parse_metric(p.metric, &text) {
+            Ok(v) => v,
+            Err(e) => {
+                notes.push(format!("{} on {}: {e}", p.name, peer.name));
+                return None;
+            }
+        }
+    };
+    let rss = std::fs::read_to_string(rss_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Some((value, rss))
+}
+
 /// Runs the suite in `dir` under `peers` (glibc, mimalloc, klab; a peer
 /// without a library where one is needed is skipped), `rounds` rounds.
 pub(crate) fn measure(
@@ -293,54 +354,9 @@ pub(crate) fn measure(
         for (k, p) in programs.iter().enumerate() {
             for (j, peer) in peers.iter().enumerate() {
                 let Some(peer) = peer else { continue };
-                let mut cmd = Command::new(&runner);
-                cmd.arg(dir.join(p.bin))
-                    .args(p.args)
-                    .current_dir(dir)
-                    .env_remove("LD_PRELOAD")
-                    .env_remove("KLAB_SLUB_ERA")
-                    .env("KLAB_RUSAGE_OUT", &rss_file)
-                    .env(
-                        "KLAB_CHILD_PRELOAD",
-                        peer.preload.as_deref().unwrap_or(Path::new("")),
-                    )
-                    .stdin(std::process::Stdio::null());
-                let t = std::time::Instant::now();
-                let out = match cmd.output() {
-                    Ok(o) => o,
-                    Err(e) => {
-                        notes.push(format!("{} could not run on {}: {e}", p.name, peer.name));
-                        continue;
-                    }
-                };
-                let secs = t.elapsed().as_secs_f64();
-                if !out.status.success() {
-                    notes.push(format!(
-                        "{} failed on {} ({})",
-                        p.name, peer.name, out.status
-                    ));
+                let Some((value, rss)) = run_one(&runner, dir, p, peer, &rss_file, notes) else {
                     continue;
-                }
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                let value = if p.metric == Metric::Seconds {
-                    secs
-                } else {
-                    match parse_metric(p.metric, &text) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            notes.push(format!("{} on {}: {e}", p.name, peer.name));
-                            continue;
-                        }
-                    }
                 };
-                let rss = std::fs::read_to_string(&rss_file)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<f64>().ok())
-                    .unwrap_or(0.0);
                 samples[k][j].0.push(value);
                 samples[k][j].1.push(rss);
             }
