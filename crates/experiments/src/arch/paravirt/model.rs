@@ -198,7 +198,7 @@ fn oom_run(
 }
 
 fn wq_run(lazy: bool, duration_ms: u64, backend: BackendKind, seed: u64) -> (u64, PvStats, String) {
-    let (runs, pv) = crate::kernel::lazy_workqueue::run_counted(
+    let (runs, pv) = crate::kernel::lazy_workqueue::model::run_counted(
         lazy,
         5_000,
         duration_ms,
