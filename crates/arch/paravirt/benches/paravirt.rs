@@ -7,8 +7,12 @@
 //!   peer),
 //! * `table`: an indirect call through `pv_ops` per operation (the table
 //!   before patching),
-//! * `bound`: the backend bound once at boot (monomorphized, the
-//!   patched form the VMI page describes),
+//! * `bound`: the backend bound once at boot as the patcher binds it
+//!   (natively the instructions inline, the same code as `direct`; a
+//!   hypervisor's ROM by direct calls),
+//! * `bound_call`: every site a direct call, natively too,
+//! * `trap`: one CPUID, which exits to the hypervisor under KVM (per
+//!   instruction, not per round),
 //!
 //! for the native backend (the page's "negligible overheads on native
 //! machines") and for each model hypervisor. Reported per round; divide by
@@ -18,7 +22,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use klab_paravirt::{
-    BackendKind, Cpu, OPS_PER_ROUND, PvOpsTable, boot_bound, direct, through_table,
+    BackendKind, Cpu, OPS_PER_ROUND, PvOpsTable, boot_bound, boot_bound_call, direct, through_table,
 };
 
 const ROUNDS: u64 = 1024;
@@ -39,8 +43,17 @@ fn binding_forms(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("bound", kind.name()), |b| {
             b.iter(|| boot_bound(k, &mut cpu, black_box(ROUNDS)))
         });
+        g.bench_function(BenchmarkId::new("bound_call", kind.name()), |b| {
+            b.iter(|| boot_bound_call(k, &mut cpu, black_box(ROUNDS)))
+        });
     }
     g.finish();
+    let mut t = c.benchmark_group("trap");
+    t.throughput(Throughput::Elements(1));
+    t.bench_function("cpuid", |b| {
+        b.iter(|| klab_paravirt::probe::cpuid(black_box(0)))
+    });
+    t.finish();
 }
 
 criterion_group!(benches, binding_forms);

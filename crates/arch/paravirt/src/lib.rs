@@ -29,7 +29,30 @@
 //!                   &PvOpsTable (indirect through the table), Bound<B>
 //!                   (bound once at boot)
 //! ```
+//!
+//! # Binding at boot, as the patcher leaves each site
+//!
+//! `paravirt_patch_default()` turns each call site into one of two forms:
+//! natively, `native_patch()` copies short instructions (`cli`, `sti`,
+//! `pushf; pop`) into the site, which is then the same code as a kernel
+//! without paravirt ([`Bound`]`<`[`Native`]`>`: the native functions
+//! inlined); for a hypervisor's ROM, or a native operation too long for the
+//! site, a direct call ([`Bound`] over [`VmiRom`], [`XenHcall`] or
+//! [`NativeCall`], whose functions are never inlined). [`boot_bound`] binds
+//! as the patcher does; [`boot_bound_call`] makes every site a direct call.
+//!
+//! # On this machine
+//!
+//! [`probe`] finds the hypervisor in CPUID and the machine in its firmware
+//! tables as a booting kernel does; [`platform`] chooses this machine's
+//! `x86_platform` operations from that at run time and runs them;
+//! [`timing`] times the forms above against a real trap to the hypervisor
+//! and a real kernel path (a minor page fault).
 #![forbid(unsafe_code)]
+
+pub mod platform;
+pub mod probe;
+pub mod timing;
 
 use serde::{Deserialize, Serialize};
 
@@ -404,8 +427,63 @@ impl PvBackend for Native {
     }
 }
 
+/// The native instructions reached by a direct call: what
+/// `paravirt_patch_default()` emits for a native operation that
+/// `native_patch()` does not copy into the site.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NativeCall;
+
+impl PvBackend for NativeCall {
+    const KIND: BackendKind = BackendKind::Native;
+    #[inline(never)]
+    fn save_fl(cpu: &Cpu) -> u64 {
+        native::save_fl(cpu)
+    }
+    #[inline(never)]
+    fn restore_fl(cpu: &mut Cpu, flags: u64) {
+        native::restore_fl(cpu, flags)
+    }
+    #[inline(never)]
+    fn irq_disable(cpu: &mut Cpu) {
+        native::irq_disable(cpu)
+    }
+    #[inline(never)]
+    fn irq_enable(cpu: &mut Cpu) {
+        native::irq_enable(cpu)
+    }
+    #[inline(never)]
+    fn set_pte(cpu: &mut Cpu, i: usize, pte: u64) {
+        native::set_pte(cpu, i, pte)
+    }
+    #[inline(never)]
+    fn flush_tlb_single(cpu: &mut Cpu, addr: u64) {
+        native::flush_tlb_single(cpu, addr)
+    }
+    #[inline(never)]
+    fn write_msr(cpu: &mut Cpu, msr: u32, v: u64) {
+        native::write_msr(cpu, msr, v)
+    }
+    #[inline(never)]
+    fn write_cr0(cpu: &mut Cpu, v: u64) {
+        native::write_cr0(cpu, v)
+    }
+    #[inline(never)]
+    fn write_cr3(cpu: &mut Cpu, v: u64) {
+        native::write_cr3(cpu, v)
+    }
+    #[inline(never)]
+    fn write_cr4(cpu: &mut Cpu, v: u64) {
+        native::write_cr4(cpu, v)
+    }
+    #[inline(never)]
+    fn set_next_event(cpu: &mut Cpu, deadline: u64) {
+        native::set_next_event(cpu, deadline)
+    }
+}
+
 /// VMware's ROM: the interrupt flag and page-table writes in ROM code, the
-/// rest exiting to the monitor, which emulates them.
+/// rest exiting to the monitor, which emulates them. ROM code is reached
+/// by a call (the patched `CALL_REL`): its functions are never inlined.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct VmiRom;
 
@@ -418,7 +496,7 @@ impl VmiRom {
 
 impl PvBackend for VmiRom {
     const KIND: BackendKind = BackendKind::Hv(Hypervisor::Vmi);
-    #[inline]
+    #[inline(never)]
     fn save_fl(cpu: &Cpu) -> u64 {
         if cpu.hv.virq_enabled {
             cpu.flags | X86_EFLAGS_IF
@@ -426,54 +504,54 @@ impl PvBackend for VmiRom {
             cpu.flags & !X86_EFLAGS_IF
         }
     }
-    #[inline]
+    #[inline(never)]
     fn restore_fl(cpu: &mut Cpu, flags: u64) {
         cpu.hv.rom_calls += 1;
         cpu.hv.virq_enabled = flags & X86_EFLAGS_IF != 0;
     }
-    #[inline]
+    #[inline(never)]
     fn irq_disable(cpu: &mut Cpu) {
         cpu.hv.rom_calls += 1;
         cpu.hv.virq_enabled = false;
     }
-    #[inline]
+    #[inline(never)]
     fn irq_enable(cpu: &mut Cpu) {
         cpu.hv.rom_calls += 1;
         cpu.hv.virq_enabled = true;
     }
-    #[inline]
+    #[inline(never)]
     fn set_pte(cpu: &mut Cpu, i: usize, pte: u64) {
         cpu.hv.rom_calls += 1;
         let n = cpu.ptes.len();
         cpu.ptes[i % n] = pte;
         cpu.hv.shadow[i % n] = pte & !0xfff | (pte & 0x7);
     }
-    #[inline]
+    #[inline(never)]
     fn flush_tlb_single(cpu: &mut Cpu, addr: u64) {
         Self::exit(cpu);
         native::flush_tlb_single(cpu, addr);
     }
-    #[inline]
+    #[inline(never)]
     fn write_msr(cpu: &mut Cpu, msr: u32, v: u64) {
         Self::exit(cpu);
         native::write_msr(cpu, msr, v);
     }
-    #[inline]
+    #[inline(never)]
     fn write_cr0(cpu: &mut Cpu, v: u64) {
         Self::exit(cpu);
         native::write_cr0(cpu, v);
     }
-    #[inline]
+    #[inline(never)]
     fn write_cr3(cpu: &mut Cpu, v: u64) {
         Self::exit(cpu);
         native::write_cr3(cpu, v);
     }
-    #[inline]
+    #[inline(never)]
     fn write_cr4(cpu: &mut Cpu, v: u64) {
         Self::exit(cpu);
         native::write_cr4(cpu, v);
     }
-    #[inline]
+    #[inline(never)]
     fn set_next_event(cpu: &mut Cpu, deadline: u64) {
         Self::exit(cpu);
         native::set_next_event(cpu, deadline);
@@ -481,7 +559,7 @@ impl PvBackend for VmiRom {
 }
 
 /// A Xen-style guest: the event mask in shared memory, everything else a
-/// hypercall (CR4 ignored).
+/// hypercall (CR4 ignored). Called, never inlined, as [`VmiRom`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct XenHcall;
 
@@ -494,51 +572,51 @@ impl XenHcall {
 
 impl PvBackend for XenHcall {
     const KIND: BackendKind = BackendKind::Hv(Hypervisor::Xen);
-    #[inline]
+    #[inline(never)]
     fn save_fl(cpu: &Cpu) -> u64 {
         u64::from(cpu.hv.virq_enabled) * X86_EFLAGS_IF
     }
-    #[inline]
+    #[inline(never)]
     fn restore_fl(cpu: &mut Cpu, flags: u64) {
         cpu.hv.virq_enabled = flags & X86_EFLAGS_IF != 0;
     }
-    #[inline]
+    #[inline(never)]
     fn irq_disable(cpu: &mut Cpu) {
         cpu.hv.virq_enabled = false;
     }
-    #[inline]
+    #[inline(never)]
     fn irq_enable(cpu: &mut Cpu) {
         cpu.hv.virq_enabled = true;
     }
-    #[inline]
+    #[inline(never)]
     fn set_pte(cpu: &mut Cpu, i: usize, pte: u64) {
         Self::hypercall(cpu);
         let n = cpu.ptes.len();
         cpu.ptes[i % n] = pte;
     }
-    #[inline]
+    #[inline(never)]
     fn flush_tlb_single(cpu: &mut Cpu, addr: u64) {
         Self::hypercall(cpu);
         native::flush_tlb_single(cpu, addr);
     }
-    #[inline]
+    #[inline(never)]
     fn write_msr(cpu: &mut Cpu, msr: u32, v: u64) {
         Self::hypercall(cpu);
         native::write_msr(cpu, msr, v);
     }
-    #[inline]
+    #[inline(never)]
     fn write_cr0(cpu: &mut Cpu, v: u64) {
         Self::hypercall(cpu);
         native::write_cr0(cpu, v);
     }
-    #[inline]
+    #[inline(never)]
     fn write_cr3(cpu: &mut Cpu, v: u64) {
         Self::hypercall(cpu);
         native::write_cr3(cpu, v);
     }
-    #[inline]
+    #[inline(never)]
     fn write_cr4(_cpu: &mut Cpu, _v: u64) {}
-    #[inline]
+    #[inline(never)]
     fn set_next_event(cpu: &mut Cpu, deadline: u64) {
         Self::hypercall(cpu);
         native::set_next_event(cpu, deadline);
@@ -770,17 +848,29 @@ pub fn kernel_paths<O: Ops>(ops: &O, cpu: &mut Cpu, round: u64) -> u64 {
     cpu.flags ^ cpu.cr[1] ^ cpu.timer ^ cpu.msr[0]
 }
 
-/// Runs `rounds` of [`kernel_paths`] with the calls bound at boot: one
-/// `match` on the backend found, then code monomorphized for it.
+fn bound_rounds<B: PvBackend + Default>(cpu: &mut Cpu, rounds: u64) -> u64 {
+    let ops = Bound(B::default());
+    (0..rounds).fold(0, |acc, r| acc ^ kernel_paths(&ops, cpu, r))
+}
+
+/// Runs `rounds` of [`kernel_paths`] with the calls bound at boot as the
+/// patcher binds them: one `match` on the backend found, then code
+/// monomorphized for it; natively the instructions inline (the same code
+/// as [`direct`]), under a hypervisor direct calls into its ROM.
 pub fn boot_bound(kind: BackendKind, cpu: &mut Cpu, rounds: u64) -> u64 {
-    fn go<B: PvBackend + Default>(cpu: &mut Cpu, rounds: u64) -> u64 {
-        let ops = Bound(B::default());
-        (0..rounds).fold(0, |acc, r| acc ^ kernel_paths(&ops, cpu, r))
-    }
     match kind {
-        BackendKind::Native => go::<Native>(cpu, rounds),
-        BackendKind::Hv(Hypervisor::Vmi) => go::<VmiRom>(cpu, rounds),
-        BackendKind::Hv(Hypervisor::Xen) => go::<XenHcall>(cpu, rounds),
+        BackendKind::Native => bound_rounds::<Native>(cpu, rounds),
+        BackendKind::Hv(Hypervisor::Vmi) => bound_rounds::<VmiRom>(cpu, rounds),
+        BackendKind::Hv(Hypervisor::Xen) => bound_rounds::<XenHcall>(cpu, rounds),
+    }
+}
+
+/// As [`boot_bound`], but every site a direct call, natively too
+/// ([`NativeCall`]).
+pub fn boot_bound_call(kind: BackendKind, cpu: &mut Cpu, rounds: u64) -> u64 {
+    match kind {
+        BackendKind::Native => bound_rounds::<NativeCall>(cpu, rounds),
+        hv => boot_bound(hv, cpu, rounds),
     }
 }
 
@@ -818,6 +908,12 @@ mod tests {
             direct(&mut a, 100),
             boot_bound(BackendKind::Native, &mut b, 100)
         );
+        let mut c = Cpu::new(64);
+        assert_eq!(
+            direct(&mut Cpu::new(64), 100),
+            boot_bound_call(BackendKind::Native, &mut c, 100)
+        );
+        assert_eq!(c.ptes, a.ptes);
         assert_eq!(a.hv.exits, 0);
         // Per round under VMI: flush, msr, cr0, cr3, cr4, timer exit (6),
         // 6 interrupt-flag writes (save_fl only reads the ROM's page) and 2
