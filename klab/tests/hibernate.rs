@@ -73,7 +73,7 @@ fn bad_requests_and_damaged_images_exit_2_without_output() {
     let o = klab(
         &[
             "run",
-            "loop-dio",
+            "workingset",
             "--quick",
             "--hibernate-at",
             "999999999999",
@@ -89,7 +89,7 @@ fn bad_requests_and_damaged_images_exit_2_without_output() {
     ok(&klab(
         &[
             "run",
-            "loop-dio",
+            "workingset",
             "--quick",
             "--hibernate-at",
             "5000",

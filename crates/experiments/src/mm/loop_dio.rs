@@ -1,36 +1,72 @@
 //! The experiment `loop-dio` (seed 001_9748f8e50c4ab156.txt, "Page-based
 //! direct I/O"): "files accessed via a loopback mount may well be
 //! represented in the page cache twice: once on each side of the loopback
-//! mount. The result is a waste of memory."
+//! mount. The result is a waste of memory." Direct I/O in the loop driver
+//! (what Jens Axboe's page-based `dio_args` was for; Linux 4.4's
+//! `LO_FLAGS_DIRECT_IO`) keeps one copy.
 //!
-//! A filesystem image (backing file 100) is attached to a loop device; a
-//! file inside it (file 1) is read at random pages, over a working set of
-//! `W` pages, on a machine of `M` frames, with the loop driver reading the
-//! image buffered (through its page cache) or with direct I/O (Jens Axboe's
-//! page-based direct I/O; loop's `LO_FLAGS_DIRECT_IO` since 4.4). Measured
-//! in the model (`klab_model::mm::direct_io`): pages cached on each side,
-//! the share of the file's cached pages that are cached twice, the file's
-//! hit ratio, and reads that reach the disk.
+//! * **Host rows** (the verdict): an image on a disk-backed filesystem is
+//!   bound to a real loop device of this machine (`klab-loop`:
+//!   `LOOP_CTL_GET_FREE`, `LOOP_CONFIGURE`), buffered or with
+//!   `LO_FLAGS_DIRECT_IO`; a worker process in a cgroup v1 memory cgroup
+//!   with a limit reads `W` pages of `/dev/loopN` twice, in a seeded random
+//!   order, for working sets `W` from a quarter to one and a half times the
+//!   limit. Measured after the reads, with the device still open: pages of
+//!   the device in the page cache (the upper copy), pages of the image in
+//!   the page cache (the lower copy), pages cached on both sides
+//!   (`cachestat(2)`, `mincore(2)`), and the cgroup's usage. The device is
+//!   detached and the cgroup and image removed on every way out.
+//! * **`dio_args` against `preadv`**: the page's interface (a page array,
+//!   `klab-uapi`'s `DirectFile::direct_io`) timed against a plain
+//!   `preadv(2)` on the same `O_DIRECT` descriptor into the same pages,
+//!   interleaved, as a ratio with its spread.
+//! * **Model rows** (the 2009 design): the model's loop device
+//!   (`klab_model::mm::direct_io`) at working sets from a quarter to one
+//!   and a half times memory. Its buffered path reads the backing page
+//!   into the cache before the upper one by construction, so these rows
+//!   show the design, not a measurement of the claim.
+//!
+//! Without root, the loop driver or the memory controller, the report has
+//! the model rows only, the verdict is `null` and says why. Having real
+//! work on the host, it does not hibernate.
+//!
+//! # When the claim fails
+//!
+//! When the image is bound through a descriptor opened with `O_DIRECT` (as
+//! a database opens its files), the loop driver reads it directly whatever
+//! mode is asked for (`loop_update_dio()` honours the file's `O_DIRECT`),
+//! so the "buffered" device caches nothing twice and the claim that a
+//! loop device caches a file twice fails on this host: the test
+//! `an_image_opened_with_o_direct_is_never_cached_twice` runs it.
 
+use std::time::Instant;
+
+use klab_lab::cells;
+use klab_lab::experiment::{Ctx, Experiment, ExperimentError, Identity};
+use klab_lab::hibernate::{Job, Step};
+use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 use klab_mm_policy::LruBalance;
 use klab_model::mm::direct_io::LoopDevice;
 use klab_model::{Machine, MachineConfig, Outcome};
 use rand::Rng as _;
 
-use klab_lab::cells;
-use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
-use klab_lab::hibernate::{Job, Step};
-use klab_lab::report::{Axis, Report, Series, Table, Verdict};
-
 /// The experiment.
 pub struct LoopDio;
+
+/// Buffered, at the smallest working set, at least this share of the
+/// device's cached pages must be cached in the image too.
+pub const TWICE_MIN: f64 = 0.9;
+/// With direct I/O, at most this share of the device's cached pages may be
+/// cached in the image.
+pub const DIRECT_LOWER_MAX: f64 = 0.05;
 
 const FILE: u32 = 1;
 const IMAGE: u32 = 100;
 const IMAGE_OFFSET: u64 = 1000;
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct LoopRun {
+/// One model run.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct LoopRun {
     hits: u64,
     reads: u64,
     disk_reads: u64,
@@ -39,6 +75,132 @@ struct LoopRun {
     twice: u64,
     /// (reads, upper cached, lower cached)
     over_time: Vec<[f64; 3]>,
+}
+
+/// The model part.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ModelData {
+    /// Frames of the machine.
+    pub frames: u64,
+    /// Reads per run.
+    pub reads: u64,
+    /// Working sets, as fractions of memory.
+    pub fractions: Vec<f64>,
+    /// Runs: (working set pages, direct I/O, what it did).
+    pub runs: Vec<(u64, bool, LoopRun)>,
+}
+
+/// The host part's configuration.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostConfig {
+    /// The reader's `memory.limit_in_bytes`.
+    pub limit_bytes: u64,
+    /// Working sets, in pages.
+    pub working_sets: Vec<u64>,
+    /// Times each page is read (in a fresh random order each pass).
+    pub passes: u64,
+    /// Bind the image through an `O_DIRECT` descriptor.
+    pub backing_o_direct: bool,
+    /// `dio_args` timing: pages per request, requests per round, rounds.
+    pub dio: (u64, u64, u64),
+}
+
+impl HostConfig {
+    /// The default: a 64 MiB limit (16 MiB under `--quick`), working sets
+    /// of 1/4, 1/2, 1 and 3/2 of it.
+    pub fn new(quick: bool) -> Self {
+        let limit_pages: u64 = if quick { 4096 } else { 16384 };
+        HostConfig {
+            limit_bytes: limit_pages * 4096,
+            working_sets: [1, 2, 4, 6].iter().map(|k| limit_pages * k / 4).collect(),
+            passes: 2,
+            backing_o_direct: false,
+            dio: if quick { (16, 64, 3) } else { (16, 256, 7) },
+        }
+    }
+}
+
+/// One host run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostRow {
+    /// Pages read (each `passes` times).
+    pub working_set: u64,
+    /// What `klab-loop` measured.
+    pub run: HostRun,
+}
+
+/// [`klab_loop::LoopRun`], serializable.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostRun {
+    /// `LO_FLAGS_DIRECT_IO` asked for.
+    pub direct_io_asked: bool,
+    /// ... and kept by the kernel.
+    pub direct_io: bool,
+    /// Reads.
+    pub reads: u64,
+    /// Reads that found the device page cached.
+    pub hits: u64,
+    /// Device pages cached after.
+    pub device_cached: u64,
+    /// Image pages cached after.
+    pub backing_cached: u64,
+    /// Pages cached on both sides.
+    pub twice: u64,
+    /// The cgroup's usage after, bytes.
+    pub usage_bytes: u64,
+    /// Its peak, bytes.
+    pub max_usage_bytes: u64,
+    /// Refused charges.
+    pub failcnt: u64,
+    /// Wall time of the reads, ms.
+    pub elapsed_ms: f64,
+}
+
+impl From<klab_loop::LoopRun> for HostRun {
+    fn from(r: klab_loop::LoopRun) -> Self {
+        HostRun {
+            direct_io_asked: r.direct_io_asked,
+            direct_io: r.direct_io,
+            reads: r.reads,
+            hits: r.hits,
+            device_cached: r.device_cached,
+            backing_cached: r.backing_cached,
+            twice: r.twice,
+            usage_bytes: r.usage_bytes,
+            max_usage_bytes: r.max_usage_bytes,
+            failcnt: r.failcnt,
+            elapsed_ms: r.elapsed.as_secs_f64() * 1e3,
+        }
+    }
+}
+
+/// `dio_args` against `preadv`: per round, ns per request of each.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DioTiming {
+    /// How the file was read (`O_DIRECT`, or the buffered fallback and why).
+    pub mode: String,
+    /// Per round: (`dio_args` ns per request, `preadv` ns per request).
+    pub rounds: Vec<(f64, f64)>,
+}
+
+/// The host part.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostData {
+    /// Its configuration.
+    pub cfg: HostConfig,
+    /// Buffered and direct, at each working set.
+    pub rows: Vec<HostRow>,
+    /// The interface's timing (or why it could not be made).
+    pub dio: Result<DioTiming, String>,
+}
+
+/// Everything the verdict and the report come from.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Data {
+    /// The model rows.
+    pub model: ModelData,
+    /// The host rows, or why there are none.
+    pub host: Result<HostData, String>,
 }
 
 /// One working set in one loop mode, a read a step: the machine, the
@@ -148,156 +310,429 @@ fn finish(m: Machine, working_set: u64, mut r: LoopRun) -> LoopRun {
     r
 }
 
-#[cfg(test)]
-fn run(
-    frames: u64,
-    working_set: u64,
-    reads: u64,
-    direct: bool,
+/// The model rows.
+fn measure_model(ctx: &Ctx<'_>) -> Result<ModelData, ExperimentError> {
+    let frames: u64 = ctx.size(4096, 1024);
+    let reads = frames * 20;
+    let fractions = vec![0.25, 0.5, 0.75, 1.0, 1.5];
+    let mut runs = Vec::new();
+    ctx.progress
+        .begin("loop-dio: model", fractions.len() as u64);
+    for &f in &fractions {
+        let ws = ((frames as f64) * f) as u64;
+        for direct in [false, true] {
+            let res = ctx.job(&(), || {
+                Ok(RunJob::new(frames, ws, reads, direct, ctx.rng(ws)))
+            })?;
+            runs.push((ws, direct, res));
+        }
+        ctx.progress.advance(1);
+    }
+    ctx.progress.end();
+    Ok(ModelData {
+        frames,
+        reads,
+        fractions,
+        runs,
+    })
+}
+
+/// The host rows: every working set buffered then direct, on one image.
+fn measure_host(
+    ctx: &Ctx<'_>,
+    cfg: &HostConfig,
+) -> Result<Result<HostData, String>, ExperimentError> {
+    let image_pages = cfg.working_sets.iter().copied().max().unwrap_or(1).max(1);
+    let mut lc = klab_loop::RunConfig::new(image_pages, cfg.limit_bytes);
+    lc.backing_o_direct = cfg.backing_o_direct;
+    if let Err(why) = klab_loop::probe(&lc.root) {
+        return Ok(Err(why));
+    }
+    let host = |e: klab_loop::LoopError| ExperimentError::Host(e.to_string());
+    let session = match klab_loop::Session::new(&lc) {
+        Ok(s) => s,
+        Err(klab_loop::LoopError::Unavailable(why)) => return Ok(Err(why)),
+        Err(e) => return Err(host(e)),
+    };
+    let mut rows = Vec::new();
+    let mut rng = ctx.rng(77);
+    ctx.progress.begin(
+        "loop-dio: the host's loop device",
+        2 * cfg.working_sets.len() as u64,
+    );
+    for &ws in &cfg.working_sets {
+        let mut pages = Vec::new();
+        for _ in 0..cfg.passes {
+            // Fisher-Yates: a fresh random order each pass.
+            let mut pass: Vec<u64> = (0..ws).collect();
+            for i in (1..pass.len()).rev() {
+                pass.swap(i, rng.random_range(0..=i));
+            }
+            pages.extend(pass);
+        }
+        for direct in [false, true] {
+            let run = session.run(&lc, direct, &pages).map_err(host)?;
+            rows.push(HostRow {
+                working_set: ws,
+                run: run.into(),
+            });
+            ctx.progress.advance(1);
+        }
+    }
+    ctx.progress.end();
+    let dio = time_dio_args(session.image(), cfg.dio, &mut rng);
+    session.close().map_err(host)?;
+    Ok(Ok(HostData {
+        cfg: cfg.clone(),
+        rows,
+        dio,
+    }))
+}
+
+/// `dio_args` (`DirectFile::direct_io` on a page array) against `preadv`
+/// on the same `O_DIRECT` descriptor into the same pages, rounds
+/// interleaved (which goes first alternates).
+fn time_dio_args(
+    path: &std::path::Path,
+    (pages, requests, rounds): (u64, u64, u64),
     rng: &mut klab_model::rng::Rng,
-) -> LoopRun {
-    let mut j = RunJob::new(frames, working_set, reads, direct, rng.clone());
-    while j.step(&()) != Step::Done {}
-    *rng = j.rng.clone();
-    j.finish(&())
+) -> Result<DioTiming, String> {
+    use klab_uapi::direct_io::{DioArgs, DirectFile, OpenOptions, Page, Rw};
+    use std::os::fd::AsFd as _;
+    let f = DirectFile::open(path, OpenOptions::READ).map_err(|e| e.to_string())?;
+    let mode = match f.mode() {
+        klab_uapi::direct_io::IoMode::Direct => "O_DIRECT".to_owned(),
+        klab_uapi::direct_io::IoMode::Buffered { reason } => format!("buffered ({reason})"),
+    };
+    let len = f.len().map_err(|e| e.to_string())?;
+    let span = (len / 4096).saturating_sub(pages).max(1);
+    let mut bufs = Page::alloc(pages as usize);
+    let bytes = (pages * 4096) as usize;
+    let mut out = Vec::new();
+    for round in 0..rounds {
+        let offsets: Vec<u64> = (0..requests)
+            .map(|_| rng.random_range(0..span) * 4096)
+            .collect();
+        let dio = |bufs: &mut [Box<Page>]| -> Result<f64, String> {
+            let t = Instant::now();
+            for &off in &offsets {
+                let mut a = DioArgs::new(Rw::Read, bufs, 0, bytes, off);
+                f.direct_io(&mut a).map_err(|e| e.to_string())?;
+            }
+            Ok(t.elapsed().as_nanos() as f64 / requests as f64)
+        };
+        let plain = |bufs: &mut [Box<Page>]| -> Result<f64, String> {
+            let t = Instant::now();
+            for &off in &offsets {
+                let mut iov: Vec<std::io::IoSliceMut<'_>> = bufs
+                    .iter_mut()
+                    .map(|p| std::io::IoSliceMut::new(&mut p.0))
+                    .collect();
+                rustix::io::preadv(f.as_fd(), &mut iov, off).map_err(|e| e.to_string())?;
+            }
+            Ok(t.elapsed().as_nanos() as f64 / requests as f64)
+        };
+        let (a, b) = if round % 2 == 0 {
+            let a = dio(&mut bufs)?;
+            (a, plain(&mut bufs)?)
+        } else {
+            let b = plain(&mut bufs)?;
+            (dio(&mut bufs)?, b)
+        };
+        out.push((a, b));
+    }
+    Ok(DioTiming { mode, rounds: out })
+}
+
+/// Median and range of `dio_args / preadv` over the rounds.
+fn dio_ratio(t: &DioTiming) -> Option<(f64, f64, f64)> {
+    let mut r: Vec<f64> = t.rounds.iter().map(|&(a, b)| a / b).collect();
+    r.sort_by(f64::total_cmp);
+    Some((*r.get(r.len() / 2)?, *r.first()?, *r.last()?))
+}
+
+fn share(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 impl LoopDio {
-    /// The experiment's identity.
+    /// [`Experiment::measure`] with the caller's host configuration (the
+    /// tests run the configuration where the claim fails).
+    ///
+    /// # Errors
+    /// As [`Experiment::measure`].
+    pub fn measure_with(&self, ctx: &Ctx<'_>, cfg: &HostConfig) -> Result<Data, ExperimentError> {
+        let model = measure_model(ctx)?;
+        let host = ctx.once("loop-dio: the host's loop device", 0, |_| {
+            measure_host(ctx, cfg)
+        })?;
+        Ok(Data { model, host })
+    }
+}
+
+impl Experiment for LoopDio {
+    type Data = Data;
+
     const ID: Identity = Identity {
         name: "loop-dio",
         seed_page: "001_9748f8e50c4ab156.txt",
-        claim: "through a buffered loop device a file is cached twice, once on each side; page-based direct I/O caches it once",
+        claim: "through a buffered loop device a file is cached twice, once on each side; direct I/O in the loop driver caches it once",
         inputs: &[],
-        hibernates: Ok(()),
+        // The host rows bind a real loop device and time real reads.
+        hibernates: Identity::REAL_WORK,
     };
+
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<Data, ExperimentError> {
+        self.measure_with(ctx, &HostConfig::new(ctx.quick))
+    }
+
+    fn judge(&self, d: &Data) -> Verdict {
+        let h = match &d.host {
+            Ok(h) => h,
+            Err(why) => {
+                return Verdict {
+                    holds: None,
+                    measured: "no host rows: the model's buffered loop caches the file twice by its design, which measures nothing".into(),
+                    note: format!("the host cannot bind a loop device for the measurement: {why}"),
+                };
+            }
+        };
+        let small = h.cfg.working_sets.iter().copied().min().unwrap_or(0);
+        let find = |direct: bool| {
+            h.rows
+                .iter()
+                .find(|r| r.working_set == small && r.run.direct_io_asked == direct)
+        };
+        let (Some(b), Some(dr)) = (find(false), find(true)) else {
+            return Verdict {
+                holds: None,
+                measured: "no host row at the smallest working set".into(),
+                note: String::new(),
+            };
+        };
+        if !dr.run.direct_io {
+            return Verdict {
+                holds: None,
+                measured: format!("the kernel kept buffered I/O although LO_FLAGS_DIRECT_IO was asked for ({} image pages cached)", dr.run.backing_cached),
+                note: "the image's filesystem cannot do direct I/O at the device's block size, so the two modes cannot be compared".into(),
+            };
+        }
+        let twice = share(b.run.twice, b.run.device_cached);
+        let lower = share(dr.run.backing_cached, dr.run.device_cached);
+        let holds = twice >= TWICE_MIN && lower <= DIRECT_LOWER_MAX;
+        Verdict {
+            holds: Some(holds),
+            measured: format!(
+                "reading {small} pages twice through /dev/loopN: buffered, {} pages of the device and {} of the image cached, {} on both sides ({:.0}% of the device's, threshold {:.0}%: {:.1} MiB held twice{}); with LO_FLAGS_DIRECT_IO, {} device pages and {} image pages ({:.1}%, threshold {:.0}%)",
+                b.run.device_cached, b.run.backing_cached, b.run.twice, 100.0 * twice, 100.0 * TWICE_MIN,
+                b.run.twice as f64 * 4096.0 / f64::from(1 << 20),
+                if b.run.direct_io { ": the kernel read the image directly although buffered was asked for" } else { "" },
+                dr.run.device_cached, dr.run.backing_cached, 100.0 * lower, 100.0 * DIRECT_LOWER_MAX
+            ),
+            note: "the cgroup holds the reader; where the kernel charges the loop driver's reads of the image (its worker's cgroup) the cgroup's usage columns show".into(),
+        }
+    }
+
+    fn report(&self, d: &Data, _: &Verdict, r: &mut Report) {
+        r.config("frames", d.model.frames)
+            .config("reads", d.model.reads)
+            .config("balance", "classic");
+        report_model(&d.model, r);
+        match &d.host {
+            Ok(h) => {
+                report_host(h, r);
+                r.host = Host::measured(vec![format!(
+                    "a real loop device, a memory cgroup of {} MiB and wall-clock timing on a shared machine",
+                    h.cfg.limit_bytes >> 20
+                )]);
+            }
+            Err(why) => {
+                r.host = Host::model();
+                r.host.notes.push(format!("no host rows: {why}"));
+            }
+        }
+    }
 }
 
-impl Run for LoopDio {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
-    }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let frames: u64 = ctx.size(4096, 1024);
-        let reads = frames * 20;
-        let fractions = [0.25, 0.5, 0.75, 1.0, 1.5];
-        let mut r = self.blank_report(ctx);
-        r.config("frames", frames)
-            .config("reads", reads)
-            .config("balance", "classic");
-        let mut t = Table::new(
-            "a file read through a loop device, buffered against direct I/O",
-            &[
-                "working set (pages)",
-                "loop mode",
-                "file pages cached",
-                "image pages cached",
-                "cached twice (share of file pages)",
-                "file hit ratio",
-                "disk reads",
-            ],
-        );
-        let mut hit = [Vec::new(), Vec::new()];
-        let mut dup = Vec::new();
-        let mut over_time = Vec::new();
-        let mut half_dup = 0.0;
-        let mut direct_better_or_equal = true;
-        ctx.progress.begin("loop-dio", fractions.len() as u64);
-        for &f in &fractions {
-            let ws = ((frames as f64) * f) as u64;
-            let mut pair = Vec::new();
-            for (k, direct) in [false, true].into_iter().enumerate() {
-                let res = ctx.job(&(), || {
-                    Ok(RunJob::new(frames, ws, reads, direct, ctx.rng(ws)))
-                })?;
-                let share = if res.upper == 0 {
-                    0.0
-                } else {
-                    res.twice as f64 / res.upper as f64
-                };
-                let hr = res.hits as f64 / res.reads as f64;
-                t.row(cells![
-                    ws,
-                    if direct { "direct I/O" } else { "buffered" },
-                    res.upper,
-                    res.lower,
-                    share,
-                    hr,
-                    res.disk_reads
-                ]);
-                hit[k].push([f, hr]);
-                if !direct {
-                    dup.push([f, share]);
-                    if f == 0.5 {
-                        half_dup = share;
-                    }
-                }
-                if f == 0.75 {
-                    over_time.push((direct, res.over_time.clone()));
-                }
-                pair.push(hr);
-            }
-            if f >= 0.5 {
-                direct_better_or_equal &= pair[1] >= pair[0];
-            }
-            ctx.progress.advance(1);
+/// The model's tables and plots (the 2009 design).
+fn report_model(m: &ModelData, r: &mut Report) {
+    let mut t = Table::new(
+        "a file read through a loop device, buffered against direct I/O",
+        &[
+            "working set (pages)",
+            "loop mode",
+            "file pages cached",
+            "image pages cached",
+            "cached twice (share of file pages)",
+            "file hit ratio",
+            "disk reads",
+        ],
+    );
+    let mut hit = [Vec::new(), Vec::new()];
+    let mut dup = Vec::new();
+    let mut o = Series::new(
+        "pages cached on each side over time (working set 3/4 of memory)",
+        Axis::linear("reads", ""),
+        Axis::linear("pages", "pages"),
+    );
+    for (ws, direct, res) in &m.runs {
+        let f = *ws as f64 / m.frames as f64;
+        let share = share(res.twice, res.upper);
+        let hr = res.hits as f64 / res.reads as f64;
+        t.row(cells![
+            *ws,
+            if *direct { "direct I/O" } else { "buffered" },
+            res.upper,
+            res.lower,
+            share,
+            hr,
+            res.disk_reads
+        ]);
+        hit[usize::from(*direct)].push([f, hr]);
+        if !direct {
+            dup.push([f, share]);
         }
-        ctx.progress.end();
-        r.table(t);
-        let mut s = Series::new(
-            "file hit ratio against the working set",
-            Axis::linear("working set", "x memory"),
-            Axis::linear("hit ratio", ""),
-        );
-        s.line("buffered loop", hit[0].clone());
-        s.line("direct I/O loop", hit[1].clone());
-        let mut d = Series::new(
-            "buffered loop: share of the file's cached pages also cached in the image",
-            Axis::linear("working set", "x memory"),
-            Axis::linear("cached twice", "share"),
-        );
-        d.line("buffered loop", dup);
-        let mut o = Series::new(
-            "pages cached on each side over time (working set 3/4 of memory)",
-            Axis::linear("reads", ""),
-            Axis::linear("pages", "pages"),
-        );
-        for (direct, pts) in over_time {
-            let mode = if direct { "direct" } else { "buffered" };
+        if *ws == ((m.frames as f64) * 0.75) as u64 {
+            let mode = if *direct { "direct" } else { "buffered" };
             o.line(
                 &format!("{mode}: file"),
-                pts.iter().map(|p| [p[0], p[1]]).collect(),
+                res.over_time.iter().map(|p| [p[0], p[1]]).collect(),
             );
             o.line(
                 &format!("{mode}: image"),
-                pts.iter().map(|p| [p[0], p[2]]).collect(),
+                res.over_time.iter().map(|p| [p[0], p[2]]).collect(),
             );
         }
-        r.series(s).series(d).series(o);
-        r.verdict = Verdict {
-            holds: Some(half_dup >= 0.9 && direct_better_or_equal),
-            measured: format!(
-                "buffered: {:.0}% of the file's cached pages are also cached in the image at a working set of half of memory; direct I/O keeps one copy and its hit ratio is at least the buffered one's from half of memory up: {direct_better_or_equal}",
-                half_dup * 100.0
-            ),
-            note: "Disk reads count image pages read from disk: the buffered image cache also acts as a second-level cache, which the table shows.".into(),
-        };
-        Ok(r)
     }
+    r.table(t);
+    let mut s = Series::new(
+        "file hit ratio against the working set",
+        Axis::linear("working set", "x memory"),
+        Axis::linear("hit ratio", ""),
+    );
+    s.line("buffered loop", hit[0].clone());
+    s.line("direct I/O loop", hit[1].clone());
+    let mut dd = Series::new(
+        "buffered loop: share of the file's cached pages also cached in the image",
+        Axis::linear("working set", "x memory"),
+        Axis::linear("cached twice", "share"),
+    );
+    dd.line("buffered loop", dup);
+    r.series(s).series(dd).series(o);
+}
+
+/// The host's tables and plot.
+fn report_host(h: &HostData, r: &mut Report) {
+    let c = &h.cfg;
+    r.config("host.limit_bytes", c.limit_bytes)
+        .config("host.passes", c.passes)
+        .config("host.backing_o_direct", c.backing_o_direct)
+        .config("threshold.twice_min", TWICE_MIN)
+        .config("threshold.direct_lower_max", DIRECT_LOWER_MAX);
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    let mut t = Table::new(
+        "host: pages of a real loop device read twice by a process in a memory cgroup, buffered against LO_FLAGS_DIRECT_IO",
+        &[
+            "working set (pages)",
+            "x the cgroup limit",
+            "loop mode",
+            "direct I/O in force",
+            "reads",
+            "hits",
+            "device pages cached",
+            "image pages cached",
+            "cached twice",
+            "held twice (MiB)",
+            "cgroup usage (MiB)",
+            "cgroup peak (MiB)",
+            "failcnt",
+            "read time (ms)",
+        ],
+    );
+    let mut s = Series::new(
+        "host: pages cached on each side of the loop device",
+        Axis::linear("working set", "x the cgroup limit"),
+        Axis::linear("pages", ""),
+    );
+    let mut lines: [Vec<[f64; 2]>; 4] = Default::default();
+    let limit_pages = (c.limit_bytes / 4096).max(1);
+    for row in &h.rows {
+        let x = row.working_set as f64 / limit_pages as f64;
+        let u = &row.run;
+        t.row(cells![
+            row.working_set,
+            x,
+            if u.direct_io_asked {
+                "LO_FLAGS_DIRECT_IO"
+            } else {
+                "buffered"
+            },
+            u.direct_io,
+            u.reads,
+            u.hits,
+            u.device_cached,
+            u.backing_cached,
+            u.twice,
+            mib(u.twice * 4096),
+            mib(u.usage_bytes),
+            mib(u.max_usage_bytes),
+            u.failcnt,
+            u.elapsed_ms
+        ]);
+        let k = 2 * usize::from(u.direct_io_asked);
+        lines[k].push([x, u.device_cached as f64]);
+        lines[k + 1].push([x, u.backing_cached as f64]);
+    }
+    r.table(t);
+    for (name, pts) in [
+        "buffered: device",
+        "buffered: image",
+        "direct I/O: device",
+        "direct I/O: image",
+    ]
+    .iter()
+    .zip(lines)
+    {
+        s.line(name, pts);
+    }
+    r.series(s);
+    let mut t = Table::new(
+        "host: dio_args (a page array) against preadv, O_DIRECT, same file and pages",
+        &[
+            "round",
+            "dio_args (ns per request)",
+            "preadv (ns per request)",
+            "dio_args / preadv",
+        ],
+    );
+    match &h.dio {
+        Ok(d) => {
+            r.config("host.dio_mode", d.mode.as_str())
+                .config("host.dio_pages_per_request", c.dio.0)
+                .config("host.dio_requests_per_round", c.dio.1);
+            for (i, &(a, b)) in d.rounds.iter().enumerate() {
+                t.row(cells![i as u64, a, b, a / b]);
+            }
+            if let Some((med, lo, hi)) = dio_ratio(d) {
+                t.row(cells![
+                    "median (min - max)",
+                    Option::<f64>::None,
+                    Option::<f64>::None,
+                    format!("{med:.3} ({lo:.3} - {hi:.3})")
+                ]);
+            }
+        }
+        Err(why) => {
+            t.row(cells![
+                format!("not timed: {why}"),
+                Option::<f64>::None,
+                Option::<f64>::None,
+                Option::<f64>::None
+            ]);
+        }
+    }
+    r.table(t);
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn small_working_sets_are_cached_twice_when_buffered_once_when_direct() {
-        let mut rng = klab_model::rng::seeded(1, 1);
-        let b = run(256, 64, 2000, false, &mut rng);
-        assert_eq!((b.upper, b.lower, b.twice), (64, 64, 64));
-        let d = run(256, 64, 2000, true, &mut rng);
-        assert_eq!((d.upper, d.lower, d.twice), (64, 0, 0));
-        assert_eq!(d.disk_reads, 64, "each page read from disk once");
-        assert_eq!(b.disk_reads, 64);
-    }
-}
+mod tests;

@@ -14,6 +14,7 @@
 
 pub mod cachestat;
 pub mod listen_fd;
+pub mod loop_dev;
 pub mod page_worker;
 pub mod residency;
 pub mod stdio;

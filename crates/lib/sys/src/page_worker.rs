@@ -290,7 +290,14 @@ impl PageWorker {
             if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
                 return Err(io::Error::last_os_error());
             }
-            sizes.push(u64::try_from(st.st_size).unwrap_or(0));
+            let size = if st.st_mode & libc::S_IFMT == libc::S_IFBLK {
+                // A block device (a loop device the worker reads through):
+                // fstat gives no size, the device's is asked for.
+                crate::residency::block_device_size(*fd)?
+            } else {
+                u64::try_from(st.st_size).unwrap_or(0)
+            };
+            sizes.push(size);
         }
         for (i, a) in spec.accesses.iter().enumerate() {
             let Some(&size) = sizes.get(a.file as usize) else {

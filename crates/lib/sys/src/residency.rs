@@ -54,6 +54,21 @@ pub fn resident_count(fd: BorrowedFd<'_>, len: u64) -> io::Result<usize> {
     Ok(resident_pages(fd, len)?.into_iter().filter(|r| *r).count())
 }
 
+/// `ioctl(BLKGETSIZE64)`: the size in bytes of the block device open as
+/// `fd` (`ENOTTY` for anything else).
+pub fn block_device_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    /// `_IOR(0x12, 114, size_t)`.
+    const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+    let mut size = 0u64;
+    // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which points
+    // at a live local; the descriptor is open for the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), BLKGETSIZE64 as _, &mut size as *mut u64) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(size)
+}
+
 /// The page size `mincore` counts in.
 pub fn page_size() -> usize {
     // SAFETY: sysconf reads a constant of the running system; it touches no
@@ -115,6 +130,13 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::os::fd::AsFd;
+
+    #[test]
+    fn a_regular_file_has_no_block_device_size() {
+        let f = tempfile::tempfile().unwrap();
+        let e = block_device_size(f.as_fd()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTTY));
+    }
 
     #[test]
     fn an_empty_file_has_no_pages() {

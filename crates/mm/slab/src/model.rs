@@ -50,7 +50,7 @@ use std::sync::Arc;
 use crate::cache::{KmemCache, Slub, SlubConfig};
 use crate::debug::CollectSink;
 use crate::layout::{SlabFlags, SlubParams};
-use crate::page::{PAGE_SHIFT, PAGE_SIZE, SECTION_SIZE, USABLE_PAGES};
+use crate::page::{PAGE_SHIFT, PAGE_SIZE, Page, SECTION_SIZE, USABLE_PAGES};
 use crate::page_source::FramePool;
 use crate::slub::{CpuSlab, SlubEra};
 
@@ -570,6 +570,76 @@ impl ModelSlab {
             .iter()
             .map(|c| c.handle.node_slabs(node) << c.handle.layout().order)
             .sum()
+    }
+
+    /// The slab holding pool frame `pfn`, as `(first pool frame, frames)`,
+    /// or `None` when no slab holds it (read from the pool's memory map).
+    pub fn slab_at(&self, pfn: u32) -> Option<(u32, u32)> {
+        use crate::page::{PAGES_PER_SECTION, PG_SLAB, PG_TAIL, RESERVED_PAGES, SectionKind};
+        let s = pfn as usize / PAGES_PER_SECTION;
+        let idx = pfn as usize % PAGES_PER_SECTION;
+        if idx < RESERVED_PAGES
+            || s >= usize::from(self.geometry.nodes) * self.geometry.sections_per_node as usize
+            || !self.pool.section_in_use(s)
+        {
+            return None;
+        }
+        let header = self
+            .pool
+            .ptr_at(s * SECTION_SIZE)
+            .cast::<crate::page::SectionHeader>();
+        // SAFETY: a section handed out by the pool to this slab's page
+        // allocator, which wrote its header and map before using any frame
+        // (`add_section()`); the model is single-threaded, so nothing
+        // changes the map while it is read; indices stay inside the map.
+        unsafe {
+            if (*header.as_ptr()).kind != SectionKind::Frames {
+                return None;
+            }
+            let page = crate::page::frame(header, idx);
+            let head = Page::head(page);
+            let hflags = (*head).flags.load(crate::primitive::Ordering::Relaxed);
+            if hflags & PG_SLAB == 0 || hflags & PG_TAIL != 0 {
+                return None;
+            }
+            let first = Page::index(head);
+            let mut n = 1;
+            while first + n < PAGES_PER_SECTION {
+                let t = crate::page::frame(header, first + n);
+                if (*t).flags.load(crate::primitive::Ordering::Relaxed) & PG_TAIL == 0
+                    || Page::head(t) != head
+                {
+                    break;
+                }
+                n += 1;
+            }
+            Some(((s * PAGES_PER_SECTION + first) as u32, n as u32))
+        }
+    }
+
+    /// The slabs of `node`, as `(first pool frame, frames)` in address
+    /// order, read from the pool's memory map (a slab's first frame
+    /// carries `PG_slab`, its other frames point back to it).
+    pub fn node_slab_frames(&self, node: usize) -> Vec<(u32, u32)> {
+        let spn = self.geometry.sections_per_node as usize;
+        let per = crate::page::PAGES_PER_SECTION as u32;
+        let mut out = Vec::new();
+        for s in node * spn..(node + 1) * spn {
+            if !self.pool.section_in_use(s) {
+                continue;
+            }
+            let mut pfn = s as u32 * per;
+            while pfn < (s as u32 + 1) * per {
+                match self.slab_at(pfn) {
+                    Some((first, n)) if first == pfn => {
+                        out.push((first, n));
+                        pfn += n;
+                    }
+                    _ => pfn += 1,
+                }
+            }
+        }
+        out
     }
 
     /// Page frames held in slabs, all nodes.

@@ -261,6 +261,17 @@ impl FramePool {
         self.nodes * self.sections_per_node * (SECTION_SIZE >> PAGE_SHIFT)
     }
 
+    /// Whether section `s` (of `nr_frames() / PAGES_PER_SECTION`) is
+    /// handed out.
+    pub fn section_in_use(&self, s: usize) -> bool {
+        self.lock().get(s).copied().unwrap_or(false)
+    }
+
+    /// Sections per node.
+    pub fn sections_per_node(&self) -> usize {
+        self.sections_per_node
+    }
+
     /// Sections currently handed out.
     pub fn sections_in_use(&self) -> usize {
         self.lock().iter().filter(|u| **u).count()

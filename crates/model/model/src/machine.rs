@@ -37,7 +37,7 @@
 //! Nothing here reads a clock or a random generator: the same config and
 //! the same accesses give the same counters, bit for bit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use klab_mm_policy::LruBalance;
 use klab_radix_tree::{Entry, RadixTree};
@@ -110,6 +110,18 @@ pub struct MachineConfig {
     /// them with an array allocated at boot.
     #[serde(default)]
     pub page_cgroup: bool,
+    /// Frames of kernel text reserved at boot (`KernelPage::Text`). Every
+    /// access runs kernel code: the frames take turns, so a poisoned one is
+    /// consumed (a panic) within this many accesses. 0 (the default): the
+    /// kernel image takes no frame.
+    #[serde(default)]
+    pub kernel_text_pages: u64,
+    /// Anonymous memory needs page-table frames (`KernelPage::PageTable`):
+    /// one PTE page per 512 virtual pages of a task, taken at the first
+    /// touch of its range and read by every walk of it. Off (the default),
+    /// page tables cost no frames.
+    #[serde(default)]
+    pub page_tables: bool,
 }
 
 impl MachineConfig {
@@ -125,6 +137,8 @@ impl MachineConfig {
             sample_every: 0,
             slab: false,
             page_cgroup: false,
+            kernel_text_pages: 0,
+            page_tables: false,
         }
     }
 
@@ -150,6 +164,12 @@ impl MachineConfig {
         }
         if self.page_cgroup && !self.slab {
             return Err("page_cgroup objects need the slab (slab = true)".into());
+        }
+        if self.kernel_text_pages >= total {
+            return Err(format!(
+                "{} frames of kernel text on a machine of {total}",
+                self.kernel_text_pages
+            ));
         }
         Ok(())
     }
@@ -358,6 +378,20 @@ pub struct Task {
     /// Frames of the task's huge pages.
     pub huge: Vec<Pfn>,
     pub(crate) table: RadixTree<Pfn>,
+    /// Page-table frames: PTE page `vpage >> 9` -> frame
+    /// ([`MachineConfig::page_tables`]).
+    #[serde(default)]
+    pub(crate) ptes: BTreeMap<u64, Pfn>,
+    /// Files the task maps (shared, whole): its reads and writes of them
+    /// go through the mapping.
+    #[serde(default)]
+    pub mapped_files: BTreeSet<FileId>,
+    /// Entries of its file mappings: file -> page -> frame mapped.
+    #[serde(default)]
+    pub(crate) file_ptes: BTreeMap<FileId, BTreeMap<u64, Pfn>>,
+    /// hwpoison entries in its file mappings (a dirty page lost).
+    #[serde(default)]
+    pub(crate) file_poisoned: BTreeMap<FileId, BTreeSet<u64>>,
 }
 
 /// The machine.
@@ -386,8 +420,18 @@ pub struct Machine {
     /// The memory-failure sysctls.
     pub(crate) mf: crate::mm::memory_failure::MfConfig,
     pub(crate) mf_stats: crate::mm::memory_failure::MfStats,
-    /// A memory failure with recovery disabled stopped the machine.
+    /// A memory failure with recovery disabled, or the kernel consuming a
+    /// poisoned kernel frame, stopped the machine.
     pub(crate) panicked: bool,
+    /// Why ([`Machine::panic_cause`]).
+    #[serde(default)]
+    pub(crate) panic_cause: Option<crate::mm::memory_failure::PanicCause>,
+    /// Kernel text frames ([`MachineConfig::kernel_text_pages`]).
+    #[serde(default)]
+    pub(crate) text: Vec<Pfn>,
+    /// Accesses that ran kernel text: the next frame to run.
+    #[serde(default)]
+    pub(crate) text_cursor: u64,
     /// The paravirt table the kernel calls privileged operations through
     /// (native unless [`Machine::boot_paravirt`] bound a hypervisor); its
     /// counters change no other number of the machine.
@@ -404,7 +448,15 @@ impl Machine {
     /// When the configuration is invalid ([`MachineConfig::validate`]).
     pub fn new(cfg: MachineConfig) -> Result<Self, String> {
         cfg.validate()?;
-        let mem = PageAlloc::new(&cfg.pages_per_node);
+        let mut mem = PageAlloc::new(&cfg.pages_per_node);
+        // The kernel image, loaded at boot before anything else.
+        let text: Vec<Pfn> = (0..cfg.kernel_text_pages)
+            .map_while(|_| {
+                let pfn = mem.alloc(0)?;
+                mem.page_mut(pfn).owner = Owner::Kernel(crate::mm::page::KernelPage::Text);
+                Some(pfn)
+            })
+            .collect();
         let nodes = cfg.pages_per_node.len();
         let lruvecs = (0..nodes).map(|n| Lruvec::new(n as u16)).collect();
         let swap = Swap {
@@ -435,6 +487,9 @@ impl Machine {
             mf: crate::mm::memory_failure::MfConfig::default(),
             mf_stats: crate::mm::memory_failure::MfStats::default(),
             panicked: false,
+            panic_cause: None,
+            text,
+            text_cursor: 0,
             pv: crate::arch::paravirt::Paravirt::default(),
             slab,
         })
@@ -590,6 +645,10 @@ impl Machine {
         if self.panicked {
             return Outcome::Panic;
         }
+        self.execute_kernel_text();
+        if self.panicked {
+            return Outcome::Panic;
+        }
         let out = if self.task_entry(a.task).alive {
             // The CPU runs the accessing task: a switch of address space
             // when it changes.
@@ -607,6 +666,8 @@ impl Machine {
         } else {
             Outcome::Killed
         };
+        // The kernel consumed a poisoned frame during the access.
+        let out = if self.panicked { Outcome::Panic } else { out };
         if out.is_hit() {
             self.stat.hits += 1;
         }
@@ -646,12 +707,19 @@ impl Machine {
         index: u64,
         write: bool,
     ) -> Outcome {
+        if let Some(out) = self.file_mapping_fault(task, file, index) {
+            return out;
+        }
+        if self.walk_page_cache_tree(file, index) {
+            return Outcome::Panic;
+        }
         let found = self.files.get(&file).and_then(|a| a.lookup(index));
         if let Some(Entry::Item(pfn)) = found {
             self.mark_page_accessed(pfn);
             if write {
                 self.set_dirty(pfn, file, index);
             }
+            self.map_file_page(task, file, index, pfn);
             return Outcome::Hit;
         }
         // A major fault: a frame first (which may reclaim, and may even
@@ -720,6 +788,7 @@ impl Machine {
         if write {
             self.set_dirty(pfn, file, index);
         }
+        self.map_file_page(task, file, index, pfn);
         outcome
     }
 
@@ -805,6 +874,9 @@ impl Machine {
     /// task's container. A page lost to a memory failure (a hwpoison entry
     /// in the page table) gets the task SIGBUS `BUS_MCEERR_AR`.
     fn anon_access(&mut self, node: u8, task: TaskId, vpage: u64, write: bool) -> Outcome {
+        if let Err(out) = self.walk_page_table(task, node, vpage) {
+            return out;
+        }
         let entry = self.tasks[&task].table.lookup(vpage).map(|e| e.map(|p| *p));
         match entry {
             Some(Entry::Item(pfn)) => {

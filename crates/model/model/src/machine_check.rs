@@ -188,6 +188,7 @@ impl Machine {
             "{on_lru} pages on lists, {cached} cached and {anon} mapped"
         );
         self.check_slab()?;
+        self.check_kernel_frames()?;
         self.check_memcgs()
     }
 

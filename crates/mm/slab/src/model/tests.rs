@@ -336,3 +336,46 @@ fn serde_writes_the_journal_and_reading_replays_it() {
     assert!(!bad.eq(&json));
     assert!(err.to_string().contains("no cache"), "{err}");
 }
+
+/// The pool's memory map names every slab: order-0 radix-tree node slabs
+/// of one frame and order-1 slabs (`task_struct`-sized objects, four to a
+/// frame pair) of two, each holding the objects allocated from it.
+#[test]
+fn the_memory_map_lists_each_slab_and_its_frames() {
+    let mut s = ModelSlab::new(one_node()).unwrap();
+    let c = s.create(node_spec()).unwrap();
+    let t = s.create(plain("task_struct", 1888)).unwrap();
+    assert_eq!(s.kmem_cache(t).unwrap().layout().order, 1);
+    assert_eq!(s.kmem_cache(t).unwrap().layout().objects, 4);
+    let nodes: Vec<ObjId> = (0..8).map(|i| s.alloc(c, 0, i).unwrap()).collect();
+    let tasks: Vec<ObjId> = (0..5).map(|i| s.alloc(t, 0, 50 + i).unwrap()).collect();
+    let slabs = s.node_slab_frames(0);
+    // Two one-frame slabs of nodes (7 + 1 objects), two two-frame slabs of
+    // tasks (4 + 1).
+    let mut sizes: Vec<u32> = slabs.iter().map(|x| x.1).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [1, 1, 2, 2]);
+    assert_eq!(
+        slabs.iter().map(|x| x.1 as usize).sum::<usize>(),
+        s.node_pages(0)
+    );
+    let holds = |o: &ObjId| {
+        slabs
+            .iter()
+            .filter(|&&(first, n)| (first..first + n).contains(&o.pfn()))
+            .count()
+    };
+    assert!(nodes.iter().chain(&tasks).all(|o| holds(o) == 1));
+    // Freeing every task object and shrinking the cache
+    // (`kmem_cache_shrink()`) frees both task slabs; the node slabs stay.
+    for o in &tasks {
+        s.free(t, 0, *o, s.tag(*o).unwrap()).unwrap();
+    }
+    s.shrink(t).unwrap();
+    let after = s.node_slab_frames(0);
+    assert_eq!(after.iter().map(|x| x.1).sum::<u32>(), 2);
+    assert_eq!(
+        after.iter().map(|x| x.1 as usize).sum::<usize>(),
+        s.node_pages(0)
+    );
+}

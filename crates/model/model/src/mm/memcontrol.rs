@@ -752,6 +752,7 @@ impl Machine {
         for pfn in huge {
             self.mem.free(pfn);
         }
+        self.free_task_kernel_pages(task);
         let t = self.tasks.get_mut(&task).expect("checked above");
         t.table = klab_radix_tree::RadixTree::new();
         t.rss = 0;

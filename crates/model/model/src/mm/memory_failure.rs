@@ -38,11 +38,46 @@
 //! `BUS_MCEERR_AR` (the late kill). A task that catches SIGBUS lives on;
 //! one that does not dies.
 //!
+//! # Mapped file pages
+//!
+//! A task that maps a file ([`Machine::mmap_file`], a shared mapping of
+//! the whole file) reads and writes it through its page tables; each page
+//! it touches gets a page-table entry. `hwpoison_user_mappings()` for a
+//! page-cache page (2.6.32):
+//!
+//! * **clean**: "corrupted page was clean: dropped without side effects":
+//!   the entries are removed (`TTU_IGNORE_HWPOISON`), nobody is signalled;
+//!   the next touch faults the page in again from the file;
+//! * **dirty**: tasks mapping the file that want an early kill get SIGBUS
+//!   `BUS_MCEERR_AO` now (`collect_procs_file()` walks the mapping's VMAs,
+//!   `kill_procs_ao()`); every entry pointing at the page becomes a
+//!   hwpoison entry (`try_to_unmap()`), so the next touch of that page by
+//!   those tasks is SIGBUS `BUS_MCEERR_AR` (the late kill): "dirty pages
+//!   are unmapped from all associated processes, which are subsequently
+//!   killed". The page's data is lost and the file reports EIO.
+//!
+//! # Kernel pages, and consuming them
+//!
+//! "Reserved kernel pages and zero count pages are ignored with the peril
+//! of a system panic" (the page). The handler cannot isolate a kernel
+//! page; the error waits in it, and when the kernel reads the data the
+//! machine check is fatal (a kernel-mode consumption has no process to
+//! kill). The model's kernel frames, and what consumes each:
+//!
+//! | frame | handler | consumed when |
+//! | --- | --- | --- |
+//! | kernel text ([`crate::MachineConfig::kernel_text_pages`]) | reserved: Ignored | its code runs: each access executes the next text frame in turn |
+//! | page table ([`crate::MachineConfig::page_tables`]) | unknown: Failed | its task touches any of the 512 pages it maps |
+//! | slab page with objects ([`crate::MachineConfig::slab`]) | kernel slab: Delayed | an object in it is read: a radix-tree lookup through a node in it, `kmem_cache_alloc()` of an object in it, uncharging a `page_cgroup` in it (see [`crate::mm::slab`]) |
+//! | reserved (firmware, boot data) | reserved: Ignored | never, in the model |
+//! | buddy page in transit | free kernel: Delayed | never: the allocator's check at the next allocation retires it |
+//! | free frame | Ignored | never: retired when the allocator comes to it |
+//!
+//! A consumption panics the machine ([`Machine::panic_cause`] says which
+//! frame, which use); every access after it is [`Outcome::Panic`].
+//!
 //! # What is simplified
 //!
-//! * File pages of the model are never mapped into tasks (reads go through
-//!   the page cache), so no task is killed for a file page; a dirty one
-//!   costs its data and an EIO on the file.
 //! * A dirty swap-cache page is "handled late": the model puts the hwpoison
 //!   entry in the task's page table at once and retires the frame, which is
 //!   what the task sees (SIGBUS on its next fault).
@@ -55,6 +90,9 @@ use crate::mm::page::{FileId, KernelPage, Owner, Page, Pfn, TaskId, flags};
 /// A page-table value marking a page lost to a memory failure (the
 /// kernel's hwpoison swap entry). Swap slots are far below it.
 pub const HWPOISON_ENTRY: u64 = 1 << 62;
+
+/// log2 of the pages one PTE page maps (512 entries on x86-64).
+pub const PTE_SHIFT: u32 = 9;
 
 /// `si_code` of a memory-failure SIGBUS.
 #[derive(
@@ -148,6 +186,9 @@ pub struct MfReport {
     pub data_lost: bool,
     /// The machine panicked (recovery disabled).
     pub panicked: bool,
+    /// Tasks whose page-table entry for the page became a hwpoison entry
+    /// (a mapped dirty file page): they get SIGBUS on their next touch.
+    pub unmapped: Vec<TaskId>,
 }
 
 /// [`MfReport`] as read from a hibernation image: the page type as text,
@@ -163,6 +204,8 @@ struct MfReportImage {
     eio_file: Option<FileId>,
     data_lost: bool,
     panicked: bool,
+    #[serde(default)]
+    unmapped: Vec<TaskId>,
 }
 
 impl<'de> serde::Deserialize<'de> for MfReport {
@@ -185,6 +228,7 @@ impl TryFrom<MfReportImage> for MfReport {
             eio_file: x.eio_file,
             data_lost: x.data_lost,
             panicked: x.panicked,
+            unmapped: x.unmapped,
         })
     }
 }
@@ -222,6 +266,19 @@ pub struct MfStats {
     pub tasks_killed: u64,
     /// Pages whose data existed nowhere else.
     pub data_lost: u64,
+    /// Poisoned kernel data the kernel read (each a panic).
+    #[serde(default)]
+    pub consumed: u64,
+}
+
+/// Why the machine stopped.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PanicCause {
+    /// The frame.
+    pub pfn: u64,
+    /// What happened: the kernel use that read the poisoned frame, or
+    /// "memory failure with vm.memory_failure_recovery = 0".
+    pub what: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,7 +321,11 @@ fn kind_name(s: &str) -> Result<&'static str, String> {
 
 const ERROR_STATES: &[ErrorState] = &[
     ErrorState {
-        matches: |p| p.owner == Owner::Kernel(KernelPage::Reserved),
+        // Kernel text is PG_reserved, as every page of the kernel image.
+        matches: |p| {
+            p.owner == Owner::Kernel(KernelPage::Reserved)
+                || p.owner == Owner::Kernel(KernelPage::Text)
+        },
         msg: "reserved kernel",
         action: Action::Ignore,
     },
@@ -429,9 +490,14 @@ impl Machine {
             eio_file: None,
             data_lost: false,
             panicked: false,
+            unmapped: Vec::new(),
         };
         if !self.mf.recovery {
             self.panicked = true;
+            self.panic_cause.get_or_insert(PanicCause {
+                pfn,
+                what: "memory failure with vm.memory_failure_recovery = 0".into(),
+            });
             r.panicked = true;
             r.kind = "panic";
             r.result = MfResult::Failed;
@@ -455,8 +521,13 @@ impl Machine {
             return self.account(r);
         }
         r.dirty = page.test(flags::DIRTY);
-        if let Owner::Anon { task, vpage } = page.owner {
-            self.hwpoison_user_mappings(pfn, task, vpage, &mut r);
+        match page.owner {
+            Owner::Anon { task, vpage } => self.hwpoison_user_mappings(pfn, task, vpage, &mut r),
+            Owner::File { file, index } => self.hwpoison_file_mappings(pfn, file, index, &mut r),
+            Owner::Kernel(KernelPage::Slab) => {
+                self.poison_slab_frame(pfn);
+            }
+            _ => {}
         }
         let state = ERROR_STATES
             .iter()
@@ -551,6 +622,241 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// `hwpoison_user_mappings()` for a page-cache page (see the module
+    /// header): clean, its page-table entries are dropped; dirty, tasks
+    /// mapping the file that want an early kill are signalled now and every
+    /// entry pointing at the page becomes a hwpoison entry.
+    fn hwpoison_file_mappings(&mut self, pfn: Pfn, file: FileId, index: u64, r: &mut MfReport) {
+        let dirty = self.mem.page(pfn).test(flags::DIRTY);
+        let mappers: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.alive && t.mapped_files.contains(&file))
+            .map(|(&id, _)| id)
+            .collect();
+        for task in mappers {
+            let t = self.tasks.get_mut(&task).expect("listed");
+            let had_pte = t
+                .file_ptes
+                .get_mut(&file)
+                .and_then(|m| m.remove(&index))
+                .is_some_and(|p| p == pfn);
+            if !dirty {
+                // page_mkclean() found it clean: dropped without side effects.
+                continue;
+            }
+            if had_pte {
+                t.file_poisoned.entry(file).or_default().insert(index);
+                r.unmapped.push(task);
+            }
+            let early = t.mce_kill_early.unwrap_or(self.mf.early_kill);
+            if early {
+                match self.sigbus(task, index, SigBusCode::ActionOptional) {
+                    Outcome::SigBus { caught: true } => r.signalled.push(task),
+                    _ => r.killed.push(task),
+                }
+            }
+        }
+    }
+
+    /// `mmap(MAP_SHARED)` of a whole file by a task: from now on its reads
+    /// and writes of the file go through the mapping (see the module
+    /// header).
+    pub fn mmap_file(&mut self, task: u32, file: u32) {
+        self.task_entry(TaskId(task))
+            .mapped_files
+            .insert(FileId(file));
+    }
+
+    /// A touch of page `index` of a file the task maps: SIGBUS
+    /// `BUS_MCEERR_AR` when its entry is a hwpoison entry (the late kill).
+    pub(crate) fn file_mapping_fault(
+        &mut self,
+        task: TaskId,
+        file: FileId,
+        index: u64,
+    ) -> Option<Outcome> {
+        let t = self.tasks.get(&task)?;
+        if !t.file_poisoned.get(&file)?.contains(&index) {
+            return None;
+        }
+        Some(self.sigbus(task, index, SigBusCode::ActionRequired))
+    }
+
+    /// The task's entry for page `index` of a file it maps now points at
+    /// frame `pfn`.
+    pub(crate) fn map_file_page(&mut self, task: TaskId, file: FileId, index: u64, pfn: Pfn) {
+        if let Some(t) = self.tasks.get_mut(&task)
+            && t.mapped_files.contains(&file)
+        {
+            t.file_ptes.entry(file).or_default().insert(index, pfn);
+        }
+    }
+
+    /// The kernel read poisoned data in frame `pfn` while doing `what`: a
+    /// fatal machine check (the first one is recorded).
+    pub(crate) fn kernel_consumed(&mut self, pfn: Pfn, what: &str) {
+        self.mf_stats.consumed += 1;
+        if !self.panicked {
+            self.panicked = true;
+            self.panic_cause = Some(PanicCause {
+                pfn: u64::from(pfn),
+                what: format!("consumed a poisoned {what}"),
+            });
+        }
+    }
+
+    /// What frame `pfn` holds.
+    ///
+    /// # Panics
+    /// If `pfn` is not a frame of the machine.
+    pub fn frame_owner(&self, pfn: Pfn) -> Owner {
+        self.mem.page(pfn).owner
+    }
+
+    /// Why the machine panicked, if it did.
+    pub fn panic_cause(&self) -> Option<&PanicCause> {
+        self.panic_cause.as_ref()
+    }
+
+    /// Kernel text frames.
+    pub fn kernel_text(&self) -> &[Pfn] {
+        &self.text
+    }
+
+    /// Runs the next kernel text frame (every access runs kernel code; the
+    /// frames take turns): consumes it if poisoned.
+    pub(crate) fn execute_kernel_text(&mut self) {
+        if self.text.is_empty() {
+            return;
+        }
+        let f = self.text[(self.text_cursor % self.text.len() as u64) as usize];
+        self.text_cursor += 1;
+        if self.mem.page(f).test(flags::HWPOISON) {
+            self.kernel_consumed(f, "kernel text page (executed)");
+        }
+    }
+
+    /// The page-table walk of an anonymous access
+    /// ([`crate::MachineConfig::page_tables`]): the PTE page mapping
+    /// `vpage` is read (a panic if poisoned), or allocated on the first
+    /// touch of its range (`__pte_alloc()`; `Err(OutOfMemory)` when no
+    /// frame can be had).
+    pub(crate) fn walk_page_table(
+        &mut self,
+        task: TaskId,
+        node: u8,
+        vpage: u64,
+    ) -> Result<(), Outcome> {
+        if !self.cfg.page_tables {
+            return Ok(());
+        }
+        let range = vpage >> PTE_SHIFT;
+        if let Some(&f) = self.tasks[&task].ptes.get(&range) {
+            if self.mem.page(f).test(flags::HWPOISON) {
+                self.kernel_consumed(f, "page table page (walked)");
+                return Err(Outcome::Panic);
+            }
+            return Ok(());
+        }
+        let node = (node as usize).min(self.nr_nodes() - 1);
+        let f = match self.mem.alloc(node) {
+            Some(f) => f,
+            None => {
+                self.try_to_free_pages(node);
+                self.mem.alloc(node).ok_or(Outcome::OutOfMemory)?
+            }
+        };
+        self.mem.page_mut(f).owner = Owner::Kernel(KernelPage::PageTable);
+        self.tasks
+            .get_mut(&task)
+            .expect("the accessing task exists")
+            .ptes
+            .insert(range, f);
+        Ok(())
+    }
+
+    /// A lookup of `index` in `file` reads the radix-tree nodes on its
+    /// path: consumed if one lies in a poisoned slab frame.
+    pub(crate) fn walk_page_cache_tree(&mut self, file: FileId, index: u64) -> bool {
+        let Some(ks) = self.slab.as_ref() else {
+            return false;
+        };
+        if ks.poisoned().is_empty() {
+            return false;
+        }
+        let hit = ks
+            .path_objects(file, index)
+            .into_iter()
+            .find_map(|o| ks.object_poisoned(o));
+        if let Some(f) = hit {
+            self.kernel_consumed(f, "radix_tree_node slab page (page-cache lookup)");
+            return true;
+        }
+        false
+    }
+
+    /// Frees a dying task's page-table frames and forgets its file
+    /// mappings (`exit_mmap()`: `free_pgtables()`).
+    pub(crate) fn free_task_kernel_pages(&mut self, task: TaskId) {
+        let Some(t) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        let ptes = std::mem::take(&mut t.ptes);
+        t.file_ptes.clear();
+        t.file_poisoned.clear();
+        t.mapped_files.clear();
+        for f in ptes.into_values() {
+            self.mem.free(f);
+        }
+    }
+
+    /// The kernel frames' bookkeeping, checked without panicking (part of
+    /// [`Machine::check`]).
+    pub(crate) fn check_kernel_frames(&self) -> Result<(), String> {
+        let pages = self.mem.pages();
+        let owned = |f: Pfn, kind: KernelPage| {
+            pages
+                .get(f as usize)
+                .is_some_and(|p| p.owner == Owner::Kernel(kind))
+        };
+        if self.text.len() as u64 != self.cfg.kernel_text_pages {
+            return Err(format!(
+                "{} kernel text frames, the configuration says {}",
+                self.text.len(),
+                self.cfg.kernel_text_pages
+            ));
+        }
+        if let Some(&f) = self.text.iter().find(|&&f| !owned(f, KernelPage::Text)) {
+            return Err(format!("kernel text frame {f} is not kernel text"));
+        }
+        for (task, t) in &self.tasks {
+            if let Some(&f) = t.ptes.values().find(|&&f| !owned(f, KernelPage::PageTable)) {
+                return Err(format!("task {}: page-table frame {f} is not one", task.0));
+            }
+            if !t.ptes.is_empty() && (!self.cfg.page_tables || !t.alive) {
+                return Err(format!("task {}: page-table frames it cannot have", task.0));
+            }
+            let files_ok = t
+                .file_ptes
+                .keys()
+                .chain(t.file_poisoned.keys())
+                .all(|f| t.mapped_files.contains(f));
+            if !files_ok
+                || t.file_ptes
+                    .values()
+                    .flat_map(|m| m.values())
+                    .any(|&f| f as usize >= pages.len())
+            {
+                return Err(format!(
+                    "task {}: entries of a file it does not map",
+                    task.0
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Takes a poisoned page out of every list and structure; its frame is

@@ -72,8 +72,17 @@ pub enum KernelPage {
     /// (`PG_buddy`; the race window memory-failure.c's "free kernel" row
     /// handles).
     Buddy,
-    /// Any other kernel use: page tables, radix-tree nodes, driver buffers.
+    /// Any other kernel use: driver buffers, the model's bookkeeping that
+    /// takes no frame of its own.
     Other,
+    /// Kernel text (`PG_reserved`, as every page of the kernel image):
+    /// executed, so an error in it is consumed as soon as the code runs
+    /// ([`crate::MachineConfig::kernel_text_pages`]).
+    Text,
+    /// A page-table page of a task (a PTE page mapping 512 of its
+    /// virtual pages): read by every walk of that range
+    /// ([`crate::MachineConfig::page_tables`]).
+    PageTable,
 }
 
 /// Page flags (include/linux/page-flags.h), the subset reclaim reads.

@@ -9,6 +9,8 @@
 //!       radix_node    the radix_tree_node cache (lib/radix-tree.c, radix_tree_init())
 //!       nodes         file -> (level, index >> 6*level) -> object
 //!       frames[n]     model frames charged for node n's slab pages
+//!       poisoned      slab frames a memory failure hit -> the pool frame
+//!                     (a page of a live slab) whose objects are lost
 //! ```
 //!
 //! * **Radix-tree nodes.** Every node of a file's page-cache tree is an
@@ -32,6 +34,17 @@
 //!   node `n` (or the zonelist fallback), with direct reclaim when none is
 //!   free, and freed when SLUB frees the slab (`__free_slab()`). A slab
 //!   page's frame competes with the page cache as the kernel's does.
+//! * **Memory failures.** A machine frame charged for a slab stands for
+//!   one of the node's slab pages, not a particular one: frames are
+//!   charged by count. When a memory failure hits one (2.6.32 handles it
+//!   as "kernel slab": Delayed), [`Machine::poison_slab_frame`] binds it to
+//!   a page of a live slab of its node (the k-th frame charged to the k-th
+//!   slab page in address order, skipping pages already bound), and from
+//!   then on the objects in that page are poisoned: reading one
+//!   (a radix-tree lookup through a node in it, `kmem_cache_alloc()`
+//!   taking an object from it, uncharging a `page_cgroup` in it) is the
+//!   kernel consuming the error. When SLUB frees the slab, the frame is
+//!   freed with it (and retired, being poisoned).
 //! * **Hibernation.** The machine serializes the slab as its journal and
 //!   replays it on resume ([`klab_slab::ModelSlab`]): same objects, same
 //!   slabs, same partial lists.
@@ -114,6 +127,10 @@ pub struct KernelSlab {
     /// Each charged frame's `page_cgroup` object.
     pcs: BTreeMap<Pfn, ObjId>,
     frames: Vec<Vec<Pfn>>,
+    /// Poisoned slab frames -> the pool frame (a page of a live slab) they
+    /// stand for.
+    #[serde(default)]
+    poisoned: BTreeMap<Pfn, u32>,
     /// Slab pages no frame could be found for, even after reclaim.
     charge_fail: u64,
     /// A charge is under way: reclaim it started may free slab pages but
@@ -182,6 +199,7 @@ impl KernelSlab {
             page_cgroup,
             pcs: BTreeMap::new(),
             frames: vec![Vec::new(); pages_per_node.len()],
+            poisoned: BTreeMap::new(),
             charge_fail: 0,
             charging: false,
         })
@@ -242,6 +260,41 @@ impl KernelSlab {
     pub fn frames(&self) -> impl Iterator<Item = Pfn> + '_ {
         self.frames.iter().flatten().copied()
     }
+
+    /// Poisoned slab frames and the pool frames they stand for.
+    pub fn poisoned(&self) -> &BTreeMap<Pfn, u32> {
+        &self.poisoned
+    }
+
+    /// The poisoned machine frame an object lies in, if it does.
+    pub(crate) fn object_poisoned(&self, obj: ObjId) -> Option<Pfn> {
+        if self.poisoned.is_empty() {
+            return None;
+        }
+        let pool = obj.pfn();
+        self.poisoned
+            .iter()
+            .find_map(|(&f, &p)| (p == pool).then_some(f))
+    }
+
+    /// The radix-tree node objects a lookup of `index` in `file` reads,
+    /// root first (the nodes held on the path to `index`).
+    pub(crate) fn path_objects(&self, file: FileId, index: u64) -> Vec<ObjId> {
+        let Some(held) = self.nodes.get(&file) else {
+            return Vec::new();
+        };
+        let top = held.keys().next_back().map_or(0, |&(l, _)| l);
+        (1..=top)
+            .rev()
+            .filter_map(|level| {
+                let key = (
+                    level,
+                    index >> (klab_radix_tree::MAP_SHIFT * u32::from(level)),
+                );
+                held.get(&key).copied()
+            })
+            .collect()
+    }
 }
 
 impl Machine {
@@ -300,16 +353,22 @@ impl Machine {
                 .free(ks.radix_node, cpu, obj, node_tag(file, key))
                 .expect("a node's object is live and tagged");
         }
+        let mut fresh = Vec::new();
         for key in new {
             match ks.slab.alloc(ks.radix_node, cpu, node_tag(file, key)) {
                 Ok(obj) => {
                     held.insert(key, obj);
+                    fresh.push(obj);
                 }
                 Err(e) => panic!("radix_tree_node: {e} (the pool covers every frame)"),
             }
         }
         if held.is_empty() {
             ks.nodes.remove(&file);
+        }
+        // kmem_cache_alloc() read each new object's free pointer.
+        if let Some(f) = fresh.iter().find_map(|&o| ks.object_poisoned(o)) {
+            self.kernel_consumed(f, "radix_tree_node slab page (kmem_cache_alloc)");
         }
         self.charge_slab();
     }
@@ -343,12 +402,16 @@ impl Machine {
             return;
         };
         let cpu = node.min(ks.frames.len() - 1) as u16;
-        match ks.slab.alloc(cache, cpu, page_cgroup_tag(pfn)) {
+        let consumed = match ks.slab.alloc(cache, cpu, page_cgroup_tag(pfn)) {
             Ok(obj) => {
                 let old = ks.pcs.insert(pfn, obj);
                 assert!(old.is_none(), "frame {pfn} charged twice");
+                ks.object_poisoned(obj)
             }
             Err(e) => panic!("page_cgroup: {e} (the pool covers every frame)"),
+        };
+        if let Some(f) = consumed {
+            self.kernel_consumed(f, "page_cgroup slab page (kmem_cache_alloc)");
         }
         self.charge_slab();
     }
@@ -366,10 +429,15 @@ impl Machine {
             .pcs
             .remove(&pfn)
             .expect("a charged page has its page_cgroup");
+        // mem_cgroup_uncharge_page() reads the page_cgroup before freeing it.
+        let consumed = ks.object_poisoned(obj);
         let cpu = node.min(ks.frames.len() - 1) as u16;
         ks.slab
             .free(cache, cpu, obj, page_cgroup_tag(pfn))
             .expect("a page_cgroup is live and tagged");
+        if let Some(f) = consumed {
+            self.kernel_consumed(f, "page_cgroup slab page (uncharge)");
+        }
         self.charge_slab();
     }
 
@@ -381,14 +449,23 @@ impl Machine {
             return;
         };
         let nested = std::mem::replace(&mut ks.charging, true);
-        let nodes = ks.frames.len();
+        self.release_poisoned_slabs();
+        let nodes = self.slab.as_ref().expect("checked above").frames.len();
         for n in 0..nodes {
             loop {
                 let ks = self.slab.as_mut().expect("checked above");
                 let want = ks.slab.node_pages(n);
                 let have = ks.frames[n].len();
                 if have > want {
-                    let pfn = ks.frames[n].pop().expect("have > 0");
+                    // Some slab page was freed: give back a frame not bound
+                    // to a live poisoned slab page (those go with theirs).
+                    let Some(at) = ks.frames[n]
+                        .iter()
+                        .rposition(|f| !ks.poisoned.contains_key(f))
+                    else {
+                        break;
+                    };
+                    let pfn = ks.frames[n].remove(at);
                     self.mem.free(pfn);
                 } else if have < want && !nested {
                     let pfn = match self.mem.alloc(n) {
@@ -419,6 +496,56 @@ impl Machine {
             }
         }
         self.slab.as_mut().expect("checked above").charging = nested;
+    }
+
+    /// Frees the poisoned frames whose slab SLUB has freed: the frame
+    /// goes with its slab (and the page allocator retires it).
+    fn release_poisoned_slabs(&mut self) {
+        let Some(ks) = self.slab.as_mut() else {
+            return;
+        };
+        let gone: Vec<Pfn> = ks
+            .poisoned
+            .iter()
+            .filter(|&(_, &p)| ks.slab.slab_at(p).is_none())
+            .map(|(&f, _)| f)
+            .collect();
+        for f in gone {
+            ks.poisoned.remove(&f);
+            for frames in &mut ks.frames {
+                frames.retain(|&x| x != f);
+            }
+            self.mem.free(f);
+        }
+    }
+
+    /// A memory failure hit slab frame `pfn` (charged to node `n`'s slab
+    /// pages): binds it to a page of a live slab of that node (see the
+    /// module header). Returns the pool frame, or `None` when the frame is
+    /// not one the slab charged (a frame reserved as a slab page without
+    /// objects, as the scenario runner's are) or every slab page of the
+    /// node is bound already.
+    pub(crate) fn poison_slab_frame(&mut self, pfn: Pfn) -> Option<u32> {
+        let ks = self.slab.as_mut()?;
+        let (n, k) = ks
+            .frames
+            .iter()
+            .enumerate()
+            .find_map(|(n, f)| f.iter().position(|&x| x == pfn).map(|k| (n, k)))?;
+        let bound: BTreeSet<u32> = ks.poisoned.values().copied().collect();
+        let pages: Vec<u32> = ks
+            .slab
+            .node_slab_frames(n)
+            .into_iter()
+            .flat_map(|(first, len)| first..first + len)
+            .filter(|p| !bound.contains(p))
+            .collect();
+        if pages.is_empty() {
+            return None;
+        }
+        let p = pages[k % pages.len()];
+        ks.poisoned.insert(pfn, p);
+        Some(p)
     }
 
     /// The slab's invariants (see the module header).
@@ -467,6 +594,18 @@ impl Machine {
                 return Err(format!(
                     "node {n}: {} frames charged for {want} slab pages",
                     frames.len()
+                ));
+            }
+        }
+        for (&f, &p) in &ks.poisoned {
+            if !seen.contains(&f) || !pages[f as usize].test(crate::mm::page::flags::HWPOISON) {
+                return Err(format!(
+                    "poisoned slab frame {f} is not a charged, poisoned slab frame"
+                ));
+            }
+            if ks.slab.slab_at(p).is_none() {
+                return Err(format!(
+                    "poisoned slab frame {f} stands for pool frame {p}, which no slab holds"
                 ));
             }
         }
