@@ -96,6 +96,13 @@ pub struct Lruvec {
     /// For reclaim aimed at this lruvec's container (6.x `snapshot_refaults()`):
     /// the container's refault activations when its last reclaim ended.
     pub(crate) refaults_snapshot: u64,
+    /// Anonymous pages activated on refault into this lruvec
+    /// (`WORKINGSET_ACTIVATE_ANON`; with `KernelDetails::anon_6x`).
+    #[serde(default)]
+    pub(crate) workingset_activate_anon: u64,
+    /// `refaults_snapshot` for the anonymous lists.
+    #[serde(default)]
+    pub(crate) refaults_snapshot_anon: u64,
 }
 
 impl Lruvec {
@@ -106,6 +113,8 @@ impl Lruvec {
             lists: [EMPTY; 4],
             workingset_activate: 0,
             refaults_snapshot: 0,
+            workingset_activate_anon: 0,
+            refaults_snapshot_anon: 0,
         }
     }
 
