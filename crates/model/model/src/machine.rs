@@ -112,7 +112,7 @@ pub struct MachineConfig {
     pub page_cgroup: bool,
     /// What a 6.x host kernel does that the model leaves out unless asked
     /// ([`KernelDetails`]; all off by default).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub details: KernelDetails,
 }
 
@@ -374,7 +374,7 @@ pub(crate) struct Swap {
     free: Vec<u64>,
     /// Shadows of swapped-out pages by slot (`KernelDetails::anon_6x`:
     /// 6.x keeps them in the swap cache's slots).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     shadows: BTreeMap<u64, u64>,
 }
 
@@ -493,21 +493,28 @@ pub struct Machine {
     pub(crate) slab: Option<crate::mm::slab::KernelSlab>,
     /// Memory-cgroup statistics as last flushed
     /// ([`KernelDetails::memcg_stats`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub(crate) rstat: crate::mm::memcg_stats::Rstat,
     /// The CPU's LRU batches ([`KernelDetails::lru_batch`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub(crate) batches: crate::mm::swap::CpuBatches,
     /// The CPU's charge stock ([`KernelDetails::charge_batch`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub(crate) stock: crate::mm::memcg_stock::ChargeStock,
     /// Per file, the page its last read ended in (`file->f_ra.prev_pos`,
     /// [`KernelDetails::read_marks_once`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub(crate) ra_prev: BTreeMap<FileId, u64>,
     /// Counters of the 6.x details (anonymous refaults).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub(crate) kstat: KernelStat,
+}
+
+/// Whether `t` is its type's default: the 6.x details' state is left out
+/// of a serialized machine (a hibernation image) while the rules are off,
+/// so images without them stay as they were.
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
 }
 
 /// Counters only the 6.x details produce.

@@ -85,6 +85,10 @@ const EMPTY: Ends = Ends {
     len: 0,
 };
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Four LRU lists of one node and container.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Lruvec {
@@ -98,10 +102,10 @@ pub struct Lruvec {
     pub(crate) refaults_snapshot: u64,
     /// Anonymous pages activated on refault into this lruvec
     /// (`WORKINGSET_ACTIVATE_ANON`; with `KernelDetails::anon_6x`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "crate::mm::lru::is_zero")]
     pub(crate) workingset_activate_anon: u64,
     /// `refaults_snapshot` for the anonymous lists.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "crate::mm::lru::is_zero")]
     pub(crate) refaults_snapshot_anon: u64,
 }
 

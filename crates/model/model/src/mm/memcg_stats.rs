@@ -107,7 +107,7 @@ pub struct FlushCounts {
 }
 
 /// The statistics state of a machine with `KernelDetails::memcg_stats`.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rstat {
     /// Pending updates per memcg id.
     pending: Vec<Pending>,
