@@ -125,6 +125,9 @@ pub fn cleanup_all() -> usize {
         }
         unregister(&c);
     }
+    if !traces.is_empty() {
+        crate::trace::stop_all_readers();
+    }
     for t in traces {
         if crate::trace::remove_instance(&t).is_ok() {
             n += 1;

@@ -41,6 +41,15 @@ use crate::error::HostError;
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// Set by the cleanup after a signal ([`stop_all_readers`]): every reader
+/// closes its `trace_pipe` (an open pipe keeps `rmdir` of the instance
+/// busy).
+static STOP_ALL: AtomicBool = AtomicBool::new(false);
+
+/// How long [`remove_instance`] waits for the readers to let the instance
+/// go (20 ms steps): a reader sleeps 20 ms between reads.
+const RMDIR_TRIES: u32 = 100;
+
 /// One `memcg_flush_stats` event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlushEvent {
@@ -215,7 +224,7 @@ fn read_pipe(
     loop {
         match pipe.read(&mut buf) {
             Ok(0) => {
-                if stop.load(Ordering::Acquire) {
+                if stop.load(Ordering::Acquire) || STOP_ALL.load(Ordering::Acquire) {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -234,7 +243,7 @@ fn read_pipe(
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if stop.load(Ordering::Acquire) {
+                if stop.load(Ordering::Acquire) || STOP_ALL.load(Ordering::Acquire) {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -302,12 +311,25 @@ pub fn parse_line(line: &str) -> Option<FlushEvent> {
 
 /// Disables the event, removes the instance, unmounts its tracefs and
 /// removes the mount point; parts already gone are not errors.
+///
+/// `rmdir` is retried while the instance is busy: after a signal a run's
+/// reader may still hold its `trace_pipe` open until it sees
+/// [`stop_all_readers`] (tracefs instances live in the one tracefs
+/// superblock, so one left here would outlive the mount).
 pub(crate) fn remove_instance(instance: &Path) -> Result<(), HostError> {
     let _ = std::fs::write(instance.join("events/memcg/memcg_flush_stats/enable"), "0");
-    match std::fs::remove_dir(instance) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(HostError::files(instance, "rmdir trace instance", e)),
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(instance) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) if e.raw_os_error() == Some(16) && tries < RMDIR_TRIES => {
+                // EBUSY: a reader has not closed its pipe yet.
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(HostError::files(instance, "rmdir trace instance", e)),
+        }
     }
     let Some(mount) = instance.parent().and_then(Path::parent) else {
         return Ok(());
@@ -330,6 +352,12 @@ pub(crate) fn remove_instance(instance: &Path) -> Result<(), HostError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(HostError::files(mount, "rmdir", e)),
     }
+}
+
+/// Tells every reader of the process to close its pipe and end (the
+/// cleanup after a signal: the runs will not finish).
+pub(crate) fn stop_all_readers() {
+    STOP_ALL.store(true, Ordering::Release);
 }
 
 fn is_mounted(dir: &Path) -> bool {

@@ -1,6 +1,6 @@
 //! A run ended by `SIGTERM` while its worker holds anonymous memory under
-//! the limit leaves no swap file on, no swap file, no cgroup and no data
-//! directory behind. The test re-runs this test binary as the child that
+//! the limit leaves no swap file on, no swap file, no cgroup, no data
+//! directory and no trace mount behind. The test re-runs this test binary as the child that
 //! is signalled (`KLAB_FIDELITY_SIGNAL_CHILD`), so the signal thread's
 //! `cleanup_all()` touches nothing of another test. Needs root, the
 //! cgroup v1 memory controller and swap support; returns with a printed
@@ -127,4 +127,10 @@ fn sigterm_during_an_anonymous_run_removes_its_swap_file_cgroup_and_directory() 
     assert!(!swap.exists(), "swap file deleted");
     assert!(!cg.exists(), "cgroup removed");
     assert!(!data.exists(), "data directory removed");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let ours = format!("klab-fidelity-tracefs-{}-", child.id());
+    assert!(
+        !mounts.contains(&ours),
+        "the flush trace's tracefs mount is gone: {mounts}"
+    );
 }
