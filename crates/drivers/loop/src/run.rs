@@ -220,6 +220,8 @@ impl Session {
             probe: true,
             cpu: cfg.cpu,
             read_every: None,
+            anon_pages: 0,
+            hold: false,
         })
         .map_err(|e| LoopError::device(&node, "start the reader", e))?;
         cg.attach(worker.pid())?;

@@ -218,6 +218,7 @@ impl Case {
                 .iter()
                 .map(|&(file, page)| PageRef { file, page })
                 .collect(),
+            anon: false,
         }
     }
 }
@@ -548,6 +549,7 @@ pub fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Experiment
             match opts.touch {
                 Touch::Read => "pread",
                 Touch::Mapped => "mmap",
+                Touch::Anon => "anon",
             },
         )
         .config("host_files", opts.fill.name())

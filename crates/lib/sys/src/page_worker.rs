@@ -14,16 +14,22 @@
 //!   validate accesses, fstat the files
 //!   shared results page(s), prefaulted     (MAP_SHARED: writing them
 //!   mmap the files (Touch::Mapped)          charges nothing new)
+//!   mmap anonymous memory (Touch::Anon,
+//!     MAP_PRIVATE, no huge pages; never
+//!     touched by the parent)
 //!   pipe
 //!   fork ───────────────────────────────▶  PDEATHSIG = SIGKILL
 //!   (move the pid into a cgroup, ...)      default SIGINT/SIGTERM/SIGHUP
 //!   start(): write "go" ────────────────▶  read "go"
 //!                                          for each access i:
+//!                                            time[i] = CLOCK_MONOTONIC (ns)
 //!                                            cachestat(page)   → outcome[i] probe bits
-//!                                            pread 4 KiB       (or a load from the mapping)
+//!                                              (Touch::Anon: mincore(page))
+//!                                            pread 4 KiB       (or a load from the mapping,
+//!                                                               or a store to anonymous memory)
 //!                                            outcome[i] |= DONE; done = i + 1
 //!   progress() reads `done`                _exit(0)
-//!   wait(): waitpid, outcomes
+//!   wait(): waitpid, outcomes, times
 //! ```
 //!
 //! After `fork()` in a multithreaded program the child may only make
@@ -39,7 +45,9 @@
 //!   8   errno: AtomicU64        the failing call's errno, or 0
 //!   16  failed_at: AtomicU64    index of the failing access
 //!   64  outcome: [u8; n]        Outcome bits per access
-//!   B   buffer: one page        pread target (B = 64 + n rounded up to a page)
+//!   T   time: [u64; n]          CLOCK_MONOTONIC ns at each access's start
+//!                               (T = 64 + n rounded up to 8)
+//!   B   buffer: one page        pread target (B = T + 8n rounded up to a page)
 //! ```
 //!
 //! Invariant: `done <= n`; `outcome[i]` has `DONE` iff `i < done`.
@@ -64,6 +72,12 @@ pub enum Touch {
     /// A one-byte load from a shared, read-only mapping of the file
     /// (`MADV_RANDOM`, so a fault reads one page).
     Mapped,
+    /// A one-byte store to page `page` of an anonymous private mapping of
+    /// [`Spec::anon_pages`] pages (no files; `PageRef::file` is 0): the
+    /// first store faults in a zeroed page, later ones find it resident or
+    /// swap it back in. The probe asks `mincore(2)`, which says whether
+    /// the page is in memory (mapped or in the swap cache).
+    Anon,
 }
 
 /// One access: page `page` of file `file` (an index into the files given).
@@ -93,6 +107,12 @@ pub struct Spec<'a> {
     /// file such as a cgroup's `memory.stat`, whose read makes the kernel
     /// bring its statistics up to date) with `pread` at offset 0.
     pub read_every: Option<(BorrowedFd<'a>, u64)>,
+    /// Pages of anonymous memory for [`Touch::Anon`] (0 otherwise).
+    pub anon_pages: u64,
+    /// After the last access, wait (its memory kept) until
+    /// [`PageWorker::release`], so the caller can read what the worker
+    /// holds at the end.
+    pub hold: bool,
 }
 
 /// What the probe saw before one access, and whether the access was made.
@@ -133,6 +153,18 @@ impl Outcome {
     }
 }
 
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of
+/// [`Finished::times_ns`] (and of the kernel's `mono` trace clock).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Exit code of a worker whose access failed (errno in the results).
 const EXIT_FAILED: i32 = 2;
 /// Exit code of a worker whose parent went away before "go".
@@ -145,12 +177,14 @@ struct Shared {
     addr: *mut u8,
     len: usize,
     n: usize,
+    time_off: usize,
     buf_off: usize,
 }
 
 impl Shared {
     fn new(n: usize, page: usize) -> io::Result<Self> {
-        let buf_off = (HEADER + n).div_ceil(page) * page;
+        let time_off = (HEADER + n).div_ceil(8) * 8;
+        let buf_off = (time_off + 8 * n).div_ceil(page) * page;
         let len = buf_off + page;
         // SAFETY: a new anonymous mapping at an address the kernel picks
         // overlaps nothing Rust owns; no file descriptor is involved.
@@ -176,6 +210,7 @@ impl Shared {
             addr,
             len,
             n,
+            time_off,
             buf_off,
         })
     }
@@ -209,6 +244,80 @@ impl Shared {
             })
             .collect()
     }
+
+    fn times(&self) -> Vec<u64> {
+        (0..self.n)
+            .map(|i| {
+                // SAFETY: `time_off` is 8-aligned in a page-aligned mapping
+                // and `time_off + 8 * n <= buf_off < len`: inside the
+                // mapping. Read volatile: written by the exited child.
+                unsafe {
+                    self.addr
+                        .add(self.time_off)
+                        .cast::<u64>()
+                        .add(i)
+                        .read_volatile()
+                }
+            })
+            .collect()
+    }
+}
+
+/// An anonymous private mapping the parent never touches, for the child's
+/// [`Touch::Anon`] accesses; unmapped (in the parent) on drop.
+struct AnonRegion {
+    addr: *mut libc::c_void,
+    len: usize,
+}
+
+impl AnonRegion {
+    fn new(pages: u64, page: usize) -> io::Result<Self> {
+        let len = usize::try_from(pages)
+            .ok()
+            .and_then(|p| p.checked_mul(page))
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EFBIG))?;
+        if len == 0 {
+            return Ok(AnonRegion {
+                addr: std::ptr::null_mut(),
+                len: 0,
+            });
+        }
+        // SAFETY: a new private anonymous mapping at an address the kernel
+        // picks overlaps nothing Rust owns; MAP_NORESERVE only skips the
+        // commit accounting.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let region = AnonRegion { addr, len };
+        // SAFETY: advice on the mapping just created: base pages only (a
+        // transparent huge page would fault in 512 pages at once).
+        if unsafe { libc::madvise(addr, len, libc::MADV_NOHUGEPAGE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(region)
+    }
+}
+
+impl Drop for AnonRegion {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: the mapping created in `new`; nothing in the parent
+            // refers into it.
+            unsafe {
+                libc::munmap(self.addr, self.len);
+            }
+        }
+    }
 }
 
 impl Drop for Shared {
@@ -237,6 +346,9 @@ fn map_random(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
 pub struct PageWorker {
     pid: libc::pid_t,
     go: Option<OwnedFd>,
+    /// The "go" pipe kept open after start for a holding worker: closing
+    /// it releases the worker.
+    held: Option<OwnedFd>,
     shared: Shared,
     _maps: Vec<Mapping>,
     reaped: bool,
@@ -247,6 +359,9 @@ pub struct PageWorker {
 pub struct Finished {
     /// One entry per access of the spec, in order.
     pub outcomes: Vec<Outcome>,
+    /// `CLOCK_MONOTONIC` in nanoseconds at the start of each access (before
+    /// any statistics read and the probe), in order.
+    pub times_ns: Vec<u64>,
     /// The worker's exit status.
     pub status: ExitStatus,
 }
@@ -258,14 +373,19 @@ struct ChildArgs<'a> {
     go_read: i32,
     go_write: i32,
     fds: &'a [i32],
+    /// Every descriptor the child uses, sorted: it closes all others.
+    keep: &'a [i32],
     bases: &'a [usize],
     accesses: &'a [PageRef],
     touch: Touch,
     probe: bool,
     read_every: Option<(i32, u64)>,
+    hold: bool,
     page: u64,
     shared: *mut u8,
+    times: *mut u64,
     buf: *mut u8,
+    anon_base: usize,
 }
 
 impl PageWorker {
@@ -281,6 +401,9 @@ impl PageWorker {
     /// [`pid`]: PageWorker::pid
     pub fn spawn(spec: &Spec<'_>) -> io::Result<PageWorker> {
         let page = page_size();
+        if spec.touch == Touch::Anon {
+            return Self::spawn_anon(spec, page);
+        }
         let mut sizes = Vec::with_capacity(spec.files.len());
         for fd in spec.files {
             // SAFETY: `st` is written by fstat before it is read; `fd` is
@@ -324,14 +447,6 @@ impl PageWorker {
                 ));
             }
         }
-        if let Some(cpu) = spec.cpu
-            && cpu >= libc::CPU_SETSIZE as usize
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cpu {cpu} is beyond CPU_SETSIZE"),
-            ));
-        }
         let shared = Shared::new(spec.accesses.len(), page)?;
         let mut maps = Vec::new();
         if spec.touch == Touch::Mapped {
@@ -343,6 +458,49 @@ impl PageWorker {
         }
         let bases: Vec<usize> = maps.iter().map(|m| m.addr as usize).collect();
         let fds: Vec<i32> = spec.files.iter().map(|f| f.as_raw_fd()).collect();
+        Self::fork_child(spec, page, shared, maps, &bases, &fds, 0)
+    }
+
+    /// [`PageWorker::spawn`] for [`Touch::Anon`]: every access names file 0
+    /// and a page below `spec.anon_pages`.
+    fn spawn_anon(spec: &Spec<'_>, page: usize) -> io::Result<PageWorker> {
+        for (i, a) in spec.accesses.iter().enumerate() {
+            if a.file != 0 || a.page >= spec.anon_pages {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "access {i}: page {} of region {} is not one of the {} anonymous pages",
+                        a.page, a.file, spec.anon_pages
+                    ),
+                ));
+            }
+        }
+        let shared = Shared::new(spec.accesses.len(), page)?;
+        let region = AnonRegion::new(spec.anon_pages, page)?;
+        let base = region.addr as usize;
+        let w = Self::fork_child(spec, page, shared, Vec::new(), &[], &[], base)?;
+        // The parent's copy of the mapping goes; the child keeps its own.
+        drop(region);
+        Ok(w)
+    }
+
+    fn fork_child(
+        spec: &Spec<'_>,
+        page: usize,
+        shared: Shared,
+        maps: Vec<Mapping>,
+        bases: &[usize],
+        fds: &[i32],
+        anon_base: usize,
+    ) -> io::Result<PageWorker> {
+        if let Some(cpu) = spec.cpu
+            && cpu >= libc::CPU_SETSIZE as usize
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cpu {cpu} is beyond CPU_SETSIZE"),
+            ));
+        }
         let mut pipe = [0i32; 2];
         // SAFETY: `pipe` has room for the two descriptors pipe2 writes.
         if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -352,21 +510,33 @@ impl PageWorker {
         // owns.
         let (go_read, go_write) =
             unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+        let mut keep: Vec<i32> = fds.to_vec();
+        keep.push(go_read.as_raw_fd());
+        if let Some((fd, _)) = spec.read_every {
+            keep.push(fd.as_raw_fd());
+        }
+        keep.sort_unstable();
+        keep.dedup();
         let args = ChildArgs {
+            keep: &keep,
             // SAFETY: getpid has no preconditions.
             parent: unsafe { libc::getpid() },
             go_read: go_read.as_raw_fd(),
             go_write: go_write.as_raw_fd(),
-            fds: &fds,
-            bases: &bases,
+            fds,
+            bases,
             accesses: spec.accesses,
             touch: spec.touch,
             probe: spec.probe,
             read_every: spec.read_every.map(|(fd, n)| (fd.as_raw_fd(), n.max(1))),
+            hold: spec.hold,
             page: page as u64,
             shared: shared.addr,
+            // SAFETY: `time_off + 8n <= buf_off < len`, 8-aligned.
+            times: unsafe { shared.addr.add(shared.time_off) }.cast::<u64>(),
             // SAFETY: `buf_off + page == len`: the last page of the mapping.
             buf: unsafe { shared.addr.add(shared.buf_off) },
+            anon_base,
         };
         // SAFETY: fork duplicates this process. In the child, only
         // `child_main` runs: it makes async-signal-safe system calls on
@@ -386,6 +556,7 @@ impl PageWorker {
         let mut worker = PageWorker {
             pid,
             go: Some(go_write),
+            held: None,
             shared,
             _maps: maps,
             reaped: false,
@@ -429,7 +600,14 @@ impl PageWorker {
         if rc != 1 {
             return Err(io::Error::last_os_error());
         }
+        self.held = Some(go);
         Ok(())
+    }
+
+    /// Lets a holding worker ([`Spec::hold`]) exit once its accesses are
+    /// done (nothing for one that does not hold).
+    pub fn release(&mut self) {
+        self.held = None;
     }
 
     /// Accesses completed so far.
@@ -474,8 +652,10 @@ impl PageWorker {
     /// Errors: the errno of a failed access (with its index), or `Other`
     /// when the worker was killed by a signal or exited otherwise.
     pub fn wait(mut self) -> io::Result<Finished> {
-        // A worker never started would wait forever: let it see EOF.
+        // A worker never started, or holding, would wait forever: let it
+        // see EOF.
         self.go = None;
+        self.held = None;
         let status = self.waitpid(0)?.expect("a blocking waitpid reaps");
         self.finish(status)
     }
@@ -485,6 +665,7 @@ impl PageWorker {
         match status.code() {
             Some(0) => Ok(Finished {
                 outcomes: self.shared.outcomes(),
+                times_ns: self.shared.times(),
                 status,
             }),
             Some(EXIT_FAILED) => {
@@ -535,6 +716,18 @@ unsafe fn child_main(args: &ChildArgs<'_>) -> ! {
     // mapped loads read inside file mappings whose bounds `spawn` checked.
     unsafe {
         libc::close(args.go_write);
+        // Every other descriptor the parent had open (its other files,
+        // other threads' pipes and trace readers) closes here, so the
+        // worker holds nothing another part of the parent waits to see
+        // closed.
+        let mut next = 3i32;
+        for &k in args.keep {
+            if k > next {
+                libc::syscall(libc::SYS_close_range, next as u32, (k - 1) as u32, 0u32);
+            }
+            next = next.max(k + 1);
+        }
+        libc::syscall(libc::SYS_close_range, next as u32, u32::MAX, 0u32);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if libc::getppid() != args.parent {
             libc::_exit(EXIT_NO_GO);
@@ -552,7 +745,9 @@ unsafe fn child_main(args: &ChildArgs<'_>) -> ! {
                 libc::_exit(EXIT_NO_GO);
             }
         }
-        libc::close(args.go_read);
+        if !args.hold {
+            libc::close(args.go_read);
+        }
         let done = &*args.shared.cast::<AtomicU64>();
         let errno = &*args.shared.add(8).cast::<AtomicU64>();
         let failed_at = &*args.shared.add(16).cast::<AtomicU64>();
@@ -562,15 +757,28 @@ unsafe fn child_main(args: &ChildArgs<'_>) -> ! {
             libc::_exit(EXIT_FAILED)
         };
         for (i, a) in args.accesses.iter().enumerate() {
-            let Some(&fd) = args.fds.get(a.file as usize) else {
-                fail(i, libc::EINVAL)
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
             };
+            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+            args.times
+                .add(i)
+                .write_volatile(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
             if let Some((sfd, every)) = args.read_every
                 && (i as u64).is_multiple_of(every)
             {
                 // Errors are ignored: the read only refreshes statistics.
                 libc::pread(sfd, args.buf.cast(), args.page as usize, 0);
             }
+            if args.touch == Touch::Anon {
+                anon_access(args, i, a.page);
+                done.store(i as u64 + 1, Ordering::Release);
+                continue;
+            }
+            let Some(&fd) = args.fds.get(a.file as usize) else {
+                fail(i, libc::EINVAL)
+            };
             let off = a.page * args.page;
             let mut flags = Outcome::DONE;
             if args.probe {
@@ -614,11 +822,45 @@ unsafe fn child_main(args: &ChildArgs<'_>) -> ! {
                     };
                     std::ptr::read_volatile((base + off as usize) as *const u8);
                 }
+                Touch::Anon => {}
             }
             args.shared.add(HEADER + i).write_volatile(flags);
             done.store(i as u64 + 1, Ordering::Release);
         }
+        if args.hold {
+            // Until the parent closes its end (or dies: PDEATHSIG).
+            while libc::read(args.go_read, (&mut b as *mut u8).cast(), 1) != 0 {}
+        }
         libc::_exit(0)
+    }
+}
+
+/// One [`Touch::Anon`] access in the child: `mincore` of the page, then a
+/// store of a non-zero byte (a page of zeros would be swapped out as a
+/// zero-map entry without I/O).
+///
+/// # Safety
+/// As [`child_main`]: in the forked child only; `page` was checked against
+/// the region's pages before the fork.
+unsafe fn anon_access(args: &ChildArgs<'_>, i: usize, page: u64) {
+    // SAFETY: the address is inside the child's anonymous region (checked
+    // bound, page-aligned); mincore writes one byte to `vec`; the store
+    // goes to memory the child owns and no reference aliases; the outcome
+    // byte is inside the results mapping.
+    unsafe {
+        let addr = args.anon_base + (page * args.page) as usize;
+        let mut flags = Outcome::DONE;
+        if args.probe {
+            let mut vec = 0u8;
+            if libc::mincore(addr as *mut libc::c_void, args.page as usize, &mut vec) == 0 {
+                flags |= Outcome::PROBED;
+                if vec & 1 == 1 {
+                    flags |= Outcome::CACHED;
+                }
+            }
+        }
+        std::ptr::write_volatile(addr as *mut u8, (i as u8) | 1);
+        args.shared.add(HEADER + i).write_volatile(flags);
     }
 }
 
@@ -661,6 +903,8 @@ mod tests {
             probe: false,
             cpu: None,
             read_every: None,
+            anon_pages: 0,
+            hold: false,
         }
     }
 
@@ -700,6 +944,73 @@ mod tests {
             let cs = crate::cachestat::cachestat(f.as_fd(), 0, 0).unwrap();
             assert_eq!(cs.nr_cache, 2, "{touch:?}: no read-ahead");
         }
+    }
+
+    #[test]
+    fn anonymous_pages_fault_in_once_and_every_access_is_timed_in_order() {
+        let acc = reads(&[2, 2, 0, 2, 5]);
+        let mut w = PageWorker::spawn(&Spec {
+            touch: Touch::Anon,
+            probe: true,
+            anon_pages: 6,
+            ..spec(&[], &acc)
+        })
+        .unwrap();
+        w.start().unwrap();
+        let fin = w.wait().unwrap();
+        let resident: Vec<bool> = fin.outcomes.iter().map(|o| o.cached()).collect();
+        assert_eq!(resident, [false, true, false, true, false]);
+        assert!(fin.outcomes.iter().all(|o| o.done() && o.probed()));
+        assert_eq!(fin.times_ns.len(), 5);
+        assert!(fin.times_ns[0] > 0);
+        assert!(
+            fin.times_ns.windows(2).all(|w| w[0] <= w[1]),
+            "CLOCK_MONOTONIC never goes back: {:?}",
+            fin.times_ns
+        );
+    }
+
+    #[test]
+    fn anonymous_accesses_outside_the_region_are_refused() {
+        let acc = vec![PageRef { file: 0, page: 6 }];
+        let e = PageWorker::spawn(&Spec {
+            touch: Touch::Anon,
+            anon_pages: 6,
+            ..spec(&[], &acc)
+        })
+        .err()
+        .expect("refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(
+            e.to_string().contains("not one of the 6 anonymous pages"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_holding_worker_keeps_its_memory_until_released() {
+        let acc = reads(&[0, 1, 2]);
+        let mut w = PageWorker::spawn(&Spec {
+            touch: Touch::Anon,
+            anon_pages: 3,
+            hold: true,
+            ..spec(&[], &acc)
+        })
+        .unwrap();
+        w.start().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while w.progress() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker did not finish its accesses"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(w.try_finish().unwrap().is_none(), "it holds");
+        w.release();
+        let fin = w.wait().unwrap();
+        assert!(fin.status.success());
     }
 
     #[test]

@@ -1,17 +1,20 @@
 //! What a run leaves on the host while it runs, and how it is removed
 //! when the program is interrupted.
 //!
-//! Every cgroup and data directory a run creates is registered here from
-//! before it exists until after it is gone. The normal ways out (return,
-//! error, panic) remove them through their guards' `Drop`
-//! ([`crate::MemCgroup`], [`crate::files::DataDir`]). A signal that would
-//! end the program (`SIGINT`, `SIGTERM`, `SIGHUP`) runs no destructor, so
-//! [`install_signal_handlers`] starts a thread that, on such a signal,
-//! removes everything registered ([`cleanup_all`]: kill the cgroup's
-//! tasks, `rmdir` it, delete the directory) and then lets the signal take
-//! its default course (the process ends as the signal's default would end
-//! it). `SIGKILL` cannot be caught: a run killed that way leaves its
-//! `klab-fidelity-<pid>-<n>` cgroup behind.
+//! Every cgroup, data directory, swap file and trace mount a run creates
+//! is registered here from before it exists until after it is gone. The
+//! normal ways out (return, error, panic) remove them through their
+//! guards' `Drop` ([`crate::MemCgroup`], [`crate::files::DataDir`],
+//! [`crate::swap::SwapFile`], [`crate::trace::FlushTrace`]). A signal that
+//! would end the program (`SIGINT`, `SIGTERM`, `SIGHUP`) runs no
+//! destructor, so [`install_signal_handlers`] starts a thread that, on such
+//! a signal, removes everything registered ([`cleanup_all`]: kill the
+//! cgroup's tasks, `rmdir` it, turn the swap file off and delete it,
+//! remove the trace instance and unmount, delete the directory) and then
+//! lets the signal take its default course (the process ends as the
+//! signal's default would end it). `SIGKILL` cannot be caught: a run
+//! killed that way leaves its `klab-fidelity-<pid>-<n>` cgroup (and swap
+//! file, if one was on) behind.
 //!
 //! While that thread cleans up, the thread that was running the workload
 //! sees its worker killed and its files vanish; it must not report that as
@@ -50,11 +53,16 @@ pub fn park_if_interrupted() {
 static LIVE: Mutex<Live> = Mutex::new(Live {
     cgroups: BTreeSet::new(),
     dirs: BTreeSet::new(),
+    swaps: BTreeSet::new(),
+    traces: BTreeSet::new(),
 });
 
 struct Live {
     cgroups: BTreeSet<PathBuf>,
     dirs: BTreeSet<PathBuf>,
+    swaps: BTreeSet<PathBuf>,
+    /// Trace instances (`<mount>/instances/<name>`).
+    traces: BTreeSet<PathBuf>,
 }
 
 fn live() -> std::sync::MutexGuard<'static, Live> {
@@ -70,10 +78,20 @@ pub(crate) fn register_dir(path: &Path) {
     live().dirs.insert(path.to_owned());
 }
 
+pub(crate) fn register_swap(path: &Path) {
+    live().swaps.insert(path.to_owned());
+}
+
+pub(crate) fn register_trace(instance: &Path) {
+    live().traces.insert(instance.to_owned());
+}
+
 pub(crate) fn unregister(path: &Path) {
     let mut l = live();
     l.cgroups.remove(path);
     l.dirs.remove(path);
+    l.swaps.remove(path);
+    l.traces.remove(path);
 }
 
 /// Paths registered now (cgroups, then directories).
@@ -85,16 +103,42 @@ pub fn registered() -> (Vec<PathBuf>, Vec<PathBuf>) {
     )
 }
 
-/// Removes every registered cgroup (killing its tasks) and directory;
-/// returns how many were removed.
+/// Swap files and trace instances registered now.
+pub fn registered_host_settings() -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let l = live();
+    (
+        l.swaps.iter().cloned().collect(),
+        l.traces.iter().cloned().collect(),
+    )
+}
+
+/// Removes every registered cgroup (killing its tasks), trace instance
+/// (and its mount), swap file and directory; returns how many were
+/// removed.
 pub fn cleanup_all() -> usize {
     let (cgroups, dirs) = registered();
+    let (swaps, traces) = registered_host_settings();
     let mut n = 0;
     for c in cgroups {
         if crate::cgroup::remove_dir(&c).is_ok() {
             n += 1;
         }
         unregister(&c);
+    }
+    if !traces.is_empty() {
+        crate::trace::stop_all_readers();
+    }
+    for t in traces {
+        if crate::trace::remove_instance(&t).is_ok() {
+            n += 1;
+        }
+        unregister(&t);
+    }
+    for s in swaps {
+        if crate::swap::remove_file(&s).is_ok() {
+            n += 1;
+        }
+        unregister(&s);
     }
     for d in dirs {
         if std::fs::remove_dir_all(&d).is_ok() {

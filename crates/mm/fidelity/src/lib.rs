@@ -30,6 +30,9 @@
 //! * [`cleanup`]: removal of the cgroup and the files on `SIGINT`,
 //!   `SIGTERM`, `SIGHUP`; guards remove them on errors and panics.
 //! * [`host`]: kernel release, MGLRU, swap.
+//! * [`swap`]: the swap file the anonymous-memory patterns run with.
+//! * [`trace`]: the kernel's memory-cgroup statistics flushes, from a
+//!   trace instance of the run's own.
 //!
 //! Safety: nothing outside the run's temporary directory and its cgroup is
 //! changed. The worker's `fork()` lives in `klab-sys` (`page_worker`), the
@@ -44,9 +47,13 @@ pub mod error;
 pub mod files;
 pub mod host;
 pub mod run;
+pub mod swap;
+pub mod trace;
 
 pub use cgroup::{MemCgroup, MemcgStat};
 pub use error::HostError;
 pub use files::Fill;
 pub use klab_sys::page_worker::{Outcome, PageRef, Touch};
-pub use run::{HostConfig, HostRun, Pattern, Sample, Session, Stage, run, run_observed};
+pub use run::{Flushes, HostConfig, HostRun, Pattern, Sample, Session, Stage, run, run_observed};
+pub use swap::SwapFile;
+pub use trace::{FlushEvent, FlushTrace, Recorded};

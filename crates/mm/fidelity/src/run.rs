@@ -4,46 +4,62 @@
 //! ```text
 //!   Session::new(cfg, pattern)
 //!     probe the host                       cgroup v1 memory, root, cachestat
-//!     DataDir::create                      the files, once
+//!     DataDir::create                      the files, once (none for anonymous memory)
+//!     SwapFile::create                     anonymous memory only: mkswap, swapon
 //!   Session::run(cfg)                      as often as wanted:
 //!     drop the files from the page cache   POSIX_FADV_DONTNEED: no pages, no shadows
 //!     MemCgroup::create + set_limit        klab-fidelity-<pid>-<n>
-//!     PageWorker::spawn                    forked, waiting
+//!     FlushTrace::start                    the kernel's statistics flushes (if it can)
+//!     PageWorker::spawn                    forked, waiting, holding its memory at the end
 //!     attach(worker) + force_empty         the worker is the cgroup's only task
 //!     stat before, failcnt before
-//!     start; poll memory.stat              samples of the LRU list sizes
-//!     wait                                 per-access outcomes (cachestat before each)
-//!     stat after (flushed), failcnt after
+//!     start; poll memory.stat              samples of the LRU list sizes (timed)
+//!     all accesses done                    per-access outcomes and times
+//!     stat at the end (flushed)            the worker's pages still held
+//!     release the worker, reap it; stop the trace
 //!     remove the cgroup                    (also on error: guards; on signals: cleanup)
-//!   Session::close                         remove the files (or drop the session)
+//!   Session::close                         swapoff and delete the swap file, remove the files
 //! ```
 //!
 //! Drop order does the cleanup on every early return: the worker (killed
-//! and reaped), then the cgroup (its tasks killed, `rmdir`), then the files.
+//! and reaped), the trace, then the cgroup (its tasks killed, `rmdir`),
+//! then the swap file, then the files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use klab_sys::page_worker::{Outcome, PageRef, PageWorker, Spec, Touch};
+use klab_sys::page_worker::{Outcome, PageRef, PageWorker, Spec, Touch, monotonic_ns};
 
 use crate::cgroup::{self, MemCgroup, MemcgStat};
 use crate::cleanup;
 use crate::error::HostError;
 use crate::files::{DataDir, Fill, PAGE_SIZE};
+use crate::swap::SwapFile;
+use crate::trace::{FlushTrace, Recorded};
 
-/// An access pattern: the files (pages each) and the pages read, in order.
+/// An access pattern: the files (pages each) and the pages read, in order;
+/// or, with `anon`, one region of anonymous memory (`files[0]` pages)
+/// whose pages are written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pattern {
-    /// Pages per file.
+    /// Pages per file (anonymous memory: the region's pages, one entry).
     pub files: Vec<u64>,
     /// The accesses.
     pub accesses: Vec<PageRef>,
+    /// Anonymous memory instead of files.
+    pub anon: bool,
 }
 
 impl Pattern {
     /// Checks every access names an existing file and a page inside it.
     pub fn validate(&self) -> Result<(), HostError> {
+        if self.anon && self.files.len() != 1 {
+            return Err(HostError::Pattern(format!(
+                "anonymous memory is one region, not {} files",
+                self.files.len()
+            )));
+        }
         for (i, a) in self.accesses.iter().enumerate() {
             match self.files.get(a.file as usize) {
                 None => {
@@ -90,6 +106,11 @@ pub struct HostConfig {
     /// `memory.stat`, which flushes the kernel's per-CPU statistics (see
     /// [`HostConfig::new`]); `None`: only the kernel's own flushes.
     pub flush_every: Option<u64>,
+    /// Record the kernel's statistics flushes ([`crate::trace`]).
+    pub trace_flushes: bool,
+    /// The swap file's size for an anonymous pattern (default: twice the
+    /// region).
+    pub swap_bytes: Option<u64>,
 }
 
 impl HostConfig {
@@ -117,6 +138,8 @@ impl HostConfig {
             cpu: first_allowed_cpu(),
             sample_every: Some(Duration::from_millis(10)),
             flush_every: Some(16),
+            trace_flushes: true,
+            swap_bytes: None,
         }
     }
 }
@@ -132,10 +155,42 @@ pub fn first_allowed_cpu() -> Option<usize> {
 pub struct Sample {
     /// Accesses done.
     pub done: u64,
+    /// When the sample was read (`CLOCK_MONOTONIC`, ns): the read of
+    /// `memory.stat` may have flushed the cgroup's statistics.
+    pub t_ns: u64,
     /// Pages on the cgroup's active file list.
     pub active_file: u64,
     /// Pages on its inactive file list.
     pub inactive_file: u64,
+    /// Pages on its active anonymous list.
+    pub active_anon: u64,
+    /// Pages on its inactive anonymous list.
+    pub inactive_anon: u64,
+}
+
+impl Sample {
+    fn of(done: u64, t_ns: u64, s: &MemcgStat) -> Self {
+        let pages = |k: &str| s.get(k).unwrap_or(0) / PAGE_SIZE;
+        Sample {
+            done,
+            t_ns,
+            active_file: pages("active_file"),
+            inactive_file: pages("inactive_file"),
+            active_anon: pages("active_anon"),
+            inactive_anon: pages("inactive_anon"),
+        }
+    }
+}
+
+/// The kernel's statistics flushes during a run, as traced.
+#[derive(Clone, Debug)]
+pub struct Flushes {
+    /// The root memory cgroup's id.
+    pub root_id: u64,
+    /// The run's cgroup's id.
+    pub memcg_id: u64,
+    /// What the trace recorded (or why it could not).
+    pub recorded: Result<Recorded, String>,
 }
 
 /// Where a run is, for observers.
@@ -194,15 +249,28 @@ pub struct HostRun {
     pub stats_settled: bool,
     /// The worker's statistics-flushing reads ([`HostConfig::flush_every`]).
     pub flush_every: Option<u64>,
+    /// Per access, `CLOCK_MONOTONIC` (ns) at its start.
+    pub times_ns: Vec<u64>,
+    /// The worker's pid.
+    pub worker_pid: i32,
+    /// The kernel's statistics flushes ([`HostConfig::trace_flushes`]).
+    pub flushes: Option<Flushes>,
+    /// `memory.stat` when the worker had done its accesses and still held
+    /// its pages (flushed).
+    pub at_end: MemcgStat,
+    /// The swap file's size, for an anonymous pattern.
+    pub swap_bytes: Option<u64>,
 }
 
-/// `/proc/vmstat` counters a report shows for context.
-pub const VMSTAT_KEYS: [&str; 5] = [
+/// `/proc/vmstat` counters a report shows for context (host-wide).
+pub const VMSTAT_KEYS: [&str; 7] = [
     "pgactivate",
     "pgdeactivate",
     "workingset_activate_file",
     "workingset_refault_file",
     "workingset_restore_file",
+    "pswpin",
+    "pswpout",
 ];
 
 impl HostRun {
@@ -231,9 +299,24 @@ impl HostRun {
         self.after.delta(&self.before, name)
     }
 
-    /// A `memory.stat` size at the end, in pages.
+    /// A `memory.stat` size at the end, in pages (while the worker still
+    /// held its pages).
     pub fn pages_after(&self, name: &str) -> u64 {
-        self.after.get(name).unwrap_or(0) / PAGE_SIZE
+        self.at_end.get(name).unwrap_or(0) / PAGE_SIZE
+    }
+
+    /// Anonymous accesses that found their page out of memory after it
+    /// had been touched before: swap-ins (the probe's count).
+    pub fn swap_ins(&self, accesses: &[PageRef]) -> u64 {
+        let mut seen = std::collections::BTreeSet::new();
+        self.outcomes
+            .iter()
+            .zip(accesses)
+            .filter(|(o, a)| {
+                let first = seen.insert(a.page);
+                !first && !o.cached()
+            })
+            .count() as u64
     }
 }
 
@@ -260,6 +343,8 @@ pub fn run_observed(
 /// cache).
 #[derive(Debug)]
 pub struct Session {
+    // Field order is drop order: the swap file goes before the directory.
+    swap: Option<SwapFile>,
     data: DataDir,
     pattern: Pattern,
 }
@@ -276,9 +361,28 @@ impl Session {
     fn create(cfg: &HostConfig, pattern: Pattern) -> Result<Self, HostError> {
         pattern.validate()?;
         cgroup::probe(&cfg.root).map_err(HostError::Unavailable)?;
+        if pattern.anon {
+            crate::swap::probe().map_err(HostError::Unavailable)?;
+        }
         cleanup::install_signal_handlers().map_err(HostError::Worker)?;
-        let data = DataDir::create(cfg.dir.as_deref(), &pattern.files, cfg.fill)?;
-        Ok(Session { data, pattern })
+        let files: &[u64] = if pattern.anon { &[] } else { &pattern.files };
+        let data = DataDir::create(cfg.dir.as_deref(), files, cfg.fill)?;
+        let swap = if pattern.anon {
+            let bytes = cfg.swap_bytes.unwrap_or(2 * pattern.files[0] * PAGE_SIZE);
+            Some(SwapFile::create(data.path(), bytes)?)
+        } else {
+            None
+        };
+        Ok(Session {
+            swap,
+            data,
+            pattern,
+        })
+    }
+
+    /// The swap file, for an anonymous pattern.
+    pub fn swap_file(&self) -> Option<&SwapFile> {
+        self.swap.as_ref()
     }
 
     /// The data directory.
@@ -313,6 +417,13 @@ impl Session {
         })?;
         let limit_bytes = cg.set_limit(cfg.limit_bytes)?;
         data.check_uncached()?;
+        let (root_id, memcg_id) = (
+            crate::trace::memcg_id(&cfg.root)?,
+            crate::trace::memcg_id(cg.path())?,
+        );
+        let trace = cfg
+            .trace_flushes
+            .then(|| FlushTrace::start(root_id, memcg_id));
         let fds = data.fds();
         let stat_path = cg.path().join("memory.stat");
         let stat_file = match cfg.flush_every {
@@ -325,13 +436,15 @@ impl Session {
         let mut worker = PageWorker::spawn(&Spec {
             files: &fds,
             accesses: &pattern.accesses,
-            touch: cfg.touch,
+            touch: if pattern.anon { Touch::Anon } else { cfg.touch },
             probe: true,
             cpu: cfg.cpu,
             read_every: stat_file
                 .as_ref()
                 .zip(cfg.flush_every)
                 .map(|(f, n)| (std::os::fd::AsFd::as_fd(f), n)),
+            anon_pages: if pattern.anon { pattern.files[0] } else { 0 },
+            hold: true,
         })
         .map_err(HostError::Worker)?;
         cg.attach(worker.pid())?;
@@ -347,34 +460,28 @@ impl Session {
         let before = cg.stat()?;
         let failcnt_before = cg.read_u64("memory.failcnt")?;
         let vmstat_before = read_vmstat();
-        let total = pattern.accesses.len() as u64;
+        let worker_pid = worker.pid();
 
         let t0 = Instant::now();
         worker.start().map_err(HostError::Worker)?;
-        let mut samples = Vec::new();
-        let finished = loop {
-            if let Some(f) = worker.try_finish().map_err(HostError::Worker)? {
-                break f;
-            }
-            std::thread::sleep(cfg.sample_every.unwrap_or(Duration::from_millis(5)));
-            let done = worker.progress();
-            if cfg.sample_every.is_some() {
-                let s = cg.stat()?;
-                samples.push(Sample {
-                    done,
-                    active_file: s.get("active_file").unwrap_or(0) / PAGE_SIZE,
-                    inactive_file: s.get("inactive_file").unwrap_or(0) / PAGE_SIZE,
-                });
-            }
-            observe(Stage::Running { done, total })?;
-        };
+        let mut samples = sample_while_running(cfg, &cg, &mut worker, pattern, observe)?;
         let elapsed = t0.elapsed();
-        let (after, stats_settled) = settled_stat(&cfg.root, &cg, data)?;
-        samples.push(Sample {
-            done: total,
-            active_file: after.get("active_file").unwrap_or(0) / PAGE_SIZE,
-            inactive_file: after.get("inactive_file").unwrap_or(0) / PAGE_SIZE,
+        let end_ns = monotonic_ns();
+        let tr = trace.as_ref().and_then(|t| t.as_ref().ok());
+        let (at_end, stats_settled) = settled_stat(&cfg.root, &cg, data, pattern.anon, tr, end_ns)?;
+        samples.push(Sample::of(
+            pattern.accesses.len() as u64,
+            monotonic_ns(),
+            &at_end,
+        ));
+        worker.release();
+        let finished = worker.wait().map_err(HostError::Worker)?;
+        let flushes = trace.map(|t| Flushes {
+            root_id,
+            memcg_id,
+            recorded: t.and_then(FlushTrace::finish),
         });
+        let after = cg.stat()?;
         let failcnt = cg
             .read_u64("memory.failcnt")?
             .saturating_sub(failcnt_before);
@@ -389,7 +496,6 @@ impl Session {
             })
             .collect();
         let name = cg.name();
-        drop(worker);
         cg.remove()?;
         Ok(HostRun {
             cgroup: name,
@@ -405,14 +511,52 @@ impl Session {
             elapsed,
             stats_settled,
             flush_every: cfg.flush_every,
+            times_ns: finished.times_ns,
+            worker_pid,
+            flushes,
+            at_end,
+            swap_bytes: self.swap.as_ref().map(SwapFile::bytes),
         })
     }
 
-    /// Removes the data files.
+    /// Turns the swap file off and deletes it, and removes the data files.
     pub fn close(self) -> Result<(), HostError> {
-        let r = self.data.remove();
+        let swap = self.swap.map_or(Ok(()), SwapFile::remove);
+        let r = swap.and(self.data.remove());
         cleanup::park_if_interrupted();
         r
+    }
+}
+
+/// Waits for the worker's last access, reading `memory.stat` every
+/// `cfg.sample_every` (timed: each read may flush the cgroup's
+/// statistics) and telling `observe`.
+fn sample_while_running(
+    cfg: &HostConfig,
+    cg: &MemCgroup,
+    worker: &mut PageWorker,
+    pattern: &Pattern,
+    observe: &mut dyn FnMut(Stage<'_>) -> Result<(), HostError>,
+) -> Result<Vec<Sample>, HostError> {
+    let total = pattern.accesses.len() as u64;
+    let mut samples = Vec::new();
+    loop {
+        let done = worker.progress();
+        if done >= total {
+            return Ok(samples);
+        }
+        if worker.try_finish().map_err(HostError::Worker)?.is_some() {
+            return Err(HostError::Worker(std::io::Error::other(format!(
+                "the worker exited after {done} of {total} accesses"
+            ))));
+        }
+        std::thread::sleep(cfg.sample_every.unwrap_or(Duration::from_millis(5)));
+        let done = worker.progress();
+        if cfg.sample_every.is_some() {
+            let t_ns = monotonic_ns();
+            samples.push(Sample::of(done, t_ns, &cg.stat()?));
+        }
+        observe(Stage::Running { done, total })?;
     }
 }
 
@@ -431,19 +575,28 @@ const SETTLE_TIMEOUT: Duration = Duration::from_millis(2500);
 /// root's count crosses it on any busy host: reading the root's
 /// `memory.stat` (a read; it changes no setting) flushes the whole tree.
 /// The result is trusted once the cgroup's `cache` equals the pages of the
-/// data files `cachestat(2)` finds cached, an exact count; otherwise the
-/// reads repeat until it does or [`SETTLE_TIMEOUT`] passes (then `false`).
+/// data files `cachestat(2)` finds cached, an exact count, or once the
+/// flush trace shows the root flushed after `end_ns` (the only test for
+/// anonymous memory); otherwise the reads repeat until one holds or
+/// [`SETTLE_TIMEOUT`] passes (then `false`).
 fn settled_stat(
     root: &Path,
     cg: &MemCgroup,
     data: &DataDir,
+    anon: bool,
+    trace: Option<&FlushTrace>,
+    end_ns: u64,
 ) -> Result<(MemcgStat, bool), HostError> {
     let resident = data.resident_pages()?;
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
         let _ = std::fs::read(root.join("memory.stat"));
         let s = cg.stat()?;
-        if s.get("cache") == Some(resident * PAGE_SIZE) {
+        let flushed_since = trace
+            .and_then(FlushTrace::last_root_flush_ns)
+            .is_some_and(|t| t > end_ns);
+        let settled = flushed_since || (!anon && s.get("cache") == Some(resident * PAGE_SIZE));
+        if settled {
             return Ok((s, true));
         }
         if Instant::now() >= deadline {

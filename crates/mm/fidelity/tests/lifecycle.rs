@@ -25,7 +25,36 @@ fn pattern(pages: u64, reads: &[u64]) -> Pattern {
             .iter()
             .map(|&page| PageRef { file: 0, page })
             .collect(),
+        anon: false,
     }
+}
+
+fn anon_pattern(pages: u64, touches: &[u64]) -> Pattern {
+    Pattern {
+        anon: true,
+        ..pattern(pages, touches)
+    }
+}
+
+fn swap_ready() -> bool {
+    match klab_fidelity::swap::probe() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+/// Swap files in `dir` (a run's data directory) listed in /proc/swaps now.
+fn swaps_in(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/swaps")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|f| Path::new(f).parent() == Some(dir))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn cfg(limit: u64) -> HostConfig {
@@ -189,5 +218,101 @@ fn a_pattern_past_its_files_is_refused_before_anything_is_created() {
         e.to_string()
             .contains("access 1: page 2 of file 0 which has 2 pages"),
         "{e}"
+    );
+}
+
+#[test]
+fn an_anonymous_run_swaps_to_a_file_of_its_own_and_removes_it() {
+    if !host_ready() || !swap_ready() {
+        return;
+    }
+    // 512 pages written twice through a 1 MiB (256-page) cgroup: the
+    // second pass, in a scattered order (swap readahead brings in the
+    // neighbours of a sequential pass), brings pages back from swap.
+    let touches: Vec<u64> = (0..512).chain((0..512).map(|p| p * 37 % 512)).collect();
+    let mut swaps_during = Vec::new();
+    let mut data = PathBuf::new();
+    let r = run_observed(&cfg(1 << 20), &anon_pattern(512, &touches), &mut |s| {
+        match s {
+            Stage::Created { data: d, .. } => data = d.to_owned(),
+            Stage::Attached { .. } => swaps_during = swaps_in(&data),
+            Stage::Running { .. } => {}
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(swaps_during.len(), 1, "one swap file on: {swaps_during:?}");
+    assert!(swaps_in(&data).is_empty(), "swap file off after the run");
+    assert!(!Path::new(&swaps_during[0]).exists(), "and deleted");
+    assert!(!data.exists());
+    let accesses = anon_pattern(512, &touches).accesses;
+    assert_eq!(r.outcomes.len(), 1024);
+    let swap_ins = r.swap_ins(&accesses);
+    assert!(swap_ins > 100, "the second pass swaps in: {swap_ins}");
+    assert!(r.vmstat_delta["pswpout"] >= 256, "{:?}", r.vmstat_delta);
+    assert_eq!(r.times_ns.len(), 1024);
+}
+
+#[test]
+fn an_error_in_an_anonymous_run_turns_its_swap_file_off() {
+    if !host_ready() || !swap_ready() {
+        return;
+    }
+    let mut seen = Vec::new();
+    let mut data = PathBuf::new();
+    let e = run_observed(&cfg(1 << 20), &anon_pattern(64, &[0, 1, 2]), &mut |s| {
+        match s {
+            Stage::Created { data: d, .. } => data = d.to_owned(),
+            Stage::Attached { .. } => {
+                seen = swaps_in(&data);
+                return Err(HostError::Pattern("stop here".into()));
+            }
+            Stage::Running { .. } => {}
+        }
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("stop here"), "{e}");
+    assert_eq!(seen.len(), 1);
+    assert!(swaps_in(&data).is_empty(), "swap file off after the error");
+    assert!(!Path::new(&seen[0]).exists());
+}
+
+#[test]
+fn the_kernels_statistics_flushes_are_traced_with_the_workers_reads() {
+    if !host_ready() {
+        return;
+    }
+    let reads: Vec<u64> = (0..2048).collect();
+    let mut c = cfg(1 << 20);
+    c.flush_every = Some(16);
+    let r = run(&c, &pattern(2048, &reads)).unwrap();
+    let f = r.flushes.as_ref().expect("asked to trace");
+    let rec = match &f.recorded {
+        Ok(rec) => rec,
+        Err(why) => {
+            eprintln!("skipped: no flush trace here: {why}");
+            return;
+        }
+    };
+    let worker_reads = rec
+        .events
+        .iter()
+        .filter(|e| e.memcg_id == f.memcg_id && e.pid == r.worker_pid)
+        .count();
+    assert_eq!(
+        worker_reads,
+        2048 / 16,
+        "one event per memory.stat read of the worker ({} lost)",
+        rec.lost
+    );
+    assert!(rec.events.windows(2).all(|w| w[0].t_ns <= w[1].t_ns));
+    let (first, last) = (r.times_ns[0], r.times_ns[2047]);
+    assert!(
+        rec.events
+            .iter()
+            .filter(|e| e.pid == r.worker_pid)
+            .all(|e| e.t_ns + 1_000 >= first && e.t_ns <= last + 1_000_000),
+        "the trace clock is the worker's (CLOCK_MONOTONIC)"
     );
 }

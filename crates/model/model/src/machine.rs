@@ -122,6 +122,82 @@ pub struct MachineConfig {
     /// page tables cost no frames.
     #[serde(default)]
     pub page_tables: bool,
+    /// What a 6.x host kernel does that the model leaves out unless asked
+    /// ([`KernelDetails`]; all off by default).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub details: KernelDetails,
+}
+
+/// What a 6.x kernel does between an access and the decisions reclaim
+/// takes, each rule off by default so the model keeps its 3.15-shaped
+/// paths (statistics read live, one charge per page, pages on the LRU at
+/// once, every read marks its page accessed). `klab fidelity` turns them
+/// on to compare the model with a host nobody is watching.
+///
+/// | field | kernel | module |
+/// | --- | --- | --- |
+/// | `memcg_stats` | mm/memcontrol.c rstat: `memcg_rstat_updated()`, `mem_cgroup_flush_stats()`, `flush_memcg_stats_dwork()` | [`crate::mm::memcg_stats`] |
+/// | `charge_batch` | mm/memcontrol.c `try_charge_memcg()`, `consume_stock()`, `refill_stock()` | [`crate::mm::memcg_stock`] |
+/// | `lru_batch` | mm/swap.c `folio_add_lru()`, `folio_activate()`, `lru_add_drain()` | [`crate::mm::swap`] |
+/// | `read_marks_once` | mm/filemap.c `filemap_read()` | [`crate::mm::filemap`] |
+/// | `anon_6x` | mm/memory.c `do_anonymous_page()`, mm/vmscan.c `folio_check_references()`, mm/workingset.c for anon | [`crate::mm::vmscan`] |
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KernelDetails {
+    /// Reclaim and the refault test read a memory cgroup's statistics as
+    /// last flushed, not live; `Some(cpus)`: the online CPUs the flush
+    /// threshold (`MEMCG_CHARGE_BATCH * num_online_cpus()`) counts.
+    #[serde(default)]
+    pub memcg_stats: Option<u32>,
+    /// The per-CPU charge stock: a charge takes this many pages from the
+    /// counter at once (`MEMCG_CHARGE_BATCH`, 64) and keeps the rest.
+    #[serde(default)]
+    pub charge_batch: Option<u64>,
+    /// Per-CPU LRU batches of this many folios (`PAGEVEC_SIZE`, 31): a new
+    /// page, and an activation, wait there until the batch fills or reclaim
+    /// drains it.
+    #[serde(default)]
+    pub lru_batch: Option<u32>,
+    /// A read that starts in the page the previous read of the same file
+    /// ended in does not mark the page accessed again.
+    #[serde(default)]
+    pub read_marks_once: bool,
+    /// 6.x anonymous memory: new pages join the inactive list, reclaim
+    /// keeps a young page once and activates it on its second young scan,
+    /// swapped-out pages leave shadows and refault by the 6.x rule.
+    #[serde(default)]
+    pub anon_6x: bool,
+}
+
+impl KernelDetails {
+    /// Every rule as Linux 6.18 has it, on a machine of `cpus` online CPUs.
+    pub const fn linux_6_18(cpus: u32) -> Self {
+        KernelDetails {
+            memcg_stats: Some(cpus),
+            charge_batch: Some(crate::mm::memcg_stock::MEMCG_CHARGE_BATCH),
+            lru_batch: Some(crate::mm::swap::PAGEVEC_SIZE),
+            read_marks_once: true,
+            anon_6x: true,
+        }
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.memcg_stats == Some(0) {
+            return Err("memcg_stats needs at least one online CPU".into());
+        }
+        if let Some(b) = self.charge_batch
+            && !(1..=crate::mm::memcg_stock::MAX_CHARGE_BATCH).contains(&b)
+        {
+            return Err(format!(
+                "charge_batch {b}: the stock holds 1 to {} pages (an u8 per slot, MEMCG_CHARGE_BATCH <= S8_MAX)",
+                crate::mm::memcg_stock::MAX_CHARGE_BATCH
+            ));
+        }
+        if self.lru_batch == Some(0) {
+            return Err("lru_batch must hold at least one folio".into());
+        }
+        Ok(())
+    }
 }
 
 impl MachineConfig {
@@ -139,6 +215,7 @@ impl MachineConfig {
             page_cgroup: false,
             kernel_text_pages: 0,
             page_tables: false,
+            details: KernelDetails::default(),
         }
     }
 
@@ -171,7 +248,7 @@ impl MachineConfig {
                 self.kernel_text_pages
             ));
         }
-        Ok(())
+        self.details.validate()
     }
 }
 
@@ -315,6 +392,10 @@ pub(crate) struct Swap {
     total: u64,
     next_new: u64,
     free: Vec<u64>,
+    /// Shadows of swapped-out pages by slot (`KernelDetails::anon_6x`:
+    /// 6.x keeps them in the swap cache's slots).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    shadows: BTreeMap<u64, u64>,
 }
 
 impl Swap {
@@ -328,7 +409,19 @@ impl Swap {
     }
 
     fn release(&mut self, slot: u64) {
+        self.shadows.remove(&slot);
         self.free.push(slot);
+    }
+
+    /// The shadow a swapped-out page left in its slot, taken.
+    pub(crate) fn take_shadow(&mut self, slot: u64) -> Option<u64> {
+        self.shadows.remove(&slot)
+    }
+
+    /// Leaves a shadow in `slot` (6.x `__remove_mapping()` of a swap-cache
+    /// page: `workingset_eviction()`).
+    pub(crate) fn set_shadow(&mut self, slot: u64, shadow: u64) {
+        self.shadows.insert(slot, shadow);
     }
 
     fn available(&self) -> u64 {
@@ -351,6 +444,9 @@ impl Swap {
                     "swap: free slot {s} never handed out, or listed twice"
                 ));
             }
+        }
+        if let Some((&s, _)) = self.shadows.iter().find(|(s, _)| **s >= self.next_new) {
+            return Err(format!("swap: a shadow in slot {s}, never handed out"));
         }
         Ok(self.next_new)
     }
@@ -439,6 +535,42 @@ pub struct Machine {
     /// The kernel's object caches ([`MachineConfig::slab`]).
     #[serde(default)]
     pub(crate) slab: Option<crate::mm::slab::KernelSlab>,
+    /// Memory-cgroup statistics as last flushed
+    /// ([`KernelDetails::memcg_stats`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub(crate) rstat: crate::mm::memcg_stats::Rstat,
+    /// The CPU's LRU batches ([`KernelDetails::lru_batch`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub(crate) batches: crate::mm::swap::CpuBatches,
+    /// The CPU's charge stock ([`KernelDetails::charge_batch`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub(crate) stock: crate::mm::memcg_stock::ChargeStock,
+    /// Per file, the page its last read ended in (`file->f_ra.prev_pos`,
+    /// [`KernelDetails::read_marks_once`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub(crate) ra_prev: BTreeMap<FileId, u64>,
+    /// Counters of the 6.x details (anonymous refaults).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub(crate) kstat: KernelStat,
+}
+
+/// Whether `t` is its type's default: the 6.x details' state is left out
+/// of a serialized machine (a hibernation image) while the rules are off,
+/// so images without them stay as they were.
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+/// Counters only the 6.x details produce.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KernelStat {
+    /// Swap-ins that found a shadow (`workingset_refault_anon`).
+    pub workingset_refault_anon: u64,
+    /// Of those, activated (`workingset_activate_anon`).
+    pub workingset_activate_anon: u64,
+    /// Reads that did not mark their page accessed (the same page as the
+    /// file's previous read).
+    pub reads_not_marked: u64,
 }
 
 impl Machine {
@@ -492,7 +624,17 @@ impl Machine {
             text_cursor: 0,
             pv: crate::arch::paravirt::Paravirt::default(),
             slab,
+            rstat: crate::mm::memcg_stats::Rstat::default(),
+            batches: crate::mm::swap::CpuBatches::default(),
+            stock: crate::mm::memcg_stock::ChargeStock::default(),
+            ra_prev: BTreeMap::new(),
+            kstat: KernelStat::default(),
         })
+    }
+
+    /// Counters of the 6.x details.
+    pub fn kernel_stat(&self) -> &KernelStat {
+        &self.kstat
     }
 
     /// Binds the paravirt table (done at boot, before the first access;
@@ -715,7 +857,7 @@ impl Machine {
         }
         let found = self.files.get(&file).and_then(|a| a.lookup(index));
         if let Some(Entry::Item(pfn)) = found {
-            self.mark_page_accessed(pfn);
+            self.read_mark_accessed(pfn, file, index, write);
             if write {
                 self.set_dirty(pfn, file, index);
             }
@@ -747,6 +889,8 @@ impl Machine {
         self.pv.lock_irq();
         self.pv.lock_irqsave();
         let shadow = self.files.entry(file).or_default().insert_page(index, pfn);
+        // __filemap_add_folio(): NR_FILE_PAGES.
+        self.rstat_updated(memcg.0, 1);
         self.update_shadow_node(file, index);
         self.sync_tree_nodes(file, index, usize::from(self.mem.page(pfn).node));
         let lv = self.lv(memcg, self.mem.page(pfn).node as usize);
@@ -758,8 +902,11 @@ impl Machine {
             let home = (nid as usize).min(self.nr_nodes() - 1);
             let distance = workingset::refault_distance(self.node_age[home], eviction);
             self.stat.workingset_refault += 1;
+            // WORKINGSET_REFAULT_FILE.
+            self.rstat_updated(memcg.0, 1);
             let workingset = if self.cfg.balance == LruBalance::Workingset6 {
-                self.workingset_size_6x(memcg, home)
+                self.memcg_flush_ratelimited(memcg);
+                self.workingset_size_6x(memcg, home, true)
             } else {
                 // 3.15 compares against the zone's NR_ACTIVE_FILE: every
                 // container's active file pages on the node.
@@ -776,15 +923,17 @@ impl Machine {
             };
         }
         if activate {
-            self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::ActiveFile);
             let node = self.mem.page(pfn).node as usize;
             workingset::activation(&mut self.node_age[node]);
             self.stat.workingset_activate += 1;
             self.lruvecs[lv].workingset_activate += 1;
+            // WORKINGSET_ACTIVATE_FILE.
+            self.rstat_updated(memcg.0, 1);
+            self.lru_cache_add(lv, pfn, LruList::ActiveFile);
         } else {
-            self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::InactiveFile);
+            self.lru_cache_add(lv, pfn, LruList::InactiveFile);
         }
-        self.mark_page_accessed(pfn);
+        self.read_mark_accessed(pfn, file, index, write);
         if write {
             self.set_dirty(pfn, file, index);
         }
@@ -792,23 +941,28 @@ impl Machine {
         outcome
     }
 
-    /// 6.x `workingset_test_recent()`'s `workingset_size` for a file
-    /// refault: the active file pages of the container's lruvec on the node
-    /// (hierarchical, as `lruvec_page_state()` reads them), plus both
-    /// anonymous lists when swap has room. 6.x takes the container from the
-    /// shadow (where the page was evicted); the model's shadows do not
-    /// record it, so the refaulting task's container stands in (the same
-    /// one when a container's pages are its own).
-    fn workingset_size_6x(&self, memcg: MemcgId, node: usize) -> u64 {
-        let sum = |list: LruList| -> u64 {
-            self.memcg_subtree(memcg)
-                .into_iter()
-                .map(|m| self.lruvecs[self.lv(m, node)].len(list))
-                .sum()
-        };
-        let mut size = sum(LruList::ActiveFile);
+    /// 6.x `workingset_test_recent()`'s `workingset_size`: the active file
+    /// pages of the container's lruvec on the node (hierarchical, as
+    /// `lruvec_page_state()` reads them: as last flushed with
+    /// `KernelDetails::memcg_stats`), for an anonymous refault (`file`
+    /// false) the inactive file pages too, and when swap has room the
+    /// active anonymous pages and, for a file refault, the inactive ones.
+    /// 6.x takes the container from the shadow (where the page was
+    /// evicted); the model's shadows do not record it, so the refaulting
+    /// task's container stands in (the same one when a container's pages
+    /// are its own).
+    pub(crate) fn workingset_size_6x(&self, memcg: MemcgId, node: usize, file: bool) -> u64 {
+        use crate::mm::memcg_stats::Item;
+        let get = |l: LruList| self.lruvec_state(memcg, node, Item::Lru(l));
+        let mut size = get(LruList::ActiveFile);
+        if !file {
+            size += get(LruList::InactiveFile);
+        }
         if self.swap_available() > 0 {
-            size += sum(LruList::ActiveAnon) + sum(LruList::InactiveAnon);
+            size += get(LruList::ActiveAnon);
+            if file {
+                size += get(LruList::InactiveAnon);
+            }
         }
         size
     }
@@ -857,6 +1011,10 @@ impl Machine {
             );
             self.mem.page_mut(pfn).clear(flags::REFERENCED);
             self.stat.pgactivate += 1;
+            // The list delete and add, and PGACTIVATE.
+            for _ in 0..3 {
+                self.rstat_updated(p.memcg, 1);
+            }
             if file {
                 workingset::activation(&mut self.node_age[p.node as usize]);
             }
@@ -873,15 +1031,25 @@ impl Machine {
     /// in the swap cache, clean until written. New pages are charged to the
     /// task's container. A page lost to a memory failure (a hwpoison entry
     /// in the page table) gets the task SIGBUS `BUS_MCEERR_AR`.
+    ///
+    /// With `KernelDetails::anon_6x` (6.x): an access sets the PTE's young
+    /// bit, not `PG_referenced`; a new page joins the inactive list
+    /// (`folio_add_lru_vma()`); a swap-in that finds a shadow is a refault
+    /// tested by the 6.x rule (`workingset_refault()` for anon).
     fn anon_access(&mut self, node: u8, task: TaskId, vpage: u64, write: bool) -> Outcome {
         if let Err(out) = self.walk_page_table(task, node, vpage) {
             return out;
         }
+        let anon_6x = self.cfg.details.anon_6x;
         let entry = self.tasks[&task].table.lookup(vpage).map(|e| e.map(|p| *p));
         match entry {
             Some(Entry::Item(pfn)) => {
                 let p = self.mem.page_mut(pfn);
-                p.set(flags::REFERENCED);
+                p.set(if anon_6x {
+                    flags::YOUNG
+                } else {
+                    flags::REFERENCED
+                });
                 if write {
                     p.set(flags::DIRTY);
                 }
@@ -908,10 +1076,15 @@ impl Machine {
         {
             let p = self.mem.page_mut(pfn);
             p.owner = Owner::Anon { task, vpage };
-            p.flags = flags::SWAPBACKED | if write { flags::DIRTY } else { 0 };
+            p.flags = flags::SWAPBACKED
+                | if write { flags::DIRTY } else { 0 }
+                | if anon_6x { flags::YOUNG } else { 0 };
             p.memcg = memcg.0;
         }
         self.page_cgroup_alloc(pfn);
+        // PGFAULT, and NR_ANON_MAPPED at folio_add_new_anon_rmap().
+        self.rstat_updated(memcg.0, 1);
+        self.rstat_updated(memcg.0, 1);
         let lv = self.lv(memcg, self.mem.page(pfn).node as usize);
         // set_pte_at() for the new mapping, and the LRU add (irqsave).
         self.pv.set_pte();
@@ -932,9 +1105,16 @@ impl Machine {
                 self.stat.pswpin += 1;
                 self.stat.pgmajfault += 1;
                 let p = self.mem.page_mut(pfn);
-                p.set(flags::REFERENCED | flags::SWAPCACHE);
+                p.set(flags::SWAPCACHE | if anon_6x { 0 } else { flags::REFERENCED });
                 p.private = slot;
-                self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::InactiveAnon);
+                // PGMAJFAULT.
+                self.rstat_updated(memcg.0, 1);
+                let list = if anon_6x && self.anon_refault(memcg, slot) {
+                    LruList::ActiveAnon
+                } else {
+                    LruList::InactiveAnon
+                };
+                self.lru_cache_add(lv, pfn, list);
                 Outcome::SwapIn
             }
             Some(Entry::Item(_)) => unreachable!(
@@ -946,10 +1126,42 @@ impl Machine {
                     .insert(vpage, pfn)
                     .expect("page tables have no node limit");
                 self.stat.pgminfault += 1;
-                self.lruvecs[lv].add(self.mem.pages_mut(), pfn, LruList::ActiveAnon);
+                let list = if anon_6x {
+                    LruList::InactiveAnon
+                } else {
+                    LruList::ActiveAnon
+                };
+                self.lru_cache_add(lv, pfn, list);
                 Outcome::AnonNew
             }
         }
+    }
+
+    /// 6.x `workingset_refault()` of an anonymous page read back from swap
+    /// `slot`: with a shadow there, `workingset_refault_anon`, and whether
+    /// the refault distance is within the 6.x workingset (then
+    /// `workingset_activate_anon` and the nonresident age ticks). Returns
+    /// whether to activate.
+    fn anon_refault(&mut self, memcg: MemcgId, slot: u64) -> bool {
+        let Some(shadow) = self.swap.take_shadow(slot) else {
+            return false;
+        };
+        let (eviction, nid) = workingset::unpack_shadow(shadow);
+        let home = (nid as usize).min(self.nr_nodes() - 1);
+        let distance = workingset::refault_distance(self.node_age[home], eviction);
+        self.kstat.workingset_refault_anon += 1;
+        self.rstat_updated(memcg.0, 1);
+        self.memcg_flush_ratelimited(memcg);
+        let size = self.workingset_size_6x(memcg, home, false);
+        if !self.cfg.balance.on_refault(distance, size).activate {
+            return false;
+        }
+        workingset::activation(&mut self.node_age[home]);
+        self.kstat.workingset_activate_anon += 1;
+        let lv = self.lv(memcg, home);
+        self.lruvecs[lv].workingset_activate_anon += 1;
+        self.rstat_updated(memcg.0, 1);
+        true
     }
 
     /// A free frame, reclaiming if there is none.
@@ -1006,11 +1218,17 @@ impl Machine {
         if let Err(e) = self.check_slab() {
             panic!("slab: {e}");
         }
+        if let Err(e) = self.check_batches() {
+            panic!("LRU batches: {e}");
+        }
         let pages = self.mem.pages();
         for v in &self.lruvecs {
             v.assert_invariants(pages);
         }
-        let on_lru: u64 = self.lruvecs.iter().map(Lruvec::total).sum();
+        let batched = self.batches.lru_add();
+        // Pages waiting in the CPU's LRU batch count as on a list here.
+        let on_lru: u64 =
+            self.lruvecs.iter().map(Lruvec::total).sum::<u64>() + batched.len() as u64;
         let held = pages
             .iter()
             .filter(|p| matches!(p.owner, Owner::Kernel(_) | Owner::Huge { .. }))
@@ -1018,7 +1236,7 @@ impl Machine {
         assert_eq!(
             on_lru + self.nr_free() + held + self.mem.nr_retired(),
             self.nr_pages(),
-            "every frame is free, on an LRU list, held by the kernel or a huge page, or retired"
+            "every frame is free, on an LRU list or its batch, held by the kernel or a huge page, or retired"
         );
         let mut cached = 0;
         for (file, a) in &self.files {
@@ -1031,7 +1249,7 @@ impl Machine {
                             pages[pfn as usize].owner,
                             Owner::File { file: *file, index }
                         );
-                        assert!(pages[pfn as usize].test(flags::LRU));
+                        assert!(pages[pfn as usize].test(flags::LRU) || batched.contains(&pfn));
                     }
                     Entry::Value(_) => {
                         let leaf = index >> klab_radix_tree::MAP_SHIFT;

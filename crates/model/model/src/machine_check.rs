@@ -52,6 +52,9 @@ impl Machine {
             self.reclaim_cursor
         );
         let swap_slots = self.swap.check()?;
+        self.check_batches()?;
+        self.check_stock()?;
+        let batched = self.batches.lru_add();
         self.shadow_nodes.check()?;
         let pages = self.mem.pages();
         for (i, v) in self.lruvecs.iter().enumerate() {
@@ -67,7 +70,7 @@ impl Machine {
             let on_lru = p.test(flags::LRU);
             match p.owner {
                 Owner::File { .. } | Owner::Anon { .. } => ensure!(
-                    on_lru
+                    (on_lru || batched.contains(&(pfn as u32)))
                         && usize::from(p.lruvec)
                             == usize::from(p.memcg) * nodes + usize::from(p.node),
                     "frame {pfn}: a cached or mapped page off its container's lists"
@@ -88,7 +91,8 @@ impl Machine {
         for v in &self.lruvecs {
             v.check(pages)?;
         }
-        let on_lru: u64 = self.lruvecs.iter().map(|v| v.total()).sum();
+        let on_lru: u64 =
+            self.lruvecs.iter().map(|v| v.total()).sum::<u64>() + batched.len() as u64;
         let held = pages
             .iter()
             .filter(|p| matches!(p.owner, Owner::Kernel(_) | Owner::Huge { .. }))
@@ -107,7 +111,8 @@ impl Machine {
                     Entry::Item(pfn) => {
                         cached += 1;
                         let ok = pages.get(pfn as usize).is_some_and(|p| {
-                            p.owner == Owner::File { file: *file, index } && p.test(flags::LRU)
+                            p.owner == Owner::File { file: *file, index }
+                                && (p.test(flags::LRU) || batched.contains(&pfn))
                         });
                         ensure!(
                             ok,
@@ -233,6 +238,13 @@ impl Machine {
             if p.test(flags::LRU) {
                 own[usize::from(p.memcg)] += 1;
             }
+        }
+        // Pages in the LRU batch and the charge stock are charged too.
+        for &pfn in self.batches.lru_add() {
+            own[usize::from(self.mem.page(pfn).memcg)] += 1;
+        }
+        for (i, o) in own.iter_mut().enumerate() {
+            *o += self.memcg_stock_pages(MemcgId(i as u16));
         }
         for (i, m) in self.memcgs.iter().enumerate() {
             let id = MemcgId(i as u16);

@@ -16,7 +16,7 @@
 
 use klab_radix_tree::{Entry, RadixTree, Tag};
 
-use super::page::Pfn;
+use super::page::{FileId, Pfn};
 
 /// `PAGECACHE_TAG_DIRTY`.
 pub const TAG_DIRTY: Tag = Tag::T0;
@@ -175,5 +175,82 @@ impl AddressSpace {
     /// Checks the tree's own invariants.
     pub fn assert_invariants(&self) {
         self.tree.assert_invariants();
+    }
+}
+
+/// `filemap_read()`'s mark (and, for a write, the plain mark): a
+/// [`crate::Machine`] method beside the page cache it reads.
+impl crate::Machine {
+    /// The mark a read or write of a cached page gives it: 6.x's
+    /// `folio_mark_accessed()` with the LRU batches, 3.15's
+    /// `mark_page_accessed()` without; with
+    /// `KernelDetails::read_marks_once`, a read of the page the file's
+    /// previous read ended in is not marked (mm/filemap.c
+    /// `filemap_read()`: `pos_same_folio(iocb->ki_pos, ra->prev_pos - 1)`).
+    pub(crate) fn read_mark_accessed(&mut self, pfn: Pfn, file: FileId, index: u64, write: bool) {
+        if self.cfg.details.read_marks_once && !write {
+            let again = self.ra_prev.insert(file, index) == Some(index);
+            if again {
+                self.kstat.reads_not_marked += 1;
+                return;
+            }
+        }
+        if self.cfg.details.lru_batch.is_some() {
+            self.folio_mark_accessed(pfn);
+        } else {
+            self.mark_page_accessed(pfn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod read_mark_tests {
+    use crate::Machine;
+    use crate::machine::{Access, MachineConfig};
+    use klab_mm_policy::LruBalance;
+
+    fn reads(once: bool, pages: &[(u32, u64)]) -> Machine {
+        let mut cfg = MachineConfig::new(64, LruBalance::Workingset6);
+        cfg.details.read_marks_once = once;
+        let mut m = Machine::new(cfg).unwrap();
+        for &(f, p) in pages {
+            m.access(Access::read(f, p));
+        }
+        m.assert_invariants();
+        m
+    }
+
+    /// ```text
+    ///  f0 p0   miss: marked (PG_referenced)
+    ///  f0 p0   the page file 0's last read ended in: not marked
+    ///  f1 p5   miss: marked
+    ///  f0 p0   file 0's last read is still p0 (file 1's reads are its
+    ///          own): not marked
+    ///  f0 p1   miss: marked
+    ///  f0 p1   not marked
+    /// ```
+    /// Without the rule the second read of p0 activates it.
+    #[test]
+    fn a_read_of_the_page_the_files_previous_read_ended_in_is_not_marked() {
+        let seq = [(0, 0), (0, 0), (1, 5), (0, 0), (0, 1), (0, 1)];
+        let m = reads(true, &seq);
+        assert_eq!(m.kernel_stat().reads_not_marked, 3);
+        assert!(!m.is_active(0, 0) && !m.is_active(0, 1));
+        assert_eq!(m.stat().pgactivate, 0);
+        let plain = reads(false, &seq);
+        assert_eq!(plain.kernel_stat().reads_not_marked, 0);
+        assert!(plain.is_active(0, 0) && plain.is_active(0, 1));
+        assert_eq!(plain.stat().pgactivate, 2);
+    }
+
+    #[test]
+    fn a_write_is_marked_whatever_the_previous_read() {
+        let mut cfg = MachineConfig::new(64, LruBalance::Workingset6);
+        cfg.details.read_marks_once = true;
+        let mut m = Machine::new(cfg).unwrap();
+        m.access(Access::read(0, 0));
+        m.access(Access::write(0, 0));
+        assert!(m.is_active(0, 0));
+        assert_eq!(m.kernel_stat().reads_not_marked, 0);
     }
 }

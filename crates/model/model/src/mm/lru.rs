@@ -85,6 +85,10 @@ const EMPTY: Ends = Ends {
     len: 0,
 };
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Four LRU lists of one node and container.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Lruvec {
@@ -96,6 +100,13 @@ pub struct Lruvec {
     /// For reclaim aimed at this lruvec's container (6.x `snapshot_refaults()`):
     /// the container's refault activations when its last reclaim ended.
     pub(crate) refaults_snapshot: u64,
+    /// Anonymous pages activated on refault into this lruvec
+    /// (`WORKINGSET_ACTIVATE_ANON`; with `KernelDetails::anon_6x`).
+    #[serde(default, skip_serializing_if = "crate::mm::lru::is_zero")]
+    pub(crate) workingset_activate_anon: u64,
+    /// `refaults_snapshot` for the anonymous lists.
+    #[serde(default, skip_serializing_if = "crate::mm::lru::is_zero")]
+    pub(crate) refaults_snapshot_anon: u64,
 }
 
 impl Lruvec {
@@ -106,6 +117,8 @@ impl Lruvec {
             lists: [EMPTY; 4],
             workingset_activate: 0,
             refaults_snapshot: 0,
+            workingset_activate_anon: 0,
+            refaults_snapshot_anon: 0,
         }
     }
 

@@ -409,6 +409,8 @@ impl Machine {
                 "the container has tasks or children",
             ));
         }
+        // css offline: drain_all_stock() of the container.
+        self.drain_all_stock(id);
         self.move_pages_to(id, parent);
         self.memcgs[parent.0 as usize].children.remove(&id);
         self.memcgs[id.0 as usize].removed = true;
@@ -545,6 +547,10 @@ impl Machine {
     /// giving up (usage returned, limit unchanged) after
     /// `MEM_CGROUP_RECLAIM_RETRIES` passes without progress.
     fn resize_limit(&mut self, id: MemcgId, limit: u64) -> Result<(), u64> {
+        if self.memcgs[id.0 as usize].res.usage > limit {
+            // 6.x memcg1 mem_cgroup_resize_max(): the stock first.
+            self.drain_all_stock(id);
+        }
         let mut retries = MEM_CGROUP_RECLAIM_RETRIES;
         while self.memcgs[id.0 as usize].res.usage > limit {
             if self.reclaim_memcg(id) == 0 {
@@ -561,6 +567,9 @@ impl Machine {
     /// `memory.force_empty`: reclaims what it can, moves the rest to the
     /// parent.
     fn force_empty(&mut self, id: MemcgId) {
+        // mem_cgroup_force_empty(): lru_add_drain_all(), drain_all_stock().
+        self.lru_add_drain();
+        self.drain_all_stock(id);
         let mut retries = MEM_CGROUP_RECLAIM_RETRIES;
         while self.memcgs[id.0 as usize].res.usage > 0 && retries > 0 {
             if self.reclaim_own(id) == 0 {
@@ -576,6 +585,7 @@ impl Machine {
     /// `to`, an ancestor: the pages change lists; `from` and the levels
     /// between drop the charge, `to` and above already hold it.
     fn move_pages_to(&mut self, from: MemcgId, to: MemcgId) {
+        self.lru_add_drain();
         for n in 0..self.nr_nodes() {
             let (src, dst) = (self.lv(from, n), self.lv(to, n));
             for list in LruList::ALL {
@@ -598,12 +608,23 @@ impl Machine {
     /// killer (`mem_cgroup_charge_common()` with
     /// `mem_cgroup_out_of_memory()`). `current` is the faulting task: if it
     /// is chosen as the victim the charge fails with [`Outcome::Killed`].
+    ///
+    /// With `KernelDetails::charge_batch`, a charge to a container other
+    /// than the root goes through the per-CPU stock
+    /// ([`crate::mm::memcg_stock`]).
     pub(crate) fn try_charge(&mut self, memcg: MemcgId, current: TaskId) -> Result<(), Outcome> {
+        if let Some(batch) = self.cfg.details.charge_batch
+            && memcg != MemcgId::ROOT
+        {
+            self.try_charge_stocked(memcg, current, batch)?;
+            self.charged(memcg);
+            return Ok(());
+        }
         let mut retries = MEM_CGROUP_RECLAIM_RETRIES;
         loop {
-            let fail_at = match self.charge_hierarchy(memcg) {
+            let fail_at = match self.charge_hierarchy_pages(memcg, 1) {
                 Ok(()) => {
-                    self.memcgs[memcg.0 as usize].stat.pgpgin += 1;
+                    self.charged(memcg);
                     return Ok(());
                 }
                 Err(level) => level,
@@ -623,15 +644,23 @@ impl Machine {
         }
     }
 
-    /// `res_counter_charge()` up the hierarchy: all levels or none; the
-    /// level that refused is returned (its `failcnt` counted the failure).
-    fn charge_hierarchy(&mut self, memcg: MemcgId) -> Result<(), MemcgId> {
+    /// A page charged: `pgpgin`, and its statistics update (v1
+    /// `memcg1_charge_statistics()`: one `PGPGIN` event).
+    fn charged(&mut self, memcg: MemcgId) {
+        self.memcgs[memcg.0 as usize].stat.pgpgin += 1;
+        self.rstat_updated(memcg.0, 1);
+    }
+
+    /// `res_counter_charge()` (6.x `page_counter_try_charge()`) of `n`
+    /// pages up the hierarchy: all levels or none; the level that refused
+    /// is returned (its `failcnt` counted the failure).
+    pub(crate) fn charge_hierarchy_pages(&mut self, memcg: MemcgId, n: u64) -> Result<(), MemcgId> {
         let mut charged = Vec::new();
         let mut c = Some(memcg);
         while let Some(m) = c {
-            if self.memcgs[m.0 as usize].res.charge(PAGE_SIZE).is_err() {
+            if self.memcgs[m.0 as usize].res.charge(n * PAGE_SIZE).is_err() {
                 for done in charged {
-                    self.memcgs[done as usize].res.uncharge(PAGE_SIZE);
+                    self.memcgs[done as usize].res.uncharge(n * PAGE_SIZE);
                 }
                 return Err(m);
             }
@@ -639,6 +668,16 @@ impl Machine {
             c = self.memcgs[m.0 as usize].parent;
         }
         Ok(())
+    }
+
+    /// `n` pages uncharged from `memcg` and its ancestors, no page freed
+    /// (a drained charge stock).
+    pub(crate) fn uncharge_pages(&mut self, memcg: MemcgId, n: u64) {
+        let mut c = Some(memcg);
+        while let Some(m) = c {
+            self.memcgs[m.0 as usize].res.uncharge(n * PAGE_SIZE);
+            c = self.memcgs[m.0 as usize].parent;
+        }
     }
 
     /// Uncharges page `pfn` from `memcg` and its ancestors (and frees its
@@ -725,6 +764,9 @@ impl Machine {
         };
         let entries: Vec<(u64, klab_radix_tree::Entry<crate::mm::page::Pfn>)> =
             t.table.iter().map(|(i, e)| (i, e.map(|p| *p))).collect();
+        // The pages leave through free_pages_and_swap_cache(), which drains
+        // the CPU's LRU batches first.
+        self.lru_add_drain();
         // exit_mmap() -> zap_pte_range(): entries cleared in lazy MMU mode,
         // one TLB flush at the end.
         self.pv.enter_lazy_mmu();
@@ -802,6 +844,13 @@ impl Machine {
     /// usage stays within the limit; tasks and containers agree.
     pub(crate) fn assert_memcg_invariants(&self) {
         let mut own = vec![0u64; self.memcgs.len()];
+        // Pages waiting in the LRU batch, and the charge stock, are charged.
+        for &pfn in self.cpu_batches().lru_add() {
+            own[self.mem.page(pfn).memcg as usize] += 1;
+        }
+        for (i, o) in own.iter_mut().enumerate() {
+            *o += self.memcg_stock_pages(MemcgId(i as u16));
+        }
         for lv in &self.lruvecs {
             let memcg = lv.id() as usize / self.nr_nodes();
             for list in LruList::ALL {

@@ -9,6 +9,9 @@
 //! * [`lru`]: the four LRU lists of an `lruvec`.
 //! * [`memcontrol`]: containers: resource counters, charging, limit
 //!   reclaim, the container OOM killer, the v1 control files.
+//! * [`memcg_stats`]: 6.x memory-cgroup statistics, flushed now and then.
+//! * [`memcg_stock`]: 6.x per-CPU charge stock.
+//! * [`swap`]: 6.x per-CPU LRU batches (mm/swap.c).
 //! * [`direct_io`]: the loop device, buffered or with direct I/O.
 //! * [`filemap`]: a file's page cache: a radix tree of pages and shadows.
 //! * [`workingset`]: shadow entries, refault distance, the shadow-node LRU.
@@ -23,11 +26,14 @@
 pub mod direct_io;
 pub mod filemap;
 pub mod lru;
+pub mod memcg_stats;
+pub mod memcg_stock;
 pub mod memcontrol;
 pub mod memory_failure;
 pub mod page;
 pub mod page_alloc;
 pub mod slab;
+pub mod swap;
 pub mod vmscan;
 pub mod vmstat;
 pub mod workingset;

@@ -102,6 +102,10 @@ pub mod flags {
     pub const SWAPCACHE: u16 = 1 << 5;
     /// Memory failure: the frame's contents are corrupt (`PG_hwpoison`).
     pub const HWPOISON: u16 = 1 << 6;
+    /// The accessed bit of the page-table entry mapping an anonymous page
+    /// (`pte_young()`), kept apart from `PG_referenced` with
+    /// `KernelDetails::anon_6x`.
+    pub const YOUNG: u16 = 1 << 7;
 }
 
 /// One page frame.

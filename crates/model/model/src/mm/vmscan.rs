@@ -58,11 +58,13 @@
 //! `inactive_anon_is_low()`, a simplification of 6.x's cost-based
 //! `SCAN_FRACT`), `shrink_lruvec()`.
 
+use klab_mm_policy::LruBalance;
 use klab_mm_policy::balance::inactive_anon_is_low;
 use klab_radix_tree::Entry;
 
 use crate::machine::{Machine, PAGE_SIZE, SWAP_CLUSTER_MAX, ShadowLimit};
 use crate::mm::lru::LruList;
+use crate::mm::memcg_stats::Item;
 use crate::mm::memcontrol::MemcgId;
 use crate::mm::page::{Owner, Pfn, flags};
 use crate::mm::workingset;
@@ -158,6 +160,7 @@ impl Machine {
         let sum = |m: &Machine, n: usize, f: &dyn Fn(&crate::mm::lru::Lruvec) -> u64| -> u64 {
             live.iter().map(|&c| f(&m.lruvecs[m.lv(c, n)])).sum()
         };
+        let stats = self.cfg.details.memcg_stats.is_some();
         let mut reclaimed = 0;
         let mut force = false;
         loop {
@@ -165,20 +168,35 @@ impl Machine {
             'prio: for priority in (0..=DEF_PRIORITY).rev() {
                 for &n in nodes {
                     let tl = self.lv(target, n);
-                    let active = sum(self, n, &|v| v.len(LruList::ActiveFile));
-                    let inactive = sum(self, n, &|v| v.len(LruList::InactiveFile));
-                    let refaults = sum(self, n, &|v| v.workingset_activate);
+                    let (active, inactive, refaults) = if stats {
+                        // prepare_scan_control(): a rate-limited flush,
+                        // then the flushed numbers.
+                        self.memcg_flush_ratelimited(target);
+                        (
+                            self.lruvec_state(target, n, Item::Lru(LruList::ActiveFile)),
+                            self.lruvec_state(target, n, Item::Lru(LruList::InactiveFile)),
+                            self.lruvec_state(target, n, Item::ActivateFile),
+                        )
+                    } else {
+                        (
+                            sum(self, n, &|v| v.len(LruList::ActiveFile)),
+                            sum(self, n, &|v| v.len(LruList::InactiveFile)),
+                            sum(self, n, &|v| v.workingset_activate),
+                        )
+                    };
                     let may_deactivate = force
                         || (self.cfg.balance.deactivates_on_refaults()
                             && refaults != self.lruvecs[tl].refaults_snapshot)
                         || self.cfg.balance.inactive_file_is_low(active, inactive);
+                    let may_deactivate_anon =
+                        self.may_deactivate_anon_6x(target, n).map(|d| force || d);
                     for &m in &live {
                         let lv = self.lv(m, n);
                         let scanned = self.stat.pgscan;
                         let got = self.shrink_lruvec_prio(
                             lv,
                             priority,
-                            may_deactivate,
+                            [Some(may_deactivate), may_deactivate_anon],
                             nr_to_reclaim,
                             &mut skipped,
                         );
@@ -200,9 +218,40 @@ impl Machine {
         }
         for &n in nodes {
             let tl = self.lv(target, n);
-            self.lruvecs[tl].refaults_snapshot = sum(self, n, &|v| v.workingset_activate);
+            let (file, anon) = if stats {
+                (
+                    self.lruvec_state(target, n, Item::ActivateFile),
+                    self.lruvec_state(target, n, Item::ActivateAnon),
+                )
+            } else {
+                (
+                    sum(self, n, &|v| v.workingset_activate),
+                    sum(self, n, &|v| v.workingset_activate_anon),
+                )
+            };
+            self.lruvecs[tl].refaults_snapshot = file;
+            self.lruvecs[tl].refaults_snapshot_anon = anon;
         }
         reclaimed
+    }
+
+    /// With `KernelDetails::anon_6x`, 6.x `prepare_scan_control()`'s
+    /// `DEACTIVATE_ANON`: new anonymous refault activations since the
+    /// target's last reclaim, or an inactive anonymous list low by the
+    /// square-root rule (`inactive_is_low()`), from the target's numbers;
+    /// `None` keeps the per-lruvec 2.6.28 rule.
+    fn may_deactivate_anon_6x(&self, target: MemcgId, node: usize) -> Option<bool> {
+        if !self.cfg.details.anon_6x {
+            return None;
+        }
+        let tl = self.lv(target, node);
+        let refaults = self.lruvec_state(target, node, Item::ActivateAnon);
+        let active = self.lruvec_state(target, node, Item::Lru(LruList::ActiveAnon));
+        let inactive = self.lruvec_state(target, node, Item::Lru(LruList::InactiveAnon));
+        Some(
+            refaults != self.lruvecs[tl].refaults_snapshot_anon
+                || LruBalance::Workingset6.inactive_file_is_low(active, inactive),
+        )
     }
 
     /// 6.x `shrink_lruvec()` at one priority: each list's share is
@@ -214,7 +263,7 @@ impl Machine {
         &mut self,
         lv: usize,
         priority: u32,
-        may_deactivate: bool,
+        [may_deactivate, may_deactivate_anon]: [Option<bool>; 2],
         nr_to_reclaim: u64,
         skipped: &mut bool,
     ) -> u64 {
@@ -223,13 +272,18 @@ impl Machine {
         for list in LruList::ALL {
             nr[list as usize] = v.len(list) >> priority;
         }
-        if !may_deactivate && nr[LruList::ActiveFile as usize] > 0 {
+        if may_deactivate == Some(false) && nr[LruList::ActiveFile as usize] > 0 {
             *skipped = true;
             nr[LruList::ActiveFile as usize] = 0;
         }
         if self.swap_available() == 0 {
             nr[LruList::InactiveAnon as usize] = 0;
             nr[LruList::ActiveAnon as usize] = 0;
+        } else if let Some(deactivate) = may_deactivate_anon {
+            if !deactivate && nr[LruList::ActiveAnon as usize] > 0 {
+                *skipped = true;
+                nr[LruList::ActiveAnon as usize] = 0;
+            }
         } else {
             let total = self.mem.node_pages(lv % self.nr_nodes());
             let (aa, ia) = (v.len(LruList::ActiveAnon), v.len(LruList::InactiveAnon));
@@ -261,14 +315,29 @@ impl Machine {
         reclaimed
     }
 
+    /// The memcg whose lists lruvec `lv` holds.
+    fn lruvec_memcg(&self, lv: usize) -> u16 {
+        (lv / self.nr_nodes()) as u16
+    }
+
     /// `shrink_active_list()`: up to `nr` pages from the active tail to the
     /// inactive head.
+    ///
+    /// With `KernelDetails::lru_batch`, the CPU's batches are drained first
+    /// (`lru_add_drain()`); with `memcg_stats`, the isolation (one update
+    /// of the pages taken), `PGREFILL`, each page's putback and
+    /// `PGDEACTIVATE` are counted.
     fn shrink_active_list(&mut self, lv: usize, list: LruList, nr: u64) {
+        self.lru_add_drain();
         let to = if list.is_file() {
             LruList::InactiveFile
         } else {
             LruList::InactiveAnon
         };
+        let taken = nr.min(self.lruvecs[lv].len(list));
+        let memcg = self.lruvec_memcg(lv);
+        self.rstat_updated(memcg, taken);
+        self.rstat_updated(memcg, taken);
         // Isolation and putback, each under spin_lock_irq(&zone->lru_lock).
         if self.lruvecs[lv].len(list) > 0 {
             self.pv.lock_irq();
@@ -282,17 +351,39 @@ impl Machine {
             if !list.is_file() {
                 // page_referenced() clears the young bit; anon pages are
                 // deactivated anyway.
-                self.mem.page_mut(pfn).clear(flags::REFERENCED);
+                self.mem.page_mut(pfn).clear(if self.cfg.details.anon_6x {
+                    flags::YOUNG
+                } else {
+                    flags::REFERENCED
+                });
             }
             self.lruvecs[lv].move_to(self.mem.pages_mut(), pfn, list, to);
             self.stat.pgdeactivate += 1;
+            self.rstat_updated(memcg, 1);
         }
+        self.rstat_updated(memcg, taken);
     }
 
     /// `shrink_inactive_list()`: scans up to `nr` pages from the inactive
     /// tail; returns pages reclaimed.
-    fn shrink_inactive_list(&mut self, lv: usize, list: LruList, nr: u64) -> u64 {
+    ///
+    /// With `KernelDetails::lru_batch`, the CPU's batches are drained first;
+    /// with `memcg_stats`, the isolation, `PGSCAN`, each file page's
+    /// `NR_FILE_PAGES`, the uncharge batch's `PGPGOUT`, each putback and
+    /// `PGSTEAL` are counted; with `anon_6x`, anonymous pages go through
+    /// [`Machine::shrink_inactive_anon_6x`].
+    pub(crate) fn shrink_inactive_list(&mut self, lv: usize, list: LruList, nr: u64) -> u64 {
+        self.lru_add_drain();
+        if !list.is_file() && self.cfg.details.anon_6x {
+            return self.shrink_inactive_anon_6x(lv, nr);
+        }
+        let taken = nr.min(self.lruvecs[lv].len(list));
+        let memcg = self.lruvec_memcg(lv);
+        self.rstat_updated(memcg, taken);
+        self.rstat_updated(memcg, taken);
         let mut reclaimed = 0;
+        let mut files = 0;
+        let mut putback = 0;
         // Isolation and putback, each under spin_lock_irq(&zone->lru_lock).
         if self.lruvecs[lv].len(list) > 0 {
             self.pv.lock_irq();
@@ -306,17 +397,92 @@ impl Machine {
             if list.is_file() {
                 self.evict_file_page(lv, pfn);
                 reclaimed += 1;
+                files += 1;
             } else if self.mem.page_mut(pfn).test_and_clear(flags::REFERENCED) {
                 // PAGEREF_ACTIVATE for a referenced swap-backed page.
                 self.lruvecs[lv].move_to(self.mem.pages_mut(), pfn, list, LruList::ActiveAnon);
                 self.stat.pgactivate += 1;
-            } else if self.swap_out(lv, pfn) {
+                putback += 1;
+            } else if self.swap_out(lv, pfn, true) {
                 reclaimed += 1;
             } else {
                 self.lruvecs[lv].move_to(self.mem.pages_mut(), pfn, list, LruList::ActiveAnon);
                 self.stat.pgactivate += 1;
+                putback += 1;
             }
         }
+        self.rstat_updated(memcg, files);
+        for _ in 0..putback {
+            self.rstat_updated(memcg, 1);
+        }
+        self.rstat_updated(memcg, reclaimed);
+        self.stat.pgsteal += reclaimed;
+        reclaimed
+    }
+
+    /// 6.x `shrink_inactive_list()` of the anonymous list
+    /// (`KernelDetails::anon_6x`), as `shrink_folio_list()` with
+    /// `folio_check_references()` decides for an anonymous page:
+    ///
+    /// ```text
+    ///   isolate up to nr pages from the tail
+    ///   each: young = PTE young bit (cleared), referenced = PG_referenced (cleared)
+    ///     young:   PG_referenced set; referenced before too: activate,
+    ///              else keep (back to the inactive head)
+    ///     not young: swap out (a shadow left in the slot); swap full: activate
+    ///   putback in order; an activated page ticks the nonresident age
+    ///   (move_folios_to_lru(): workingset_age_nonresident())
+    /// ```
+    fn shrink_inactive_anon_6x(&mut self, lv: usize, nr: u64) -> u64 {
+        let list = LruList::InactiveAnon;
+        let memcg = self.lruvec_memcg(lv);
+        let mut isolated = Vec::new();
+        while (isolated.len() as u64) < nr {
+            let Some(pfn) = self.lruvecs[lv].tail(list) else {
+                break;
+            };
+            self.lruvecs[lv].del(self.mem.pages_mut(), pfn, list);
+            isolated.push(pfn);
+        }
+        if isolated.is_empty() {
+            return 0;
+        }
+        self.pv.lock_irq();
+        self.pv.lock_irq();
+        let taken = isolated.len() as u64;
+        self.rstat_updated(memcg, taken);
+        self.rstat_updated(memcg, taken);
+        self.stat.pgscan += taken;
+        let mut reclaimed = 0;
+        let mut putback = Vec::new();
+        for pfn in isolated {
+            let p = self.mem.page_mut(pfn);
+            let young = p.test_and_clear(flags::YOUNG);
+            let referenced = p.test_and_clear(flags::REFERENCED);
+            if young {
+                p.set(flags::REFERENCED);
+                putback.push((pfn, referenced));
+            } else if self.swap_out(lv, pfn, false) {
+                reclaimed += 1;
+            } else {
+                putback.push((pfn, true));
+            }
+        }
+        for (pfn, active) in putback {
+            let to = if active {
+                LruList::ActiveAnon
+            } else {
+                LruList::InactiveAnon
+            };
+            self.lruvecs[lv].add(self.mem.pages_mut(), pfn, to);
+            self.rstat_updated(memcg, 1);
+            if active {
+                self.stat.pgactivate += 1;
+                let node = self.mem.page(pfn).node as usize;
+                workingset::activation(&mut self.node_age[node]);
+            }
+        }
+        self.rstat_updated(memcg, reclaimed);
         self.stat.pgsteal += reclaimed;
         reclaimed
     }
@@ -332,6 +498,8 @@ impl Machine {
         if page.test(flags::DIRTY) {
             self.stat.nr_written += 1;
         }
+        // __filemap_remove_folio(): NR_FILE_PAGES.
+        self.rstat_updated(page.memcg, 1);
         // __remove_mapping() under mapping->tree_lock (spin_lock_irq).
         self.pv.lock_irq();
         let eviction = workingset::eviction(&mut self.node_age[page.node as usize]);
@@ -345,9 +513,17 @@ impl Machine {
         self.mem.free(pfn);
     }
 
-    /// Swaps an anonymous page out: a swap entry replaces it in its task's
-    /// page table. False when swap is full.
-    fn swap_out(&mut self, lv: usize, pfn: Pfn) -> bool {
+    /// Swaps an anonymous page out (from the inactive list if `on_list`,
+    /// else already isolated): a swap entry replaces it in its task's page
+    /// table. False when swap is full.
+    ///
+    /// With `KernelDetails::anon_6x` the slot keeps a shadow
+    /// (`workingset_eviction()`; the nonresident age ticks); with
+    /// `memcg_stats` the swap-out's updates are counted: a page written
+    /// makes eight (`NR_SWAPCACHE` in and out, `NR_ANON_MAPPED`, `PSWPOUT`,
+    /// `NR_WRITEBACK` up and down, `MEMCG_SWAP` and the v1 `PGPGOUT`), a
+    /// clean swap-cache page four (no swap-cache add, no writeback).
+    fn swap_out(&mut self, lv: usize, pfn: Pfn, on_list: bool) -> bool {
         let Owner::Anon { task, vpage } = self.mem.page(pfn).owner else {
             unreachable!("page {pfn} on an anon list is not anonymous")
         };
@@ -362,7 +538,9 @@ impl Machine {
             };
             slot
         };
-        self.lruvecs[lv].del(self.mem.pages_mut(), pfn, LruList::InactiveAnon);
+        if on_list {
+            self.lruvecs[lv].del(self.mem.pages_mut(), pfn, LruList::InactiveAnon);
+        }
         // try_to_unmap_one(): ptep_clear_flush(), the swap entry set; then
         // __remove_mapping() of the swap cache under its tree_lock.
         self.pv.clear_flush();
@@ -378,10 +556,19 @@ impl Machine {
             .expect("swap slots fit a value entry");
         t.rss -= 1;
         t.swapents += 1;
-        if !page.test(flags::SWAPCACHE) || page.test(flags::DIRTY) {
+        let written = !page.test(flags::SWAPCACHE) || page.test(flags::DIRTY);
+        if written {
             self.stat.pswpout += 1;
         }
         let memcg = self.mem.page(pfn).memcg;
+        for _ in 0..if written { 8 } else { 4 } {
+            self.rstat_updated(memcg, 1);
+        }
+        if self.cfg.details.anon_6x {
+            let eviction = workingset::eviction(&mut self.node_age[page.node as usize]);
+            self.swap
+                .set_shadow(slot, workingset::pack_shadow(eviction, page.node));
+        }
         self.uncharge(memcg, pfn);
         self.mem.free(pfn);
         true
@@ -416,5 +603,58 @@ impl Machine {
             self.sync_tree_nodes(file, first, node);
             self.stat.workingset_nodereclaim += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Machine;
+    use crate::machine::{Access, MachineConfig};
+    use crate::mm::lru::LruList;
+    use klab_mm_policy::LruBalance;
+
+    /// 6.x anonymous reclaim, worked by hand (no swap pressure, single
+    /// scans of one page):
+    ///
+    /// ```text
+    ///  touch v0..v3       new pages: inactive anon, young; tail v0 .. head v3
+    ///  4 scans of 1       each young: PG_referenced set, kept (to the head);
+    ///                     tail v0 .. head v3 again, none young
+    ///  touch v0           young again
+    ///  scan 1: v0         young and referenced: activated (age 0 -> 1)
+    ///  scan 1: v1         not young: swapped out, shadow = eviction 2
+    ///  touch v1           swap-in; distance 2 - 2 = 0; workingset =
+    ///                     active file 0 + inactive file 0 + active anon 1
+    ///                     (swap has room): 0 + 1 <= 1, activated (age 3)
+    /// ```
+    #[test]
+    fn a_young_anon_page_is_kept_once_activated_when_young_again_and_refaults_by_the_6x_rule() {
+        let mut cfg = MachineConfig::new(64, LruBalance::Workingset6);
+        cfg.swap_pages = 16;
+        cfg.details.anon_6x = true;
+        let mut m = Machine::new(cfg).unwrap();
+        for v in 0..4 {
+            m.access(Access::anon(1, v));
+        }
+        assert_eq!(m.lru_len(LruList::InactiveAnon), 4);
+        for _ in 0..4 {
+            assert_eq!(m.shrink_inactive_list(0, LruList::InactiveAnon, 1), 0);
+        }
+        assert_eq!((m.stat().pswpout, m.stat().pgactivate), (0, 0));
+        m.access(Access::anon(1, 0));
+        assert_eq!(m.shrink_inactive_list(0, LruList::InactiveAnon, 1), 0);
+        assert_eq!(m.lru_len(LruList::ActiveAnon), 1);
+        assert_eq!((m.stat().pgactivate, m.inactive_age(0)), (1, 1));
+        assert_eq!(m.shrink_inactive_list(0, LruList::InactiveAnon, 1), 1);
+        assert_eq!((m.stat().pswpout, m.inactive_age(0)), (1, 2));
+        m.access(Access::anon(1, 1));
+        let k = m.kernel_stat();
+        assert_eq!(
+            (k.workingset_refault_anon, k.workingset_activate_anon),
+            (1, 1)
+        );
+        assert_eq!(m.lru_len(LruList::ActiveAnon), 2);
+        assert_eq!((m.stat().pswpin, m.inactive_age(0)), (1, 3));
+        m.assert_invariants();
     }
 }
