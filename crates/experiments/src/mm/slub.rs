@@ -442,12 +442,12 @@ impl Run for SlubExperiment {
             1e-6 / best[0]
         ]);
         t.row(cells![
-            "SLUB, 2.6.24 slow paths (max_order 3, min_objects 12)",
+            "SLUB, 2.6.24 slow paths (max_order 3, min_objects 4)",
             best[2] * 1e9,
             1e-6 / best[2]
         ]);
         t.row(cells![
-            "SLUB, 3.2 slow paths (max_order 3, min_objects 12)",
+            "SLUB, 3.2 slow paths (max_order 3, min_objects 4)",
             best[3] * 1e9,
             1e-6 / best[3]
         ]);

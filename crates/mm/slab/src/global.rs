@@ -1274,6 +1274,71 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
+    /// `calculate_order()` with [`SlubParams::ALLOCATOR`]: a thread's
+    /// first object of a class makes one slab of this many bytes resident
+    /// (`new_slab()` writes a free pointer into every object), at most
+    /// 32 KiB, and 8 KiB for kmalloc-2048 (32 KiB with `min_objects` 12).
+    #[test]
+    fn a_class_first_used_makes_one_small_slab_resident() {
+        let got: Vec<(usize, u32, usize)> = CACHES[SET_3_2]
+            .iter()
+            .map(|c| (c.layout.size, c.layout.order, c.layout.objects))
+            .collect();
+        let want: Vec<(usize, u32, usize)> = vec![
+            (8, 0, 512),
+            (16, 0, 256),
+            (32, 0, 128),
+            (48, 0, 85),
+            (64, 0, 64),
+            (80, 0, 51),
+            (96, 0, 42),
+            (112, 0, 36),
+            (128, 0, 32),
+            (160, 0, 25),
+            (192, 0, 21),
+            (224, 0, 18),
+            (256, 0, 16),
+            (320, 0, 12),
+            (384, 0, 10),
+            (448, 0, 9),
+            (512, 0, 8),
+            (640, 0, 6),
+            (768, 0, 5),
+            (896, 0, 4),
+            (1024, 0, 4),
+            (1280, 1, 6),
+            (1536, 1, 5),
+            (1792, 1, 4),
+            (2048, 1, 4),
+            (2560, 2, 6),
+            (3072, 2, 5),
+            (3584, 2, 4),
+            (4096, 2, 4),
+            (5120, 3, 6),
+            (6144, 3, 5),
+            (7168, 3, 4),
+            (8192, 3, 4),
+        ];
+        assert_eq!(got, want);
+        // One object of every class: 77 pages, 308 KiB per thread (with
+        // min_objects 12: 126 pages, 504 KiB).
+        let pages: usize = got.iter().map(|&(_, order, _)| 1usize << order).sum();
+        assert_eq!(pages, 77);
+        assert_eq!(
+            crate::layout::calculate_order(2048, SlubParams::ALLOCATOR, MAX_ORDER),
+            Some(1)
+        );
+        let twelve = SlubParams {
+            min_objects: 12,
+            ..SlubParams::ALLOCATOR
+        };
+        let old: usize = FINE_CLASSES
+            .iter()
+            .map(|&s| 1usize << crate::layout::calculate_order(s, twelve, MAX_ORDER).unwrap())
+            .sum();
+        assert_eq!(old, 126);
+    }
+
     #[test]
     fn allocations_are_aligned_distinct_and_reusable() {
         let sizes = [1usize, 8, 9, 16, 24, 100, 1000, 4096, 8192, 9000, 70_000];
@@ -1510,16 +1575,18 @@ mod tests {
 
     #[test]
     fn tail_frames_of_a_slab_carry_its_class() {
-        // kmalloc-512 (class 16) slabs are order 1: half the objects lie in
-        // tail frames, which carry (set << 8 | class) + 1 as the head does.
-        let ptrs: Vec<*mut u8> = (0..64).map(|_| SlubAlloc::allocate(500, 8)).collect();
+        // kmalloc-2048 (class 24) slabs are order 1: half the objects lie
+        // in tail frames, which carry (set << 8 | class) + 1 as the head
+        // does.
+        assert_eq!(CACHES[SET_3_2][24].layout.order, 1);
+        let ptrs: Vec<*mut u8> = (0..64).map(|_| SlubAlloc::allocate(2000, 8)).collect();
         let mut tails = 0;
         for &p in &ptrs {
             // SAFETY: a live block of ours; its frames are live.
             unsafe {
                 let frame = virt_to_page(p).unwrap();
                 let flags = (*frame).flags.load(Ordering::Relaxed);
-                assert_eq!(flags >> PG_CLASS_SHIFT, ((SET_3_2 as u32) << 8 | 16) + 1);
+                assert_eq!(flags >> PG_CLASS_SHIFT, ((SET_3_2 as u32) << 8 | 24) + 1);
                 // The section's class map says the same as the frame.
                 assert_eq!(frame_class(p), Some(flags >> PG_CLASS_SHIFT));
                 tails += usize::from(flags & crate::page::PG_TAIL != 0);
