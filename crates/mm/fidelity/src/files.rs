@@ -60,6 +60,12 @@ impl Fill {
     }
 }
 
+/// How many times [`DataDir::drop_cache`] gives the advice before it
+/// leaves the rest to [`DataDir::check_uncached`].
+pub const DROP_ATTEMPTS: u32 = 20;
+/// The pause between two attempts.
+pub const DROP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The run's directory and files.
 #[derive(Debug)]
 pub struct DataDir {
@@ -124,15 +130,29 @@ impl DataDir {
     /// Drops every page of the files from the page cache, shadow entries
     /// included (`POSIX_FADV_DONTNEED`: invalidation; since 6.10 it also
     /// clears the shadows evicted pages left).
+    ///
+    /// mm/fadvise.c `generic_fadvise()` skips a page that is locked, under
+    /// writeback or held by someone else for the moment (a read in flight,
+    /// a loop device's worker that has just let go of its backing file), so
+    /// a page can survive one call. While `cachestat(2)` still sees pages
+    /// or shadows, the files are synced and the advice given again, up to
+    /// [`DROP_ATTEMPTS`] times [`DROP_PAUSE`] apart; what is left after
+    /// that is for [`DataDir::check_uncached`] to report.
     pub fn drop_cache(&self) -> Result<(), HostError> {
-        for (i, f) in self.files.iter().enumerate() {
-            rustix::fs::fadvise(f, 0, None, Advice::DontNeed).map_err(|e| {
-                HostError::files(
-                    self.path.join(format!("file{i}")),
-                    "posix_fadvise(DONTNEED)",
-                    e.into(),
-                )
-            })?;
+        for attempt in 0..DROP_ATTEMPTS {
+            for (i, f) in self.files.iter().enumerate() {
+                let path = || self.path.join(format!("file{i}"));
+                if attempt > 0 {
+                    rustix::fs::fdatasync(f)
+                        .map_err(|e| HostError::files(path(), "fdatasync", e.into()))?;
+                }
+                rustix::fs::fadvise(f, 0, None, Advice::DontNeed)
+                    .map_err(|e| HostError::files(path(), "posix_fadvise(DONTNEED)", e.into()))?;
+            }
+            if self.check_uncached().is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(DROP_PAUSE);
         }
         Ok(())
     }
