@@ -460,3 +460,37 @@ pub(crate) fn tables(run: &PreloadRun, r: &mut Report) {
     r.table(t);
     r.table(rt);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tables_and_the_larson_ratio_come_from_the_runs() {
+        let run = PreloadRun {
+            programs: vec!["true".into(), "larson.c (4 threads)".into()],
+            peers: vec!["glibc".into(), "klab 3.2+sheaves".into()],
+            results: vec![
+                vec![Some((0.002, 1000)), Some((0.004, 1500))],
+                vec![Some((0.5, 8000)), None],
+            ],
+            reps: 3,
+        };
+        // larson did not run on klab: no ratio; then it did, twice as long.
+        assert_eq!(larson_ratio(&run), None);
+        let mut ran = run.clone();
+        ran.results[1][1] = Some((1.0, 6000));
+        assert_eq!(larson_ratio(&ran), Some(2.0));
+        let mut r = Report::new("slub", "", "");
+        tables(&ran, &mut r);
+        assert_eq!(
+            r.tables[0].title,
+            "Real programs under LD_PRELOAD: wall-clock time (best of 3)"
+        );
+        // program, glibc (ms), klab (ms), klab / glibc time.
+        assert_eq!(r.tables[0].rows[0][3].display(), "2.000");
+        // program, glibc KiB, klab KiB, klab / glibc RSS, klab - glibc.
+        assert_eq!(r.tables[1].rows[1][3].display(), "0.7500");
+        assert_eq!(r.tables[1].rows[1][4].display(), "-2000");
+    }
+}

@@ -718,6 +718,25 @@ mod tests {
     }
 
     #[test]
+    fn a_suite_run_is_stored_by_program_name_and_read_back() {
+        let r = run_of(vec![(
+            "larson",
+            [cell(49.0, 20000.0), None, cell(50.0, 15000.0)],
+        )]);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(r#""programs":["larson"]"#), "{json}");
+        let back: SuiteRun = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.programs[0].name, "larson");
+        assert_eq!(back.cells, r.cells);
+        let bad = json.replace(r#"["larson"]"#, r#"["nosuch"]"#);
+        let e = serde_json::from_str::<SuiteRun>(&bad).unwrap_err();
+        assert!(
+            e.to_string().contains("no suite program is called nosuch"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn medians_of_odd_and_even_counts() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0]), Some(2.5));
