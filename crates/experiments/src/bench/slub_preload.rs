@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use klab_slab::workload::run_program;
+use serde::{Deserialize, Serialize};
 
 use klab_lab::cells;
 use klab_lab::experiment::Ctx;
@@ -320,13 +321,24 @@ impl Runner {
     }
 }
 
-/// Adds the tables of real programs under `LD_PRELOAD` to `r`; returns
-/// klab 3.2+sheaves' time ratio to glibc on the C larson, if it ran.
-pub(crate) fn preload_tables(
-    ctx: &Ctx<'_>,
-    r: &mut Report,
-    notes: &mut Vec<String>,
-) -> Option<f64> {
+/// What the real programs did: `results[program][peer]` is the best time
+/// (seconds) and the largest peak RSS (KiB) of the runs that succeeded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PreloadRun {
+    /// The programs, in table order.
+    pub(crate) programs: Vec<String>,
+    /// The allocators (glibc first), in column order.
+    pub(crate) peers: Vec<String>,
+    /// `results[program][peer]`.
+    pub(crate) results: Vec<Vec<Option<(f64, u64)>>>,
+    /// Runs of each program on each allocator.
+    pub(crate) reps: usize,
+}
+
+/// Runs the real programs under `LD_PRELOAD` on every allocator; `None`
+/// (with the reason in `notes`) when the preload library or a temporary
+/// directory is missing.
+pub(crate) fn measure(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Option<PreloadRun> {
     let Some(lib) = preload_library() else {
         notes.push(
             "LD_PRELOAD programs skipped: libklab_slab_preload.so not found (build it with `cargo build --release -p klab-slab-preload`, or set KLAB_SLAB_PRELOAD)"
@@ -361,7 +373,6 @@ pub(crate) fn preload_tables(
     }
     ctx.progress
         .begin("slub bench: LD_PRELOAD programs", progs.len() as u64);
-    // results[prog][peer] = (best seconds, max rss KiB)
     let mut results: Vec<Vec<Option<(f64, u64)>>> = Vec::new();
     for p in &progs {
         let mut reference: Option<Vec<u8>> = None;
@@ -374,25 +385,40 @@ pub(crate) fn preload_tables(
     }
     ctx.progress.end();
     notes.dedup();
-    tables(&progs, &peers, &results, runner.reps, r)
+    Some(PreloadRun {
+        programs: progs.into_iter().map(|p| p.name).collect(),
+        peers: peers.iter().map(|p| p.name.to_owned()).collect(),
+        results,
+        reps: runner.reps,
+    })
 }
 
-/// The time and peak-RSS tables of the programs' runs (`results[prog][peer]`);
-/// returns klab 3.2+sheaves' time ratio to glibc on the C larson.
-fn tables(
-    progs: &[Program],
-    peers: &[Peer],
-    results: &[Vec<Option<(f64, u64)>>],
-    reps: usize,
-    r: &mut Report,
-) -> Option<f64> {
-    let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
+/// klab 3.2+sheaves' time over glibc's on the C larson, if it ran on both.
+pub(crate) fn larson_ratio(run: &PreloadRun) -> Option<f64> {
+    let (_, row) = run
+        .programs
+        .iter()
+        .zip(&run.results)
+        .find(|(p, _)| p.starts_with("larson.c"))?;
+    row.get(1)
+        .copied()
+        .flatten()
+        .zip(row[0])
+        .map(|((s, _), (b, _))| s / b)
+}
+
+/// Adds the time and peak-RSS tables of the programs' runs to `r`.
+pub(crate) fn tables(run: &PreloadRun, r: &mut Report) {
+    let names: Vec<&str> = run.peers.iter().map(String::as_str).collect();
     let mut cols = vec!["program".to_owned()];
     cols.extend(names.iter().map(|n| format!("{n} (ms)")));
     cols.extend(names[1..].iter().map(|n| format!("{n} / glibc time")));
     let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
     let mut t = Table::new(
-        &format!("Real programs under LD_PRELOAD: wall-clock time (best of {reps})"),
+        &format!(
+            "Real programs under LD_PRELOAD: wall-clock time (best of {})",
+            run.reps
+        ),
         &cols,
     );
     let mut rcols = vec!["program".to_owned()];
@@ -404,11 +430,10 @@ fn tables(
         "Real programs under LD_PRELOAD: peak RSS (ru_maxrss)",
         &rcols,
     );
-    let mut larson_ratio = None;
-    for (p, row) in progs.iter().zip(results) {
+    for (p, row) in run.programs.iter().zip(&run.results) {
         let base = row[0];
-        let mut cells = cells![p.name.clone()];
-        let mut rcells = cells![p.name.clone()];
+        let mut cells = cells![p.clone()];
+        let mut rcells = cells![p.clone()];
         for v in row {
             cells.push(v.map(|(s, _)| s * 1e3).into());
             rcells.push(v.map(|(_, k)| k).into());
@@ -428,14 +453,44 @@ fn tables(
                 .map(|((_, k), (_, b))| k as i64 - b as i64)
                 .into(),
         );
-        if p.name.starts_with("larson.c") {
-            larson_ratio = row[1].zip(base).map(|((s, _), (b, _))| s / b);
-        }
         t.row(cells);
         rt.row(rcells);
     }
     // Peers absent on this host keep their columns empty.
     r.table(t);
     r.table(rt);
-    larson_ratio
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tables_and_the_larson_ratio_come_from_the_runs() {
+        let run = PreloadRun {
+            programs: vec!["true".into(), "larson.c (4 threads)".into()],
+            peers: vec!["glibc".into(), "klab 3.2+sheaves".into()],
+            results: vec![
+                vec![Some((0.002, 1000)), Some((0.004, 1500))],
+                vec![Some((0.5, 8000)), None],
+            ],
+            reps: 3,
+        };
+        // larson did not run on klab: no ratio; then it did, twice as long.
+        assert_eq!(larson_ratio(&run), None);
+        let mut ran = run.clone();
+        ran.results[1][1] = Some((1.0, 6000));
+        assert_eq!(larson_ratio(&ran), Some(2.0));
+        let mut r = Report::new("slub", "", "");
+        tables(&ran, &mut r);
+        assert_eq!(
+            r.tables[0].title,
+            "Real programs under LD_PRELOAD: wall-clock time (best of 3)"
+        );
+        // program, glibc (ms), klab (ms), klab / glibc time.
+        assert_eq!(r.tables[0].rows[0][3].display(), "2.000");
+        // program, glibc KiB, klab KiB, klab / glibc RSS, klab - glibc.
+        assert_eq!(r.tables[1].rows[1][3].display(), "0.7500");
+        assert_eq!(r.tables[1].rows[1][4].display(), "-2000");
+    }
 }

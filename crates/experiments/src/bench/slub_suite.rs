@@ -12,10 +12,14 @@
 //! peak RSS (`ru_maxrss`, through the same small runner as
 //! [`crate::bench::slub_preload`], so klab's own resident set is not counted);
 //! [`judge`] holds klab's rows against the targets; [`report`] lays out the
-//! table and a plot of the ratios.
+//! table and a plot of the ratios. [`measure_suite`] and [`report_suite`]
+//! are the two ends `klab bench slub --suite DIR` calls
+//! (`crate::mm::slub::SlubBench`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use serde::{Deserialize, Serialize};
 
 use klab_lab::cells;
 use klab_lab::experiment::{Ctx, ExperimentError};
@@ -54,7 +58,7 @@ impl Metric {
     }
 }
 
-/// One program of the suite.
+/// One program of the suite (stored in a run's data by its binary's name).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SuiteProgram {
     /// Row name.
@@ -143,6 +147,23 @@ pub(crate) const SUITE: &[SuiteProgram] = &[
     },
 ];
 
+impl Serialize for SuiteProgram {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.bin)
+    }
+}
+
+impl<'de> Deserialize<'de> for SuiteProgram {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bin = String::deserialize(d)?;
+        SUITE
+            .iter()
+            .find(|p| p.bin == bin)
+            .copied()
+            .ok_or_else(|| serde::de::Error::custom(format!("no suite program is called {bin}")))
+    }
+}
+
 /// The number after `key` in `out`, up to the next space or comma.
 fn number_after(out: &str, key: &str) -> Option<f64> {
     let at = out.find(key)? + key.len();
@@ -195,7 +216,7 @@ pub(crate) struct Peer {
 }
 
 /// The median of one program on one allocator.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Cellv {
     /// Its figure (seconds or the printed throughput).
     pub(crate) value: f64,
@@ -205,8 +226,8 @@ pub(crate) struct Cellv {
 
 /// What [`measure`] found: per program, per peer (glibc, mimalloc, klab),
 /// the median of the rounds, or `None` when it did not run.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct SuiteRun {
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SuiteRun {
     /// The programs measured, in table order.
     pub(crate) programs: Vec<SuiteProgram>,
     /// `cells[program][peer]`.
@@ -394,6 +415,15 @@ pub(crate) fn speed_ratio(metric: Metric, klab: f64, peer: f64) -> f64 {
     }
 }
 
+/// klab's speed against glibc's, at least (every row but malloc-large).
+pub const VS_GLIBC_MIN: f64 = 1.0;
+/// malloc-large: klab's speed against glibc's, at least.
+pub const MALLOC_LARGE_VS_GLIBC_MIN: f64 = 1.0 / 1.5;
+/// klab's speed against mimalloc's, at least, on the rows held to it.
+pub const VS_MIMALLOC_MIN: f64 = 0.85;
+/// klab's peak RSS against glibc's, at most.
+pub const RSS_VS_GLIBC_MAX: f64 = 1.2;
+
 /// The targets: klab at least glibc's speed on every row (malloc-large:
 /// at least 1/1.5 of it), within 15% of mimalloc on the rows held to it,
 /// peak RSS at most 1.2 times glibc's.
@@ -407,9 +437,9 @@ pub(crate) fn judge(run: &SuiteRun) -> Verdict {
         checked += 1;
         let vs_glibc = speed_ratio(p.metric, k.value, g.value);
         let floor = if p.bin == "malloc-large" {
-            1.0 / 1.5
+            MALLOC_LARGE_VS_GLIBC_MIN
         } else {
-            1.0
+            VS_GLIBC_MIN
         };
         if vs_glibc < floor {
             misses.push(format!("{} {vs_glibc:.2}x glibc", p.name));
@@ -418,12 +448,12 @@ pub(crate) fn judge(run: &SuiteRun) -> Verdict {
             && let Some(m) = m
         {
             let vs_mi = speed_ratio(p.metric, k.value, m.value);
-            if vs_mi < 0.85 {
+            if vs_mi < VS_MIMALLOC_MIN {
                 misses.push(format!("{} {vs_mi:.2}x mimalloc", p.name));
             }
         }
         let rss = k.rss_kib / g.rss_kib;
-        if rss > 1.2 {
+        if rss > RSS_VS_GLIBC_MAX {
             misses.push(format!("{} peak RSS {rss:.2}x glibc", p.name));
         }
     }
@@ -520,8 +550,24 @@ pub(crate) fn report(run: &SuiteRun, r: &mut Report) {
     r.series(s);
 }
 
-/// The suite mode of `klab bench slub`: measure, judge, report.
-pub(crate) fn run(ctx: &Ctx<'_>, dir: &Path, mut r: Report) -> Result<Report, ExperimentError> {
+/// What the suite mode measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SuiteData {
+    /// The suite's directory.
+    pub(crate) dir: String,
+    /// The programs' medians.
+    pub(crate) run: SuiteRun,
+    /// What the host lacked or did.
+    pub(crate) notes: Vec<String>,
+}
+
+/// The suite mode of `klab bench slub`: every program of `dir` under
+/// glibc, mimalloc (when installed) and klab's preload library.
+///
+/// # Errors
+/// No preload library, a `dir` without the suite's programs, no C compiler
+/// for the rusage runner.
+pub(crate) fn measure_suite(ctx: &Ctx<'_>, dir: &Path) -> Result<SuiteData, ExperimentError> {
     let mut notes = vec![format!("suite: {}", dir.display())];
     let Some(lib) = crate::bench::slub_preload::preload_library() else {
         return Err(ExperimentError::Host(
@@ -554,13 +600,27 @@ pub(crate) fn run(ctx: &Ctx<'_>, dir: &Path, mut r: Report) -> Result<Report, Ex
     ];
     let rounds = if ctx.quick { 1 } else { 3 };
     let run = measure(ctx, dir, &peers, rounds, &mut notes)?;
-    report(&run, &mut r);
-    r.config("suite", dir.display().to_string())
-        .config("rounds", rounds as u64)
-        .config("threads", 2u64);
-    r.verdict = judge(&run);
-    r.host = klab_lab::report::Host::measured(notes);
-    Ok(r)
+    Ok(SuiteData {
+        dir: dir.display().to_string(),
+        run,
+        notes,
+    })
+}
+
+/// The suite mode's report: the table, the plot, the configuration.
+pub(crate) fn report_suite(d: &SuiteData, r: &mut Report) {
+    report(&d.run, r);
+    r.config("suite", d.dir.clone())
+        .config("rounds", d.run.rounds as u64)
+        .config("threads", 2u64)
+        .config("threshold.vs_glibc_min", VS_GLIBC_MIN)
+        .config(
+            "threshold.malloc_large_vs_glibc_min",
+            MALLOC_LARGE_VS_GLIBC_MIN,
+        )
+        .config("threshold.vs_mimalloc_min", VS_MIMALLOC_MIN)
+        .config("threshold.peak_rss_vs_glibc_max", RSS_VS_GLIBC_MAX);
+    r.host = klab_lab::report::Host::measured(d.notes.clone());
 }
 
 #[cfg(test)]
@@ -655,6 +715,25 @@ mod tests {
         assert_eq!(judge(&r).holds, Some(true));
         // Nothing ran on both glibc and klab: no verdict.
         assert_eq!(judge(&run_of(vec![])).holds, None);
+    }
+
+    #[test]
+    fn a_suite_run_is_stored_by_program_name_and_read_back() {
+        let r = run_of(vec![(
+            "larson",
+            [cell(49.0, 20000.0), None, cell(50.0, 15000.0)],
+        )]);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(r#""programs":["larson"]"#), "{json}");
+        let back: SuiteRun = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.programs[0].name, "larson");
+        assert_eq!(back.cells, r.cells);
+        let bad = json.replace(r#"["larson"]"#, r#"["nosuch"]"#);
+        let e = serde_json::from_str::<SuiteRun>(&bad).unwrap_err();
+        assert!(
+            e.to_string().contains("no suite program is called nosuch"),
+            "{e}"
+        );
     }
 
     #[test]

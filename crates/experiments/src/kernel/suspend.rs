@@ -22,11 +22,29 @@
 //! Under `--quick` the round trip skips the three slowest experiments
 //! (radix-tree, lro, too-many-threads; the idle figures still cover them);
 //! the tests resume every one of them.
+//!
+//! The verdict holds when every experiment resumed checked comes back to
+//! the same report, job states, clock and idle time; it is false when one
+//! does not, and null when none was checked. The idle figures are
+//! reported, not judged: their tick lengths are klab's choices.
+//!
+//! # When the claim fails
+//!
+//! An experiment that keeps state outside its jobs (glue that counts its
+//! own runs, reads a clock or draws from a generator the image does not
+//! hold) resumes to a different end: the resumed report differs from the
+//! uninterrupted one and the verdict is false. [`Suspend::measure_with`]
+//! takes the list of experiments to round-trip, and the test
+//! `an_experiment_with_state_outside_its_jobs_fails_the_round_trip` runs
+//! such an experiment end to end.
 
-use klab_model::kernel::power::SUSPEND_AFTER_NS;
+#![warn(clippy::too_many_lines)]
+
+use klab_model::kernel::power::{IdleMonitor, SUSPEND_AFTER_NS};
+use serde::{Deserialize, Serialize};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
+use klab_lab::experiment::{Ctx, Experiment, ExperimentError, Identity, Run};
 use klab_lab::hibernate::{self, round_trip};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 
@@ -51,12 +69,138 @@ fn tick_of(name: &str) -> (&'static str, u64) {
 
 const SLOW: [&str; 3] = ["radix-tree", "lro", "too-many-threads"];
 
+/// Where each run is hibernated, as a share of its ticks.
+pub const HIBERNATE_AT: f64 = 0.5;
+
 fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
+/// One experiment hibernated and resumed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Trip {
+    /// The experiment.
+    pub name: String,
+    /// Ticks of the uninterrupted run.
+    pub ticks: u64,
+    /// Where the run stopped.
+    pub stopped_at: u64,
+    /// Jobs finished before it.
+    pub jobs_before: u64,
+    /// The image's size, bytes.
+    pub image_bytes: u64,
+    /// The resumed report is the uninterrupted one, byte for byte.
+    pub same_report: bool,
+    /// Every job ended in the same state.
+    pub same_states: bool,
+    /// Clock and idle monitor end in the same place.
+    pub same_clock: bool,
+}
+
+impl Trip {
+    /// Resumed to the same end in every respect.
+    pub fn same(&self) -> bool {
+        self.same_report && self.same_states && self.same_clock
+    }
+}
+
+/// One experiment's idle accounting.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IdleRow {
+    /// The experiment.
+    pub name: String,
+    /// What a tick is.
+    pub tick_is: String,
+    /// How long a tick is, ns.
+    pub tick_ns: u64,
+    /// Ticks of the run.
+    pub ticks: u64,
+    /// The idle monitor at the end of the run.
+    pub monitor: IdleMonitor,
+}
+
+impl IdleRow {
+    /// The share of virtual time idle.
+    fn idle_share(&self) -> f64 {
+        self.monitor.idle_ns as f64 / self.monitor.now_ns.max(1) as f64
+    }
+}
+
+/// What the experiment measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SuspendData {
+    /// Model experiments looked at, in order.
+    pub models: usize,
+    /// Experiments left out of the round trip (`--quick`).
+    pub skipped: Vec<String>,
+    /// The round trips.
+    pub trips: Vec<Trip>,
+    /// Idle accounting of every model experiment.
+    pub idle: Vec<IdleRow>,
+}
+
 impl Suspend {
-    /// The experiment's identity.
+    /// Hibernates and resumes each of `models`, and keeps every one's idle
+    /// accounting (the default run takes every experiment of
+    /// [`crate::all`] that hibernates).
+    ///
+    /// # Errors
+    /// What an experiment's run returns.
+    pub fn measure_with(
+        &self,
+        ctx: &Ctx<'_>,
+        models: &[&'static dyn Run],
+    ) -> Result<SuspendData, ExperimentError> {
+        ctx.progress.begin("suspend", models.len() as u64);
+        let inner = Ctx {
+            progress: &klab_lab::experiment::NoProgress,
+            driver: None,
+            ..*ctx
+        };
+        let mut d = SuspendData {
+            models: models.len(),
+            skipped: Vec::new(),
+            trips: Vec::new(),
+            idle: Vec::new(),
+        };
+        for e in models {
+            let (tick_is, tick_ns) = tick_of(e.name());
+            let (ticks, monitor) = if ctx.quick && SLOW.contains(&e.name()) {
+                let drv = hibernate::Driver::new(None);
+                e.run(&inner.with_driver(&drv))?;
+                d.skipped.push(e.name().to_owned());
+                (drv.clock(), drv.idle())
+            } else {
+                let t = round_trip(*e, &inner, HIBERNATE_AT)?;
+                d.trips.push(Trip {
+                    name: e.name().to_owned(),
+                    ticks: t.total,
+                    stopped_at: t.stopped_at,
+                    jobs_before: t.jobs_before as u64,
+                    image_bytes: t.image_bytes as u64,
+                    same_report: t.same_report,
+                    same_states: t.same_states,
+                    same_clock: t.same_clock,
+                });
+                (t.total, t.idle)
+            };
+            d.idle.push(IdleRow {
+                name: e.name().to_owned(),
+                tick_is: tick_is.to_owned(),
+                tick_ns,
+                ticks,
+                monitor,
+            });
+            ctx.progress.advance(1);
+        }
+        ctx.progress.end();
+        Ok(d)
+    }
+}
+
+impl Experiment for Suspend {
+    type Data = SuspendData;
+
     const ID: Identity = Identity {
         name: "suspend",
         seed_page: "000_2fa08a6962ebae3f.txt",
@@ -64,144 +208,151 @@ impl Suspend {
         inputs: &[],
         hibernates: Identity::REAL_WORK,
     };
-}
 
-impl Run for Suspend {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
-    }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.blank_report(ctx);
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<SuspendData, ExperimentError> {
         let models: Vec<&'static dyn Run> = crate::all()
             .iter()
             .copied()
             .filter(|e| e.hibernates().is_ok())
             .collect();
+        self.measure_with(ctx, &models)
+    }
+
+    fn judge(&self, d: &SuspendData) -> Verdict {
+        let checked = d.trips.len();
+        let differ: Vec<&str> = d
+            .trips
+            .iter()
+            .filter(|t| !t.same())
+            .map(|t| t.name.as_str())
+            .collect();
+        let all_same = differ.is_empty();
+        let during = d
+            .idle
+            .iter()
+            .filter(|r| r.monitor.suspended_at_ns.is_some())
+            .count();
+        // The first experiment with the longest idle stretch.
+        let longest = d.idle.iter().fold(None::<&IdleRow>, |best, r| match best {
+            Some(b) if b.monitor.longest_idle_ns >= r.monitor.longest_idle_ns => Some(b),
+            _ if r.monitor.longest_idle_ns > 0 => Some(r),
+            _ => best,
+        });
+        let mut measured = format!(
+            "{checked} model experiments hibernated halfway and resumed to the same report and the same job states: {all_same}. {during} of {} machines sat idle 15 minutes during their run; the longest idle stretch is {:.3} s ({}); the others would suspend 15 minutes after their last work.",
+            d.models,
+            secs(longest.map_or(0, |r| r.monitor.longest_idle_ns)),
+            longest.map_or("none", |r| r.name.as_str())
+        );
+        if !all_same {
+            measured.push_str(&format!(
+                " Resumed to a different end: {}.",
+                differ.join(", ")
+            ));
+        }
+        Verdict {
+            holds: (checked > 0).then_some(all_same),
+            measured,
+            note: "Ticks are model events; their lengths are klab's stated choices (a page access 1 us, a workqueue tick 10 ms, ...), not measurements, so the idle seconds are as good as those choices. Work runs back to back in every built-in workload: idle comes only from the clock moving with nothing to run.".into(),
+        }
+    }
+
+    fn report(&self, d: &SuspendData, _: &Verdict, r: &mut Report) {
         r.config("hibernate_at", "half of each run's ticks")
             .config("suspend_after_s", secs(SUSPEND_AFTER_NS))
-            .config(
-                "round_trip_skips",
-                if ctx.quick {
-                    SLOW.join(", ")
-                } else {
-                    String::new()
-                },
-            );
-        ctx.progress.begin("suspend", models.len() as u64);
-        let mut trips = Table::new(
-            "hibernated halfway and resumed: the same end, counter for counter",
-            &[
-                "experiment",
-                "ticks",
-                "stopped at",
-                "jobs finished before",
-                "image (bytes)",
-                "same report",
-                "same job states",
-                "same clock and idle time",
-            ],
-        );
-        let mut idle = Table::new(
-            "idle time and when each machine would suspend (15 minutes of idle)",
-            &[
-                "experiment",
-                "a tick is",
-                "tick (ns)",
-                "ticks",
-                "busy (s)",
-                "idle (s)",
-                "idle share",
-                "idle stretches",
-                "longest idle (s)",
-                "would suspend at (s)",
-                "when",
-            ],
-        );
-        let mut share = Vec::new();
-        let mut all_same = true;
-        let mut checked = 0usize;
-        let mut longest = (0u64, "");
-        let mut suspended_during = 0usize;
-        let inner = Ctx {
-            progress: &klab_lab::experiment::NoProgress,
-            driver: None,
-            ..*ctx
-        };
-        for (i, e) in models.iter().enumerate() {
-            let (what, tick_ns) = tick_of(e.name());
-            let skip = ctx.quick && SLOW.contains(&e.name());
-            let (total, mon) = if skip {
-                let d = hibernate::Driver::new(None);
-                e.run(&inner.with_driver(&d))?;
-                (d.clock(), d.idle())
-            } else {
-                let t = round_trip(*e, &inner, 0.5)?;
-                let same = t.same_report && t.same_states && t.same_clock;
-                all_same &= same;
-                checked += 1;
-                trips.row(cells![
-                    e.name(),
-                    t.total,
-                    t.stopped_at,
-                    t.jobs_before as u64,
-                    t.image_bytes as u64,
-                    t.same_report,
-                    t.same_states,
-                    t.same_clock
-                ]);
-                (t.total, t.idle)
-            };
-            if mon.longest_idle_ns > longest.0 {
-                longest = (mon.longest_idle_ns, e.name());
-            }
-            let during = mon.suspended_at_ns.is_some();
-            suspended_during += usize::from(during);
-            idle.row(cells![
-                e.name(),
-                what,
-                tick_ns,
-                total,
-                secs(mon.busy_ns),
-                secs(mon.idle_ns),
-                mon.idle_ns as f64 / mon.now_ns.max(1) as f64,
-                mon.stretches,
-                secs(mon.longest_idle_ns),
-                secs(mon.suspend_time_ns()),
-                if during {
-                    "during the run"
-                } else {
-                    "15 min after its last work"
-                }
-            ]);
-            share.push([i as f64, mon.idle_ns as f64 / mon.now_ns.max(1) as f64]);
-            ctx.progress.advance(1);
-        }
-        ctx.progress.end();
-        r.table(trips).table(idle);
+            .config("round_trip_skips", d.skipped.join(", "));
+        r.table(trips_table(&d.trips)).table(idle_table(&d.idle));
         let mut s = Series::new(
             "share of virtual time idle, by model experiment (table order)",
             Axis::linear("experiment", "#"),
             Axis::linear("idle share", ""),
         );
-        s.line("idle share", share);
+        s.line(
+            "idle share",
+            d.idle
+                .iter()
+                .enumerate()
+                .map(|(i, row)| [i as f64, row.idle_share()])
+                .collect(),
+        );
         r.series(s);
-        r.verdict = Verdict {
-            holds: Some(all_same && checked > 0),
-            measured: format!(
-                "{checked} model experiments hibernated halfway and resumed to the same report and the same job states: {all_same}. {suspended_during} of {} machines sat idle 15 minutes during their run; the longest idle stretch is {:.3} s ({}); the others would suspend 15 minutes after their last work.",
-                models.len(),
-                secs(longest.0),
-                if longest.1.is_empty() { "none" } else { longest.1 }
-            ),
-            note: "Ticks are model events; their lengths are klab's stated choices (a page access 1 us, a workqueue tick 10 ms, ...), not measurements, so the idle seconds are as good as those choices. Work runs back to back in every built-in workload: idle comes only from the clock moving with nothing to run.".into(),
-        };
-        Ok(r)
     }
+}
+
+fn trips_table(trips: &[Trip]) -> Table {
+    let mut t = Table::new(
+        "hibernated halfway and resumed: the same end, counter for counter",
+        &[
+            "experiment",
+            "ticks",
+            "stopped at",
+            "jobs finished before",
+            "image (bytes)",
+            "same report",
+            "same job states",
+            "same clock and idle time",
+        ],
+    );
+    for x in trips {
+        t.row(cells![
+            x.name.clone(),
+            x.ticks,
+            x.stopped_at,
+            x.jobs_before,
+            x.image_bytes,
+            x.same_report,
+            x.same_states,
+            x.same_clock
+        ]);
+    }
+    t
+}
+
+fn idle_table(rows: &[IdleRow]) -> Table {
+    let mut t = Table::new(
+        "idle time and when each machine would suspend (15 minutes of idle)",
+        &[
+            "experiment",
+            "a tick is",
+            "tick (ns)",
+            "ticks",
+            "busy (s)",
+            "idle (s)",
+            "idle share",
+            "idle stretches",
+            "longest idle (s)",
+            "would suspend at (s)",
+            "when",
+        ],
+    );
+    for row in rows {
+        let mon = &row.monitor;
+        t.row(cells![
+            row.name.clone(),
+            row.tick_is.clone(),
+            row.tick_ns,
+            row.ticks,
+            secs(mon.busy_ns),
+            secs(mon.idle_ns),
+            row.idle_share(),
+            mon.stretches,
+            secs(mon.longest_idle_ns),
+            secs(mon.suspend_time_ns()),
+            if mon.suspended_at_ns.is_some() {
+                "during the run"
+            } else {
+                "15 min after its last work"
+            }
+        ]);
+    }
+    t
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use klab_lab::experiment::Inputs;
 
     #[test]
@@ -226,5 +377,101 @@ mod tests {
         assert_eq!(row("workingset")[5].display(), "0");
         // sysfs-active's model ticks include idle ones.
         assert_ne!(row("sysfs-active")[5].display(), "0");
+    }
+
+    /// A model experiment whose glue counts its own runs outside any job:
+    /// its report depends on how often it was run, not only on its jobs.
+    struct Forgetful;
+
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+
+    impl Experiment for Forgetful {
+        type Data = (u64, u64);
+        const ID: Identity = Identity {
+            name: "forgetful",
+            seed_page: "000_2fa08a6962ebae3f.txt",
+            claim: "none",
+            inputs: &[],
+            hibernates: Ok(()),
+        };
+        fn measure(&self, ctx: &Ctx<'_>) -> Result<(u64, u64), ExperimentError> {
+            let runs = RUNS.fetch_add(1, Ordering::Relaxed);
+            let mut work = 0;
+            for _ in 0..4 {
+                work += ctx.once("forgetful", hibernate::ACCESS_TICK_NS, |s| {
+                    s.busy(10);
+                    Ok(10u64)
+                })?;
+            }
+            Ok((work, runs))
+        }
+        fn judge(&self, _: &(u64, u64)) -> Verdict {
+            Verdict {
+                holds: None,
+                measured: String::new(),
+                note: String::new(),
+            }
+        }
+        fn report(&self, d: &(u64, u64), _: &Verdict, r: &mut Report) {
+            r.config("work", d.0).config("runs", d.1);
+        }
+    }
+
+    static FORGETFUL: Forgetful = Forgetful;
+
+    #[test]
+    fn an_experiment_with_state_outside_its_jobs_fails_the_round_trip() {
+        let inputs = Inputs::default();
+        let ctx = Ctx::new(1, true, &inputs);
+        let d = Suspend.measure_with(&ctx, &[&FORGETFUL]).unwrap();
+        assert_eq!(d.trips.len(), 1);
+        let t = &d.trips[0];
+        assert_eq!((t.ticks, t.stopped_at), (40, 20));
+        assert!(!t.same_report, "the resumed run counted itself again");
+        assert!(t.same_states && t.same_clock);
+        let v = Suspend.judge(&d);
+        assert_eq!(v.holds, Some(false), "{}", v.measured);
+        assert!(
+            v.measured
+                .ends_with("Resumed to a different end: forgetful."),
+            "{}",
+            v.measured
+        );
+    }
+
+    fn trip(name: &str, same_report: bool) -> Trip {
+        Trip {
+            name: name.into(),
+            ticks: 100,
+            stopped_at: 50,
+            jobs_before: 1,
+            image_bytes: 4096,
+            same_report,
+            same_states: true,
+            same_clock: true,
+        }
+    }
+
+    #[test]
+    fn the_verdict_holds_only_when_every_checked_run_resumes_to_the_same_end() {
+        let mut d = SuspendData {
+            models: 2,
+            skipped: Vec::new(),
+            trips: vec![trip("a", true), trip("b", true)],
+            idle: Vec::new(),
+        };
+        assert_eq!(Suspend.judge(&d).holds, Some(true));
+        d.trips[1].same_report = false;
+        assert_eq!(Suspend.judge(&d).holds, Some(false));
+        // Nothing round-tripped: nothing to judge.
+        d.trips.clear();
+        d.skipped = vec!["a".into(), "b".into()];
+        let v = Suspend.judge(&d);
+        assert_eq!(v.holds, None);
+        assert!(
+            v.measured.starts_with("0 model experiments"),
+            "{}",
+            v.measured
+        );
     }
 }

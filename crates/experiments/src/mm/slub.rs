@@ -1,34 +1,62 @@
 //! Experiment `slub` (seed 003, "The SLUB allocator") and benchmark `slub`.
 //!
-//! The experiment checks three claims of the page:
+//! The experiment looks at three claims of the page:
 //!
-//! 1. **Merging**: "fewer slab caches in the system (a 50% reduction is
-//!    claimed)". klab-slab's registry (`find_mergeable()` rules of 2.6.24)
-//!    creates a set of caches modelled on a 2.6.22 x86-64 kernel's
-//!    `/proc/slabinfo` (names, object sizes, alignments, flags,
+//! 1. **Merging** (measured): "fewer slab caches in the system (a 50%
+//!    reduction is claimed)". klab-slab's registry (`find_mergeable()`
+//!    rules of 2.6.24) creates a set of caches modelled on a 2.6.22 x86-64
+//!    kernel's `/proc/slabinfo` (names, object sizes, alignments, flags,
 //!    constructors; [`KERNEL_CACHES`]) after the kmalloc caches, and counts
 //!    caches before (one per `kmem_cache_create()`, as SLAB keeps them) and
-//!    after merging.
-//! 2. **Queues**: "On our systems with 1k nodes / processors we have
-//!    several gigabytes just tied up for storing references to objects for
-//!    those queues". Computed from the rules of mm/slab.c (2.6.22:
-//!    `enable_cpucache()` limits by object size,
-//!    `batchcount = (limit + 1) / 2`, a shared array of `8 * batchcount` per node when there is
-//!    more than one CPU, `alloc_alien_cache()` arrays of 12 entries per
-//!    node for every other node) and of SLUB (one `kmem_cache_cpu` per CPU
-//!    and one `kmem_cache_node` per node, per cache) for machines from two
-//!    to a thousand CPUs, two CPUs per node (SGI Altix). Every allocation
-//!    is rounded up to its kmalloc class, as the kernel's are.
-//! 3. **Speed**: SLUB against SLOB, timed on the host through the same
-//!    `ObjectAllocator` interface (the page's "5-10% performance increase"
-//!    is SLUB against SLAB; klab has no SLAB, so the figure it reports is
-//!    SLUB against SLOB and the note says so).
+//!    after merging. The claim holds at a reduction of at least
+//!    [`MERGE_REDUCTION_MIN_PCT`] percent.
+//! 2. **Queues** (arithmetic, not a measurement): "On our systems with 1k
+//!    nodes / processors we have several gigabytes just tied up for
+//!    storing references to objects for those queues". Computed from the
+//!    rules of mm/slab.c (2.6.22: `enable_cpucache()` limits by object
+//!    size, `batchcount = (limit + 1) / 2`, a shared array of
+//!    `8 * batchcount` per node when there is more than one CPU,
+//!    `alloc_alien_cache()` arrays of 12 entries per node for every other
+//!    node) and of SLUB (one `kmem_cache_cpu` per CPU and one
+//!    `kmem_cache_node` per node, per cache) for machines from two to a
+//!    thousand CPUs, two CPUs per node (SGI Altix). Every allocation is
+//!    rounded up to its kmalloc class, as the kernel's are. klab has no
+//!    SLAB allocator, so these are klab's own parameters put through a
+//!    formula: the verdict on this claim is null.
+//! 3. **Speed**: the page's "5-10% performance increase" is SLUB against
+//!    SLAB, which klab does not implement: the verdict on it is null. What
+//!    is measured is SLUB against SLOB, timed on the host through the same
+//!    `ObjectAllocator` interface, and reported as that (the benchmark
+//!    times SLUB against glibc and mimalloc).
+//! 4. **The model**: the model's radix-tree nodes are objects of a real
+//!    klab-slab SLUB cache whose slab pages take model frames; the report
+//!    shows them under 3.15's shadow-node limit and without it, and checks
+//!    that the frames charged balance the slab pages SLUB holds.
+//!
+//! The verdict is therefore `false` when merging misses its threshold, and
+//! otherwise null, with a note that SLAB is missing.
+//!
+//! # When the claim fails
+//!
+//! A kernel booted with `slub_debug` (red zones, poisoning, user tracking
+//! on every cache: flags in `SLUB_NEVER_MERGE`) merges nothing, so the
+//! cache count does not drop and the merging claim fails;
+//! [`SlubExperiment::measure_with`] takes [`BootOptions::SlubDebug`], and
+//! the test `booted_with_slub_debug_the_merging_claim_fails` runs it end
+//! to end.
 //!
 //! The benchmark times klab's `SlubAlloc` (3.2 slow paths behind 6.18's
 //! per-CPU sheaves) and `SlubAlloc2624` (the page's) against glibc and
-//! mimalloc on the shared
-//! workloads, measures each one's peak RSS in a forked child, and times
-//! real programs under `LD_PRELOAD` ([`crate::bench::slub_preload`]).
+//! mimalloc on the shared workloads, measures each one's peak RSS in a
+//! forked child, and times real programs under `LD_PRELOAD`
+//! ([`crate::bench::slub_preload`]); with `--suite DIR` it runs an
+//! allocator benchmark suite's programs instead ([`crate::bench::slub_suite`]).
+//! Its targets ([`BENCH_VS_GLIBC_MIN`], [`BENCH_VS_MIMALLOC_MIN`],
+//! [`BENCH_RSS_MAX`]) fail on a run where klab's churn is slower than
+//! glibc's, as the test `the_bench_misses_its_targets_when_glibc_is_faster`
+//! shows on its data.
+
+#![warn(clippy::too_many_lines)]
 
 use std::alloc::System;
 use std::sync::Arc;
@@ -40,9 +68,10 @@ use klab_slab::{
     CollectSink, FramePool, HostPages, SlabFlags, Slob, Slub, SlubAlloc, SlubAlloc2624, SlubConfig,
     SlubEra, SlubParams,
 };
+use serde::{Deserialize, Serialize};
 
 use klab_lab::cells;
-use klab_lab::experiment::{Ctx, ExperimentError, Identity, Run};
+use klab_lab::experiment::{Ctx, Experiment, ExperimentError, Identity};
 use klab_lab::report::{Axis, Host, Report, Series, Table, Verdict};
 
 /// The experiment.
@@ -261,12 +290,324 @@ pub fn slub_queue_bytes(cpus: usize, slab_bytes: usize) -> (u64, u64) {
     )
 }
 
-fn gib(b: u64) -> f64 {
-    b as f64 / (1u64 << 30) as f64
+/// The merging claim holds at a reduction of at least this many percent of
+/// the caches (the page: "a 50% reduction is claimed").
+pub const MERGE_REDUCTION_MIN_PCT: f64 = 40.0;
+
+/// The machine sizes of the queue arithmetic.
+const QUEUE_CPUS: [usize; 10] = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/// Object sizes of the SLUB against SLOB churn.
+const CHURN_SIZES: [usize; 6] = [32, 64, 128, 256, 512, 1024];
+
+/// Boot options of the SLUB registry the caches are created in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BootOptions {
+    /// None: merging on (the default run).
+    Default,
+    /// `slub_debug`: full debugging (`FZPU`) on every cache, which keeps
+    /// any cache from merging (`find_mergeable()` refuses
+    /// `SLUB_NEVER_MERGE` flags).
+    SlubDebug,
+}
+
+impl BootOptions {
+    /// As on the kernel command line.
+    pub fn cmdline(self) -> &'static str {
+        match self {
+            BootOptions::Default => "",
+            BootOptions::SlubDebug => "slub_debug",
+        }
+    }
+}
+
+/// One merged cache and the caches it stands for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Merged {
+    /// The cache's name.
+    pub name: String,
+    /// Its object size.
+    pub size: usize,
+    /// The caches merged into it.
+    pub aliases: Vec<String>,
+}
+
+/// Part 1: the caches before and after merging.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Merging {
+    /// The boot options the registry ran with.
+    pub boot: BootOptions,
+    /// kmalloc caches.
+    pub kmalloc: usize,
+    /// Other `kmem_cache_create()` calls.
+    pub created: usize,
+    /// Caches after merging.
+    pub after: usize,
+    /// Aliases.
+    pub aliases: usize,
+    /// The caches that have aliases.
+    pub merged: Vec<Merged>,
+    /// Every cache after merging: (object size, slab bytes).
+    pub slabs: Vec<(usize, usize)>,
+}
+
+impl Merging {
+    /// Caches without merging (one per `kmem_cache_create()`, as SLAB).
+    pub fn before(&self) -> usize {
+        self.kmalloc + self.created
+    }
+
+    /// The reduction, in percent of the caches without merging.
+    pub fn reduction_pct(&self) -> f64 {
+        100.0 * self.before().saturating_sub(self.after) as f64 / self.before().max(1) as f64
+    }
+}
+
+/// Part 2: one machine size of the queue arithmetic (bytes).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct QueueRow {
+    /// CPUs.
+    pub cpus: usize,
+    /// Nodes.
+    pub nodes: usize,
+    /// SLAB: storage of the queues' references, all caches.
+    pub slab_refs: u64,
+    /// SLAB: objects the queues may hold.
+    pub slab_objects: u64,
+    /// SLUB: per-CPU and per-node structures, merged caches.
+    pub slub_structs: u64,
+    /// SLUB: objects in CPU slabs.
+    pub slub_objects: u64,
+}
+
+/// Part 3: seconds per alloc+free, best of the repetitions.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Speed {
+    /// Rounds of the churn.
+    pub rounds: usize,
+    /// SLUB with 2.6.24's slab orders.
+    pub slub: f64,
+    /// SLUB, 2.6.24 slow paths, `max_order` 3.
+    pub slub_max_order3: f64,
+    /// SLUB, 3.2 slow paths, `max_order` 3.
+    pub slub_3_2: f64,
+    /// SLOB.
+    pub slob: f64,
+}
+
+/// Part 4: one model run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelRun {
+    /// Whether kernel objects come from SLUB caches.
+    pub slab: bool,
+    /// The shadow-node limit.
+    pub limit: String,
+    /// Frames of the machine.
+    pub frames: u64,
+    /// Hit ratio of the hot set.
+    pub hit_ratio: f64,
+    /// Radix-tree node objects at the end.
+    pub radix_nodes: u64,
+    /// Frames charged for slab pages at the end.
+    pub slab_frames: u64,
+    /// Slab pages SLUB holds at the end.
+    pub slab_pages: u64,
+    /// Slab pages no frame could be found for.
+    pub charge_fail: u64,
+    /// Requests in the slab's journal.
+    pub journal: u64,
+    /// Peak frames holding slabs.
+    pub peak_frames: u64,
+    /// Shadow nodes reclaimed.
+    pub nodereclaim: u64,
+    /// (access, slab frames) samples.
+    pub samples: Vec<[f64; 2]>,
+}
+
+/// What the experiment measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SlubData {
+    /// Part 1.
+    pub merging: Merging,
+    /// Part 2.
+    pub queues: Vec<QueueRow>,
+    /// Part 3.
+    pub speed: Speed,
+    /// Part 4.
+    pub model: Vec<ModelRun>,
+}
+
+impl SlubData {
+    /// The queue row of `cpus` CPUs.
+    fn queue(&self, cpus: usize) -> Option<&QueueRow> {
+        self.queues.iter().find(|q| q.cpus == cpus)
+    }
+
+    /// Whether every model run's slab charge balances.
+    fn balanced(&self) -> bool {
+        self.model
+            .iter()
+            .all(|m| m.slab_frames == m.slab_pages && m.charge_fail == 0)
+    }
+
+    /// Peak slab frames of the SLUB run with (`true`) or without a
+    /// shadow-node limit.
+    fn peak(&self, limited: bool) -> u64 {
+        self.model
+            .iter()
+            .find(|m| m.slab && (m.limit != "none") == limited)
+            .map_or(0, |m| m.peak_frames)
+    }
+}
+
+/// Part 1: the kernel's caches created in a SLUB registry booted with
+/// `boot`.
+fn measure_merging(boot: BootOptions) -> Result<Merging, ExperimentError> {
+    let mut config = SlubConfig::default();
+    if boot == BootOptions::SlubDebug {
+        config
+            .slub_debug(None)
+            .map_err(|e| ExperimentError::Host(e.to_string()))?;
+    }
+    let slub = Slub::new(
+        Arc::new(FramePool::new(1, 1)),
+        config,
+        Arc::new(CollectSink::new()),
+    );
+    let kmalloc = slub.nr_caches();
+    for &(name, size, align, flags, ctor) in KERNEL_CACHES {
+        let ctor: Option<klab_slab::Ctor> = if ctor { Some(|_: &mut [u8]| {}) } else { None };
+        slub.kmem_cache_create(name, size, align, flags, ctor)
+            .map_err(|e| ExperimentError::Host(e.to_string()))?;
+    }
+    let info = slub.slabinfo();
+    Ok(Merging {
+        boot,
+        kmalloc,
+        created: KERNEL_CACHES.len(),
+        after: slub.nr_caches(),
+        aliases: slub.nr_aliases(),
+        merged: info
+            .iter()
+            .filter(|i| !i.aliases.is_empty())
+            .map(|i| Merged {
+                name: i.name.clone(),
+                size: i.size,
+                aliases: i.aliases.clone(),
+            })
+            .collect(),
+        slabs: info
+            .iter()
+            .map(|i| (i.size, 4096usize << i.order))
+            .collect(),
+    })
+}
+
+/// Part 2: SLAB's queues for every cache created (kmalloc classes and
+/// [`KERNEL_CACHES`]) against SLUB's structures for the merged caches.
+fn queue_rows(merged: &[(usize, usize)]) -> Vec<QueueRow> {
+    let sizes: Vec<usize> = klab_slab::kmalloc::KERNEL_CLASSES
+        .iter()
+        .copied()
+        .chain(KERNEL_CACHES.iter().map(|c| c.1))
+        .collect();
+    QUEUE_CPUS
+        .iter()
+        .map(|&cpus| {
+            let (mut slab_refs, mut slab_objects) = (0u64, 0u64);
+            for &size in &sizes {
+                let (x, y) = slab_queue_bytes(size, cpus);
+                slab_refs += x;
+                slab_objects += y;
+            }
+            let (mut slub_structs, mut slub_objects) = (0u64, 0u64);
+            for &(_, slab) in merged {
+                let (x, y) = slub_queue_bytes(cpus, slab);
+                slub_structs += x;
+                slub_objects += y;
+            }
+            QueueRow {
+                cpus,
+                nodes: cpus.div_ceil(CPUS_PER_NODE),
+                slab_refs,
+                slab_objects,
+                slub_structs,
+                slub_objects,
+            }
+        })
+        .collect()
+}
+
+/// Part 3: SLUB (three settings) against SLOB, interleaved, best of 4.
+fn measure_speed(ctx: &Ctx<'_>) -> Speed {
+    let rounds = ctx.size(400, 40);
+    let slub_with = |params, era| {
+        Slub::new(
+            Arc::new(HostPages),
+            SlubConfig {
+                params,
+                era,
+                ..SlubConfig::default()
+            },
+            Arc::new(CollectSink::new()),
+        )
+    };
+    let defaults = SlubConfig::default();
+    let slub_host = slub_with(defaults.params, defaults.era);
+    let slub_tuned = slub_with(SlubParams::ALLOCATOR, defaults.era);
+    let slub_3_2 = slub_with(SlubParams::ALLOCATOR, SlubEra::V3_2);
+    let slob_host = Slob::new(Arc::new(HostPages));
+    ctx.progress.begin("slub: SLUB vs SLOB", 4);
+    let mut best = [f64::MAX; 4];
+    for _ in 0..4 {
+        let runs = [
+            object_churn(&slub_host, &CHURN_SIZES, rounds, 200),
+            object_churn(&slob_host, &CHURN_SIZES, rounds, 200),
+            object_churn(&slub_tuned, &CHURN_SIZES, rounds, 200),
+            object_churn(&slub_3_2, &CHURN_SIZES, rounds, 200),
+        ];
+        for (b, run) in best.iter_mut().zip(runs) {
+            *b = b.min(run.elapsed.as_secs_f64() / run.ops as f64);
+        }
+        ctx.progress.advance(1);
+    }
+    ctx.progress.end();
+    Speed {
+        rounds,
+        slub: best[0],
+        slob: best[1],
+        slub_max_order3: best[2],
+        slub_3_2: best[3],
+    }
 }
 
 impl SlubExperiment {
-    /// The experiment's identity.
+    /// Measures with the SLUB registry booted with `boot` (the default run
+    /// uses [`BootOptions::Default`]).
+    ///
+    /// # Errors
+    /// A cache the registry refuses.
+    pub fn measure_with(
+        &self,
+        ctx: &Ctx<'_>,
+        boot: BootOptions,
+    ) -> Result<SlubData, ExperimentError> {
+        let merging = measure_merging(boot)?;
+        let queues = queue_rows(&merging.slabs);
+        let speed = measure_speed(ctx);
+        let model = model_slab_runs(ctx);
+        Ok(SlubData {
+            merging,
+            queues,
+            speed,
+            model,
+        })
+    }
+}
+
+impl Experiment for SlubExperiment {
+    type Data = SlubData;
+
     const ID: Identity = Identity {
         name: "slub",
         seed_page: "003_1b710cf080fd5ed1.txt",
@@ -274,433 +615,229 @@ impl SlubExperiment {
         inputs: &[],
         hibernates: Identity::REAL_WORK,
     };
-}
 
-impl Run for SlubExperiment {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<SlubData, ExperimentError> {
+        self.measure_with(ctx, BootOptions::Default)
     }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        let mut r = self.blank_report(ctx);
-        // 1. Merging.
-        let slub = Slub::new(
-            Arc::new(FramePool::new(1, 1)),
-            SlubConfig::default(),
-            Arc::new(CollectSink::new()),
-        );
-        let kmalloc = slub.nr_caches();
-        for &(name, size, align, flags, ctor) in KERNEL_CACHES {
-            let ctor: Option<klab_slab::Ctor> = if ctor { Some(|_: &mut [u8]| {}) } else { None };
-            slub.kmem_cache_create(name, size, align, flags, ctor)
-                .map_err(|e| ExperimentError::Host(e.to_string()))?;
-        }
-        let before = kmalloc + KERNEL_CACHES.len();
-        let after = slub.nr_caches();
-        let reduction = 100.0 * (before - after) as f64 / before as f64;
-        let mut t = Table::new(
-            "Caches before and after merging (2.6.22-like cache set)",
-            &["caches", "count"],
-        );
-        t.row(cells!["kmalloc caches", kmalloc]);
-        t.row(cells![
-            "other kmem_cache_create() calls",
-            KERNEL_CACHES.len()
-        ]);
-        t.row(cells!["caches without merging (SLAB)", before]);
-        t.row(cells!["caches with merging (SLUB)", after]);
-        t.row(cells!["aliases", slub.nr_aliases()]);
-        t.row(cells!["reduction (%)", reduction]);
-        r.table(t);
-        let mut t = Table::new(
-            "Merged caches and their aliases",
-            &["cache", "size", "aliases"],
-        );
-        for info in slub.slabinfo().iter().filter(|i| !i.aliases.is_empty()) {
-            t.row(cells![info.name.clone(), info.size, info.aliases.join(" ")]);
-        }
-        r.table(t);
 
-        // 2. Queue memory, SLAB rules against SLUB's.
-        let all_sizes: Vec<(usize, usize)> = klab_slab::kmalloc::KERNEL_CLASSES
-            .iter()
-            .map(|&s| (s, s))
-            .chain(KERNEL_CACHES.iter().map(|c| (c.1, c.1)))
-            .collect();
-        let merged: Vec<(usize, usize)> = slub
-            .slabinfo()
-            .iter()
-            .map(|i| (i.size, (4096usize << i.order)))
-            .collect();
-        let mut t = Table::new(
-            "Memory tied up in queues (SLAB: all caches; SLUB: merged caches)",
-            &[
-                "CPUs",
-                "nodes",
-                "SLAB queue references (GiB)",
-                "SLAB objects queues may hold (GiB)",
-                "SLUB per-CPU/node structs (GiB)",
-                "SLUB objects in CPU slabs (GiB)",
-            ],
-        );
-        let mut lines: [Vec<[f64; 2]>; 4] = Default::default();
-        let mut slab_refs_1024 = 0;
-        for cpus in [2usize, 4, 8, 16, 32, 64, 128, 256, 512, 1024] {
-            let (mut a, mut b) = (0u64, 0u64);
-            for &(size, _) in &all_sizes {
-                let (x, y) = slab_queue_bytes(size, cpus);
-                a += x;
-                b += y;
-            }
-            let (mut c, mut d) = (0u64, 0u64);
-            for &(_, slab) in &merged {
-                let (x, y) = slub_queue_bytes(cpus, slab);
-                c += x;
-                d += y;
-            }
-            if cpus == 1024 {
-                slab_refs_1024 = a;
-            }
-            t.row(cells![
-                cpus,
-                cpus.div_ceil(CPUS_PER_NODE),
-                gib(a),
-                gib(b),
-                gib(c),
-                gib(d)
-            ]);
-            for (line, v) in lines.iter_mut().zip([a, b, c, d]) {
-                line.push([cpus as f64, v as f64 / (1 << 20) as f64]);
-            }
-        }
-        r.table(t);
-        let mut s = Series::new(
-            "Queue memory against machine size (2 CPUs per node)",
-            Axis::log("CPUs", ""),
-            Axis::log("memory", "MiB"),
-        );
-        let names = [
-            "SLAB queue references",
-            "SLAB objects in queues (max)",
-            "SLUB per-CPU/node structs",
-            "SLUB objects in CPU slabs (max)",
-        ];
-        for (name, pts) in names.iter().zip(lines) {
-            s.line(name, pts);
-        }
-        r.series(s);
-
-        // 3. SLUB against SLOB on the host.
-        let rounds = ctx.size(400, 40);
-        let sizes = [32usize, 64, 128, 256, 512, 1024];
-        let slub_host = Slub::new(
-            Arc::new(HostPages),
-            SlubConfig::default(),
-            Arc::new(CollectSink::new()),
-        );
-        let slub_tuned = Slub::new(
-            Arc::new(HostPages),
-            SlubConfig {
-                params: SlubParams::ALLOCATOR,
-                ..SlubConfig::default()
+    fn judge(&self, d: &SlubData) -> Verdict {
+        let m = &d.merging;
+        let reduction = m.reduction_pct();
+        let merge_ok = reduction >= MERGE_REDUCTION_MIN_PCT;
+        let s = &d.speed;
+        let at_1024 = d.queue(1024);
+        let measured = format!(
+            "{} caches become {} with merging ({reduction:.1}% fewer; the claim needs at least {MERGE_REDUCTION_MIN_PCT:.0}%){}. Measured against SLOB, not SLAB: SLUB {:.2}x SLOB's alloc/free throughput with 2.6.24's slab orders, {:.2}x with max_order 3. By arithmetic from mm/slab.c's sizing rules (not a measurement), SLAB's queue references on 1024 CPUs would take {:.2} GiB against {:.4} GiB of SLUB per-CPU/node structures. In the model, radix-tree node slabs peak at {} frames with 3.15's shadow-node limit and {} without it; the model's slab charge balances: {}.",
+            m.before(),
+            m.after,
+            match m.boot {
+                BootOptions::Default => String::new(),
+                b => format!(", booted with {}", b.cmdline()),
             },
-            Arc::new(CollectSink::new()),
+            s.slob / s.slub,
+            s.slob / s.slub_max_order3,
+            at_1024.map_or(f64::NAN, |q| gib(q.slab_refs)),
+            at_1024.map_or(f64::NAN, |q| gib(q.slub_structs)),
+            d.peak(true),
+            d.peak(false),
+            d.balanced(),
         );
-        let slub_3_2 = Slub::new(
-            Arc::new(HostPages),
-            SlubConfig {
-                params: SlubParams::ALLOCATOR,
-                era: SlubEra::V3_2,
-                ..SlubConfig::default()
-            },
-            Arc::new(CollectSink::new()),
-        );
-        let slob_host = Slob::new(Arc::new(HostPages));
-        ctx.progress.begin("slub: SLUB vs SLOB", 4);
-        let mut best = [f64::MAX; 4];
-        for _ in 0..4 {
-            let runs = [
-                object_churn(&slub_host, &sizes, rounds, 200),
-                object_churn(&slob_host, &sizes, rounds, 200),
-                object_churn(&slub_tuned, &sizes, rounds, 200),
-                object_churn(&slub_3_2, &sizes, rounds, 200),
-            ];
-            for (b, run) in best.iter_mut().zip(runs) {
-                *b = b.min(run.elapsed.as_secs_f64() / run.ops as f64);
-            }
-            ctx.progress.advance(1);
+        let missing = "klab has no SLAB allocator yet, so the claims that compare with SLAB (5-10% faster; gigabytes tied up in queues on 1k-CPU machines) are not measured: the speed is SLUB against SLOB on this host, and SLAB's queue memory is a formula with klab's own parameters (2 CPUs per node)";
+        let (holds, note) = if merge_ok {
+            (
+                None,
+                format!(
+                    "null: merging holds, but {missing}. The cache set is modelled on a 2.6.22 slabinfo, not read from a running kernel."
+                ),
+            )
+        } else {
+            (
+                Some(false),
+                format!(
+                    "merging reduced the caches by {reduction:.1}%, under {MERGE_REDUCTION_MIN_PCT:.0}%; besides, {missing}."
+                ),
+            )
+        };
+        Verdict {
+            holds,
+            measured,
+            note,
         }
-        ctx.progress.end();
-        let speedup = best[1] / best[0];
-        let speedup_tuned = best[1] / best[2];
-        let mut t = Table::new(
-            "kmem_cache alloc+free throughput on the host (best of 4)",
-            &["allocator", "ns per op", "Mops/s"],
-        );
-        t.row(cells![
-            "SLUB (2.6.24 orders: max_order 1, min_objects 4)",
-            best[0] * 1e9,
-            1e-6 / best[0]
-        ]);
-        t.row(cells![
-            "SLUB, 2.6.24 slow paths (max_order 3, min_objects 4)",
-            best[2] * 1e9,
-            1e-6 / best[2]
-        ]);
-        t.row(cells![
-            "SLUB, 3.2 slow paths (max_order 3, min_objects 4)",
-            best[3] * 1e9,
-            1e-6 / best[3]
-        ]);
-        t.row(cells!["SLOB", best[1] * 1e9, 1e-6 / best[1]]);
-        t.row(cells![
-            "SLUB (2.6.24 orders) / SLOB throughput",
-            speedup,
-            Option::<f64>::None
-        ]);
-        t.row(cells![
-            "SLUB (max_order 3) / SLOB throughput",
-            speedup_tuned,
-            Option::<f64>::None
-        ]);
-        r.table(t);
+    }
 
-        // 4. The model's kernel objects from SLUB.
-        let model = model_slab_runs(ctx);
-        let mut t = Table::new(
-            "The model's page cache with its radix-tree nodes in SLUB (hot set and stream, 3.15 rule)",
-            &[
-                "kernel objects",
-                "shadow-node limit",
-                "hot-set hit ratio",
-                "radix_tree_node objects (end)",
-                "slab frames (end)",
-                "slab frames (peak)",
-                "peak share of memory (%)",
-                "shadow nodes reclaimed",
-                "journal entries",
-            ],
-        );
-        let mut s = Series::new(
-            "Frames holding radix-tree node slabs in the model",
-            Axis::linear("accesses", ""),
-            Axis::linear("slab frames", ""),
-        );
-        for run in &model {
-            t.row(cells![
-                if run.slab {
-                    "SLUB caches"
-                } else {
-                    "cost no frames"
-                },
-                run.limit,
-                run.hit_ratio,
-                run.stats.radix_nodes,
-                run.stats.frames,
-                run.peak_frames,
-                100.0 * run.peak_frames as f64 / run.frames as f64,
-                run.nodereclaim,
-                run.stats.journal
-            ]);
-            if run.slab {
-                s.line(run.limit, run.samples.clone());
-            }
-        }
-        r.table(t);
-        r.series(s);
-        let balanced = model
-            .iter()
-            .all(|m| m.stats.frames == m.stats.slab_pages && m.stats.charge_fail == 0);
-        let unlimited_peak = model
-            .iter()
-            .find(|m| m.slab && m.limit == "none")
-            .map_or(0, |m| m.peak_frames);
-        let bounded_peak = model
-            .iter()
-            .find(|m| m.slab && m.limit != "none")
-            .map_or(0, |m| m.peak_frames);
-
+    fn report(&self, d: &SlubData, _: &Verdict, r: &mut Report) {
+        r.table(merging_table(&d.merging))
+            .table(aliases_table(&d.merging));
+        let (t, s) = queue_report(&d.queues);
+        r.table(t).series(s);
+        r.table(speed_table(&d.speed));
+        let (t, s) = model_report(&d.model);
+        r.table(t).series(s);
         r.config("cpus_per_node", CPUS_PER_NODE as u64)
             .config("alien_limit", ALIEN_LIMIT as u64)
             .config("shared_factor", SHARED_FACTOR as u64)
-            .config("churn_rounds", rounds as u64)
-            .config("churn_sizes", "32,64,128,256,512,1024");
-        let merge_ok = reduction >= 40.0;
-        let queues_ok = slab_refs_1024 >= (1u64 << 30);
-        r.verdict = Verdict {
-            holds: Some(merge_ok && queues_ok && speedup > 1.0 && balanced),
-            measured: format!(
-                "{before} caches become {after} with merging ({reduction:.1}% fewer); SLAB queue references on 1024 CPUs: {:.2} GiB against {:.4} GiB of SLUB per-CPU/node structures; SLUB {speedup:.2}x SLOB's alloc/free throughput with 2.6.24's slab orders, {speedup_tuned:.2}x with max_order 3; in the model, radix-tree node slabs peak at {bounded_peak} frames with 3.15's shadow-node limit and {unlimited_peak} without it",
-                gib(slab_refs_1024),
-                gib(merged.iter().map(|&(_, s)| slub_queue_bytes(1024, s).0).sum())
-            ),
-            note: "the cache set is modelled on a 2.6.22 slabinfo, not read from a running kernel; queue memory follows mm/slab.c's sizing rules with 2 CPUs per node; the page's 5-10% speed claim is against SLAB, which klab does not implement, so the timing compares SLUB with SLOB on this host; the model's radix-tree nodes are objects of a real klab-slab SLUB cache (2.6.24 rules) whose slab pages take model frames, and the verdict also requires that charge to balance".into(),
-        };
+            .config("churn_rounds", d.speed.rounds as u64)
+            .config(
+                "churn_sizes",
+                CHURN_SIZES
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+            .config("boot_options", d.merging.boot.cmdline())
+            .config("threshold.merge_reduction_pct", MERGE_REDUCTION_MIN_PCT);
         r.host = Host::measured(vec![
             "SLUB vs SLOB throughput is wall-clock timing on a shared, loaded 2-core machine"
                 .into(),
         ]);
-        Ok(r)
     }
 }
 
-impl SlubBench {
-    /// The experiment's identity.
-    const ID: Identity = Identity {
-        name: "slub",
-        seed_page: "003_1b710cf080fd5ed1.txt",
-        claim: "klab's SLUB as a general-purpose allocator: throughput and peak RSS against glibc and mimalloc",
-        inputs: &[],
-        hibernates: Identity::REAL_WORK,
-    };
+fn merging_table(m: &Merging) -> Table {
+    let mut t = Table::new(
+        "Caches before and after merging (2.6.22-like cache set)",
+        &["caches", "count"],
+    );
+    t.row(cells!["kmalloc caches", m.kmalloc]);
+    t.row(cells!["other kmem_cache_create() calls", m.created]);
+    t.row(cells!["caches without merging (SLAB)", m.before()]);
+    t.row(cells!["caches with merging (SLUB)", m.after]);
+    t.row(cells!["aliases", m.aliases]);
+    t.row(cells!["reduction (%)", m.reduction_pct()]);
+    t
 }
 
-impl Run for SlubBench {
-    fn id(&self) -> &'static Identity {
-        &Self::ID
+fn aliases_table(m: &Merging) -> Table {
+    let mut t = Table::new(
+        "Merged caches and their aliases",
+        &["cache", "size", "aliases"],
+    );
+    for c in &m.merged {
+        t.row(cells![c.name.clone(), c.size, c.aliases.join(" ")]);
     }
-    fn run(&self, ctx: &Ctx<'_>) -> Result<Report, ExperimentError> {
-        if let Some(dir) = &ctx.inputs.suite {
-            return crate::bench::slub_suite::run(ctx, dir, self.blank_report(ctx));
-        }
-        let mut r = self.blank_report(ctx);
-        let q = ctx.quick;
-        let reps = if q { 1 } else { 3 };
-        let mut rows: Vec<(&str, [f64; 4])> = Vec::new();
-        ctx.progress.begin("slub bench", 4);
-        let peers: [&dyn SyncAlloc; 4] = [&SlubAlloc, &SlubAlloc2624, &System, &mimalloc::MiMalloc];
-        let mut measure = |name: &'static str, run: &dyn Fn(DynAlloc<'_>) -> f64| {
-            let mut best = [0.0f64; 4];
-            // One untimed run each first: page faults of fresh memory and
-            // cold caches are not what the table compares.
-            for a in peers {
-                run(DynAlloc(a));
-            }
-            for _ in 0..reps {
-                for (b, a) in best.iter_mut().zip(peers) {
-                    *b = b.max(run(DynAlloc(a)));
-                }
-            }
-            rows.push((name, best));
-            ctx.progress.advance(1);
-        };
-        let n = if q { 200 } else { 3000 };
-        measure("single thread, 16-128 B, batches of 100", &|a| {
-            single_thread(&a, n, 100, 16, 128, ctx.seed).ops_per_sec()
-        });
-        let n = if q { 20_000 } else { 400_000 };
-        measure("producer/consumer, 64 B", &|a| {
-            producer_consumer(&a, n, 64).ops_per_sec()
-        });
-        measure("larson, 2 threads, 10-500 B", &|a| {
-            larson(&a, Larson::small(2, q)).ops_per_sec()
-        });
-        let mut t = Table::new(
-            "Throughput (Mops/s: allocations + frees per second, best of runs)",
-            &[
-                "workload",
-                "klab 3.2+sheaves",
-                "klab 2.6.24",
-                "glibc",
-                "mimalloc",
-                "3.2+sheaves / glibc",
-                "3.2+sheaves / mimalloc",
-                "2.6.24 / glibc",
-                "2.6.24 / mimalloc",
-            ],
-        );
-        for (name, v) in &rows {
-            t.row(cells![
-                *name,
-                v[0] / 1e6,
-                v[1] / 1e6,
-                v[2] / 1e6,
-                v[3] / 1e6,
-                v[0] / v[2],
-                v[0] / v[3],
-                v[1] / v[2],
-                v[1] / v[3]
-            ]);
-        }
-        r.table(t);
-        let p = Larson {
-            slots: if q { 5_000 } else { 50_000 },
-            rounds: if q { 2 } else { 4 },
-            ..Larson::small(2, true)
-        };
-        let rss = [
-            peak_rss(|| {
-                larson(&SlubAlloc, p);
-            }),
-            peak_rss(|| {
-                larson(&SlubAlloc2624, p);
-            }),
-            peak_rss(|| {
-                larson(&System, p);
-            }),
-            peak_rss(|| {
-                larson(&mimalloc::MiMalloc, p);
-            }),
-        ];
-        ctx.progress.advance(1);
-        ctx.progress.end();
-        let mut t = Table::new(
-            "Peak RSS growth of a larson run in a forked child (KiB)",
-            &[
-                "klab 3.2+sheaves",
-                "klab 2.6.24",
-                "glibc",
-                "mimalloc",
-                "3.2+sheaves / glibc",
-                "2.6.24 / glibc",
-            ],
-        );
-        let ratio_of = |a: Option<u64>| match (a, rss[2]) {
-            (Some(a), Some(b)) if b > 0 => Some(a as f64 / b as f64),
-            _ => None,
-        };
-        let ratio = ratio_of(rss[0]);
+    t
+}
+
+fn queue_report(queues: &[QueueRow]) -> (Table, Series) {
+    let mut t = Table::new(
+        "Memory tied up in queues, by arithmetic from mm/slab.c's sizing rules with klab's parameters, not measured (SLAB: all caches; SLUB: merged caches)",
+        &[
+            "CPUs",
+            "nodes",
+            "SLAB queue references (GiB)",
+            "SLAB objects queues may hold (GiB)",
+            "SLUB per-CPU/node structs (GiB)",
+            "SLUB objects in CPU slabs (GiB)",
+        ],
+    );
+    let mut lines: [Vec<[f64; 2]>; 4] = Default::default();
+    for q in queues {
+        let v = [q.slab_refs, q.slab_objects, q.slub_structs, q.slub_objects];
         t.row(cells![
-            rss[0],
-            rss[1],
-            rss[2],
-            rss[3],
-            ratio,
-            ratio_of(rss[1])
+            q.cpus,
+            q.nodes,
+            gib(v[0]),
+            gib(v[1]),
+            gib(v[2]),
+            gib(v[3])
         ]);
-        r.table(t);
-        let mut notes = vec!["timed on a shared, loaded 2-core machine".to_owned()];
-        let c_larson = crate::bench::slub_preload::preload_tables(ctx, &mut r, &mut notes);
-        let larson_row = rows[2].1;
-        let vs_glibc = larson_row[0] / larson_row[2];
-        let vs_mi = larson_row[0] / larson_row[3];
-        let old_vs_glibc = larson_row[1] / larson_row[2];
-        r.config("larson_threads", 2u64).config("reps", reps as u64);
-        r.verdict = Verdict {
-            holds: Some(vs_glibc >= 1.5 && vs_mi >= 1.0 / 1.2 && ratio.is_some_and(|x| x <= 1.1)),
-            measured: format!(
-                "larson churn: klab 3.2+sheaves {vs_glibc:.2}x glibc, {vs_mi:.2}x mimalloc (2.6.24 caches: {old_vs_glibc:.2}x glibc); peak RSS {} of glibc's{}",
-                ratio.map_or("unknown".into(), |x| format!("{x:.2}x")),
-                c_larson.map_or(String::new(), |x| format!(
-                    "; C larson under LD_PRELOAD takes {x:.2}x glibc's time"
-                ))
-            ),
-            note: "targets: >= 1.5x glibc and within 1.2x of mimalloc on multi-threaded churn, peak RSS <= 1.1x glibc".into(),
-        };
-        r.host = Host::measured(notes);
-        Ok(r)
+        for (line, v) in lines.iter_mut().zip(v) {
+            line.push([q.cpus as f64, v as f64 / (1 << 20) as f64]);
+        }
     }
+    let mut s = Series::new(
+        "Queue memory against machine size (2 CPUs per node), by arithmetic",
+        Axis::log("CPUs", ""),
+        Axis::log("memory", "MiB"),
+    );
+    let names = [
+        "SLAB queue references",
+        "SLAB objects in queues (max)",
+        "SLUB per-CPU/node structs",
+        "SLUB objects in CPU slabs (max)",
+    ];
+    for (name, pts) in names.iter().zip(lines) {
+        s.line(name, pts);
+    }
+    (t, s)
 }
 
-/// One model run of part 4.
-struct ModelRun {
-    slab: bool,
-    limit: &'static str,
-    frames: u64,
-    hit_ratio: f64,
-    stats: klab_model::mm::slab::SlabStats,
-    peak_frames: u64,
-    nodereclaim: u64,
-    samples: Vec<[f64; 2]>,
+fn speed_table(s: &Speed) -> Table {
+    let mut t = Table::new(
+        "kmem_cache alloc+free throughput on the host (best of 4)",
+        &["allocator", "ns per op", "Mops/s"],
+    );
+    let d = SlubParams::default();
+    let a = SlubParams::ALLOCATOR;
+    let orders = |era: &str, p: SlubParams| {
+        format!(
+            "{era} (max_order {}, min_objects {})",
+            p.max_order, p.min_objects
+        )
+    };
+    for (name, v) in [
+        (orders("SLUB, 2.6.24 orders", d), s.slub),
+        (orders("SLUB, 2.6.24 slow paths", a), s.slub_max_order3),
+        (orders("SLUB, 3.2 slow paths", a), s.slub_3_2),
+        ("SLOB".to_string(), s.slob),
+    ] {
+        t.row(cells![name, v * 1e9, 1e-6 / v]);
+    }
+    t.row(cells![
+        "SLUB (2.6.24 orders) / SLOB throughput",
+        s.slob / s.slub,
+        Option::<f64>::None
+    ]);
+    t.row(cells![
+        "SLUB (max_order 3) / SLOB throughput",
+        s.slob / s.slub_max_order3,
+        Option::<f64>::None
+    ]);
+    t
+}
+
+fn model_report(model: &[ModelRun]) -> (Table, Series) {
+    let mut t = Table::new(
+        "The model's page cache with its radix-tree nodes in SLUB (hot set and stream, 3.15 rule)",
+        &[
+            "kernel objects",
+            "shadow-node limit",
+            "hot-set hit ratio",
+            "radix_tree_node objects (end)",
+            "slab frames (end)",
+            "slab frames (peak)",
+            "peak share of memory (%)",
+            "shadow nodes reclaimed",
+            "journal entries",
+        ],
+    );
+    let mut s = Series::new(
+        "Frames holding radix-tree node slabs in the model",
+        Axis::linear("accesses", ""),
+        Axis::linear("slab frames", ""),
+    );
+    for run in model {
+        t.row(cells![
+            if run.slab {
+                "SLUB caches"
+            } else {
+                "cost no frames"
+            },
+            run.limit.clone(),
+            run.hit_ratio,
+            run.radix_nodes,
+            run.slab_frames,
+            run.peak_frames,
+            100.0 * run.peak_frames as f64 / run.frames as f64,
+            run.nodereclaim,
+            run.journal
+        ]);
+        if run.slab {
+            s.line(&run.limit, run.samples.clone());
+        }
+    }
+    (t, s)
 }
 
 /// Part 4: the model's page cache on the hot-set-and-stream workload of
@@ -743,12 +880,17 @@ fn model_slab_runs(ctx: &Ctx<'_>) -> Vec<ModelRun> {
                 samples.push([i as f64, f as f64]);
             }
         }
+        let stats = m.kernel_slab().map(|k| k.stats()).unwrap_or_default();
         out.push(ModelRun {
             slab,
-            limit: name,
+            limit: name.to_owned(),
             frames,
             hit_ratio: hits as f64 / reads.max(1) as f64,
-            stats: m.kernel_slab().map(|k| k.stats()).unwrap_or_default(),
+            radix_nodes: stats.radix_nodes,
+            slab_frames: stats.frames,
+            slab_pages: stats.slab_pages,
+            charge_fail: stats.charge_fail,
+            journal: stats.journal,
             peak_frames: peak,
             nodereclaim: m.stat().workingset_nodereclaim,
             samples,
@@ -757,4 +899,440 @@ fn model_slab_runs(ctx: &Ctx<'_>) -> Vec<ModelRun> {
     }
     ctx.progress.end();
     out
+}
+
+fn gib(b: u64) -> f64 {
+    b as f64 / (1u64 << 30) as f64
+}
+
+/// The benchmark's target on the larson churn: klab 3.2+sheaves at least
+/// this many times glibc's throughput.
+pub const BENCH_VS_GLIBC_MIN: f64 = 1.5;
+/// ... and at least this share of mimalloc's (within 1.2x).
+pub const BENCH_VS_MIMALLOC_MIN: f64 = 1.0 / 1.2;
+/// ... with a peak RSS at most this many times glibc's.
+pub const BENCH_RSS_MAX: f64 = 1.1;
+
+/// The allocators of the benchmark's columns, in order.
+const BENCH_PEERS: [&str; 4] = ["klab 3.2+sheaves", "klab 2.6.24", "glibc", "mimalloc"];
+/// The row the targets are held on.
+const LARSON_ROW: &str = "larson, 2 threads, 10-500 B";
+
+/// One workload of the benchmark: operations per second, best of the
+/// repetitions, per allocator of [`BENCH_PEERS`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BenchRow {
+    /// The workload.
+    pub workload: String,
+    /// Allocations + frees per second.
+    pub ops_per_sec: [f64; 4],
+}
+
+/// What the benchmark's default mode measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkloadRun {
+    /// Timed repetitions of each workload.
+    pub reps: usize,
+    /// The workloads.
+    pub rows: Vec<BenchRow>,
+    /// Peak RSS growth of a larson run in a forked child, KiB, per
+    /// allocator of [`BENCH_PEERS`].
+    pub rss_kib: [Option<u64>; 4],
+    /// Real programs under `LD_PRELOAD`, when the library was found.
+    pub preload: Option<crate::bench::slub_preload::PreloadRun>,
+    /// What the host lacked or did.
+    pub notes: Vec<String>,
+}
+
+impl WorkloadRun {
+    /// klab 3.2+sheaves' peak RSS over glibc's.
+    fn rss_ratio(&self, i: usize) -> Option<f64> {
+        match (self.rss_kib[i], self.rss_kib[2]) {
+            (Some(a), Some(b)) if b > 0 => Some(a as f64 / b as f64),
+            _ => None,
+        }
+    }
+}
+
+/// What the benchmark measured: the built-in workloads, or a suite's
+/// programs (`--suite DIR`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum SlubBenchData {
+    /// The built-in workloads and real programs.
+    Workloads(WorkloadRun),
+    /// An allocator benchmark suite's programs.
+    Suite(crate::bench::slub_suite::SuiteData),
+}
+
+/// `run` on each allocator of `peers`: one untimed run each, then the best
+/// of `reps` interleaved runs.
+fn best_of(
+    peers: &[&dyn SyncAlloc; 4],
+    reps: usize,
+    run: &dyn Fn(DynAlloc<'_>) -> f64,
+) -> [f64; 4] {
+    let mut best = [0.0f64; 4];
+    // Page faults of fresh memory and cold caches are not what the table
+    // compares.
+    for a in peers {
+        run(DynAlloc(*a));
+    }
+    for _ in 0..reps {
+        for (b, a) in best.iter_mut().zip(peers) {
+            *b = b.max(run(DynAlloc(*a)));
+        }
+    }
+    best
+}
+
+/// The built-in workloads, the peak RSS of a larson run, and the real
+/// programs under `LD_PRELOAD`.
+fn measure_workloads(ctx: &Ctx<'_>) -> WorkloadRun {
+    let q = ctx.quick;
+    let reps = if q { 1 } else { 3 };
+    let peers: [&dyn SyncAlloc; 4] = [&SlubAlloc, &SlubAlloc2624, &System, &mimalloc::MiMalloc];
+    ctx.progress.begin("slub bench", 4);
+    let mut rows = Vec::new();
+    let mut row = |workload: &str, run: &dyn Fn(DynAlloc<'_>) -> f64| {
+        rows.push(BenchRow {
+            workload: workload.to_owned(),
+            ops_per_sec: best_of(&peers, reps, run),
+        });
+        ctx.progress.advance(1);
+    };
+    let n = if q { 200 } else { 3000 };
+    row("single thread, 16-128 B, batches of 100", &|a| {
+        single_thread(&a, n, 100, 16, 128, ctx.seed).ops_per_sec()
+    });
+    let n = if q { 20_000 } else { 400_000 };
+    row("producer/consumer, 64 B", &|a| {
+        producer_consumer(&a, n, 64).ops_per_sec()
+    });
+    row(LARSON_ROW, &|a| {
+        larson(&a, Larson::small(2, q)).ops_per_sec()
+    });
+    let p = Larson {
+        slots: if q { 5_000 } else { 50_000 },
+        rounds: if q { 2 } else { 4 },
+        ..Larson::small(2, true)
+    };
+    let rss_kib = [
+        peak_rss(|| {
+            larson(&SlubAlloc, p);
+        }),
+        peak_rss(|| {
+            larson(&SlubAlloc2624, p);
+        }),
+        peak_rss(|| {
+            larson(&System, p);
+        }),
+        peak_rss(|| {
+            larson(&mimalloc::MiMalloc, p);
+        }),
+    ];
+    ctx.progress.advance(1);
+    ctx.progress.end();
+    let mut notes = vec!["timed on a shared, loaded 2-core machine".to_owned()];
+    let preload = crate::bench::slub_preload::measure(ctx, &mut notes);
+    WorkloadRun {
+        reps,
+        rows,
+        rss_kib,
+        preload,
+        notes,
+    }
+}
+
+/// The targets on the larson row.
+fn judge_workloads(w: &WorkloadRun) -> Verdict {
+    let Some(larson_row) = w.rows.iter().find(|r| r.workload == LARSON_ROW) else {
+        return Verdict {
+            holds: None,
+            measured: "the larson churn did not run".into(),
+            note: bench_targets(),
+        };
+    };
+    let v = larson_row.ops_per_sec;
+    let (vs_glibc, vs_mi, old_vs_glibc) = (v[0] / v[2], v[0] / v[3], v[1] / v[2]);
+    let ratio = w.rss_ratio(0);
+    let c_larson = w
+        .preload
+        .as_ref()
+        .and_then(crate::bench::slub_preload::larson_ratio);
+    let speed_ok = vs_glibc >= BENCH_VS_GLIBC_MIN && vs_mi >= BENCH_VS_MIMALLOC_MIN;
+    let holds = match ratio {
+        Some(x) => Some(speed_ok && x <= BENCH_RSS_MAX),
+        None if !speed_ok => Some(false),
+        None => None,
+    };
+    Verdict {
+        holds,
+        measured: format!(
+            "larson churn: klab 3.2+sheaves {vs_glibc:.2}x glibc, {vs_mi:.2}x mimalloc (2.6.24 caches: {old_vs_glibc:.2}x glibc); peak RSS {} of glibc's{}",
+            ratio.map_or("unknown".into(), |x| format!("{x:.2}x")),
+            c_larson.map_or(String::new(), |x| format!(
+                "; C larson under LD_PRELOAD takes {x:.2}x glibc's time"
+            ))
+        ),
+        note: if ratio.is_none() && speed_ok {
+            format!(
+                "{}; the peak RSS could not be measured, so the RSS target is undecided",
+                bench_targets()
+            )
+        } else {
+            bench_targets()
+        },
+    }
+}
+
+fn bench_targets() -> String {
+    format!(
+        "targets: >= {BENCH_VS_GLIBC_MIN}x glibc and within {:.1}x of mimalloc on multi-threaded churn, peak RSS <= {BENCH_RSS_MAX}x glibc",
+        1.0 / BENCH_VS_MIMALLOC_MIN
+    )
+}
+
+fn report_workloads(w: &WorkloadRun, r: &mut Report) {
+    let mut t = Table::new(
+        "Throughput (Mops/s: allocations + frees per second, best of runs)",
+        &[
+            "workload",
+            "klab 3.2+sheaves",
+            "klab 2.6.24",
+            "glibc",
+            "mimalloc",
+            "3.2+sheaves / glibc",
+            "3.2+sheaves / mimalloc",
+            "2.6.24 / glibc",
+            "2.6.24 / mimalloc",
+        ],
+    );
+    for row in &w.rows {
+        let v = row.ops_per_sec;
+        t.row(cells![
+            row.workload.clone(),
+            v[0] / 1e6,
+            v[1] / 1e6,
+            v[2] / 1e6,
+            v[3] / 1e6,
+            v[0] / v[2],
+            v[0] / v[3],
+            v[1] / v[2],
+            v[1] / v[3]
+        ]);
+    }
+    r.table(t);
+    let mut t = Table::new(
+        "Peak RSS growth of a larson run in a forked child (KiB)",
+        &[
+            BENCH_PEERS[0],
+            BENCH_PEERS[1],
+            BENCH_PEERS[2],
+            BENCH_PEERS[3],
+            "3.2+sheaves / glibc",
+            "2.6.24 / glibc",
+        ],
+    );
+    let k = w.rss_kib;
+    t.row(cells![
+        k[0],
+        k[1],
+        k[2],
+        k[3],
+        w.rss_ratio(0),
+        w.rss_ratio(1)
+    ]);
+    r.table(t);
+    if let Some(p) = &w.preload {
+        crate::bench::slub_preload::tables(p, r);
+    }
+    r.config("larson_threads", 2u64)
+        .config("reps", w.reps as u64)
+        .config("threshold.larson_vs_glibc_min", BENCH_VS_GLIBC_MIN)
+        .config("threshold.larson_vs_mimalloc_min", BENCH_VS_MIMALLOC_MIN)
+        .config("threshold.peak_rss_vs_glibc_max", BENCH_RSS_MAX);
+    r.host = Host::measured(w.notes.clone());
+}
+
+impl Experiment for SlubBench {
+    type Data = SlubBenchData;
+
+    const ID: Identity = Identity {
+        name: "slub",
+        seed_page: "003_1b710cf080fd5ed1.txt",
+        claim: "klab's SLUB as a general-purpose allocator: throughput and peak RSS against glibc and mimalloc",
+        inputs: &[],
+        hibernates: Identity::REAL_WORK,
+    };
+
+    fn measure(&self, ctx: &Ctx<'_>) -> Result<SlubBenchData, ExperimentError> {
+        Ok(match &ctx.inputs.suite {
+            Some(dir) => SlubBenchData::Suite(crate::bench::slub_suite::measure_suite(ctx, dir)?),
+            None => SlubBenchData::Workloads(measure_workloads(ctx)),
+        })
+    }
+
+    fn judge(&self, d: &SlubBenchData) -> Verdict {
+        match d {
+            SlubBenchData::Workloads(w) => judge_workloads(w),
+            SlubBenchData::Suite(s) => crate::bench::slub_suite::judge(&s.run),
+        }
+    }
+
+    fn report(&self, d: &SlubBenchData, _: &Verdict, r: &mut Report) {
+        match d {
+            SlubBenchData::Workloads(w) => report_workloads(w, r),
+            SlubBenchData::Suite(s) => crate::bench::slub_suite::report_suite(s, r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use klab_lab::experiment::Inputs;
+
+    /// Data with `before` caches (10 of them kmalloc) merged into `after`,
+    /// SLUB 1.6 times SLOB's throughput.
+    fn data(before: usize, after: usize) -> SlubData {
+        SlubData {
+            merging: Merging {
+                boot: BootOptions::Default,
+                kmalloc: 10,
+                created: before - 10,
+                after,
+                aliases: before - after,
+                merged: Vec::new(),
+                slabs: Vec::new(),
+            },
+            queues: queue_rows(&[(64, 4096)]),
+            speed: Speed {
+                rounds: 40,
+                slub: 50e-9,
+                slub_max_order3: 40e-9,
+                slub_3_2: 45e-9,
+                slob: 80e-9,
+            },
+            model: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn merging_that_holds_leaves_the_verdict_null_for_want_of_slab() {
+        let v = SlubExperiment.judge(&data(138, 70));
+        assert_eq!(v.holds, None, "{}", v.measured);
+        assert!(v.measured.starts_with(
+            "138 caches become 70 with merging (49.3% fewer; the claim needs at least 40%). Measured against SLOB, not SLAB: SLUB 1.60x SLOB's alloc/free throughput with 2.6.24's slab orders, 2.00x with max_order 3."
+        ), "{}", v.measured);
+        assert!(v.note.contains("klab has no SLAB allocator"), "{}", v.note);
+    }
+
+    #[test]
+    fn merging_under_the_threshold_fails_the_claim() {
+        // 138 caches to 84: 39.1% fewer, under 40%.
+        let v = SlubExperiment.judge(&data(138, 84));
+        assert_eq!(v.holds, Some(false), "{}", v.measured);
+        assert!(
+            v.note.starts_with("merging reduced the caches by 39.1%"),
+            "{}",
+            v.note
+        );
+        // Exactly at the threshold: 100 caches to 60.
+        assert_eq!(SlubExperiment.judge(&data(100, 60)).holds, None);
+    }
+
+    #[test]
+    fn the_queue_arithmetic_follows_mm_slab_c() {
+        // A 64-byte cache on 4 CPUs, 2 nodes: limit 120, batch 60; per-CPU
+        // arrays kmalloc(24 + 960) = 1024 B each; shared arrays of 480
+        // entries kmalloc(24 + 3840) = 4096 B per node; alien: a 16-byte
+        // (rounded to 32) pointer array and one kmalloc(24 + 96) = 128 B
+        // array per node.
+        let (refs, objects) = slab_queue_bytes(64, 4);
+        assert_eq!(refs, 4 * 1024 + 2 * 4096 + 2 * (32 + 128));
+        assert_eq!(objects, (4 * 120 + 2 * 480 + 2 * 12) * 64);
+        // SLUB: 4 kmem_cache_cpu of 32 B, 2 kmem_cache_node of 64 B, one
+        // 4 KiB slab per CPU.
+        assert_eq!(slub_queue_bytes(4, 4096), (4 * 32 + 2 * 64, 4 * 4096));
+    }
+
+    #[test]
+    fn booted_with_slub_debug_the_merging_claim_fails() {
+        let inputs = Inputs::default();
+        let ctx = Ctx::new(1, true, &inputs);
+        let d = SlubExperiment
+            .measure_with(&ctx, BootOptions::SlubDebug)
+            .unwrap();
+        assert_eq!(d.merging.after, d.merging.before(), "nothing merges");
+        assert!(d.merging.merged.is_empty());
+        let v = SlubExperiment.judge(&d);
+        assert_eq!(v.holds, Some(false), "{}", v.measured);
+        assert!(
+            v.measured.contains("booted with slub_debug"),
+            "{}",
+            v.measured
+        );
+        // The default boot merges, and the verdict waits for SLAB.
+        let d = SlubExperiment.measure(&ctx).unwrap();
+        assert!(d.merging.reduction_pct() >= MERGE_REDUCTION_MIN_PCT);
+        assert_eq!(SlubExperiment.judge(&d).holds, None);
+        assert!(d.balanced());
+        // The report keeps its five tables and two series, and names the
+        // threshold.
+        let mut r = Report::new("slub", "", "");
+        SlubExperiment.report(&d, &SlubExperiment.judge(&d), &mut r);
+        assert_eq!((r.tables.len(), r.series.len()), (5, 2));
+        assert!(r.tables[2].title.contains("by arithmetic"));
+        let json = serde_json::to_string(&d).unwrap();
+        let back: SlubData = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.merging.after, d.merging.after);
+    }
+
+    fn bench(larson: [f64; 4], rss_kib: [Option<u64>; 4]) -> WorkloadRun {
+        WorkloadRun {
+            reps: 1,
+            rows: vec![BenchRow {
+                workload: LARSON_ROW.into(),
+                ops_per_sec: larson,
+            }],
+            rss_kib,
+            preload: None,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_bench_meets_its_targets_when_klab_is_fast_and_small() {
+        // 3x glibc, 1.2x mimalloc, the same RSS as glibc.
+        let w = bench(
+            [3e6, 2e6, 1e6, 2.5e6],
+            [Some(1000), Some(1100), Some(1000), Some(900)],
+        );
+        let v = judge_workloads(&w);
+        assert_eq!(v.holds, Some(true), "{}", v.measured);
+        assert_eq!(
+            v.measured,
+            "larson churn: klab 3.2+sheaves 3.00x glibc, 1.20x mimalloc (2.6.24 caches: 2.00x glibc); peak RSS 1.00x of glibc's"
+        );
+    }
+
+    #[test]
+    fn the_bench_misses_its_targets_when_glibc_is_faster() {
+        let w = bench(
+            [1e6, 2e6, 2e6, 2.5e6],
+            [Some(1000), Some(1100), Some(1000), Some(900)],
+        );
+        assert_eq!(judge_workloads(&w).holds, Some(false));
+        // Fast enough but 1.2x glibc's RSS.
+        let w = bench(
+            [3e6, 2e6, 1e6, 2.5e6],
+            [Some(1200), Some(1100), Some(1000), Some(900)],
+        );
+        assert_eq!(judge_workloads(&w).holds, Some(false));
+        // Fast enough, RSS unknown: undecided.
+        let w = bench([3e6, 2e6, 1e6, 2.5e6], [None, None, None, None]);
+        let v = judge_workloads(&w);
+        assert_eq!(v.holds, None);
+        assert!(v.note.contains("could not be measured"), "{}", v.note);
+    }
 }
