@@ -39,8 +39,6 @@
 //! `a_history_without_concentrated_maintainers_fails_the_claim` runs it
 //! beside the concentrated one, which holds.
 
-#![warn(clippy::too_many_lines)]
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
