@@ -17,14 +17,19 @@
 //! tree with its old bytes and no stray file is left (verification re-reads
 //! all three trees from disk and trusts nothing from the plan), and at
 //! least [`HALF_ALIKE_MIN`] of the `_32`/`_64` text pairs are at least
-//! half alike (`2·common / (lines_32 + lines_64)` of a Myers diff). It
-//! compares source bytes, not compiled images.
+//! half alike (`2·common / (lines_32 + lines_64)` of a Myers diff). The
+//! generated trees are also compiled ([`build`]): each architecture's
+//! build list with `gcc -m32` or `-m64` into one relocatable image, before
+//! and after the merge, and the claim fails if an image changes. Where the
+//! compiler cannot target both (no `gcc-multilib`), or for trees given with
+//! `--repo`, the build is skipped and the report says why.
 //!
 //! # When the claim fails
 //!
 //! A merge that picks a `_32` file where x86_64 wanted its `_64` copy
 //! ([`Mistake::ThirtyTwoForSixtyFour`]) leaves x86_64 a file with other
-//! bytes; verification finds it and the verdict is false. The test
+//! bytes; verification finds it, the x86_64 image compiled after the merge
+//! differs from the one before, and the verdict is false. The test
 //! `a_32_bit_file_picked_for_x86_64_fails_the_claim` runs it end to end.
 //! Trees whose differing files have little in common (fewer than
 //! [`HALF_ALIKE_MIN`] of the pairs half alike) fail the janitor half.
@@ -37,6 +42,7 @@ use klab_archmerge::synth::{self, SynthTrees};
 use klab_archmerge::{Arch, Tree};
 use serde::{Deserialize, Serialize};
 
+use build::BuildOutcome;
 use klab_lab::cells;
 use klab_lab::experiment::{Ctx, Experiment, ExperimentError, Identity, InputKind};
 use klab_lab::report::{Axis, Report, Series, Table, Verdict};
@@ -112,6 +118,8 @@ pub struct Data {
     pub pairs: Vec<PairReport>,
     /// The mistake made on purpose, if any.
     pub mistake: Option<Mistake>,
+    /// Each architecture compiled before and after the merge.
+    pub build: BuildOutcome,
 }
 
 impl Data {
@@ -173,10 +181,12 @@ impl Experiment for Archmerge {
                 200.0 * common as f64 / total as f64
             }
         );
+        let (compiled, built_text) = compiled(&d.build);
+        let measured = format!("{measured}; {built_text}");
         let note = "Verification re-reads both input trees and the merged tree from disk and checks the manifests; \
                     it trusts nothing from the plan. Lines in common are the unchanged lines of a Myers diff. \
-                    Source bytes are compared, not compiled images.";
-        let holds = if !v.ok() {
+                    The images are each architecture's build list compiled and linked (gcc -r) before and after.";
+        let holds = if !v.ok() || compiled == Some(false) {
             Some(false)
         } else if d.pairs.is_empty() {
             None
@@ -216,6 +226,10 @@ impl Experiment for Archmerge {
         }
         r.config("threshold.half_alike_min", HALF_ALIKE_MIN)
             .config("threshold.half_alike_similarity", HALF_ALIKE_SIMILARITY);
+        r.config("build.cflags", build::CFLAGS.join(" "));
+        if let BuildOutcome::Skipped(why) = &d.build {
+            r.host.notes.push(format!("not compiled: {why}"));
+        }
         if let Some(m) = d.mistake {
             r.config("mistake", format!("{m:?}"));
         }
@@ -226,6 +240,44 @@ impl Experiment for Archmerge {
             .push("real directories written, merged and read back; no timing".into());
         tables(d, r);
         series(d, r);
+        r.table(images_table(&d.build));
+    }
+}
+
+/// Whether every architecture's image is the same bytes after the merge
+/// (`None` when not built), and a sentence saying so.
+fn compiled(b: &BuildOutcome) -> (Option<bool>, String) {
+    match b {
+        BuildOutcome::Skipped(why) => (None, format!("not compiled: {why}")),
+        BuildOutcome::Built(b) => {
+            let per_arch: Vec<String> = Arch::BOTH
+                .iter()
+                .map(|a| {
+                    let (i, before, after) = (a.index(), &b.before[a.index()], &b.after[a.index()]);
+                    if b.identical[i] {
+                        format!(
+                            "the {} image ({} units) is the same {} bytes after the merge",
+                            a.kernel_name(),
+                            before.units,
+                            before.bytes
+                        )
+                    } else {
+                        format!(
+                            "the {} image DIFFERS after the merge ({} units, {} bytes, against {} units, {} bytes before)",
+                            a.kernel_name(),
+                            after.units,
+                            after.bytes,
+                            before.units,
+                            before.bytes
+                        )
+                    }
+                })
+                .collect();
+            (
+                Some(b.identical.iter().all(|x| *x)),
+                format!("compiled with gcc -m32/-m64, {}", per_arch.join(" and ")),
+            )
+        }
     }
 }
 
@@ -279,6 +331,26 @@ pub fn measure_with(ctx: &Ctx<'_>, mistake: Option<Mistake>) -> Result<Data, Exp
     let t32 = Tree::read(&a).map_err(host)?;
     let t64 = Tree::read(&b).map_err(host)?;
     plan.assert_invariants(&t32, &t64);
+    let build = match source {
+        Source::Repo { .. } => BuildOutcome::Skipped(
+            "real trees build with their own Makefiles; klab compiles the generated trees only"
+                .into(),
+        ),
+        Source::Synthetic { .. } => {
+            let scratch = tmp.path().join("build");
+            match build::probe(&scratch) {
+                Err(why) => BuildOutcome::Skipped(why),
+                Ok(()) => {
+                    ctx.progress
+                        .begin("archmerge: compiling before and after", 0);
+                    let built = build::before_and_after(&scratch, [&t32, &t64], &out)
+                        .map_err(ExperimentError::Host)?;
+                    ctx.progress.end();
+                    BuildOutcome::Built(built)
+                }
+            }
+        }
+    };
     let show = klab_archmerge::scan::show;
     Ok(Data {
         source,
@@ -298,6 +370,7 @@ pub fn measure_with(ctx: &Ctx<'_>, mistake: Option<Mistake>) -> Result<Data, Exp
             .collect(),
         pairs,
         mistake,
+        build,
     })
 }
 
@@ -371,6 +444,34 @@ fn tables(d: &Data, r: &mut Report) {
     r.table(j);
 }
 
+fn images_table(b: &BuildOutcome) -> Table {
+    let mut t = Table::new(
+        "Compiled images before and after the merge (gcc -m32 / -m64, linked with gcc -r)",
+        &[
+            "arch",
+            "units before",
+            "bytes before",
+            "units after",
+            "bytes after",
+            "same bytes",
+        ],
+    );
+    if let BuildOutcome::Built(b) = b {
+        for arch in Arch::BOTH {
+            let (before, after) = (&b.before[arch.index()], &b.after[arch.index()]);
+            t.row(cells![
+                arch.kernel_name(),
+                before.units,
+                before.bytes,
+                after.units,
+                after.bytes,
+                b.identical[arch.index()]
+            ]);
+        }
+    }
+    t
+}
+
 fn series(d: &Data, r: &mut Report) {
     let text = &d.pairs;
     let mut s = Series::new(
@@ -410,5 +511,6 @@ fn series(d: &Data, r: &mut Report) {
     r.series(ds);
 }
 
+pub mod build;
 #[cfg(test)]
 mod tests;

@@ -52,6 +52,31 @@ fn data(matched_64: u64, alike: usize) -> Data {
             .map(|i| pair(&format!("p{i}.c"), 100, if i < alike { 80 } else { 20 }))
             .collect(),
         mistake: None,
+        build: BuildOutcome::Built(images(true)),
+    }
+}
+
+fn img(units: u64, bytes: u64, digest: &str) -> build::Image {
+    build::Image {
+        units,
+        bytes,
+        digest: digest.into(),
+    }
+}
+
+/// Images of 10 units each; x86_64's changed unless `same`.
+fn images(same: bool) -> build::Build {
+    build::Build {
+        before: [img(10, 4000, "aa"), img(10, 5000, "bb")],
+        after: [
+            img(10, 4000, "aa"),
+            if same {
+                img(10, 5000, "bb")
+            } else {
+                img(10, 5008, "cc")
+            },
+        ],
+        identical: [true, same],
     }
 }
 
@@ -66,6 +91,39 @@ fn judge_holds_when_every_file_matches_and_most_pairs_are_alike() {
         v.measured
     );
     assert!(v.measured.contains("2 of them at least half alike"));
+    assert!(
+        v.measured
+            .contains("the x86_64 image (10 units) is the same 5000 bytes after the merge"),
+        "{}",
+        v.measured
+    );
+}
+
+#[test]
+fn judge_fails_when_a_compiled_image_changes() {
+    let mut d = data(10, 4);
+    d.build = BuildOutcome::Built(images(false));
+    let v = Archmerge.judge(&d);
+    assert_eq!(v.holds, Some(false), "{}", v.measured);
+    assert!(
+        v.measured.contains("the x86_64 image DIFFERS after the merge (10 units, 5008 bytes, against 10 units, 5000 bytes before)"),
+        "{}",
+        v.measured
+    );
+}
+
+#[test]
+fn without_a_build_the_source_bytes_decide() {
+    let mut d = data(10, 4);
+    d.build = BuildOutcome::Skipped("gcc -m32 cannot build here: no crt".into());
+    let v = Archmerge.judge(&d);
+    assert_eq!(v.holds, Some(true), "{}", v.measured);
+    assert!(
+        v.measured
+            .ends_with("not compiled: gcc -m32 cannot build here: no crt"),
+        "{}",
+        v.measured
+    );
 }
 
 #[test]
@@ -118,4 +176,15 @@ fn a_32_bit_file_picked_for_x86_64_fails_the_claim() {
         k64.failures,
         bad.pairs[0].path
     );
+    match (&good.build, &bad.build) {
+        (BuildOutcome::Built(g), BuildOutcome::Built(b)) => {
+            assert_eq!(g.identical, [true, true], "{g:?}");
+            assert!(g.before[0].units > 50, "{g:?}");
+            assert_eq!(b.identical, [true, false], "{b:?}");
+            assert_eq!(b.before, g.before, "the trees before are the same");
+        }
+        (BuildOutcome::Skipped(why), _) | (_, BuildOutcome::Skipped(why)) => {
+            println!("skipped the compiled images: {why}");
+        }
+    }
 }
