@@ -114,7 +114,7 @@ fn rename_noreplace(from: &Path, to: &Path) -> Result<(), ArchmergeError> {
 }
 
 /// What verification found for one architecture.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArchCheck {
     /// Files of the old tree.
     pub files: u64,
@@ -127,7 +127,7 @@ pub struct ArchCheck {
 }
 
 /// The result of [`verify`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Verification {
     /// Per architecture (index [`Arch::index`]).
     pub arch: [ArchCheck; 2],

@@ -37,7 +37,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use imara_diff::{Algorithm, Diff, InternedInput};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Arch, Manifest};
 use crate::scan::{Content, RelPath, Tree, show};
@@ -91,7 +91,7 @@ pub struct Clash {
 }
 
 /// How much two copies of a file have in common.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairReport {
     /// The path both trees had.
     pub path: String,
@@ -140,7 +140,7 @@ pub struct LinkNote {
 }
 
 /// Counts of each case.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Files kept once.
     pub common: u64,

@@ -16,6 +16,10 @@
 //!  the other, and a name with a tab and non-UTF-8 bytes
 //! ```
 //!
+//! Text files are C statements (`OP(tag,i, n);`, empty statements, blank
+//! lines): wrapped in a function whose name comes from the file's path,
+//! after a prelude defining `OP`, each compiles with `gcc -m32` or `-m64`.
+//!
 //! [`write`] puts a tree on disk (plus an empty directory, which the merge
 //! reports and skips).
 
@@ -73,8 +77,8 @@ fn text_lines(rng: &mut impl Rng, tag: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| match rng.random_range(0..6) {
             0 => "\n".to_owned(),
-            1 => "}\n".to_owned(),
-            _ => format!("\t{tag}_op({i}, {});\n", rng.random_range(0..1000)),
+            1 => ";\n".to_owned(),
+            _ => format!("\tOP({tag},{i}, {});\n", rng.random_range(0..1000)),
         })
         .collect()
 }

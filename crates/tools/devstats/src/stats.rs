@@ -53,7 +53,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::date::Date;
 use crate::employers::EmployerMap;
@@ -173,7 +173,7 @@ pub struct Employer {
 }
 
 /// One row of a ranked table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ranked {
     /// Developer or employer.
     pub name: String,
@@ -184,7 +184,7 @@ pub struct Ranked {
 }
 
 /// The share of patches handled by the top `n` employers by signoffs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hands {
     /// How many employers.
     pub n: usize,
@@ -197,7 +197,7 @@ pub struct Hands {
 }
 
 /// Headline numbers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Non-merge changesets.
     pub changesets: u64,

@@ -13,6 +13,9 @@
 //!  subsystems  each with a maintainer who signs off every patch but their
 //!              own, half of the maintainers drawn from the two largest
 //!              employers; ~20% of patches also signed by a top maintainer
+//!              (with `concentrated_maintainers` off, each patch's signing
+//!              maintainer and top maintainer are drawn by activity, as its
+//!              author is, so signoffs by employer follow authorship)
 //!  patches     edit 1–3 files; lines inserted ~ Pareto(α = 1.2), so a few
 //!              changesets (new drivers) dominate the line counts; some add,
 //!              delete or rename files (renames keep ≥ 80% of the content),
@@ -54,6 +57,11 @@ pub struct SynthConfig {
     pub subsystems: usize,
     /// Time of the first commit, seconds since the epoch.
     pub start: i64,
+    /// Half of the subsystem maintainers at the two largest employers, as
+    /// in 2.6.31 (the default); `false` draws each patch's signing
+    /// maintainers by activity, as authors are drawn, so maintainers work
+    /// where authors work.
+    pub concentrated_maintainers: bool,
 }
 
 impl Default for SynthConfig {
@@ -64,6 +72,7 @@ impl Default for SynthConfig {
             employers: 30,
             subsystems: 12,
             start: 1_241_136_000, // 2009-05-01
+            concentrated_maintainers: true,
         }
     }
 }
@@ -606,7 +615,12 @@ pub fn generate(
         }
 
         // Tags: the author, the subsystem maintainer, sometimes the top one.
-        let maint = &devs[maintainers[sub]];
+        let (sub_maintainer, top_maintainer) = if cfg.concentrated_maintainers {
+            (maintainers[sub], top_maintainer)
+        } else {
+            (zipf(rng, &dev_cdf), zipf(rng, &dev_cdf))
+        };
+        let maint = &devs[sub_maintainer];
         let mut msg = format!("{summary}\n\nChange number {i} of the synthetic history.\n\n");
         if rng.random::<f64>() < 0.1 {
             let r = &devs[zipf(rng, &dev_cdf)];
@@ -617,13 +631,13 @@ pub fn generate(
             msg.push_str(&format!("Signed-off-by: {}\n", maint.name));
             truth.malformed_tags += 1;
         }
-        if maintainers[sub] != a {
+        if sub_maintainer != a {
             msg.push_str(&format!(
                 "Signed-off-by: {} <{}>\n",
                 maint.name, maint.email
             ));
         }
-        if rng.random::<f64>() < 0.2 && top_maintainer != a && top_maintainer != maintainers[sub] {
+        if rng.random::<f64>() < 0.2 && top_maintainer != a && top_maintainer != sub_maintainer {
             let t = &devs[top_maintainer];
             msg.push_str(&format!("Signed-off-by: {} <{}>\n", t.name, t.email));
         }
