@@ -519,8 +519,7 @@ pub fn accept_on(
 ) -> Result<Vec<EchoConn>, String> {
     bed.host(h)
         .run(|| -> Result<Vec<EchoConn>, String> {
-            let l = std::net::TcpListener::bind(Testbed::server_addr())
-                .map_err(|e| format!("listen: {e}"))?;
+            let l = listen_with_retry(deadline)?;
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
             listener_ready.store(true, Ordering::Release);
             let end = Instant::now() + deadline;
@@ -549,6 +548,25 @@ pub fn accept_on(
             Ok(v)
         })
         .map_err(tool_err)?
+}
+
+/// Binds and listens on the server's address. A port the previous round's
+/// sockets still hold while they close (the kernel checks the port again
+/// at `listen()`: net/ipv4/inet_connection_sock.c `inet_csk_listen_start()`)
+/// is tried again every 10 ms until `deadline` has passed.
+fn listen_with_retry(deadline: Duration) -> Result<std::net::TcpListener, String> {
+    let end = Instant::now() + deadline;
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        match std::net::TcpListener::bind(Testbed::server_addr()) {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("listen (after {tries} tries): {e}")),
+        }
+    }
 }
 
 /// Timings of one migration.
