@@ -381,9 +381,18 @@ fn speculative_get_never_returns_a_page_that_moved() {
     }
     let rounds = ops(20_000, 30);
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Pages the reader has found so far: the writer goes on past `rounds`
+    // until the reader has seen one (a reader the scheduler has not run
+    // yet tests nothing), for at most a minute.
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (tx, rx) = mpsc::channel();
     let reader = {
-        let (t, done, tx) = (Arc::clone(&t), Arc::clone(&done), tx.clone());
+        let (t, done, seen, tx) = (
+            Arc::clone(&t),
+            Arc::clone(&done),
+            Arc::clone(&seen),
+            tx.clone(),
+        );
         std::thread::spawn(move || {
             let mut found = 0u64;
             let mut i = 0u64;
@@ -404,6 +413,7 @@ fn speculative_get_never_returns_a_page_that_moved() {
                         "a reader holds a page that moved to another index"
                     );
                     found += 1;
+                    seen.store(found, Ordering::Relaxed);
                 }
                 i += 1;
             }
@@ -413,7 +423,12 @@ fn speculative_get_never_returns_a_page_that_moved() {
     drop(tx);
     let mut rng = Rng(7);
     let mut moved = 0;
-    for _ in 0..rounds {
+    let start = std::time::Instant::now();
+    let mut round = 0;
+    while round < rounds
+        || (seen.load(Ordering::Relaxed) == 0 && start.elapsed() < Duration::from_secs(60))
+    {
+        round += 1;
         let p = &pages[rng.below(INDICES) as usize];
         // __remove_mapping(): freeze the cache's sole reference, or back
         // off if a reader holds one.
