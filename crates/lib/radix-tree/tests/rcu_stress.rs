@@ -21,7 +21,7 @@
 //! a message if the threads have not finished within two minutes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -191,6 +191,7 @@ fn reader<const SHIFT: u32>(
     t: &RcuRadixTree<Arc<u64>, SHIFT>,
     seq: &AtomicU64,
     done: &AtomicBool,
+    ready: &AtomicUsize,
     cfg: &Config,
     seed: u64,
 ) -> Vec<Obs> {
@@ -258,6 +259,9 @@ fn reader<const SHIFT: u32>(
         };
         let b = seq.load(Ordering::SeqCst);
         obs.push(Obs { a, b, read });
+        if obs.len() == 1 {
+            ready.fetch_add(1, Ordering::SeqCst);
+        }
     }
     obs
 }
@@ -332,32 +336,53 @@ fn stress<const SHIFT: u32>(cfg: Config) {
     let t = Arc::new(RcuRadixTree::<Arc<u64>, SHIFT>::new());
     let seq = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
+    // Readers that have made their first read: the writer starts when all
+    // have, so a reader the scheduler starts late still reads during the
+    // writes.
+    let ready = Arc::new(AtomicUsize::new(0));
     let cfg = Arc::new(cfg);
     let (tx, rx) = mpsc::channel();
     let mut handles = Vec::new();
     for r in 0..cfg.readers {
-        let (t, seq, done, cfg, tx) = (
+        let (t, seq, done, ready, cfg, tx) = (
             Arc::clone(&t),
             Arc::clone(&seq),
             Arc::clone(&done),
+            Arc::clone(&ready),
             Arc::clone(&cfg),
             tx.clone(),
         );
         handles.push(std::thread::spawn(move || {
-            let obs = reader(&t, &seq, &done, &cfg, cfg.seed ^ (r as u64 + 1) << 32);
+            let obs = reader(
+                &t,
+                &seq,
+                &done,
+                &ready,
+                &cfg,
+                cfg.seed ^ (r as u64 + 1) << 32,
+            );
             let _ = tx.send(());
             obs
         }));
     }
     let writer_handle = {
-        let (t, seq, done, cfg, tx) = (
+        let (t, seq, done, ready, cfg, tx) = (
             Arc::clone(&t),
             Arc::clone(&seq),
             Arc::clone(&done),
+            Arc::clone(&ready),
             Arc::clone(&cfg),
             tx.clone(),
         );
         std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while ready.load(Ordering::SeqCst) < cfg.readers {
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "the readers did not start within 60 s"
+                );
+                std::thread::yield_now();
+            }
             let h = writer(&t, &seq, &cfg);
             done.store(true, Ordering::Relaxed);
             let _ = tx.send(());
