@@ -113,6 +113,17 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) repo: Option<PathBuf>,
 
+    /// The revisions of --repo to count (`v2.6.30..v2.6.31-rc7`; default
+    /// HEAD's whole history), for experiments that read a git history.
+    #[arg(long, value_name = "A..B", requires = "repo")]
+    pub(crate) range: Option<String>,
+
+    /// Who works where, in gitdm's EmailMap format (`address employer`,
+    /// optionally `< YYYY-MM-DD`), for --repo; without it each address's
+    /// domain names its employer.
+    #[arg(long, value_name = "FILE", requires = "repo")]
+    pub(crate) employers: Option<PathBuf>,
+
     /// Hibernate: stop the (one, model) experiment at the first step
     /// boundary at or after virtual time T (model ticks: accesses, work
     /// ticks, packets, system calls) and write its complete state to

@@ -101,6 +101,45 @@ fn input_for_no_selected_experiment_is_refused() {
 }
 
 #[test]
+fn range_and_employers_need_a_repo_and_an_experiment_that_reads_history() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without --repo: a usage error naming what is missing.
+    let o = klab(&["run", "devstats", "--range", "v1..v2"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--repo"), "{}", stderr(&o));
+    // archmerge takes --repo (a source tree) but no range or employer map.
+    let o = klab(
+        &["run", "archmerge", "--repo", ".", "--range", "v1..v2"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--range is not used by the selected experiments") && err.contains("devstats"),
+        "{err}"
+    );
+    // A missing employer map is an error naming the flag and the file.
+    let o = klab(
+        &[
+            "run",
+            "devstats",
+            "--repo",
+            ".",
+            "--employers",
+            "no-such.map",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--employers") && err.contains("no-such.map"),
+        "{err}"
+    );
+    assert!(!dir.path().join("klab-report").exists(), "nothing written");
+}
+
+#[test]
 fn run_writes_json_and_html_with_every_experiment_and_plot() {
     let dir = tempfile::tempdir().unwrap();
     let o = klab(&["run", "--quick"], dir.path());

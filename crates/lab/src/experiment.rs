@@ -152,6 +152,11 @@ pub enum InputKind {
     Scenario,
     /// A git repository or a source tree (`--repo PATH`).
     Repo,
+    /// A revision range in the repository (`--range A..B`), with `--repo`.
+    Range,
+    /// An employer map, gitdm's EmailMap format (`--employers FILE`), with
+    /// `--repo`.
+    Employers,
 }
 
 impl InputKind {
@@ -162,6 +167,8 @@ impl InputKind {
             InputKind::Pcap => "--pcap",
             InputKind::Scenario => "--scenario",
             InputKind::Repo => "--repo",
+            InputKind::Range => "--range",
+            InputKind::Employers => "--employers",
         }
     }
 }
@@ -177,31 +184,43 @@ pub struct Inputs {
     pub scenario: Option<PathBuf>,
     /// `--repo PATH`.
     pub repo: Option<PathBuf>,
+    /// `--range A..B`: the revisions of `--repo` to count.
+    pub range: Option<String>,
+    /// `--employers FILE`: who works where, for `--repo`.
+    pub employers: Option<PathBuf>,
     /// `klab bench slub --suite DIR`: a built allocator benchmark suite.
     pub suite: Option<PathBuf>,
 }
 
 impl Inputs {
-    /// The path given for `kind`, if any.
+    /// The path given for `kind`, if any (`None` for [`InputKind::Range`],
+    /// which is not a path).
     pub fn get(&self, kind: InputKind) -> Option<&Path> {
         match kind {
             InputKind::Trace => self.trace.as_deref(),
             InputKind::Pcap => self.pcap.as_deref(),
             InputKind::Scenario => self.scenario.as_deref(),
             InputKind::Repo => self.repo.as_deref(),
+            InputKind::Employers => self.employers.as_deref(),
+            InputKind::Range => None,
         }
     }
 
-    /// The kinds for which a path was given.
+    /// The kinds that were given.
     pub fn given(&self) -> Vec<InputKind> {
         [
             InputKind::Trace,
             InputKind::Pcap,
             InputKind::Scenario,
             InputKind::Repo,
+            InputKind::Range,
+            InputKind::Employers,
         ]
         .into_iter()
-        .filter(|k| self.get(*k).is_some())
+        .filter(|k| match k {
+            InputKind::Range => self.range.is_some(),
+            k => self.get(*k).is_some(),
+        })
         .collect()
     }
 }

@@ -19,6 +19,8 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<u8> {
         pcap: args.pcap.clone(),
         scenario: args.scenario.clone(),
         repo: args.repo.clone(),
+        range: args.range.clone(),
+        employers: args.employers.clone(),
         suite: None,
     };
     check_inputs(&selected, &inputs)?;
@@ -265,8 +267,10 @@ fn check_inputs(selected: &[&'static dyn Run], inputs: &Inputs) -> anyhow::Resul
                 }
             );
         }
-        let path = inputs.get(kind).expect("given");
-        std::fs::metadata(path).with_context(|| format!("{} {}", kind.flag(), path.display()))?;
+        if let Some(path) = inputs.get(kind) {
+            std::fs::metadata(path)
+                .with_context(|| format!("{} {}", kind.flag(), path.display()))?;
+        }
     }
     Ok(())
 }

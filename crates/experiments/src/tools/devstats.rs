@@ -84,6 +84,11 @@ pub enum Source {
     Repo {
         /// Its path.
         path: String,
+        /// The revisions counted (`--range`); `None` is HEAD's history.
+        range: Option<String>,
+        /// The employer map (`--employers`) and its entries; `None` when
+        /// each address's domain names its employer.
+        employers: Option<(String, u64)>,
     },
 }
 
@@ -186,7 +191,7 @@ impl Experiment for Devstats {
         seed_page: "001_9748f8e50c4ab156.txt",
         claim: "Kernel work is concentrated: a few developers write much of a cycle, and subsystem maintainers \
          are even more concentrated, so two employers' signoffs cover about half of all patches (49.8% in 2.6.31)",
-        inputs: &[InputKind::Repo],
+        inputs: &[InputKind::Repo, InputKind::Range, InputKind::Employers],
         hibernates: Identity::REAL_WORK,
     };
 
@@ -251,12 +256,18 @@ impl Experiment for Devstats {
                     s.non_author_signoffs
                 ),
             },
-            (Source::Repo { .. }, _) => Verdict {
+            (Source::Repo { employers, .. }, _) => Verdict {
                 holds: Some(ratio >= CONCENTRATION_RATIO_MIN),
                 measured,
                 note: format!(
-                    "Judged on the repository's history: signoffs by employer against changesets by employer, \
-                     each address's domain standing for its employer. {literal}"
+                    "Judged on the repository's history: signoffs by employer against changesets by employer, {}. \
+                     {literal}",
+                    match employers {
+                        Some((path, n)) => format!("employers from the map {path} ({n} entries)"),
+                        None =>
+                            "each address's domain standing for its employer (no --employers map)"
+                                .to_owned(),
+                    }
                 ),
             },
         }
@@ -264,11 +275,24 @@ impl Experiment for Devstats {
 
     fn report(&self, d: &Data, _: &Verdict, r: &mut Report) {
         match &d.source {
-            Source::Repo { path } => {
-                r.config("input", path.clone());
-                r.host.notes.push(format!(
-                    "real repository {path}; no employer map, so each address's domain names its employer"
-                ));
+            Source::Repo {
+                path,
+                range,
+                employers,
+            } => {
+                r.config("input", path.clone())
+                    .config("range", range.clone().unwrap_or_else(|| "HEAD".into()));
+                match employers {
+                    Some((map, n)) => {
+                        r.config("employers", map.clone());
+                        r.host.notes.push(format!(
+                            "real repository {path}; employers from {map} ({n} entries), unmatched addresses as gitdm names them"
+                        ));
+                    }
+                    None => r.host.notes.push(format!(
+                        "real repository {path}; no employer map, so each address's domain names its employer"
+                    )),
+                }
             }
             Source::Synthetic {
                 commits,
@@ -299,17 +323,39 @@ impl Experiment for Devstats {
 
 /// Counts a repository given with `--repo`.
 fn measure_repo(ctx: &Ctx<'_>, path: &Path) -> Result<Data, ExperimentError> {
+    let sel = Selection {
+        range: ctx.inputs.range.clone(),
+        ..Selection::default()
+    };
+    let given_map = match ctx.inputs.employers.as_deref() {
+        Some(file) => Some((
+            file,
+            EmployerMap::load(file).map_err(|e| ExperimentError::Input {
+                path: file.to_owned(),
+                message: e.to_string(),
+            })?,
+        )),
+        None => None,
+    };
     ctx.progress.begin("devstats: walking the repository", 0);
-    let a = klab_devstats::analyse(path, &Selection::default(), threads(), &NoProgress).map_err(
-        |e| ExperimentError::Input {
+    let a = klab_devstats::analyse(path, &sel, threads(), &NoProgress).map_err(|e| {
+        ExperimentError::Input {
             path: path.to_owned(),
             message: e.to_string(),
-        },
-    )?;
+        }
+    })?;
     ctx.progress.end();
-    let map = domain_map(&a.records);
+    let (map, employers) = match given_map {
+        Some((file, map)) => {
+            let n = map.len() as u64;
+            (map, Some((file.display().to_string(), n)))
+        }
+        None => (domain_map(&a.records), None),
+    };
     let source = Source::Repo {
         path: path.display().to_string(),
+        range: sel.range.clone(),
+        employers,
     };
     Ok(collect(&a, &map, source, None))
 }

@@ -56,7 +56,11 @@ fn data(source: Source, sign2: f64, signoffs: u64) -> Data {
 }
 
 fn repo() -> Source {
-    Source::Repo { path: "/r".into() }
+    Source::Repo {
+        path: "/r".into(),
+        range: None,
+        employers: None,
+    }
 }
 
 #[test]
@@ -151,4 +155,99 @@ fn the_built_in_history_checks_its_counts_and_does_not_judge() {
     let v = Devstats.judge(&d);
     assert_eq!(v.holds, None);
     assert!(v.measured.contains("every count equals"), "{}", v.measured);
+}
+
+/// `--range` counts only the range's non-merge commits (as `git rev-list
+/// --no-merges --count` does), and `--employers` names employers from the
+/// map instead of address domains; both are named in the report.
+#[test]
+fn range_and_employer_map_select_what_is_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("history.git");
+    let cfg = SynthConfig {
+        commits: 300,
+        developers: 60,
+        employers: 8,
+        subsystems: 6,
+        ..SynthConfig::default()
+    };
+    let written = synth::generate(&dir, &cfg, &mut rand_pcg::Pcg64::seed_from_u64(3)).unwrap();
+    let map_file = tmp.path().join("employers.map");
+    std::fs::write(&map_file, &written.employer_map).unwrap();
+    let range = "HEAD~120..HEAD";
+    let git = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["rev-list", "--no-merges", "--count", range])
+        .output()
+        .expect("git is installed");
+    assert!(
+        git.status.success(),
+        "{}",
+        String::from_utf8_lossy(&git.stderr)
+    );
+    let expected: u64 = String::from_utf8_lossy(&git.stdout).trim().parse().unwrap();
+    assert!(expected > 0 && expected < 300, "{expected}");
+
+    let inputs = Inputs {
+        repo: Some(dir.clone()),
+        range: Some(range.into()),
+        employers: Some(map_file.clone()),
+        ..Inputs::default()
+    };
+    let d = Devstats.measure(&Ctx::new(1, true, &inputs)).unwrap();
+    assert_eq!(d.summary.changesets, expected);
+    match &d.source {
+        Source::Repo {
+            range: Some(r),
+            employers: Some((path, n)),
+            ..
+        } => {
+            assert_eq!(r, range);
+            assert_eq!(path, &map_file.display().to_string());
+            assert!(*n > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without the map, employers are address domains (they hold a dot);
+    // with it, the generator's employer names.
+    let domains = Devstats
+        .measure(&Ctx::new(
+            1,
+            true,
+            &Inputs {
+                repo: Some(dir),
+                range: Some(range.into()),
+                ..Inputs::default()
+            },
+        ))
+        .unwrap();
+    assert_eq!(domains.summary.changesets, expected);
+    let names = |d: &Data| -> Vec<String> {
+        d.employers_by_changesets
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    };
+    assert_ne!(names(&d), names(&domains));
+    let v = Devstats.judge(&d);
+    assert!(v.note.contains("employers from the map"), "{}", v.note);
+    let v = Devstats.judge(&domains);
+    assert!(v.note.contains("no --employers map"), "{}", v.note);
+
+    // A range the repository does not have is an error naming the input.
+    let bad = Devstats.measure(&Ctx::new(
+        1,
+        true,
+        &Inputs {
+            repo: Some(tmp.path().join("history.git")),
+            range: Some("no-such-tag..HEAD".into()),
+            ..Inputs::default()
+        },
+    ));
+    let e = bad.unwrap_err().to_string();
+    assert!(
+        e.contains("history.git") && e.contains("no-such-tag"),
+        "{e}"
+    );
 }
