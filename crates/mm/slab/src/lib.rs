@@ -66,6 +66,7 @@ pub mod page_alloc;
 pub mod page_source;
 pub(crate) mod primitive;
 pub mod reentry;
+pub mod slab;
 pub mod slob;
 pub mod slub;
 pub mod spans;
@@ -81,6 +82,7 @@ pub use layout::{CacheLayout, SlabFlags, SlubParams};
 pub use model::{CacheId, CacheSpec, Geometry, ModelSlab, ObjId, SlabError};
 pub use page_alloc::PageAllocator;
 pub use page_source::{DefaultPages, FramePool, HeapPages, HostPages, PageSource};
+pub use slab::{Slab, SlabAlloc, SlabCache, SlabConfig};
 pub use slob::{Slob, SlobCache};
 pub use slub::{CpuSlab, SlubEra};
 
