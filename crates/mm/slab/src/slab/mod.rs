@@ -402,29 +402,66 @@ impl ObjectAllocator for Slab {
     }
 }
 
-/// A CPU of a [`SlabCache`]: its number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlabCpu(pub usize);
+/// A CPU's own array for one [`SlabCache`] (the [`ObjectCache`] path, for
+/// a real thread standing in for a CPU: no lock on the fast path). It
+/// takes the node of the next CPU of the machine, round robin; dropping
+/// it empties the array into the slabs (`cpuup_callback(CPU_DEAD)`).
+pub struct SlabCpu {
+    ac: ArrayCache,
+    node: usize,
+    core: Arc<SlabCore>,
+}
+
+impl SlabCpu {
+    /// The node the CPU is on.
+    pub fn node(&self) -> usize {
+        self.node
+    }
+
+    /// `(avail, limit, batchcount, touched)`.
+    pub fn array(&self) -> (u32, u32, u32, bool) {
+        (
+            self.ac.avail,
+            self.ac.limit,
+            self.ac.batchcount,
+            self.ac.touched,
+        )
+    }
+}
+
+impl Drop for SlabCpu {
+    fn drop(&mut self) {
+        let ac = std::mem::replace(&mut self.ac, ArrayCache::EMPTY);
+        self.core.free_cpu_array(ac, self.node);
+    }
+}
 
 impl ObjectCache for SlabCache {
     type Cpu = SlabCpu;
 
-    /// The next CPU, round robin over the machine's.
+    /// A new array on the next CPU's node, round robin over the machine.
     fn cpu(&self) -> SlabCpu {
         let n = self
             .inner
             .next_cpu
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        SlabCpu(n % self.inner.cpus.len())
+        let cpu = n % self.inner.cpus.len();
+        SlabCpu {
+            ac: self.inner.core.new_cpu_array(),
+            node: self.inner.cpu_node[cpu],
+            core: self.inner.core.clone(),
+        }
     }
 
+    #[inline]
     fn alloc(&self, cpu: &mut SlabCpu) -> Option<std::ptr::NonNull<u8>> {
-        self.alloc_on(cpu.0)
+        std::ptr::NonNull::new(self.inner.core.alloc(&mut cpu.ac, cpu.node))
     }
 
+    #[inline]
     unsafe fn free(&self, cpu: &mut SlabCpu, obj: std::ptr::NonNull<u8>) {
         // SAFETY: forwarded.
-        unsafe { self.free_on(cpu.0, obj) }
+        unsafe { self.inner.core.free(&mut cpu.ac, cpu.node, obj.as_ptr()) }
     }
 
     fn object_size(&self) -> usize {

@@ -605,3 +605,45 @@ fn global_threads_free_each_others_blocks() {
     .unwrap();
     assert!(SlabAlloc::slabs_grown() > 0);
 }
+
+#[test]
+fn object_cache_cpus_own_their_arrays_and_empty_them_when_dropped() {
+    use crate::ObjectCache;
+    // Two nodes, two CPUs: the first ObjectCache CPU is on node 0, the
+    // second on node 1.
+    let s = machine(2, 2);
+    let c = cache64(&s);
+    let mut a = ObjectCache::cpu(&c);
+    let mut b = ObjectCache::cpu(&c);
+    assert_eq!((a.node(), b.node()), (0, 1));
+    let objs: Vec<NonNull<u8>> = (0..20).map(|_| c.alloc(&mut a).unwrap()).collect();
+    assert_eq!(a.array(), (16 + 43 - 20, 120, 60, true));
+    // B frees node 0's objects: they go to node 1's alien array for 0.
+    for o in &objs[..5] {
+        // SAFETY: objects of this cache, freed once.
+        unsafe { c.free(&mut b, *o) };
+    }
+    assert_eq!(b.array().0, 0);
+    assert_eq!(c.core().node_counts(1).alien_avail, 5);
+    for o in &objs[5..] {
+        // SAFETY: as above.
+        unsafe { c.free(&mut a, *o) };
+    }
+    let free_before = c.core().node_counts(0).free_objects;
+    let held = a.array().0 as usize;
+    drop(a);
+    assert_eq!(c.core().node_counts(0).free_objects, free_before + held);
+    drop(b);
+    // The registry's own arrays were not touched.
+    assert_eq!(c.cpu_array(0).0, 0);
+    c.core().assert_invariants();
+}
+
+#[test]
+fn object_churn_runs_on_slab() {
+    let s = machine(1, 4);
+    let r = crate::workload::object_churn(&s, &[32, 200, 1000], 3, 150);
+    assert_eq!(r.ops, 2 * 3 * 150 * 3);
+    assert_eq!(crate::ObjectAllocator::name(&s), "SLAB");
+    assert!(crate::ObjectAllocator::pages_bytes(&s) > 0);
+}
