@@ -647,3 +647,76 @@ fn object_churn_runs_on_slab() {
     assert_eq!(crate::ObjectAllocator::name(&s), "SLAB");
     assert!(crate::ObjectAllocator::pages_bytes(&s) > 0);
 }
+
+#[test]
+fn threads_on_two_nodes_free_each_others_objects_through_alien_arrays() {
+    use crate::ObjectCache;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    // Four threads, CPUs on nodes 0, 0, 1, 1: each allocates, writes its
+    // mark, and hands its objects to the next thread, which checks the
+    // mark and frees them (half of the frees are of another node's
+    // objects). A hang fails with a message after 60 s.
+    struct Objs(Vec<NonNull<u8>>);
+    // SAFETY: objects are handed whole from one thread to the next.
+    unsafe impl Send for Objs {}
+    let rounds = if cfg!(miri) { 3 } else { 200 };
+    let s = machine(2, 4);
+    let c = cache64(&s);
+    let (done_tx, done_rx) = mpsc::channel();
+    let mut txs = Vec::new();
+    let mut rxs = Vec::new();
+    for _ in 0..4 {
+        let (tx, rx) = mpsc::channel::<Objs>();
+        txs.push(tx);
+        rxs.push(rx);
+    }
+    let mut handles = Vec::new();
+    for (t, rx) in rxs.into_iter().enumerate() {
+        let c = c.clone();
+        let next = txs[(t + 1) % 4].clone();
+        let done = done_tx.clone();
+        let mut cpu = ObjectCache::cpu(&c);
+        handles.push(std::thread::spawn(move || {
+            for r in 0..rounds {
+                let objs: Vec<NonNull<u8>> = (0..50)
+                    .map(|_| {
+                        let o = c.alloc(&mut cpu).expect("memory");
+                        // SAFETY: a live 64-byte object of ours.
+                        unsafe { o.as_ptr().write_bytes(t as u8 + 1, 64) };
+                        o
+                    })
+                    .collect();
+                next.send(Objs(objs)).expect("next thread alive");
+                let got = rx.recv().expect("previous thread alive");
+                let from = ((t + 3) % 4) as u8 + 1;
+                for o in got.0 {
+                    // SAFETY: live objects handed over whole, freed once.
+                    unsafe {
+                        assert_eq!(*o.as_ptr().add(63), from, "round {r}: object overwritten");
+                        c.free(&mut cpu, o);
+                    }
+                }
+            }
+            drop(cpu);
+            done.send(()).expect("main alive");
+        }));
+    }
+    drop(done_tx);
+    for _ in 0..4 {
+        done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a thread did not finish within 60 s: SLAB hung");
+    }
+    for h in handles {
+        h.join().expect("thread panicked");
+    }
+    c.core().assert_invariants();
+    let node_frees = c
+        .core()
+        .stats
+        .node_frees
+        .load(std::sync::atomic::Ordering::Relaxed);
+    // Threads 0 and 2 free the other node's objects every round.
+    assert_eq!(node_frees, 2 * rounds * 50);
+}
