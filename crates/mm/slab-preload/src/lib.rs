@@ -1,5 +1,8 @@
 //! klab's SLUB as a drop-in `malloc`: build this cdylib and run any
-//! program on it with `LD_PRELOAD=libklab_slab_preload.so program`.
+//! program on it with `LD_PRELOAD=libklab_slab_preload.so program`; with
+//! `KLAB_SLAB=slab` the same program runs on SLAB (mm/slab.c), with
+//! `KLAB_SLAB=slob` on SLOB (`klab_slab::capi` reads it at the first
+//! allocation).
 //!
 //! Exports `malloc`, `free`, `calloc`, `realloc`, `reallocarray`,
 //! `posix_memalign`, `aligned_alloc`, `memalign`, `valloc`, `pvalloc` and
@@ -20,6 +23,25 @@ use klab_slab::capi;
 #[unsafe(no_mangle)]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
     capi::malloc(size)
+}
+
+/// The allocator `malloc` runs on: `"SLUB"`, `"SLAB"` or `"SLOB"` (a
+/// program finds it with `dlsym(RTLD_DEFAULT, "klab_allocator")`).
+#[unsafe(no_mangle)]
+pub extern "C" fn klab_allocator() -> *const std::ffi::c_char {
+    capi::allocator_name().as_ptr()
+}
+
+/// Slabs SLAB has made in this process (0 unless `KLAB_SLAB=slab`).
+#[unsafe(no_mangle)]
+pub extern "C" fn klab_slab_slabs_grown() -> usize {
+    klab_slab::SlabAlloc::slabs_grown()
+}
+
+/// Pages SLOB holds for small blocks (0 unless `KLAB_SLAB=slob`).
+#[unsafe(no_mangle)]
+pub extern "C" fn klab_slob_pages() -> usize {
+    klab_slab::slob::SlobAlloc::nr_pages()
 }
 
 /// `free(3)`.

@@ -2,7 +2,10 @@
 //! larson-style C benchmark (threads, cross-thread frees, fork), a
 //! thread-churn stress (threads created and joined over and over, exiting
 //! with objects in their caches, forks from a multithreaded parent) and a
-//! gcc compile, checking their output against a run without the preload.
+//! gcc compile, checking their output against a run without the preload;
+//! and the same library on SLAB and SLOB (`KLAB_SLAB=slab|slob`): a
+//! program that asks the library which allocator it ran on, git, python3
+//! and the churn stress.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -221,4 +224,116 @@ fn gcc_compiles_a_program_on_the_preload() {
     );
     let out = run(&mut Command::new(&bin), false);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "fib 6765\n");
+}
+
+/// Runs `cmd` on the preload with `KLAB_SLAB=which`.
+fn run_on(cmd: &mut Command, which: &str) -> Output {
+    cmd.env("KLAB_SLAB", which);
+    run(cmd, true)
+}
+
+#[test]
+fn klab_slab_picks_slab_slob_or_slub_and_the_program_sees_which() {
+    if !have("gcc") {
+        eprintln!("skipped: no gcc");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = compile(dir.path(), "which");
+    let glibc = String::from_utf8(run(&mut Command::new(&bin), false).stdout).unwrap();
+    let (head, sum) = glibc.split_once('\n').unwrap();
+    assert_eq!(head, "allocator none");
+    for (which, line) in [
+        ("slab", "allocator SLAB slab-slabs some slob-pages none"),
+        ("slob", "allocator SLOB slab-slabs none slob-pages some"),
+        ("slub", "allocator SLUB slab-slabs none slob-pages none"),
+    ] {
+        let out = String::from_utf8(run_on(&mut Command::new(&bin), which).stdout).unwrap();
+        assert_eq!(out, format!("{line}\n{sum}"), "KLAB_SLAB={which}");
+    }
+    // Unset: SLUB.
+    let out = String::from_utf8(run(&mut Command::new(&bin), true).stdout).unwrap();
+    assert!(out.starts_with("allocator SLUB "), "{out}");
+}
+
+#[test]
+fn an_unknown_klab_slab_value_ends_the_program_with_a_message() {
+    if !have("gcc") {
+        eprintln!("skipped: no gcc");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = compile(dir.path(), "which");
+    let out = Command::new(&bin)
+        .env("LD_PRELOAD", library())
+        .env("KLAB_SLAB", "slub2")
+        .output()
+        .expect("spawn which");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "klab-slab: environment KLAB_SLAB=slub2: expected slab, slub or slob\n"
+    );
+}
+
+#[test]
+fn git_and_python_run_on_slab_and_slob() {
+    let script =
+        "d = {i: str(i) * 3 for i in range(100000)}\nprint(len(d), sum(map(len, d.values())))";
+    for which in ["slab", "slob"] {
+        if have("git") {
+            let a = run(Command::new("git").arg("--version"), false);
+            let b = run_on(Command::new("git").arg("--version"), which);
+            assert_eq!(a.stdout, b.stdout, "git on {which}");
+        } else {
+            eprintln!("skipped git: no git");
+        }
+        if have("python3") {
+            let a = run(Command::new("python3").args(["-c", script]), false);
+            let b = run_on(Command::new("python3").args(["-c", script]), which);
+            assert_eq!(a.stdout, b.stdout, "python3 on {which}");
+        } else {
+            eprintln!("skipped python3: no python3");
+        }
+    }
+}
+
+#[test]
+fn thread_churn_with_forks_runs_on_slab_and_slob() {
+    if !have("gcc") {
+        eprintln!("skipped: no gcc");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = compile(dir.path(), "churn");
+    let args = |seed: u32| ["24", "2", "1000", &seed.to_string(), "30"].map(String::from);
+    let expected: Vec<Vec<u8>> = (1..=5)
+        .map(|seed| run(Command::new(&bin).args(args(seed)), false).stdout)
+        .collect();
+    let lib = library();
+    // SLAB 30 times (threads exit with full arrays, forks mid-refill),
+    // SLOB 5 times.
+    for (which, runs) in [("slab", 30), ("slob", 5)] {
+        for i in 0..runs {
+            let seed = 1 + i % 5;
+            let mut cmd = Command::new(&bin);
+            cmd.args(args(seed))
+                .env("LD_PRELOAD", &lib)
+                .env("KLAB_SLAB", which);
+            let what = format!("churn run {i} (seed {seed}, KLAB_SLAB={which})");
+            let out = run_bounded(&mut cmd, Duration::from_secs(60), &what);
+            assert!(
+                out.status.success(),
+                "{what} failed: {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&expected[seed as usize - 1]),
+                "{what}: output differs from glibc's"
+            );
+        }
+    }
 }

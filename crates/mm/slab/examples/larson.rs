@@ -2,12 +2,14 @@
 //! profiling (`perf record`, `valgrind --tool=callgrind`):
 //! `cargo run --release -p klab-slab --example larson -- klab 2 20`
 //! (allocator `klab` (3.2 with 6.18's sheaves), `klab-3.2` (without
-//! sheaves), `klab-2.6.24`, `glibc` or `mimalloc`; threads; rounds).
+//! sheaves), `klab-2.6.24`, `slab` (klab's SLAB), `slob` (klab's SLOB),
+//! `glibc` or `mimalloc`; threads; rounds).
 
 use std::alloc::System;
 
+use klab_slab::slob::SlobAlloc;
 use klab_slab::workload::{Larson, larson};
-use klab_slab::{SlubAlloc, SlubAlloc2624};
+use klab_slab::{SlabAlloc, SlubAlloc, SlubAlloc2624};
 use mimalloc::MiMalloc;
 
 fn main() {
@@ -26,11 +28,13 @@ fn main() {
             larson(&SlubAlloc, p)
         }
         "klab-2.6.24" => larson(&SlubAlloc2624, p),
+        "slab" => larson(&SlabAlloc, p),
+        "slob" => larson(&SlobAlloc, p),
         "glibc" => larson(&System, p),
         "mimalloc" => larson(&MiMalloc, p),
         other => {
             eprintln!(
-                "larson: unknown allocator '{other}' (expected klab, klab-3.2, klab-2.6.24, glibc or mimalloc)"
+                "larson: unknown allocator '{other}' (expected klab, klab-3.2, klab-2.6.24, slab, slob, glibc or mimalloc)"
             );
             std::process::exit(2);
         }

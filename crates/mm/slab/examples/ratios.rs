@@ -1,13 +1,15 @@
 //! Prints throughput of klab's SLUB (3.2 caches behind 6.18's sheaves, and
-//! 2.6.24 caches), glibc and mimalloc on the shared workloads, and the peak
-//! RSS of each in a forked child: a quick look without criterion
+//! 2.6.24 caches), SLAB (mm/slab.c, 2.6.23), SLOB, glibc and mimalloc on
+//! the shared workloads, and the peak RSS of each in a forked child: a
+//! quick look without criterion
 //! (`cargo run --release -p klab-slab --example ratios`; with `-- 3.2`,
 //! klab's 3.2 caches run without sheaves).
 
 use std::alloc::{GlobalAlloc, System};
 
+use klab_slab::slob::SlobAlloc;
 use klab_slab::workload::{Larson, Run, larson, peak_rss, producer_consumer, single_thread};
-use klab_slab::{SlubAlloc, SlubAlloc2624};
+use klab_slab::{SlabAlloc, SlubAlloc, SlubAlloc2624};
 use mimalloc::MiMalloc;
 
 fn show<A: GlobalAlloc + Sync>(name: &str, a: &A) {
@@ -41,6 +43,8 @@ fn main() {
         show("klab 3.2+sh", &SlubAlloc);
     }
     show("klab 2.6.24", &SlubAlloc2624);
+    show("klab SLAB", &SlabAlloc);
+    show("klab SLOB", &SlobAlloc);
     show("glibc", &System);
     show("mimalloc", &MiMalloc);
 }

@@ -2,9 +2,12 @@
 //! with C semantics (errno, alignment rules, `realloc(p, 0)`). The
 //! `klab-slab-preload` cdylib exports them under their C names; they are
 //! not exported from this crate, so a program linking it keeps its own
-//! `malloc`. They allocate from the 3.2 caches ([`SlubAlloc`]), or from
-//! the page's 2.6.24 ones ([`SlubAlloc2624`]) when the environment holds
-//! `KLAB_SLUB_ERA=2.6.24` at the first allocation.
+//! `malloc`. The allocator is chosen at the first allocation from the
+//! environment: `KLAB_SLAB=slab` ([`SlabAlloc`], mm/slab.c), `slob`
+//! ([`SlobAlloc`], mm/slob.c) or `slub` (the default): SLUB's 3.2 caches
+//! ([`SlubAlloc`]), or the page's 2.6.24 ones ([`SlubAlloc2624`]) with
+//! `KLAB_SLUB_ERA=2.6.24`. Any other `KLAB_SLAB` value ends the program
+//! with a message and exit status 2.
 //!
 //! Every block is at least 16-byte aligned when it is at least 16 bytes
 //! long (glibc's `MALLOC_ALIGNMENT`); 8-byte blocks are 8-byte aligned.
@@ -17,39 +20,119 @@ use std::ptr;
 use crate::global::{SlubAlloc, SlubAlloc2624};
 use crate::page::PAGE_SIZE;
 use crate::primitive::{AtomicU8, Ordering};
+use crate::slab::SlabAlloc;
+use crate::slob::SlobAlloc;
 
-/// The era `malloc` allocates from: 0 not yet read, 1 for 3.2
-/// ([`SlubAlloc`], the default), 2 for 2.6.24 ([`SlubAlloc2624`], with
-/// `KLAB_SLUB_ERA=2.6.24` in the environment). `free` needs no choice: a
-/// slab knows its cache.
+/// The allocator `malloc` allocates from: 0 not yet read, 1 for SLUB 3.2
+/// ([`SlubAlloc`], the default), 2 for SLUB 2.6.24 ([`SlubAlloc2624`],
+/// with `KLAB_SLUB_ERA=2.6.24` in the environment), [`SLAB`] and
+/// [`SLOB`]. SLUB's `free` needs no era: a slab knows its cache.
 static ERA: AtomicU8 = AtomicU8::new(0);
+/// `KLAB_SLAB=slab`.
+const SLAB: u8 = 3;
+/// `KLAB_SLAB=slob`.
+const SLOB: u8 = 4;
+
+/// Writes `parts` to standard error with `write(2)` (nothing here may
+/// allocate).
+fn stderr(parts: &[&[u8]]) {
+    for p in parts {
+        // SAFETY: writes the bytes of a live slice.
+        unsafe { libc::write(2, p.as_ptr().cast(), p.len()) };
+    }
+}
 
 #[cold]
 fn read_era() -> u8 {
-    // SAFETY: getenv with a NUL-terminated name; the value is only read
-    // (getenv does not allocate).
-    let v = unsafe { libc::getenv(c"KLAB_SLUB_ERA".as_ptr()) };
-    // SAFETY: getenv returns null or a NUL-terminated string.
-    let e = if !v.is_null() && unsafe { std::ffi::CStr::from_ptr(v) }.to_bytes() == b"2.6.24" {
-        2
-    } else {
-        1
+    let get = |name: &std::ffi::CStr| {
+        // SAFETY: getenv with a NUL-terminated name; the value is only
+        // read (getenv does not allocate) and NUL-terminated.
+        unsafe {
+            let v = libc::getenv(name.as_ptr());
+            (!v.is_null()).then(|| std::ffi::CStr::from_ptr(v).to_bytes())
+        }
+    };
+    let e = match get(c"KLAB_SLAB") {
+        Some(b"slab") => SLAB,
+        Some(b"slob") => SLOB,
+        None | Some(b"slub") => {
+            if get(c"KLAB_SLUB_ERA") == Some(b"2.6.24") {
+                2
+            } else {
+                1
+            }
+        }
+        Some(other) => {
+            stderr(&[
+                b"klab-slab: environment KLAB_SLAB=",
+                other,
+                b": expected slab, slub or slob\n",
+            ]);
+            // SAFETY: ends the process; nothing of ours is half-updated.
+            unsafe { libc::_exit(2) }
+        }
     };
     ERA.store(e, Ordering::Relaxed);
     e
 }
 
-/// Allocates from the era chosen at the first call.
 #[inline(always)]
-fn allocate(size: usize, align: usize) -> *mut u8 {
-    let e = match ERA.load(Ordering::Relaxed) {
+fn era() -> u8 {
+    match ERA.load(Ordering::Relaxed) {
         0 => read_era(),
         e => e,
-    };
-    if e == 2 {
-        SlubAlloc2624::allocate(size, align)
-    } else {
-        SlubAlloc::allocate(size, align)
+    }
+}
+
+/// The allocator's name: `"SLUB"`, `"SLAB"` or `"SLOB"` (read from the
+/// environment if nothing was allocated yet).
+pub fn allocator_name() -> &'static std::ffi::CStr {
+    match era() {
+        SLAB => c"SLAB",
+        SLOB => c"SLOB",
+        _ => c"SLUB",
+    }
+}
+
+/// Allocates from the allocator chosen at the first call.
+#[inline(always)]
+fn allocate(size: usize, align: usize) -> *mut u8 {
+    match era() {
+        2 => SlubAlloc2624::allocate(size, align),
+        SLAB => SlabAlloc::allocate(size, align),
+        SLOB => SlobAlloc::allocate(size, align),
+        _ => SlubAlloc::allocate(size, align),
+    }
+}
+
+/// Frees into the allocator chosen at the first allocation.
+///
+/// # Safety
+/// `p` is a live block from these functions.
+#[inline(always)]
+unsafe fn deallocate(p: *mut u8) {
+    // SAFETY: forwarded.
+    unsafe {
+        match ERA.load(Ordering::Relaxed) {
+            SLAB => SlabAlloc::deallocate(p),
+            SLOB => SlobAlloc::deallocate(p),
+            _ => SlubAlloc::deallocate(p),
+        }
+    }
+}
+
+/// Usable bytes of a live block.
+///
+/// # Safety
+/// As [`deallocate`].
+unsafe fn usable_size(p: *mut u8) -> usize {
+    // SAFETY: forwarded.
+    unsafe {
+        match ERA.load(Ordering::Relaxed) {
+            SLAB => SlabAlloc::usable_size(p),
+            SLOB => SlobAlloc::usable_size(p),
+            _ => SlubAlloc::usable_size(p),
+        }
     }
 }
 
@@ -69,14 +152,11 @@ fn align_for(size: usize) -> usize {
 /// the first call.
 #[inline(always)]
 fn kmalloc(size: usize) -> *mut u8 {
-    let e = match ERA.load(Ordering::Relaxed) {
-        0 => read_era(),
-        e => e,
-    };
-    if e == 2 {
-        SlubAlloc2624::kmalloc(size)
-    } else {
-        SlubAlloc::kmalloc(size)
+    match era() {
+        2 => SlubAlloc2624::kmalloc(size),
+        SLAB => SlabAlloc::kmalloc(size),
+        SLOB => SlobAlloc::allocate(size, align_for(size)),
+        _ => SlubAlloc::kmalloc(size),
     }
 }
 
@@ -98,7 +178,7 @@ pub fn malloc(size: usize) -> *mut c_void {
 pub unsafe fn free(p: *mut c_void) {
     if !p.is_null() {
         // SAFETY: forwarded.
-        unsafe { SlubAlloc::deallocate(p.cast()) }
+        unsafe { deallocate(p.cast()) }
     }
 }
 
@@ -132,7 +212,7 @@ pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         return ptr::null_mut();
     }
     // SAFETY: p is live.
-    let usable = unsafe { SlubAlloc::usable_size(p.cast()) };
+    let usable = unsafe { usable_size(p.cast()) };
     if size <= usable && size >= usable / 2 {
         return p;
     }
@@ -233,7 +313,7 @@ pub unsafe fn malloc_usable_size(p: *mut c_void) -> usize {
         0
     } else {
         // SAFETY: forwarded.
-        unsafe { SlubAlloc::usable_size(p.cast()) }
+        unsafe { usable_size(p.cast()) }
     }
 }
 

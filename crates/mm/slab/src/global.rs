@@ -140,11 +140,11 @@ use crate::slub::{CacheCore, CpuStats, KmemCacheCpu, SlubEra};
 pub const NR_CLASSES: usize = FINE_CLASSES.len();
 
 static HOST: DefaultPages = DefaultPages {};
-static PAGES: PageAllocator = PageAllocator::new_static(&HOST);
+pub(crate) static PAGES: PageAllocator = PageAllocator::new_static(&HOST);
 static SINK: StderrSink = StderrSink;
 static INDEX: [u8; INDEX_LEN] = size_index(FINE_CLASSES);
 
-const NAMES: [&str; NR_CLASSES] = [
+pub(crate) const NAMES: [&str; NR_CLASSES] = [
     "kmalloc-8",
     "kmalloc-16",
     "kmalloc-32",
@@ -221,15 +221,15 @@ static CACHES: [[CacheCore; NR_CLASSES]; NR_SETS] = [
         0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32),
 ];
 
-const UNREGISTERED: u8 = 0;
+pub(crate) const UNREGISTERED: u8 = 0;
 const REGISTERING: u8 = 1;
-const LIVE: u8 = 2;
+pub(crate) const LIVE: u8 = 2;
 const DEAD: u8 = 3;
 
 /// A thread's registration; other threads read `in_slow` and `next`.
-struct ThreadMeta {
+pub(crate) struct ThreadMeta {
     /// `UNREGISTERED`, `REGISTERING`, `LIVE` or `DEAD` (owner only).
-    state: Cell<u8>,
+    pub(crate) state: Cell<u8>,
     /// Slow paths in progress (fork quiescence).
     in_slow: AtomicU32,
     /// Slow paths taken, for the flusher.
@@ -258,6 +258,9 @@ pub(crate) struct ThreadState {
     cpus: UnsafeCell<[[KmemCacheCpu; NR_CLASSES]; NR_SETS]>,
     /// The thread's registration.
     meta: ThreadMeta,
+    /// The thread's SLAB arrays ([`crate::slab::global`]), null until its
+    /// first SLAB slow path.
+    slab: Cell<*mut u8>,
 }
 
 impl ThreadState {
@@ -276,8 +279,15 @@ impl ThreadState {
                 next: crate::primitive::AtomicPtr::new(ptr::null_mut()),
                 forker: Cell::new(false),
             },
+            slab: Cell::new(ptr::null_mut()),
         }
     }
+}
+
+/// The calling thread's SLAB arrays (null until made).
+#[inline(always)]
+pub(crate) fn slab_arrays() -> &'static Cell<*mut u8> {
+    &tls::this_thread().slab
 }
 
 /// The calling thread's sheaves.
@@ -294,7 +304,7 @@ fn cpus_ptr() -> *mut [[KmemCacheCpu; NR_CLASSES]; NR_SETS] {
 
 /// Runs `f` on the calling thread's registration.
 #[inline(always)]
-fn with_meta<R>(f: impl FnOnce(&ThreadMeta) -> R) -> R {
+pub(crate) fn with_meta<R>(f: impl FnOnce(&ThreadMeta) -> R) -> R {
     f(&tls::this_thread().meta)
 }
 
@@ -907,7 +917,7 @@ impl SlubAlloc {
 /// Brackets a slow path for fork quiescence: counts it in the thread's
 /// `in_slow` (registered threads) or in `UNREG_IN_SLOW` (the others) for
 /// as long as it runs.
-struct SlowGuard {
+pub(crate) struct SlowGuard {
     /// The counter this slow path holds, null for none (the forking
     /// thread's own slow paths, from another prepare handler: the other
     /// threads are quiet and it is the one that must go on).
@@ -916,7 +926,7 @@ struct SlowGuard {
 
 impl SlowGuard {
     #[inline]
-    fn enter() -> SlowGuard {
+    pub(crate) fn enter() -> SlowGuard {
         let counter = with_meta(|m| {
             if m.forker.get() {
                 ptr::null()
@@ -1038,7 +1048,7 @@ unsafe fn flush_cpus() {
 /// Registers the calling thread: the process-wide key and fork handlers
 /// on first use, then this thread's key value and list link.
 #[cold]
-fn register() {
+pub(crate) fn register() {
     if with_meta(|m| m.forker.get()) {
         // Allocating from another prepare handler of its own fork: the
         // list of threads is locked by this very thread. It stays
@@ -1116,6 +1126,9 @@ extern "C" fn thread_exit(arg: *mut libc::c_void) {
         let _g = SlowGuard::enter();
         // SAFETY: runs on the exiting thread, whose CPU state is its own.
         unsafe { flush_cpus() };
+        // SLAB's arrays, if the thread has any (`cpuup_callback()`'s
+        // CPU_DEAD: every array's objects back to their slabs).
+        crate::slab::global::thread_exit();
     }
     let mine = [own_stats(SET_2624), own_stats(SET_3_2)];
     let sheaves = own_sheaf_stats();

@@ -1,7 +1,8 @@
-//! klab-slab: the SLUB and SLOB allocators over a page source.
+//! klab-slab: the SLUB, SLAB and SLOB allocators over a page source.
 //!
 //! Mirrors mm/slub.c (2.6.22-2.6.24, with a few later rules named where
-//! they are used) and mm/slob.c. Seeds: 003 "The SLUB allocator" and 004
+//! they are used), mm/slab.c (2.6.23, the allocator SLUB replaced) and
+//! mm/slob.c. Seeds: 003 "The SLUB allocator" and 004
 //! (SLOB merged as a drop-in replacement for very small systems). SLUB
 //! runs in one of three eras ([`SlubEra`]): the page's 2.6.24 (slab lock
 //! on every slow path, the default for [`Slub`]), 3.1 (a slab's freelist
@@ -13,13 +14,15 @@
 //! # Layers
 //!
 //! ```text
-//!  GlobalAlloc (global::SlubAlloc)   C malloc (klab-slab-preload, via capi)
+//!  GlobalAlloc (global::SlubAlloc,     C malloc (klab-slab-preload, via capi;
+//!   slab::SlabAlloc, slob::SlobAlloc)   KLAB_SLAB=slub|slab|slob)
 //!            │                                │
 //!            └──────── kmalloc size classes ──┘     Slub registry: kmem_cache_create
 //!                            │                      (merging, aliases, slub_debug)
-//!                  SLUB caches (slub::CacheCore)  ──┘       SLOB (slob::Slob)
-//!       per-CPU active slab │ per-node partial lists        │ first-fit in pages
-//!                            └──────────────┬────────────────┘
+//!                  SLUB caches (slub::CacheCore)  ──┘   SLAB (slab::SlabCore)   SLOB (slob::Slob)
+//!       per-CPU active slab │ per-node partial lists    array_caches, shared,   first fit
+//!                            │                         alien; 3 node lists     in pages
+//!                            └──────────────┬─────────────────┴──────────────────┘
 //!                  page allocator (page_alloc: buddy per node, struct page map)
 //!                                           │
 //!                  PageSource: HostPages (mmap) │ HeapPages (std, Miri) │ FramePool (model)
@@ -35,13 +38,19 @@
 //!   aliases, `slub_debug=`, kmalloc.
 //! * [`debug`]: red zones, poisoning, free-pointer checks and the
 //!   [`ReportSink`] findings go to.
-//! * [`slob`]: SLOB behind the same [`ObjectAllocator`] interface.
+//! * [`slab`]: SLAB behind the same [`ObjectAllocator`] interface: per-CPU
+//!   `array_cache`s, shared and alien arrays, `cache_reap()`; [`Slab`]
+//!   for model machines of many CPUs and nodes, [`SlabAlloc`] as a real
+//!   `GlobalAlloc`.
+//! * [`slob`]: SLOB behind the same [`ObjectAllocator`] interface;
+//!   [`slob::SlobAlloc`] as a real `GlobalAlloc`.
 //! * [`model`]: SLUB for the machine model: safe object ids, a
 //!   deterministic frame pool, and a journal that rebuilds it exactly.
 //! * [`global`]: a `GlobalAlloc` on SLUB with per-thread active slabs,
 //!   flushed on thread exit and quiesced across `fork`.
 //! * [`capi`]: the C allocation functions (`malloc`, `free`, ...) as plain
-//!   Rust functions; the `klab-slab-preload` cdylib exports them.
+//!   Rust functions on SLUB, SLAB or SLOB (`KLAB_SLAB=`); the
+//!   `klab-slab-preload` cdylib exports them.
 //! * [`reentry`]: the rule that no code holding an allocator lock
 //!   allocates, and its checker in debug builds.
 //! * [`workload`]: allocation workloads shared by benchmarks and
@@ -66,6 +75,7 @@ pub mod page_alloc;
 pub mod page_source;
 pub(crate) mod primitive;
 pub mod reentry;
+pub mod slab;
 pub mod slob;
 pub mod slub;
 pub mod spans;
@@ -81,6 +91,7 @@ pub use layout::{CacheLayout, SlabFlags, SlubParams};
 pub use model::{CacheId, CacheSpec, Geometry, ModelSlab, ObjId, SlabError};
 pub use page_alloc::PageAllocator;
 pub use page_source::{DefaultPages, FramePool, HeapPages, HostPages, PageSource};
+pub use slab::{Slab, SlabAlloc, SlabCache, SlabConfig};
 pub use slob::{Slob, SlobCache};
 pub use slub::{CpuSlab, SlubEra};
 
@@ -88,14 +99,15 @@ pub use slub::{CpuSlab, SlubEra};
 /// made (objects go back to the cache in their constructed state).
 pub type Ctor = fn(&mut [u8]);
 
-/// An allocator of kernel objects: SLUB ([`Slub`]) or SLOB ([`Slob`]).
+/// An allocator of kernel objects: SLUB ([`Slub`]), SLAB ([`Slab`]) or
+/// SLOB ([`Slob`]).
 /// The kernel's slab interface (`kmem_cache_create`, `kmem_cache_alloc`,
 /// `kmem_cache_free`, `kmalloc`, `kfree`) as a trait, so workloads and
 /// experiments run unchanged on either.
 pub trait ObjectAllocator: Send + Sync {
     /// A cache of objects of one size.
     type Cache: ObjectCache;
-    /// The allocator's name (`"SLUB"`, `"SLOB"`).
+    /// The allocator's name (`"SLUB"`, `"SLAB"`, `"SLOB"`).
     fn name(&self) -> &'static str;
     /// `kmem_cache_create()`.
     fn create_cache(
@@ -113,7 +125,8 @@ pub trait ObjectAllocator: Send + Sync {
 /// A cache of objects behind [`ObjectAllocator`].
 pub trait ObjectCache: Send + Sync {
     /// Per-CPU state a CPU (a thread on the host) keeps for this cache:
-    /// SLUB's active slab, nothing for SLOB.
+    /// SLUB's active slab, SLAB's CPU number (its arrays live in the
+    /// cache), nothing for SLOB.
     type Cpu: Send;
     /// State for one more CPU.
     fn cpu(&self) -> Self::Cpu;

@@ -97,6 +97,9 @@ pub(crate) const PG_COMPOUND: u32 = 1 << 8;
 pub(crate) const PG_PARTIAL: u32 = 1 << 9;
 /// The slab is on its node's debug full list.
 pub(crate) const PG_FULL: u32 = 1 << 10;
+/// The head frame of a SLAB (mm/slab.c) slab: `slab` names its cache and
+/// `prev` its descriptor (`page_set_cache()`, `page_set_slab()`).
+pub(crate) const PG_SLAB_CLASSIC: u32 = 1 << 11;
 /// Bits 16-31 of a kmalloc slab's flags: `(lockless << 8 | kmalloc_index)
 /// + 1` of its cache (0: not a kmalloc slab), so a free finds its CPU
 /// state without reading the cache (the kernel keeps the node and zone

@@ -633,7 +633,7 @@ impl PageAllocator {
 
 /// Milliseconds of `CLOCK_MONOTONIC_COARSE` (the vDSO's, no system call
 /// on Linux): the span cache's clock.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

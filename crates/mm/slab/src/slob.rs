@@ -55,7 +55,7 @@ use crate::page::{PAGE_SIZE, PG_SLOB, PG_SLOB_FREE, Page, virt_to_page};
 use crate::page_alloc::{MAX_ORDER, PageAllocator, get_order};
 use crate::page_source::PageSource;
 use crate::reentry::Locked;
-use crate::{Ctor, ObjectAllocator, ObjectCache};
+use crate::{Ctor, ObjectAllocator, ObjectCache, Shared};
 
 /// Bytes per SLOB unit.
 pub const SLOB_UNIT: usize = 2;
@@ -91,7 +91,7 @@ struct SlobShared {
 /// A SLOB instance.
 #[derive(Clone)]
 pub struct Slob {
-    shared: Arc<SlobShared>,
+    shared: Shared<SlobShared>,
 }
 
 /// A SLOB cache: just a size, an alignment and a constructor.
@@ -151,13 +151,13 @@ impl Slob {
     /// SLOB over `source`.
     pub fn new(source: Arc<dyn PageSource>) -> Slob {
         Slob {
-            shared: Arc::new(SlobShared {
+            shared: Shared::Arc(Arc::new(SlobShared {
                 pages: PageAllocator::new(source),
                 lock: Mutex::new(Lists {
                     heads: [ptr::null_mut(); 3],
                     nr_pages: 0,
                 }),
-            }),
+            })),
         }
     }
 
@@ -666,5 +666,119 @@ mod tests {
             unsafe { s.kfree(p) };
         }
         assert_eq!(s.nr_pages(), 0);
+    }
+}
+
+/// The global allocator's SLOB: its own page allocator over the host's
+/// pages.
+static GLOBAL_HOST: crate::page_source::DefaultPages = crate::page_source::DefaultPages {};
+static GLOBAL_SLOB: SlobShared = SlobShared {
+    pages: PageAllocator::new_static(&GLOBAL_HOST),
+    lock: Mutex::new(Lists {
+        heads: [ptr::null_mut(); 3],
+        nr_pages: 0,
+    }),
+};
+
+/// The header before each block of [`SlobAlloc`]: the block's size, in
+/// 16 bytes so blocks keep `malloc`'s 16-byte alignment (the kernel's
+/// SLOB kmalloc header is `ARCH_KMALLOC_MINALIGN`, 8 on x86-64).
+const GLOBAL_HDR: usize = 16;
+
+/// SLOB as a real allocator (`KLAB_SLAB=slob` in the preload library):
+/// `__kmalloc()`'s size header and first fit under the one `slob_lock`,
+/// pages above a page. Every call is a slow path: it takes the lock, so
+/// it runs in the fork bracket of [`crate::global`] (the thread
+/// registers at its first call, which installs the fork handlers).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlobAlloc;
+
+impl SlobAlloc {
+    fn slob() -> Slob {
+        Slob {
+            shared: Shared::Static(&GLOBAL_SLOB),
+        }
+    }
+
+    /// `size` bytes at `align`; null when memory is exhausted.
+    pub fn allocate(size: usize, align: usize) -> *mut u8 {
+        crate::reentry::assert_no_lock_held();
+        if crate::global::with_meta(|m| m.state.get()) == crate::global::UNREGISTERED {
+            crate::global::register();
+        }
+        let _g = crate::global::SlowGuard::enter();
+        let size = size.max(1);
+        let s = Self::slob();
+        if align <= GLOBAL_HDR && size < PAGE_SIZE - GLOBAL_HDR {
+            match s.slob_alloc(size + GLOBAL_HDR, GLOBAL_HDR) {
+                // SAFETY: the block has room for the header and the object.
+                Some(m) => unsafe {
+                    m.cast::<usize>().write(size);
+                    m.add(GLOBAL_HDR)
+                },
+                None => ptr::null_mut(),
+            }
+        } else {
+            // `slob_new_pages()` for a block of a page or more (and
+            // regions above the page allocator's largest order).
+            crate::cache::large_alloc(&GLOBAL_SLOB.pages, size, align, 0)
+                .map_or(ptr::null_mut(), |p| p.as_ptr())
+        }
+    }
+
+    /// Frees what [`Self::allocate`] returned.
+    ///
+    /// # Safety
+    /// `p` came from this allocator and is freed once.
+    pub unsafe fn deallocate(p: *mut u8) {
+        crate::reentry::assert_no_lock_held();
+        let _g = crate::global::SlowGuard::enter();
+        // SAFETY: p is ours: a SLOB page, a page block or a region.
+        unsafe {
+            if let Some(page) = virt_to_page(p)
+                && (*Page::head(page)).test(PG_SLOB)
+            {
+                let m = p.sub(GLOBAL_HDR);
+                Self::slob().slob_free(m, m.cast::<usize>().read() + GLOBAL_HDR);
+            } else {
+                crate::cache::large_free(&GLOBAL_SLOB.pages, p);
+            }
+        }
+    }
+
+    /// Usable bytes of a block.
+    ///
+    /// # Safety
+    /// `p` is a live block of this allocator.
+    pub unsafe fn usable_size(p: *const u8) -> usize {
+        // SAFETY: as in deallocate.
+        unsafe {
+            if let Some(page) = virt_to_page(p)
+                && (*Page::head(page)).test(PG_SLOB)
+            {
+                p.sub(GLOBAL_HDR).cast::<usize>().read()
+            } else {
+                crate::cache::ksize(p)
+            }
+        }
+    }
+
+    /// Pages SLOB holds for small blocks.
+    pub fn nr_pages() -> usize {
+        Self::slob().nr_pages()
+    }
+}
+
+// SAFETY: blocks of at least `size` bytes at `align` (16-byte aligned
+// blocks after a 16-byte header, page blocks, aligned regions) valid
+// until `dealloc`.
+unsafe impl std::alloc::GlobalAlloc for SlobAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        Self::allocate(layout.size(), layout.align())
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, _layout: std::alloc::Layout) {
+        // SAFETY: forwarded.
+        unsafe { Self::deallocate(p) }
     }
 }
