@@ -206,9 +206,12 @@ impl Machine {
             .sum()
     }
 
-    /// mm/vmscan.c `shrink_all_memory()` (2.6.17-2.6.28): frees up to
-    /// `nr_pages` pages in five passes (see the module header); returns the
-    /// pages freed.
+    /// mm/vmscan.c `shrink_all_memory()` (2.6.17-2.6.28) and its
+    /// `shrink_all_zones()`: frees up to `nr_pages` pages in five passes
+    /// (see the module header); returns the pages freed. The scan shares
+    /// start from zero at each call (the kernel keeps them in the zone,
+    /// `nr_scan_active`/`nr_scan_inactive`); slab shrinking is left out
+    /// (the model's kernel objects are not reclaimable).
     pub fn shrink_all_memory(&mut self, nr_pages: u64) -> u64 {
         let mut ret = 0;
         let nr_lv = self.lruvecs.len();
@@ -333,6 +336,12 @@ pub fn swsusp_hibernate(
     result
 }
 
+/// With the tasks frozen: `swsusp_shrink_memory()`; then
+/// kernel/power/snapshot.c `swsusp_save()` (`enough_free_mem()`: free >
+/// nr_pages + `PAGES_FOR_IO` + the bitmaps, else `-ENOMEM`; a frame for
+/// each copy) and kernel/power/swap.c `swsusp_write()` (`enough_swap()`:
+/// free swap > image pages + `PAGES_FOR_IO`, else `-ENOSPC`), the copies
+/// freed after the write as `swsusp_free()` does.
 fn swsusp_frozen(
     m: &mut Machine,
     cfg: &SwsuspConfig,

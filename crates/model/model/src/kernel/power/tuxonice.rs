@@ -83,7 +83,10 @@ impl ToiConfig {
     }
 }
 
-/// The pagesets of a machine now: `(pageset 1, pageset 2)`.
+/// The pagesets of a machine now, `(pageset 1, pageset 2)`, as
+/// tuxonice_prepare_image.c `flag_image_pages()` counts them: every
+/// saveable page on an LRU list is pageset 2 (`PagePageset2`), every other
+/// one pageset 1.
 pub fn pagesets(m: &Machine) -> (u64, u64) {
     let ps2 = m.mem.pages().iter().filter(|p| p.test(flags::LRU)).count() as u64;
     (m.count_data_pages() - ps2, ps2)
