@@ -12,7 +12,9 @@
 //!    and the workload's next round run. Measured for each: pages freed,
 //!    the image's size, the time to hibernate (freeze, free, write) and to
 //!    resume (read) in model time, and, after resume, the hit ratio of the
-//!    working-set reads and the refaults. The freezer is shown alone too:
+//!    working-set reads and the refaults (and what reading them back costs
+//!    at the device's sequential rate, a lower bound: a refault is a random
+//!    read). The freezer is shown alone too:
 //!    the desktop freezes in milliseconds; a task in uninterruptible sleep
 //!    that never reaches a safe point fails the attempt after `TIMEOUT`.
 //! 2. **Idle and suspend** ([`idle`]): every model experiment's ticks
@@ -56,6 +58,7 @@ use klab_lab::report::{Axis, Report, Series, Table, Verdict};
 use klab_model::kernel::power::SUSPEND_AFTER_NS;
 use klab_model::kernel::power::freezer::FREEZE_TIMEOUT_NS;
 use klab_model::kernel::power::swsusp::{IMAGE_SIZE_2_6_23, image_size_two_fifths};
+use klab_model::machine::PAGE_SIZE;
 use serde::{Deserialize, Serialize};
 
 use hibernation::{CORPUS_FILES, DISK, FreezeRow, Variant, VariantRun, WorkloadKind};
@@ -401,6 +404,7 @@ fn after_table(runs: &[VariantRun]) -> Table {
             "share of the uninterrupted hits",
             "refaults",
             "swap-ins",
+            "their reads at the device's rate (s, a lower bound)",
             "accesses",
             "round (model s at the access tick)",
         ],
@@ -416,6 +420,7 @@ fn after_table(runs: &[VariantRun]) -> Table {
             reference(x.workload).map(|n| x.after.kept_share(&n)),
             x.after.refaults,
             x.after.swapins,
+            secs(DISK.read_ns((x.after.refaults + x.after.swapins) * PAGE_SIZE)),
             x.after.accesses,
             secs(x.after.accesses * ACCESS_TICK_NS)
         ]);
