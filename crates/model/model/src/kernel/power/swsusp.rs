@@ -214,10 +214,11 @@ impl Machine {
     /// (the model's kernel objects are not reclaimable).
     pub fn shrink_all_memory(&mut self, nr_pages: u64) -> u64 {
         let mut ret = 0;
-        let nr_lv = self.lruvecs.len();
+        // Per lruvec: the active and inactive file, active and inactive
+        // anon scan shares.
+        let mut scan = vec![[0u64; 4]; self.lruvecs.len()];
         for pass in 0..5u32 {
             let may_swap = pass > 2 && self.swap_available() > 0;
-            let mut scan = vec![[0u64; 4]; nr_lv];
             for prio in (0..=DEF_PRIORITY).rev() {
                 for (lv, acc) in scan.iter_mut().enumerate() {
                     let lists: &[(LruList, LruList, usize)] = if may_swap {

@@ -123,6 +123,32 @@ fn a_small_image_size_drops_all_the_cache_then_swaps_anonymous_memory() {
 }
 
 #[test]
+fn shrink_all_memory_deactivates_the_active_page_cache_before_touching_anon_memory() {
+    // 2000 file pages read twice (the second read activates them), 1000
+    // anon pages. Pass 0 scans inactive lists only: the file one is empty.
+    // Pass 1: the active file share, (2000 >> prio) + 1 from priority 12,
+    // reaches 1500 at priority 1 (2006): 1500 pages deactivated. The
+    // inactive share, 13 from pass 0, 11 more to priority 2, 751 at
+    // priority 1 (775), 1501 at priority 0 (2276): 1500 reclaimed.
+    let mut m = machine(0, 0);
+    for _ in 0..2 {
+        for i in 0..2000 {
+            m.access(Access::read(0, i));
+        }
+    }
+    for v in 0..1000 {
+        m.access(Access::anon(1, v));
+    }
+    assert_eq!(m.lru_len(crate::mm::lru::LruList::ActiveFile), 2000);
+    assert_eq!(m.shrink_all_memory(1500), 1500);
+    m.assert_invariants();
+    assert_eq!(m.lru_len(crate::mm::lru::LruList::ActiveFile), 500);
+    assert_eq!(m.lru_len(crate::mm::lru::LruList::InactiveFile), 0);
+    assert_eq!(m.task(1).unwrap().rss, 1000, "no anonymous page touched");
+    assert_eq!(m.stat().pswpout, 0);
+}
+
+#[test]
 fn a_task_in_d_state_fails_the_hibernation_and_leaves_the_machine_as_it_was() {
     let mut m = machine(4000, 1000);
     let mut t = tasks();
