@@ -12,8 +12,8 @@
 //! swap-ins, and the hit ratio per twentieth of the round (the series).
 //!
 //! The variants: no hibernation (the reference), swsusp with
-//! `image_size` 2/5 of RAM (the default the kernel took in 2.6.37, and the
-//! one the issue names), swsusp with 2.6.23's 500 MB (larger than the
+//! `image_size` 2/5 of RAM (the default of later kernels), swsusp with
+//! 2.6.23's 500 MB (larger than the
 //! model's RAM: only the copy's need for half of memory binds), and
 //! TuxOnIce with its defaults and LZ4. The swap device is klab's choice: a
 //! 2007 laptop disk, 40 MB/s sequential write and 50 MB/s read

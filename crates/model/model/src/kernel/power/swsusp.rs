@@ -36,7 +36,7 @@
 //! The constants are the kernel's: `PAGES_FOR_IO` 4 MB and `SPARE_PAGES`
 //! 1 MB of 4 KiB pages (kernel/power/power.h), `SHRINK_BITE` 10000,
 //! `image_size` 500 MB by default in 2.6.23 (`/sys/power/image_size`;
-//! `hibernate_image_size_init()` made it 2/5 of RAM from 2.6.37 on). The
+//! later kernels' `hibernate_image_size_init()` made it 2/5 of RAM). The
 //! model machine has no highmem and one zone per node. What is not timed:
 //! the CPU work (scanning, the memcpy of the atomic copy, the device
 //! suspend), the boot before `software_resume()`; what is timed: every
@@ -71,7 +71,8 @@ pub const BM_BITS_PER_BLOCK: u64 = PAGE_SIZE * 8;
 /// data: five 8-byte words).
 pub const BM_BLOCK_BYTES: u64 = 40;
 
-/// `hibernate_image_size_init()` (2.6.37+): 2/5 of RAM, in bytes.
+/// kernel/power/snapshot.c `hibernate_image_size_init()` of later kernels:
+/// 2/5 of RAM, in bytes.
 pub fn image_size_two_fifths(total_pages: u64) -> u64 {
     (total_pages * 2 / 5) * PAGE_SIZE
 }
