@@ -10,8 +10,10 @@
 //! * [`boot`]: which kernel threads a machine boots, whose children they
 //!   are (2.6.20's keventd-created kthreads, or kthreadd), and what a
 //!   module load costs init.
-//! * [`power`]: idle detection and the "suspend within 15 minutes of
-//!   idle" rule (seed 000).
+//! * [`power`]: hibernation as 2.6.23's swsusp and TuxOnIce did it (the
+//!   freezer, freeing memory, the atomic copy, the image on a swap device,
+//!   resume), and the "suspend within 15 minutes of idle" rule (seeds 000,
+//!   001).
 //! * [`workqueue`]: per-CPU, single-threaded and lazy workqueue threads in
 //!   virtual time, driven by the rules of `klab_workqueue::rules` (seed 001).
 //!

@@ -327,7 +327,7 @@ impl Machine {
     /// (`lru_add_drain()`); with `memcg_stats`, the isolation (one update
     /// of the pages taken), `PGREFILL`, each page's putback and
     /// `PGDEACTIVATE` are counted.
-    fn shrink_active_list(&mut self, lv: usize, list: LruList, nr: u64) {
+    pub(crate) fn shrink_active_list(&mut self, lv: usize, list: LruList, nr: u64) {
         self.lru_add_drain();
         let to = if list.is_file() {
             LruList::InactiveFile

@@ -1,9 +1,28 @@
-//! Idle detection and the automatic-suspend rule.
+//! Power management: hibernation as the kernel did it, and the
+//! automatic-suspend rule.
 //!
-//! Seed 000_2fa08a6962ebae3f.txt quotes Len Brown on the Energy Star
-//! rule: "systems which can not automatically go into suspend within 15
-//! minutes of idle can _not_ earn a sticker". [`IdleMonitor`] applies that
-//! rule to a model machine: the machine is fed its virtual time in steps,
+//! Seed 000_2fa08a6962ebae3f.txt points at Rafael Wysocki's status report
+//! on suspend and hibernation in 2.6.23; seed 001_9748f8e50c4ab156.txt at
+//! TuxOnIce, the out-of-tree hibernation with "a number of nice features
+//! which are not available with the mainstream version". The model has
+//! both, on the same machine and in virtual time:
+//!
+//! * [`freezer`]: kernel/power/process.c, tasks stopped at safe points, a
+//!   task that cannot reach one failing the attempt after `TIMEOUT`;
+//! * [`swsusp`]: kernel/power/swsusp.c, snapshot.c, swap.c and
+//!   mm/vmscan.c `shrink_all_memory()`: memory freed until the image fits,
+//!   the atomic copy, the image written to swap, read back at resume;
+//! * [`tuxonice`]: pageset 2 (the LRU pages) saved in place, pageset 1
+//!   copied, every page compressed;
+//! * [`device`]: the swap device's bandwidth, and the real bytes the
+//!   model's pages are given so that compression is measured.
+//!
+//! # The 15-minute rule
+//!
+//! The seed also quotes Len Brown on the Energy Star rule: "systems which
+//! can not automatically go into suspend within 15 minutes of idle can
+//! _not_ earn a sticker". [`IdleMonitor`] applies that rule to a model
+//! machine: the machine is fed its virtual time in steps,
 //! each *busy* (it ran a task's access, a work item, a packet, a system
 //! call) or *idle* (the clock moved with nothing runnable), and suspends
 //! once an idle stretch reaches the threshold (the kernel's later
@@ -15,6 +34,14 @@
 //! Invariants ([`IdleMonitor::assert_invariants`]): `busy_ns + idle_ns =
 //! now_ns`; `longest_idle_ns >= current stretch`; `suspended_at` is set iff
 //! some stretch reached the threshold, at its start plus the threshold.
+
+pub mod device;
+pub mod freezer;
+pub mod swsusp;
+pub mod tuxonice;
+
+#[cfg(test)]
+mod tests_hibernate;
 
 use serde::{Deserialize, Serialize};
 
