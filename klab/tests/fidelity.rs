@@ -131,7 +131,14 @@ fn the_host_and_the_model_side_by_side_leave_nothing_behind() {
         r["verdict"]["measured"]
             .as_str()
             .unwrap()
-            .starts_with("closest rule: workingset-")
+            .starts_with("observed (memory.stat read every 16 reads): closest rule workingset-")
+    );
+    let tables = r["tables"].as_array().unwrap();
+    assert!(
+        tables
+            .iter()
+            .any(|t| t["title"] == "error per workload and limit: host observed and left alone"),
+        "the unobserved mode is reported"
     );
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "data removed");
 }
