@@ -69,19 +69,44 @@ pub struct HostSummary {
     /// The kernel's flushes of the root while the worker ran, as traced
     /// (`None`: no trace, or it lost events).
     pub root_flushes: Option<usize>,
+    /// Anonymous workloads: accesses that found a page touched before out
+    /// of memory (swap-ins, by the probe).
+    #[serde(default)]
+    pub swap_ins: Option<u64>,
+    /// Anonymous workloads: the host-wide `pswpout` growth.
+    #[serde(default)]
+    pub vmstat_pswpout: Option<u64>,
 }
 
 impl Counts {
-    /// A host run's numbers.
-    pub fn of_host(h: &HostRun) -> Self {
+    /// A host run's numbers: of the file LRU and the probe's refault test,
+    /// or for anonymous memory of `memory.stat`'s anon counters
+    /// (`workingset_refault_anon`, `workingset_activate_anon`, the anon
+    /// lists).
+    pub fn of_host(h: &HostRun, anon: bool) -> Self {
+        let (refaults, refault_activations, active, inactive) = if anon {
+            (
+                h.delta("workingset_refault_anon"),
+                h.delta("workingset_activate_anon"),
+                h.pages_after("active_anon"),
+                h.pages_after("inactive_anon"),
+            )
+        } else {
+            (
+                h.delta("workingset_refault_file"),
+                h.probe_recent(),
+                h.pages_after("active_file"),
+                h.pages_after("inactive_file"),
+            )
+        };
         Counts {
             reads: h.outcomes.len() as u64,
             hits: h.hits(),
             misses: h.misses(),
-            refaults: h.delta("workingset_refault_file"),
-            refault_activations: h.probe_recent(),
-            active: h.pages_after("active_file"),
-            inactive: h.pages_after("inactive_file"),
+            refaults,
+            refault_activations,
+            active,
+            inactive,
             failcnt: h.failcnt,
         }
     }
@@ -105,14 +130,14 @@ pub(super) fn root_flushes_ns(h: &HostRun) -> Option<Vec<u64>> {
 }
 
 impl HostSummary {
-    /// What the report keeps of a host run.
-    pub fn of(h: &HostRun) -> Self {
+    /// What the report keeps of a host run of `case`.
+    pub(crate) fn of(h: &HostRun, case: &Case) -> Self {
         let (first, last) = (
             h.times_ns.first().copied().unwrap_or(0),
             h.times_ns.last().copied().unwrap_or(0),
         );
         HostSummary {
-            counts: Counts::of_host(h),
+            counts: Counts::of_host(h, case.anon),
             hit: h.outcomes.iter().map(|o| o.cached()).collect(),
             flush_every: h.flush_every,
             cgroup: h.cgroup.clone(),
@@ -130,10 +155,22 @@ impl HostSummary {
             samples: h
                 .samples
                 .iter()
-                .map(|s| [s.done, s.active_file, s.inactive_file])
+                .map(|s| {
+                    if case.anon {
+                        [s.done, s.active_anon, s.inactive_anon]
+                    } else {
+                        [s.done, s.active_file, s.inactive_file]
+                    }
+                })
                 .collect(),
             root_flushes: root_flushes_ns(h)
                 .map(|v| v.iter().filter(|&&t| (first..=last).contains(&t)).count()),
+            swap_ins: case.anon.then(|| h.swap_ins(&case.pattern().accesses)),
+            vmstat_pswpout: if case.anon {
+                h.vmstat_delta.get("pswpout").copied()
+            } else {
+                None
+            },
         }
     }
 }

@@ -118,11 +118,56 @@ pub struct ModelRun {
     /// Unobserved-kernel runs: the reads before which a periodic flush
     /// ran (the one at the start not counted), and where they came from.
     pub periodic_at: Option<(ClockSource, Vec<u64>)>,
+    /// Pages swapped in (`pswpin`; anonymous workloads).
+    #[serde(default)]
+    pub swap_ins: u64,
+    /// Pages swapped out (`pswpout`; anonymous workloads).
+    #[serde(default)]
+    pub swap_outs: u64,
 }
 
-fn machine(limit_bytes: u64, rule: LruBalance, reads: usize, details: KernelDetails) -> Machine {
+/// What the model's task does with each page: reads a file page, or
+/// writes a page of its anonymous memory (file 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `pread` of a file page.
+    File,
+    /// A store to anonymous memory, swapped to a swap area of its own.
+    Anon,
+}
+
+impl Kind {
+    fn access(self, file: u32, page: u64) -> Access {
+        match self {
+            Kind::File => Access::read(file, page).by(MODEL_TASK),
+            Kind::Anon => Access::anon(MODEL_TASK, page),
+        }
+    }
+
+    /// The LRU lists the compared sizes are read from.
+    fn lists(self) -> (LruList, LruList) {
+        match self {
+            Kind::File => (LruList::ActiveFile, LruList::InactiveFile),
+            Kind::Anon => (LruList::ActiveAnon, LruList::InactiveAnon),
+        }
+    }
+}
+
+fn machine(
+    limit_bytes: u64,
+    rule: LruBalance,
+    pages: &[(u32, u64)],
+    details: KernelDetails,
+    kind: Kind,
+) -> Machine {
     let limit_pages = limit_bytes.div_ceil(PAGE_SIZE).max(1);
     let mut cfg = MachineConfig::new(2 * limit_pages + 64, rule);
+    if kind == Kind::Anon {
+        // A swap area of twice the region, as the host's swap file.
+        let region = pages.iter().map(|&(_, p)| p + 1).max().unwrap_or(0);
+        cfg.swap_pages = 2 * region;
+    }
+    let reads = pages.len();
     // Limit reclaim never shrinks shadow nodes in the model; the host's
     // memcg-aware shadow shrinker, run from limit reclaim at
     // DEF_PRIORITY, scans next to nothing of a small cgroup either.
@@ -143,27 +188,62 @@ fn machine(limit_bytes: u64, rule: LruBalance, reads: usize, details: KernelDeta
     m
 }
 
-fn finish(d: Drive, rule: LruBalance, periodic_at: Option<(ClockSource, Vec<u64>)>) -> ModelRun {
+fn finish(
+    d: Drive,
+    rule: LruBalance,
+    kind: Kind,
+    periodic_at: Option<(ClockSource, Vec<u64>)>,
+) -> ModelRun {
     let failed = d.all().failed;
     let (m, hit) = d.finish();
     let hit = hit.expect("recording");
     let id = m.memcg_by_path(MODEL_CGROUP).expect("created");
     let s = *m.stat();
-    let samples = crate::mm::workload::file_list_samples(&m);
+    let (active, inactive) = kind.lists();
+    let (misses, refaults, refault_activations, samples) = match kind {
+        Kind::File => (
+            s.pgmajfault,
+            s.workingset_refault,
+            s.workingset_activate,
+            crate::mm::workload::file_list_samples(&m),
+        ),
+        Kind::Anon => {
+            let k = m.kernel_stat();
+            let samples = m
+                .samples()
+                .iter()
+                .map(|x| {
+                    [
+                        x.accesses as f64,
+                        x.lists[active as usize] as f64,
+                        x.lists[inactive as usize] as f64,
+                    ]
+                })
+                .collect();
+            (
+                hit.iter().filter(|h| !**h).count() as u64,
+                k.workingset_refault_anon,
+                k.workingset_activate_anon,
+                samples,
+            )
+        }
+    };
     ModelRun {
         rule,
         hits: s.hits,
-        misses: s.pgmajfault,
-        refaults: s.workingset_refault,
-        refault_activations: s.workingset_activate,
+        misses,
+        refaults,
+        refault_activations,
         activations: s.pgactivate,
-        active: m.memcg_lru_len(id, LruList::ActiveFile),
-        inactive: m.memcg_lru_len(id, LruList::InactiveFile),
+        active: m.memcg_lru_len(id, active),
+        inactive: m.memcg_lru_len(id, inactive),
         failcnt: m.memcg(id).res.failcnt,
         failed,
         hit,
         samples,
         periodic_at,
+        swap_ins: s.pswpin,
+        swap_outs: s.pswpout,
     }
 }
 
@@ -171,13 +251,22 @@ fn finish(d: Drive, rule: LruBalance, periodic_at: Option<(ClockSource, Vec<u64>
 /// of twice the limit's frames, a memory cgroup with the limit, one task in
 /// it reading every page; statistics read live (the host's worker reads
 /// `memory.stat` every few reads so its decisions see current sizes too).
-pub fn model_run(pages: &[(u32, u64)], limit_bytes: u64, rule: LruBalance) -> ModelRun {
-    let m = machine(limit_bytes, rule, pages.len(), KernelDetails::default());
+///
+/// Anonymous memory ([`Kind::Anon`]) runs with the 6.x anonymous rules
+/// (`KernelDetails::anon_6x`: new pages inactive, a young page kept once,
+/// shadows of swapped-out pages), which are not about statistics; without
+/// them the model's anonymous pages leave no shadow to refault.
+pub fn model_run(pages: &[(u32, u64)], limit_bytes: u64, rule: LruBalance, kind: Kind) -> ModelRun {
+    let details = KernelDetails {
+        anon_6x: kind == Kind::Anon,
+        ..KernelDetails::default()
+    };
+    let m = machine(limit_bytes, rule, pages, details, kind);
     let mut d = Drive::on(m).recording_hits();
     for &(file, page) in pages {
-        d.access(Access::read(file, page).by(MODEL_TASK));
+        d.access(kind.access(file, page));
     }
-    finish(d, rule, None)
+    finish(d, rule, kind, None)
 }
 
 /// Replays `pages` in the model as an unobserved 6.18 host runs them:
@@ -195,11 +284,12 @@ pub fn model_run_kernel(
     pages: &[(u32, u64)],
     limit_bytes: u64,
     rule: LruBalance,
+    kind: Kind,
     clock: &HostClock<'_>,
 ) -> ModelRun {
     assert_eq!(clock.times_ns.len(), pages.len(), "one host time per read");
     let details = KernelDetails::linux_6_18(clock.cpus.max(1));
-    let mut m = machine(limit_bytes, rule, pages.len(), details);
+    let mut m = machine(limit_bytes, rule, pages, details, kind);
     let t0 = clock.times_ns.first().copied().unwrap_or(0);
     m.set_clock_ns(t0);
     m.memcg_flush_periodic();
@@ -219,9 +309,9 @@ pub fn model_run_kernel(
             m.memcg_flush_periodic();
             at.push(i as u64);
         }
-        d.access(Access::read(file, page).by(MODEL_TASK));
+        d.access(kind.access(file, page));
     }
-    finish(d, rule, Some((clock.source(), at)))
+    finish(d, rule, kind, Some((clock.source(), at)))
 }
 
 #[cfg(test)]
@@ -261,7 +351,7 @@ mod tests {
             (0, 0),
             (1, 0),
         ];
-        let c = model_run(&pages, 4 * PAGE_SIZE, LruBalance::Classic);
+        let c = model_run(&pages, 4 * PAGE_SIZE, LruBalance::Classic, Kind::File);
         assert_eq!(
             c.hit,
             [false, true, false, false, false, false, true, false]
@@ -280,7 +370,7 @@ mod tests {
             (c.active, c.inactive, c.activations, c.failed),
             (1, 2, 1, 0)
         );
-        let w = model_run(&pages, 4 * PAGE_SIZE, LruBalance::Workingset6);
+        let w = model_run(&pages, 4 * PAGE_SIZE, LruBalance::Workingset6, Kind::File);
         assert_eq!(w.hit, c.hit);
         assert_eq!(
             (
@@ -321,7 +411,13 @@ mod tests {
             root_flushes_ns: None,
             cpus: 1,
         };
-        let r = model_run_kernel(&pages, 64 * PAGE_SIZE, LruBalance::Workingset6, &clock);
+        let r = model_run_kernel(
+            &pages,
+            64 * PAGE_SIZE,
+            LruBalance::Workingset6,
+            Kind::File,
+            &clock,
+        );
         assert_eq!(r.periodic_at, Some((ClockSource::HostTimes, vec![100])));
         assert_eq!(r.hits + r.misses, 150);
 
@@ -331,6 +427,7 @@ mod tests {
             &pages,
             64 * PAGE_SIZE,
             LruBalance::Workingset6,
+            Kind::File,
             &HostClock {
                 times_ns: &even,
                 root_flushes_ns: None,
@@ -344,6 +441,7 @@ mod tests {
             &pages,
             64 * PAGE_SIZE,
             LruBalance::Workingset6,
+            Kind::File,
             &HostClock {
                 times_ns: &times,
                 root_flushes_ns: Some(&traced),
@@ -368,10 +466,46 @@ mod tests {
             root_flushes_ns: None,
             cpus: 1,
         };
-        let observed = model_run(&pages, 64 * PAGE_SIZE, LruBalance::Workingset6);
-        let kernel = model_run_kernel(&pages, 64 * PAGE_SIZE, LruBalance::Workingset6, &clock);
+        let observed = model_run(&pages, 64 * PAGE_SIZE, LruBalance::Workingset6, Kind::File);
+        let kernel = model_run_kernel(
+            &pages,
+            64 * PAGE_SIZE,
+            LruBalance::Workingset6,
+            Kind::File,
+            &clock,
+        );
         assert_eq!((observed.hits, kernel.hits), (32, 32));
         assert_eq!(observed.activations, 32);
         assert_eq!(kernel.activations, 0);
+    }
+
+    /// Anonymous memory of 96 pages in a container of 64 (swap 192
+    /// slots), written in order twice: the first pass swaps out at the
+    /// limit, the second swaps pages back in, and with the 6.x anon rules
+    /// the swapped-out pages left shadows, so swap-ins are refaults.
+    #[test]
+    fn anonymous_memory_swaps_and_refaults_in_the_model() {
+        let pages: Vec<(u32, u64)> = (0..96).chain(0..96).map(|p| (0, p)).collect();
+        let r = model_run(&pages, 64 * PAGE_SIZE, LruBalance::Workingset6, Kind::Anon);
+        assert_eq!(r.hits + r.misses, 192);
+        assert_eq!(r.failed, 0);
+        assert!(r.swap_outs >= 32, "{r:?}");
+        assert!(r.swap_ins > 0 && r.refaults > 0, "{r:?}");
+        assert!(r.refaults <= r.swap_ins);
+        assert!(r.active + r.inactive <= 64);
+        let times: Vec<u64> = (0..192).collect();
+        let k = model_run_kernel(
+            &pages,
+            64 * PAGE_SIZE,
+            LruBalance::Workingset6,
+            Kind::Anon,
+            &HostClock {
+                times_ns: &times,
+                root_flushes_ns: None,
+                cpus: 1,
+            },
+        );
+        assert_eq!(k.hits + k.misses, 192);
+        assert!(k.swap_ins > 0, "{k:?}");
     }
 }
