@@ -877,10 +877,11 @@ pub fn judge(data: &Data) -> Verdict {
             .map(|(label, e, ok)| {
                 if !ok {
                     outside.push(format!(
-                        "{} {label} (misses {}, refaults {})",
+                        "{} {label} (misses {}, refaults {}{})",
                         mode.name(),
                         pct_text(e.0),
-                        pct_text(e.1)
+                        pct_text(e.1),
+                        why_outside(data, *mode, label)
                     ));
                 }
                 format!(
@@ -920,6 +921,28 @@ pub fn judge(data: &Data) -> Verdict {
                 outside.join(", ")
             )
         },
+    }
+}
+
+/// What the measurement shows about why a case is outside the goal, where
+/// it shows something: an anonymous case whose host counted more refaults
+/// than swap-ins seen by the probe had pages refault without being touched
+/// (swap readahead), which the model does not do.
+fn why_outside(data: &Data, mode: Mode, label: &str) -> String {
+    let Some(c) = data.cases.iter().find(|c| c.label() == label) else {
+        return String::new();
+    };
+    let Some((h, _)) = mode.pair(c) else {
+        return String::new();
+    };
+    match h.swap_ins {
+        Some(ins) if c.anon && h.counts.refaults > ins => format!(
+            "; the host refaulted {} pages and saw {ins} swap-ins: {} refaults of pages \
+             its swap readahead brought in untouched, which the model does not read ahead",
+            h.counts.refaults,
+            h.counts.refaults - ins
+        ),
+        _ => String::new(),
     }
 }
 
@@ -1135,6 +1158,19 @@ mod tests {
         assert!(
             v.note.contains("unobserved")
                 && v.note.contains("a, 16 MiB (misses +2.5%, refaults -32.5%)"),
+            "{}",
+            v.note
+        );
+        // An anonymous case whose host refaulted more pages than the probe
+        // saw swapped in: the note says so with the numbers.
+        let mut anon = data(160);
+        anon.cases[0].anon = true;
+        anon.cases[0].host_kernel.as_mut().unwrap().swap_ins = Some(120);
+        let v = judge(&anon);
+        assert!(
+            v.note.contains(
+                "the host refaulted 160 pages and saw 120 swap-ins: 40 refaults of pages its swap readahead"
+            ),
             "{}",
             v.note
         );
