@@ -349,8 +349,9 @@ pub(crate) struct FidelityArgs {
     /// A cache trace to run as well as the built-in workloads (formats as
     /// for `klab replay`). It is scaled to the limit: distinct pages are
     /// sampled (each kept with all its reads, by a fixed hash) down to at
-    /// most 4 times the limit, and renumbered densely per file. Writes are
-    /// replayed as reads.
+    /// most 2, 4 and 8 times the limit (one workload each; 4 only with
+    /// --quick), and renumbered densely per file. Writes are replayed as
+    /// reads.
     #[arg(long, value_name = "FILE")]
     pub(crate) trace: Option<PathBuf>,
 
@@ -364,8 +365,8 @@ pub(crate) struct FidelityArgs {
     pub(crate) trace_reads: Option<usize>,
 
     /// The memory cgroup's limit, on the host and in the model: bytes, or
-    /// with a binary unit (default 16MiB; 4MiB with --quick). The built-in
-    /// workloads are sized by it.
+    /// with a binary unit (default: each of 16MiB, 64MiB and 256MiB; 4MiB
+    /// with --quick). The built-in workloads are sized by it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) limit: Option<u64>,
 

@@ -131,9 +131,33 @@ fn the_host_and_the_model_side_by_side_leave_nothing_behind() {
         r["verdict"]["measured"]
             .as_str()
             .unwrap()
-            .starts_with("closest rule: workingset-")
+            .starts_with("observed (memory.stat read every 16 reads): closest rule workingset-")
+    );
+    let tables = r["tables"].as_array().unwrap();
+    assert!(
+        tables
+            .iter()
+            .any(|t| t["title"] == "error per workload and limit: host observed and left alone"),
+        "the unobserved mode is reported"
     );
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "data removed");
+    // The anonymous workloads swapped to a file of their own under data/:
+    // switched off and deleted.
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+    assert!(
+        !swaps.contains(data.to_str().unwrap()),
+        "a swap file left on: {swaps}"
+    );
+    let cases = r["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["title"] == "the rule closest to the host, per workload")
+        .unwrap()["rows"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(cases >= 3, "{cases} workloads compared");
 }
 
 #[test]

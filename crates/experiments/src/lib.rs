@@ -7,6 +7,7 @@
 //!
 //! Adding an experiment is one module and one line in [`all`].
 #![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
 pub mod arch;
 pub mod bench;

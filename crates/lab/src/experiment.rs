@@ -81,8 +81,10 @@ pub trait Experiment: Sync {
 }
 
 /// An experiment as the harness runs it (every [`Experiment`] is one; an
-/// object-safe trait, so one list holds them all).
-pub trait Run: Sync {
+/// object-safe trait, so one list holds them all). Sealed: the blanket
+/// implementation over [`Experiment`] is the only one, so every experiment
+/// is measured, judged and reported the same way.
+pub trait Run: Sync + sealed::Sealed {
     /// The experiment's identity.
     fn id(&self) -> &'static Identity;
 
@@ -124,6 +126,13 @@ pub trait Run: Sync {
         r.config("seed", ctx.seed).config("quick", ctx.quick);
         r
     }
+}
+
+mod sealed {
+    /// Implemented for every [`super::Experiment`] and nothing else.
+    pub trait Sealed {}
+
+    impl<E: super::Experiment> Sealed for E {}
 }
 
 impl<E: Experiment> Run for E {

@@ -11,7 +11,7 @@ use crate::progress::Bar;
 pub(crate) fn run(args: &FidelityArgs) -> anyhow::Result<u8> {
     let mut o = Options::new(args.seed, args.quick);
     if let Some(limit) = args.limit {
-        o.limit_bytes = limit;
+        o.limits = vec![limit];
     }
     if !args.rules.is_empty() {
         o.rules = args.rules.clone();

@@ -274,19 +274,23 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// Parses and checks a scenario. `name` is used in errors.
-pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
-    let err = |offset: usize, message: String| ScenarioError {
-        file: name.to_owned(),
-        line: line_of(text, offset),
-        message,
-    };
-    let raw: RawScenario = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        err(offset, e.message().trim().to_owned())
-    })?;
-    let m = &raw.machine;
-    let size = |v: &Spanned<String>, key: &str| {
+/// Where parse errors point: the scenario's text and name.
+struct Src<'a> {
+    text: &'a str,
+    name: &'a str,
+}
+
+impl Src<'_> {
+    fn err(&self, offset: usize, message: String) -> ScenarioError {
+        ScenarioError {
+            file: self.name.to_owned(),
+            line: line_of(self.text, offset),
+            message,
+        }
+    }
+
+    /// A size of `[machine]` (`0` allowed).
+    fn size(&self, v: &Spanned<String>, key: &str) -> Result<u64, ScenarioError> {
         crate::mm::replay::parse_size(v.get_ref())
             .or_else(|e| {
                 if v.get_ref().trim() == "0" {
@@ -295,23 +299,40 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
                     Err(e)
                 }
             })
-            .map_err(|e| err(v.span().start, format!("machine.{key}: {e}")))
-    };
-    let memory = size(&m.memory, "memory")?;
+            .map_err(|e| self.err(v.span().start, format!("machine.{key}: {e}")))
+    }
+
+    /// An optional size in pages (0 when absent).
+    fn pages(&self, v: Option<&Spanned<String>>, key: &str) -> Result<u64, ScenarioError> {
+        v.map_or(Ok(0), |s| {
+            self.size(s, key)
+                .map(|b| b / klab_model::machine::PAGE_SIZE)
+        })
+    }
+}
+
+/// `[machine]`, checked.
+struct MachineSpec {
+    frames: u64,
+    swap_pages: u64,
+    balance: klab_mm_policy::LruBalance,
+    steps: u64,
+    sample_every: u64,
+}
+
+fn parse_machine(src: &Src<'_>, m: &RawMachine) -> Result<MachineSpec, ScenarioError> {
+    let memory = src.size(&m.memory, "memory")?;
     let frames = memory / klab_model::machine::PAGE_SIZE;
     if frames == 0 {
-        return Err(err(
+        return Err(src.err(
             m.memory.span().start,
             "machine.memory: at least one 4 KiB page is needed".into(),
         ));
     }
-    let swap_pages = match &m.swap {
-        Some(s) => size(s, "swap")? / klab_model::machine::PAGE_SIZE,
-        None => 0,
-    };
+    let swap_pages = src.pages(m.swap.as_ref(), "swap")?;
     let balance = match &m.balance {
         Some(b) => b.get_ref().parse().map_err(|e: String| {
-            err(
+            src.err(
                 b.span().start,
                 format!("machine.balance: {e}; use classic, refault-distance or workingset-3.15"),
             )
@@ -320,7 +341,7 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
     };
     let steps = *m.steps.get_ref();
     if steps == 0 {
-        return Err(err(
+        return Err(src.err(
             m.steps.span().start,
             "machine.steps: must be at least 1".into(),
         ));
@@ -330,18 +351,30 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
         .as_ref()
         .map_or((steps / 100).max(1), |s| *s.get_ref());
     if sample_every == 0 {
-        return Err(err(
+        return Err(src.err(
             m.sample_every.as_ref().map_or(0, |s| s.span().start),
             "machine.sample_every: must be at least 1".into(),
         ));
     }
+    Ok(MachineSpec {
+        frames,
+        swap_pages,
+        balance,
+        steps,
+        sample_every,
+    })
+}
 
+fn parse_containers(
+    src: &Src<'_>,
+    raw: &[RawContainer],
+) -> Result<Vec<ContainerSpec>, ScenarioError> {
     let mut containers: Vec<ContainerSpec> = Vec::new();
-    for c in &raw.container {
+    for c in raw {
         let path = c.path.get_ref().clone();
         let at = c.path.span().start;
         if !path.starts_with('/') || path == "/" || path.ends_with('/') {
-            return Err(err(
+            return Err(src.err(
                 at,
                 format!(
                     "container.path: {path:?} is not a container path like /name or /parent/name"
@@ -349,14 +382,14 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
             ));
         }
         if containers.iter().any(|x| x.path == path) {
-            return Err(err(at, format!("container.path: {path} is defined twice")));
+            return Err(src.err(at, format!("container.path: {path} is defined twice")));
         }
         let parent = path
             .rsplit_once('/')
             .map(|(p, _)| if p.is_empty() { "/" } else { p })
             .unwrap_or("/");
         if parent != "/" && !containers.iter().any(|x| x.path == parent) {
-            return Err(err(
+            return Err(src.err(
                 at,
                 format!("container.path: the parent {parent} of {path} must be defined before it"),
             ));
@@ -368,161 +401,194 @@ pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
                     klab_model::machine::PAGE_SIZE,
                 )
                 .map_err(|(errno, msg)| {
-                    err(
+                    src.err(
                         l.span().start,
                         format!("container.limit: {msg} (errno {errno})"),
                     )
                 })?;
-                (l.get_ref().clone(), line_of(text, l.span().start))
+                (l.get_ref().clone(), line_of(src.text, l.span().start))
             }
-            None => ("-1".to_owned(), line_of(text, at)),
+            None => ("-1".to_owned(), line_of(src.text, at)),
         };
         containers.push(ContainerSpec { path, limit, line });
     }
+    Ok(containers)
+}
 
-    let mut tasks: Vec<TaskSpec> = Vec::new();
-    for t in &raw.task {
-        let id = *t.id.get_ref();
-        if tasks.iter().any(|x| x.id == id) {
-            return Err(err(
-                t.id.span().start,
-                format!("task.id: task {id} is defined twice"),
+fn parse_workload(src: &Src<'_>, t: &RawTask, pages: u64) -> Result<Workload, ScenarioError> {
+    let need_file = |w: &str| {
+        t.file.as_ref().map(|f| *f.get_ref()).ok_or_else(|| {
+            src.err(
+                t.workload.span().start,
+                format!("task.file: a {w} workload needs a file"),
+            )
+        })
+    };
+    Ok(match t.workload.get_ref().as_str() {
+        "stream" => Workload::Stream {
+            file: need_file("stream")?,
+            pages,
+        },
+        "loop" => Workload::Loop {
+            file: need_file("loop")?,
+            pages,
+        },
+        "random" => Workload::Random {
+            file: need_file("random")?,
+            pages,
+        },
+        "anon" => Workload::Anon { pages },
+        other => {
+            return Err(src.err(
+                t.workload.span().start,
+                format!(
+                    "task.workload: unknown workload {other:?}; use stream, loop, random or anon"
+                ),
             ));
         }
-        let container = match &t.container {
-            Some(c) => {
-                let p = c.get_ref();
-                if p != "/" && !containers.iter().any(|x| &x.path == p) {
-                    return Err(err(
-                        c.span().start,
-                        format!("task.container: no container {p} is defined"),
-                    ));
-                }
-                p.clone()
-            }
-            None => "/".to_owned(),
-        };
-        let pages = *t.pages.get_ref();
-        if pages == 0 {
-            return Err(err(
-                t.pages.span().start,
-                "task.pages: must be at least 1".into(),
-            ));
-        }
-        let need_file = |w: &str| {
-            t.file.as_ref().map(|f| *f.get_ref()).ok_or_else(|| {
-                err(
-                    t.workload.span().start,
-                    format!("task.file: a {w} workload needs a file"),
-                )
-            })
-        };
-        let workload = match t.workload.get_ref().as_str() {
-            "stream" => Workload::Stream {
-                file: need_file("stream")?,
-                pages,
-            },
-            "loop" => Workload::Loop {
-                file: need_file("loop")?,
-                pages,
-            },
-            "random" => Workload::Random {
-                file: need_file("random")?,
-                pages,
-            },
-            "anon" => Workload::Anon { pages },
-            other => {
-                return Err(err(
-                    t.workload.span().start,
-                    format!(
-                        "task.workload: unknown workload {other:?}; use stream, loop, random or anon"
-                    ),
+    })
+}
+
+fn parse_task(
+    src: &Src<'_>,
+    t: &RawTask,
+    containers: &[ContainerSpec],
+) -> Result<TaskSpec, ScenarioError> {
+    let id = *t.id.get_ref();
+    let container = match &t.container {
+        Some(c) => {
+            let p = c.get_ref();
+            if p != "/" && !containers.iter().any(|x| &x.path == p) {
+                return Err(src.err(
+                    c.span().start,
+                    format!("task.container: no container {p} is defined"),
                 ));
             }
-        };
-        let weight = t.weight.as_ref().map_or(1, |w| *w.get_ref());
-        if weight == 0 {
-            return Err(err(
-                t.weight.as_ref().map_or(0, |w| w.span().start),
-                "task.weight: must be at least 1".into(),
+            p.clone()
+        }
+        None => "/".to_owned(),
+    };
+    let pages = *t.pages.get_ref();
+    if pages == 0 {
+        return Err(src.err(
+            t.pages.span().start,
+            "task.pages: must be at least 1".into(),
+        ));
+    }
+    let workload = parse_workload(src, t, pages)?;
+    let weight = t.weight.as_ref().map_or(1, |w| *w.get_ref());
+    if weight == 0 {
+        return Err(src.err(
+            t.weight.as_ref().map_or(0, |w| w.span().start),
+            "task.weight: must be at least 1".into(),
+        ));
+    }
+    let start = t.start.as_ref().map_or(0, |s| *s.get_ref());
+    let stop = t.stop.as_ref().map_or(u64::MAX, |s| *s.get_ref());
+    if stop <= start {
+        return Err(src.err(
+            t.stop.as_ref().map_or(0, |s| s.span().start),
+            "task.stop: must come after start".into(),
+        ));
+    }
+    Ok(TaskSpec {
+        id,
+        container,
+        workload,
+        weight,
+        active: start..stop,
+        write: t.write.unwrap_or(false),
+    })
+}
+
+fn parse_tasks(
+    src: &Src<'_>,
+    raw: &[RawTask],
+    containers: &[ContainerSpec],
+) -> Result<Vec<TaskSpec>, ScenarioError> {
+    let mut tasks: Vec<TaskSpec> = Vec::new();
+    for t in raw {
+        if tasks.iter().any(|x| x.id == *t.id.get_ref()) {
+            return Err(src.err(
+                t.id.span().start,
+                format!("task.id: task {} is defined twice", t.id.get_ref()),
             ));
         }
-        let start = t.start.as_ref().map_or(0, |s| *s.get_ref());
-        let stop = t.stop.as_ref().map_or(u64::MAX, |s| *s.get_ref());
-        if stop <= start {
-            return Err(err(
-                t.stop.as_ref().map_or(0, |s| s.span().start),
-                "task.stop: must come after start".into(),
-            ));
-        }
-        tasks.push(TaskSpec {
-            id,
-            container,
-            workload,
-            weight,
-            active: start..stop,
-            write: t.write.unwrap_or(false),
-        });
+        tasks.push(parse_task(src, t, containers)?);
     }
     if tasks.is_empty() {
-        return Err(err(
-            text.len(),
+        return Err(src.err(
+            src.text.len(),
             "a scenario needs at least one [[task]]".into(),
         ));
     }
-    let reserved_pages = match &m.reserved {
-        Some(s) => size(s, "reserved")? / klab_model::machine::PAGE_SIZE,
-        None => 0,
+    Ok(tasks)
+}
+
+fn parse_hwpoison(
+    src: &Src<'_>,
+    h: &RawHwpoison,
+    tasks: &[TaskSpec],
+) -> Result<HwpoisonSpec, ScenarioError> {
+    let rate = match &h.rate {
+        Some(r) if !(0.0..=1e6).contains(r.get_ref()) => {
+            return Err(src.err(
+                r.span().start,
+                "hwpoison.rate: errors per million accesses, from 0 to 1000000".into(),
+            ));
+        }
+        Some(r) => *r.get_ref(),
+        None => 0.0,
     };
-    let slab_pages = match &m.slab {
-        Some(s) => size(s, "slab")? / klab_model::machine::PAGE_SIZE,
-        None => 0,
-    };
-    if reserved_pages + slab_pages >= frames {
-        return Err(err(
-            m.memory.span().start,
+    for c in &h.catch_sigbus {
+        if !tasks.iter().any(|t| t.id == *c) {
+            return Err(src.err(
+                src.text.find("catch_sigbus").unwrap_or(0),
+                format!("hwpoison.catch_sigbus: no task {c}"),
+            ));
+        }
+    }
+    Ok(HwpoisonSpec {
+        recovery: h.recovery.unwrap_or(true),
+        early_kill: h.early_kill.unwrap_or(false),
+        rate_per_million: rate,
+        inject: h.inject.iter().map(|i| (i.step, i.pfn)).collect(),
+        catch_sigbus: h.catch_sigbus.clone(),
+    })
+}
+
+/// Parses and checks a scenario. `name` is used in errors.
+pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
+    let src = Src { text, name };
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        src.err(offset, e.message().trim().to_owned())
+    })?;
+    let m = parse_machine(&src, &raw.machine)?;
+    let containers = parse_containers(&src, &raw.container)?;
+    let tasks = parse_tasks(&src, &raw.task, &containers)?;
+    let reserved_pages = src.pages(raw.machine.reserved.as_ref(), "reserved")?;
+    let slab_pages = src.pages(raw.machine.slab.as_ref(), "slab")?;
+    if reserved_pages + slab_pages >= m.frames {
+        return Err(src.err(
+            raw.machine.memory.span().start,
             "machine: reserved and slab take all of memory".into(),
         ));
     }
-    let hwpoison = match &raw.hwpoison {
-        Some(h) => {
-            let rate = match &h.rate {
-                Some(r) if !(0.0..=1e6).contains(r.get_ref()) => {
-                    return Err(err(
-                        r.span().start,
-                        "hwpoison.rate: errors per million accesses, from 0 to 1000000".into(),
-                    ));
-                }
-                Some(r) => *r.get_ref(),
-                None => 0.0,
-            };
-            for c in &h.catch_sigbus {
-                if !tasks.iter().any(|t| t.id == *c) {
-                    return Err(err(
-                        text.find("catch_sigbus").unwrap_or(0),
-                        format!("hwpoison.catch_sigbus: no task {c}"),
-                    ));
-                }
-            }
-            Some(HwpoisonSpec {
-                recovery: h.recovery.unwrap_or(true),
-                early_kill: h.early_kill.unwrap_or(false),
-                rate_per_million: rate,
-                inject: h.inject.iter().map(|i| (i.step, i.pfn)).collect(),
-                catch_sigbus: h.catch_sigbus.clone(),
-            })
-        }
-        None => None,
-    };
+    let hwpoison = raw
+        .hwpoison
+        .as_ref()
+        .map(|h| parse_hwpoison(&src, h, &tasks))
+        .transpose()?;
     Ok(Scenario {
-        frames,
-        swap_pages,
+        frames: m.frames,
+        swap_pages: m.swap_pages,
         reserved_pages,
         slab_pages,
         hwpoison,
-        balance,
-        steps,
-        sample_every,
+        balance: m.balance,
+        steps: m.steps,
+        sample_every: m.sample_every,
         containers,
         tasks,
     })
