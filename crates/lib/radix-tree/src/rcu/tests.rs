@@ -501,3 +501,112 @@ fn dropping_the_tree_frees_nodes_and_items() {
     // Dropped at once, not deferred: the tree had no reader left.
     assert_eq!(Arc::strong_count(&item), 1);
 }
+
+/// `call_rcu()` semantics through the tree: an item deleted while this
+/// thread is inside a section is not dropped before the section ends, and
+/// `barrier()` drops it after; writes from inside a section (which must
+/// not wait for it) queue their garbage instead of blocking.
+#[test]
+fn a_deleted_item_outlives_the_section_that_saw_it() {
+    let t = RcuRadixTree::<Arc<u64>>::new();
+    let item = Arc::new(9u64);
+    let n = ops(1000, 200) as u64;
+    {
+        let mut w = t.lock();
+        w.insert(0, Arc::clone(&item)).unwrap();
+        for i in 1..=n {
+            w.insert(i, Arc::new(i)).unwrap();
+        }
+    }
+    let r = t.read();
+    let seen = r.get(0).unwrap();
+    // Deletes from inside a section, each under its own lock: more than a
+    // batch of garbage, and the writer never waits for this section.
+    for i in 0..=n {
+        t.lock().delete(i).unwrap();
+    }
+    assert_eq!(*seen, 9);
+    assert_eq!(
+        Arc::strong_count(&item),
+        2,
+        "dropped inside the section that saw it"
+    );
+    drop(r);
+    t.barrier();
+    assert_eq!(Arc::strong_count(&item), 1);
+    assert!(t.lock().is_empty());
+}
+
+#[test]
+#[should_panic(expected = "inside a read-side section")]
+fn barrier_inside_a_section_panics_rather_than_waiting_for_itself() {
+    let t = RcuRadixTree::<Box<u64>>::new();
+    let _r = t.read();
+    t.barrier();
+}
+
+/// Nested sections on one thread: the inner one's end does not end the
+/// outer one (`rcu_read_lock()` nesting).
+#[test]
+fn nested_sections_end_with_the_outermost() {
+    let t = Arc::new(RcuRadixTree::<Arc<u64>>::new());
+    let item = Arc::new(3u64);
+    t.lock().insert(5, Arc::clone(&item)).unwrap();
+    let outer = t.read();
+    let seen = outer.get(5).unwrap();
+    {
+        let inner = t.read();
+        assert_eq!(inner.get(5), Some(&3));
+    }
+    t.lock().delete(5).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let barrier = {
+        let (t, item) = (Arc::clone(&t), Arc::clone(&item));
+        // Another thread's barrier must wait for `outer`: it cannot drop
+        // the item while `seen` is still read below.
+        std::thread::spawn(move || {
+            t.barrier();
+            tx.send(Arc::strong_count(&item)).unwrap();
+        })
+    };
+    assert_eq!(*seen, 3);
+    assert!(
+        rx.try_recv().is_err(),
+        "a barrier finished while a section that saw the item was open"
+    );
+    drop(outer);
+    let count = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the barrier did not finish within 60 s of the section's end");
+    // Ours and the barrier thread's clone: the tree's reference is gone.
+    assert_eq!(count, 2);
+    barrier.join().unwrap();
+}
+
+/// A thread that exits inside a section it never left (a guard passed to
+/// `mem::forget`) does not hold grace periods open after it is gone.
+#[test]
+fn a_forgotten_guard_ends_with_its_thread() {
+    let t = Arc::new(RcuRadixTree::<Arc<u64>>::new());
+    let item = Arc::new(1u64);
+    t.lock().insert(1, Arc::clone(&item)).unwrap();
+    {
+        let t = Arc::clone(&t);
+        std::thread::spawn(move || std::mem::forget(t.read()))
+            .join()
+            .unwrap();
+    }
+    t.lock().delete(1).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let waiter = {
+        let t = Arc::clone(&t);
+        std::thread::spawn(move || {
+            t.barrier();
+            tx.send(()).unwrap();
+        })
+    };
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("a grace period waited 60 s for a thread that had exited");
+    waiter.join().unwrap();
+    assert_eq!(Arc::strong_count(&item), 1);
+}
