@@ -37,7 +37,7 @@
 //!
 //! On one CPU (`taskset -c 0 klab run radix-tree-lockless`), readers and
 //! the writer never run at once: the read lock's shared counter stays in
-//! one cache and is taken uncontended, costing about what an RCU section
+//! one cache and is taken uncontended, costing about what an epoch pin
 //! costs, so the ratio falls to about 1 and the noise of a shared machine
 //! decides the sign. The figures are wall-clock, so no test asserts a run's
 //! outcome; `judge` is tested on data where the lock wins.
