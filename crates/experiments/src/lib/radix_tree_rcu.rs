@@ -23,9 +23,7 @@
 //! sleeps between. Structures are measured in turn, round after round
 //! (interleaved, so a load that comes and goes on a shared machine falls on
 //! all of them; the order rotates each round), and each figure is the
-//! median of its rounds. The readers' sections are
-//! `klab_radix_tree::rcu`'s (a counter store and a compiler barrier when
-//! the process has membarrier, which the reports say).
+//! median of its rounds.
 //!
 //! # Verdict (`radix-tree-lockless`)
 //!
@@ -406,20 +404,10 @@ pub fn bench_part(ctx: &Ctx<'_>) -> BenchPart {
     BenchPart {
         tables: vec![t, s],
         targets,
-        notes: vec![
-            format!(
-                "{} cores: readers {counts:?}; the writer is one more thread, so with all cores reading it takes time from them",
-                cores()
-            ),
-            format!(
-                "lockless read-side sections: membarrier {}",
-                if klab_radix_tree::rcu::uses_membarrier() {
-                    "in use (a counter store and a compiler barrier)"
-                } else {
-                    "unavailable (a counter store and a full fence)"
-                }
-            ),
-        ],
+        notes: vec![format!(
+            "{} cores: readers {counts:?}; the writer is one more thread, so with all cores reading it takes time from them",
+            cores()
+        )],
     }
 }
 
@@ -589,14 +577,8 @@ impl Experiment for RadixTreeLockless {
         r.table(t).series(plot);
         r.host = Host::measured(vec![
             format!("{} CPUs available to this process", d.cores),
-            format!(
-                "each lookup a read-side section of its own: an RCU section (membarrier {}), or a read lock",
-                if klab_radix_tree::rcu::uses_membarrier() {
-                    "in use: a counter store and a compiler barrier"
-                } else {
-                    "unavailable: a counter store and a full fence"
-                }
-            ),
+            "each lookup a read-side section of its own: a crossbeam-epoch pin, or a read lock"
+                .to_owned(),
         ]);
     }
 }

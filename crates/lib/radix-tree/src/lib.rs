@@ -99,9 +99,9 @@
 //! assert_eq!((pages.height(), pages.nodes()), (0, 0));
 //! pages.assert_invariants();
 //! ```
-// `unsafe` lives only in `rcu` (atomic tagged-pointer slots, deferred
-// frees, membarrier), which allows it, and in `contention`'s thread CPU
-// clock; the single-threaded tree is safe code.
+// `unsafe` lives only in `rcu` (atomic tagged-pointer slots and deferred
+// frees), which allows it, and in `contention`'s thread CPU clock; the
+// single-threaded tree is safe code.
 #![deny(unsafe_code)]
 
 #[cfg(target_pointer_width = "64")]

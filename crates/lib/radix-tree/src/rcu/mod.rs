@@ -23,9 +23,7 @@
 //!   change the tree in place with atomic stores.
 //! * **Grace periods**: a node a writer unlinks and an item it removes are
 //!   freed only after every reader pinned at that moment has unpinned
-//!   (`call_rcu()`), through this crate's own RCU, liburcu's "memb"
-//!   flavour on membarrier(2) (`memb.rs`, which has its own ordering
-//!   argument, and `epoch.rs`).
+//!   (`call_rcu()`), through crossbeam-epoch (see `epoch.rs`).
 //!
 //! # Memory ordering: why a reader sees the old or the new slot
 //!
@@ -68,8 +66,8 @@
 //!    retires it; it is freed once every reader pinned before that store
 //!    has unpinned. A reader that pins later cannot reach it: it loads the
 //!    root after pinning, and the pin is ordered before those loads (the
-//!    reader's counter store and compiler barrier against the writer's
-//!    membarrier: `memb.rs`, 1), so it sees the unlinking store. So every reference a pinned reader holds stays
+//!    fence in crossbeam's pin and in its collection), so it sees the
+//!    unlinking store. So every reference a pinned reader holds stays
 //!    valid until it unpins, which is what bounds the references
 //!    [`ReadGuard`] lends to the guard's lifetime.
 //! 6. **Delete and re-insert of the same index.** A reader that loaded item
@@ -132,7 +130,6 @@
 
 mod epoch;
 mod layout;
-mod memb;
 mod sync;
 mod write;
 
@@ -156,15 +153,6 @@ use epoch::Domain;
 use layout::{Shared, decode};
 use sync::{AtomicPtr, AtomicU8, Mutex, Ordering};
 use write::Writer;
-
-/// True when the shared tree's readers enter a section with a compiler
-/// barrier because the process registered for membarrier(2), false when
-/// they use a full fence (no membarrier here, or before any tree was read
-/// or written). For reports: the read-side cost differs by a fence.
-#[cfg(not(loom))]
-pub fn uses_membarrier() -> bool {
-    memb::membarrier_in_use()
-}
 
 /// A radix tree that any number of threads read without a lock while one
 /// writer at a time changes it: the page cache's tree from 2.6.27 on. See
@@ -231,18 +219,6 @@ impl<P: SharedPointer + Send + Sync + 'static, const SHIFT: u32> RcuRadixTree<P,
             tree: self,
             _pin: self.domain.pin(),
         }
-    }
-
-    /// `rcu_barrier()`: waits until every node and item retired so far
-    /// has been freed (writers otherwise free them in batches, after a
-    /// grace period, when later writes unlock the tree).
-    ///
-    /// # Panics
-    ///
-    /// When called inside a read-side section on this thread, which it
-    /// would wait for.
-    pub fn barrier(&self) {
-        self.domain.barrier();
     }
 
     /// `spin_lock(&mapping->tree_lock)`: the writer's lock. Readers do not

@@ -6,18 +6,18 @@
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::{Mutex, MutexGuard};
 
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::fence;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use loom::sync::{Mutex, MutexGuard};
 
-// For the grace-period model of `epoch.rs` under loom.
+// For the grace-period model of `epoch.rs` (under loom and Miri).
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::AtomicUsize;
+pub(crate) use loom::sync::atomic::{AtomicUsize, fence};
+#[cfg(all(miri, not(loom)))]
+pub(crate) use std::sync::atomic::{AtomicUsize, fence};
 
 /// A busy-wait step: the CPU's pause hint, or under loom a yield, which
 /// tells the model checker this thread waits for another.

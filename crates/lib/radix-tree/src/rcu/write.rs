@@ -715,8 +715,7 @@ impl<'t, P: SharedPointer + Send + Sync + 'static, const SHIFT: u32> WriteGuard<
 
 impl<P: SharedPointer, const SHIFT: u32> Drop for WriteGuard<'_, P, SHIFT> {
     /// Unpins, unlocks, then lets the domain run destructors whose grace
-    /// period is over and start the next grace period (`epoch.rs`): the
-    /// writer, not the readers, does the RCU's work.
+    /// period is over (under loom; crossbeam collects on its own).
     fn drop(&mut self) {
         drop(self.pin.take());
         drop(self.w.take());
