@@ -22,7 +22,8 @@
 //! `pairs_per_sec / 1000` delete-and-insert pairs each millisecond and
 //! sleeps between. Structures are measured in turn, round after round
 //! (interleaved, so a load that comes and goes on a shared machine falls on
-//! all of them), and each figure is the median of its rounds.
+//! all of them; the order rotates each round), and each figure is the
+//! median of its rounds.
 //!
 //! # Verdict (`radix-tree-lockless`)
 //!
@@ -39,14 +40,12 @@
 //! decides the sign. The figures are wall-clock, so no test asserts a run's
 //! outcome; `judge` is tested on data where the lock wins.
 
-use std::hash::BuildHasherDefault;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use klab_radix_tree::RadixTree;
-use klab_radix_tree::contention::{self, ConcurrentMap, Measured, Writer};
+use klab_radix_tree::contention::{self, Dash, Measured, Papaya, Writer};
 use klab_radix_tree::keysets::{KeySet, shuffled};
-use rustc_hash::FxHasher;
 
 use serde::{Deserialize, Serialize};
 
@@ -60,38 +59,6 @@ pub const PAIRS_PER_SEC: u64 = 20_000;
 /// Lookups without locking over lookups under the `RwLock`, at least, at
 /// every reader count.
 pub const MIN_SPEEDUP: f64 = 1.0;
-
-type Fx = BuildHasherDefault<FxHasher>;
-
-/// dashmap: shards, each under an `RwLock`.
-struct Dash(dashmap::DashMap<u64, u64, Fx>);
-
-impl ConcurrentMap for Dash {
-    fn read(&self, key: u64) -> u64 {
-        self.0.get(&key).map_or(0, |v| *v)
-    }
-    fn insert(&self, key: u64, value: u64) {
-        self.0.insert(key, value);
-    }
-    fn delete(&self, key: u64) {
-        self.0.remove(&key);
-    }
-}
-
-/// papaya: lock-free reads, a guard per lookup.
-struct Papaya(papaya::HashMap<u64, u64, Fx>);
-
-impl ConcurrentMap for Papaya {
-    fn read(&self, key: u64) -> u64 {
-        self.0.pin().get(&key).copied().unwrap_or(0)
-    }
-    fn insert(&self, key: u64, value: u64) {
-        self.0.pin().insert(key, value);
-    }
-    fn delete(&self, key: u64) {
-        self.0.pin().remove(&key);
-    }
-}
 
 /// The structures, in table order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,14 +108,8 @@ impl Built {
                 Vec::new()
             }
         };
-        let dash = Dash(dashmap::DashMap::with_hasher(Fx::default()));
-        for k in some(Structure::DashMap) {
-            dash.0.insert(k, k);
-        }
-        let papaya = Papaya(papaya::HashMap::with_hasher(Fx::default()));
-        for k in some(Structure::Papaya) {
-            papaya.0.pin().insert(k, k);
-        }
+        let dash = Dash::with_keys(&some(Structure::DashMap));
+        let papaya = Papaya::with_keys(&some(Structure::Papaya));
         Built {
             rcu: contention::rcu_tree(&some(Structure::Rcu)),
             rwlock_radix: contention::rwlock_tree(&some(Structure::RwLockRadix)),
@@ -201,12 +162,23 @@ pub struct Contended {
     /// Median writes per second the writer achieved beside the lockless
     /// tree's readers.
     pub writes: f64,
+    /// Median lookups per second of the readers' own CPU time, per
+    /// structure (NaN without a thread CPU clock).
+    pub per_cpu: Vec<(Structure, f64)>,
 }
 
 impl Contended {
     /// Median lookups per second of `s`.
     pub fn of(&self, s: Structure) -> f64 {
         self.lookups
+            .iter()
+            .find(|(x, _)| *x == s)
+            .map_or(f64::NAN, |&(_, v)| v)
+    }
+
+    /// Median lookups per reader CPU-second of `s`.
+    pub fn per_cpu_of(&self, s: Structure) -> f64 {
+        self.per_cpu
             .iter()
             .find(|(x, _)| *x == s)
             .map_or(f64::NAN, |&(_, v)| v)
@@ -233,10 +205,13 @@ pub fn contended(
     let built = Built::new(&keys, structures);
     let mut samples: Vec<Vec<Vec<Measured>>> =
         vec![vec![Vec::new(); structures.len()]; reader_counts.len()];
-    for _ in 0..rounds {
+    for round in 0..rounds {
         for (ri, &readers) in reader_counts.iter().enumerate() {
-            for (si, &s) in structures.iter().enumerate() {
-                samples[ri][si].push(built.run(s, &probes, readers, &writer, d));
+            // The order rotates from round to round, so no structure always
+            // runs first, or after the same one.
+            for k in 0..structures.len() {
+                let si = (round + k) % structures.len();
+                samples[ri][si].push(built.run(structures[si], &probes, readers, &writer, d));
             }
         }
     }
@@ -251,6 +226,16 @@ pub fn contended(
                 .iter()
                 .zip(&per)
                 .map(|(&s, ms)| (s, median(ms.iter().map(|m| m.lookups_per_sec).collect())))
+                .collect(),
+            per_cpu: structures
+                .iter()
+                .zip(&per)
+                .map(|(&s, ms)| {
+                    (
+                        s,
+                        median(ms.iter().map(|m| m.lookups_per_cpu_sec).collect()),
+                    )
+                })
                 .collect(),
         })
         .collect()
@@ -342,8 +327,10 @@ pub struct BenchPart {
 /// The lockless part of `klab bench radix-tree`.
 pub fn bench_part(ctx: &Ctx<'_>) -> BenchPart {
     let n: usize = ctx.size(100_000, 10_000);
-    let rounds: usize = ctx.size(9, 1);
-    let d = Duration::from_millis(ctx.size(100, 30));
+    // Many short rounds: on a shared machine the share of the CPUs a run
+    // gets varies from run to run, and the median of more runs moves less.
+    let rounds: usize = ctx.size(21, 1);
+    let d = Duration::from_millis(ctx.size(50, 30));
     let counts = contention::reader_counts();
     let all = [
         Structure::Rcu,
@@ -354,7 +341,11 @@ pub fn bench_part(ctx: &Ctx<'_>) -> BenchPart {
     ];
     let mut cols = vec!["keys", "readers"];
     cols.extend(all.iter().map(|s| s.name()));
-    cols.extend(["lockless / RwLock<RadixTree>", "writes/s (lockless run)"]);
+    cols.extend([
+        "lockless / RwLock<RadixTree>",
+        "writes/s (lockless run)",
+        "lockless / RwLock<RadixTree>, per reader CPU-second",
+    ]);
     let mut t = Table::new(
         &format!(
             "Lookups per second, all readers, one writer at {} writes/s ({n} keys; median of {rounds} interleaved runs of {} ms)",
@@ -372,7 +363,8 @@ pub fn bench_part(ctx: &Ctx<'_>) -> BenchPart {
             let ratio = c.of(Structure::Rcu) / c.of(Structure::RwLockRadix);
             let mut row = cells![set.name(), c.readers];
             row.extend(all.iter().map(|&s| c.of(s).into()));
-            row.extend(cells![ratio, c.writes]);
+            let cpu_ratio = c.per_cpu_of(Structure::Rcu) / c.per_cpu_of(Structure::RwLockRadix);
+            row.extend(cells![ratio, c.writes, cpu_ratio]);
             t.row(row);
             targets.push((
                 "lockless lookups vs RwLock<RadixTree>, writer running".to_owned(),

@@ -19,52 +19,18 @@
 //!
 //! Run: `cargo bench -p klab-radix-tree --bench rcu`.
 
-use std::hash::BuildHasherDefault;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use klab_radix_tree::RadixTree;
-use klab_radix_tree::contention::{self, ConcurrentMap, Writer};
+use klab_radix_tree::contention::{self, ConcurrentMap, Dash, Papaya, Writer};
 use klab_radix_tree::keysets::{KeySet, shuffled};
-use rustc_hash::FxHasher;
 
 const N: usize = 100_000;
 const SEED: u64 = 1;
 const PAIRS_PER_SEC: u64 = 20_000;
-
-type Fx = BuildHasherDefault<FxHasher>;
-
-/// dashmap: shards, each under an `RwLock`.
-struct Dash(dashmap::DashMap<u64, u64, Fx>);
-
-impl ConcurrentMap for Dash {
-    fn read(&self, key: u64) -> u64 {
-        self.0.get(&key).map_or(0, |v| *v)
-    }
-    fn insert(&self, key: u64, value: u64) {
-        self.0.insert(key, value);
-    }
-    fn delete(&self, key: u64) {
-        self.0.remove(&key);
-    }
-}
-
-/// papaya: lock-free reads, with a guard per lookup.
-struct Papaya(papaya::HashMap<u64, u64, Fx>);
-
-impl ConcurrentMap for Papaya {
-    fn read(&self, key: u64) -> u64 {
-        self.0.pin().get(&key).copied().unwrap_or(0)
-    }
-    fn insert(&self, key: u64, value: u64) {
-        self.0.pin().insert(key, value);
-    }
-    fn delete(&self, key: u64) {
-        self.0.pin().remove(&key);
-    }
-}
 
 fn single(c: &mut Criterion) {
     for set in [KeySet::Dense, KeySet::Clustered] {
@@ -162,7 +128,6 @@ fn contended(c: &mut Criterion) {
             pairs_per_sec: PAIRS_PER_SEC,
             churn: shuffled(&keys, SEED + 1),
         };
-        let fx = Fx::default();
         for readers in contention::reader_counts() {
             let group = format!("rcu_contended/{}/{readers}r", set.name());
             let t = contention::rcu_tree(&keys);
@@ -174,16 +139,10 @@ fn contended(c: &mut Criterion) {
             let t = contention::rwlock_btree(&keys);
             contended_one(c, &group, "rwlock_btree", &t, &probes, readers, &writer);
             drop(t);
-            let d = Dash(dashmap::DashMap::with_hasher(fx.clone()));
-            for &k in &keys {
-                d.0.insert(k, k);
-            }
+            let d = Dash::with_keys(&keys);
             contended_one(c, &group, "dashmap", &d, &probes, readers, &writer);
             drop(d);
-            let p = Papaya(papaya::HashMap::with_hasher(fx.clone()));
-            for &k in &keys {
-                p.0.pin().insert(k, k);
-            }
+            let p = Papaya::with_keys(&keys);
             contended_one(c, &group, "papaya", &p, &probes, readers, &writer);
         }
     }

@@ -12,8 +12,8 @@
 //!
 //! The maps are behind [`ConcurrentMap`]; this module has the shared tree,
 //! the single-threaded tree under a `std::sync::RwLock` and `BTreeMap`
-//! under a `RwLock`. Concurrent hash maps (dashmap, papaya) are added by
-//! the benchmarks that depend on them.
+//! under a `RwLock`, and with the `peers` feature the concurrent hash maps
+//! made for the job, [`Dash`] and [`Papaya`].
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -98,6 +98,80 @@ impl ConcurrentMap for RwLock<BTreeMap<u64, u64>> {
     }
 }
 
+#[cfg(feature = "peers")]
+pub use peers::{Dash, Fx, Papaya};
+
+/// Concurrent hash maps as benchmark peers (feature `peers`).
+#[cfg(feature = "peers")]
+mod peers {
+    use std::hash::BuildHasherDefault;
+
+    use rustc_hash::FxHasher;
+
+    use super::ConcurrentMap;
+
+    /// The peers' hasher: FxHash, as fast as a hash of a `u64` gets, so the
+    /// maps are not held back by SipHash.
+    pub type Fx = BuildHasherDefault<FxHasher>;
+
+    /// dashmap: shards, each under an `RwLock`; values inline.
+    pub struct Dash(pub dashmap::DashMap<u64, u64, Fx>);
+
+    impl Dash {
+        /// A map holding `keys` (each key's value is the key).
+        pub fn with_keys(keys: &[u64]) -> Self {
+            let d = Dash(dashmap::DashMap::with_hasher(Fx::default()));
+            for &k in keys {
+                d.0.insert(k, k);
+            }
+            d
+        }
+    }
+
+    impl ConcurrentMap for Dash {
+        #[inline]
+        fn read(&self, key: u64) -> u64 {
+            self.0.get(&key).map_or(0, |v| *v)
+        }
+        fn insert(&self, key: u64, value: u64) {
+            self.0.insert(key, value);
+        }
+        fn delete(&self, key: u64) {
+            self.0.remove(&key);
+        }
+    }
+
+    /// papaya: lock-free reads, a guard (seize) per lookup.
+    pub struct Papaya(pub papaya::HashMap<u64, u64, Fx>);
+
+    impl Papaya {
+        /// A map holding `keys` (each key's value is the key).
+        pub fn with_keys(keys: &[u64]) -> Self {
+            let p = Papaya(papaya::HashMap::with_hasher(Fx::default()));
+            {
+                let m = p.0.pin();
+                for &k in keys {
+                    m.insert(k, k);
+                }
+            }
+            p
+        }
+    }
+
+    impl ConcurrentMap for Papaya {
+        #[inline]
+        fn read(&self, key: u64) -> u64 {
+            self.0.pin().get(&key).copied().unwrap_or(0)
+        }
+        fn insert(&self, key: u64, value: u64) {
+            self.0.pin().insert(key, value);
+        }
+        fn delete(&self, key: u64) {
+            self.0.pin().remove(&key);
+        }
+    }
+}
+
 /// The shared tree holding `keys` (each key's value is the key).
 pub fn rcu_tree(keys: &[u64]) -> RcuRadixTree<Box<u64>> {
     let t = RcuRadixTree::new();
@@ -142,6 +216,33 @@ pub struct Measured {
     pub lookups_per_sec: f64,
     /// Writes (deletes and inserts) per second the writer achieved.
     pub writes_per_sec: f64,
+    /// Lookups per second of the reader threads' own CPU time (all their
+    /// lookups over the CPU time they used): unlike the wall-clock figure,
+    /// it does not move with the share of the CPUs other processes leave
+    /// the readers (their caches' state still counts). NaN where there is
+    /// no per-thread CPU clock.
+    pub lookups_per_cpu_sec: f64,
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), where the
+/// OS has one.
+#[allow(unsafe_code)]
+pub fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(all(target_os = "linux", not(loom)))]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the call's
+        // duration; the call writes only it.
+        let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        (r == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+    #[cfg(not(all(target_os = "linux", not(loom))))]
+    {
+        None
+    }
 }
 
 /// One reader's loop: lookups over `probes` from `start`, cyclically, until
@@ -208,28 +309,39 @@ pub fn run<M: ConcurrentMap>(
 ) -> Measured {
     let stop = AtomicBool::new(false);
     let writes = AtomicU64::new(0);
-    let (lookups, elapsed) = thread::scope(|s| {
+    let (lookups, cpu, elapsed) = thread::scope(|s| {
         let w = s.spawn(|| writer_loop(map, writer, &stop, &writes));
         let start = Instant::now();
         let handles: Vec<_> = (0..readers)
             .map(|r| {
                 let stop = &stop;
-                s.spawn(move || reader_loop(map, probes, r * probes.len() / readers.max(1), stop))
+                s.spawn(move || {
+                    let cpu = thread_cpu_time();
+                    let n = reader_loop(map, probes, r * probes.len() / readers.max(1), stop);
+                    let cpu = cpu.zip(thread_cpu_time()).map(|(a, b)| b - a);
+                    (n, cpu)
+                })
             })
             .collect();
         thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);
-        let lookups: u64 = handles
-            .into_iter()
-            .map(|h| h.join().expect("reader panicked"))
-            .sum();
+        let mut lookups = 0u64;
+        let mut cpu = Some(Duration::ZERO);
+        for h in handles {
+            let (n, c) = h.join().expect("reader panicked");
+            lookups += n;
+            cpu = cpu.zip(c).map(|(a, b)| a + b);
+        }
         let elapsed = start.elapsed();
         w.join().expect("writer panicked");
-        (lookups, elapsed)
+        (lookups, cpu, elapsed)
     });
     Measured {
         lookups_per_sec: lookups as f64 / elapsed.as_secs_f64(),
         writes_per_sec: writes.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        lookups_per_cpu_sec: cpu
+            .filter(|c| !c.is_zero())
+            .map_or(f64::NAN, |c| lookups as f64 / c.as_secs_f64()),
     }
 }
 
@@ -257,6 +369,10 @@ mod tests {
         let t = rcu_tree(&keys);
         let m = run(&t, &keys, 1, &w, Duration::from_millis(100));
         assert!(m.lookups_per_sec > 0.0);
+        if cfg!(target_os = "linux") {
+            // The reader's CPU time is at most the run's wall-clock time.
+            assert!(m.lookups_per_cpu_sec >= m.lookups_per_sec * 0.99, "{m:?}");
+        }
         // Whatever the pace achieved, the tree ends with every key.
         let r = t.read();
         assert!(keys.iter().all(|&k| r.get(k) == Some(&k)));
@@ -267,5 +383,25 @@ mod tests {
         let b = rwlock_btree(&keys);
         assert_eq!(ConcurrentMap::read(&b, 5), 5);
         assert_eq!(reader_counts()[0], 1);
+    }
+
+    #[cfg(feature = "peers")]
+    #[test]
+    fn the_peers_hold_their_keys_through_a_run() {
+        let keys: Vec<u64> = (0..500).collect();
+        let w = Writer {
+            pairs_per_sec: 10_000,
+            churn: keys.iter().copied().step_by(3).collect(),
+        };
+        let d = Dash::with_keys(&keys);
+        let p = Papaya::with_keys(&keys);
+        assert!(run(&d, &keys, 1, &w, Duration::from_millis(30)).lookups_per_sec > 0.0);
+        assert!(run(&p, &keys, 1, &w, Duration::from_millis(30)).lookups_per_sec > 0.0);
+        for k in keys {
+            assert_eq!(
+                (ConcurrentMap::read(&d, k), ConcurrentMap::read(&p, k)),
+                (k, k)
+            );
+        }
     }
 }

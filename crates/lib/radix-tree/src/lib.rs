@@ -100,7 +100,8 @@
 //! pages.assert_invariants();
 //! ```
 // `unsafe` lives only in `rcu` (atomic tagged-pointer slots and deferred
-// frees), which allows it; the single-threaded tree is safe code.
+// frees), which allows it, and in `contention`'s thread CPU clock; the
+// single-threaded tree is safe code.
 #![deny(unsafe_code)]
 
 #[cfg(target_pointer_width = "64")]
