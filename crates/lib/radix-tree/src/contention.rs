@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -258,7 +258,9 @@ pub fn reader_loop<M: ConcurrentMap>(
     let mut i = start % probes.len();
     let mut done = 0u64;
     let mut sum = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    // At least one batch, even when `stop` is already set: a reader the
+    // scheduler started late still measures something.
+    loop {
         for _ in 0..64 {
             sum = sum.wrapping_add(map.read(probes[i]));
             i += 1;
@@ -267,6 +269,9 @@ pub fn reader_loop<M: ConcurrentMap>(
             }
         }
         done += 64;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
     }
     black_box(sum);
     done
@@ -309,13 +314,16 @@ pub fn run<M: ConcurrentMap>(
 ) -> Measured {
     let stop = AtomicBool::new(false);
     let writes = AtomicU64::new(0);
+    let started = AtomicUsize::new(0);
     let (lookups, cpu, elapsed) = thread::scope(|s| {
         let w = s.spawn(|| writer_loop(map, writer, &stop, &writes));
         let start = Instant::now();
         let handles: Vec<_> = (0..readers)
             .map(|r| {
                 let stop = &stop;
+                let started = &started;
                 s.spawn(move || {
+                    started.fetch_add(1, Ordering::Relaxed);
                     let cpu = thread_cpu_time();
                     let n = reader_loop(map, probes, r * probes.len() / readers.max(1), stop);
                     let cpu = cpu.zip(thread_cpu_time()).map(|(a, b)| b - a);
@@ -324,6 +332,13 @@ pub fn run<M: ConcurrentMap>(
             })
             .collect();
         thread::sleep(duration);
+        // On a loaded machine a reader may not have run yet: the run lasts
+        // until every reader has started (at most ten seconds more), so
+        // none reports zero lookups for want of a CPU.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while started.load(Ordering::Relaxed) < readers && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
         stop.store(true, Ordering::Relaxed);
         let mut lookups = 0u64;
         let mut cpu = Some(Duration::ZERO);
