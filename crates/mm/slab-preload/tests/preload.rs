@@ -74,6 +74,23 @@ fn git_version_runs_on_the_preload() {
     assert!(String::from_utf8_lossy(&b.stdout).starts_with("git version"));
 }
 
+/// The library carries its own unwinder (build.rs): a program that does
+/// not load `libgcc_s` itself (`cat`) still does not map it with the
+/// preload, and the preload is mapped (so the check saw its process).
+#[test]
+fn the_preload_does_not_map_libgcc_s() {
+    let out = run(Command::new("cat").arg("/proc/self/maps"), true);
+    let maps = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        maps.contains("libklab_slab_preload.so"),
+        "the preload is not in cat's maps:\n{maps}"
+    );
+    assert!(
+        !maps.contains("libgcc_s"),
+        "libgcc_s is mapped beside the preload:\n{maps}"
+    );
+}
+
 #[test]
 fn python_allocation_heavy_script_runs_on_the_preload() {
     if !have("python3") {
