@@ -6,3 +6,12 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends libmimalloc2.0 || echo "libmimalloc2.0 not installable: mimalloc column skipped"
 fi
+
+# The preload tests compile a C++ program (its exceptions unwind through
+# its own libgcc_s while malloc is the preload's, which carries a static
+# unwinder); without g++ that test is skipped.
+if ! command -v g++ >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends g++ || echo "g++ not installable: the C++ preload test is skipped"
+fi

@@ -5,7 +5,8 @@
 //! gcc compile, checking their output against a run without the preload;
 //! and the same library on SLAB and SLOB (`KLAB_SLAB=slab|slob`): a
 //! program that asks the library which allocator it ran on, git, python3
-//! and the churn stress.
+//! and the churn stress; and the library's own unwinder (build.rs): no
+//! `libgcc_s` mapped beside it, a C++ program's exceptions still unwind.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -72,6 +73,47 @@ fn git_version_runs_on_the_preload() {
     let b = run(Command::new("git").arg("--version"), true);
     assert_eq!(a.stdout, b.stdout);
     assert!(String::from_utf8_lossy(&b.stdout).starts_with("git version"));
+}
+
+/// The library carries its own unwinder (build.rs): a program that does
+/// not load `libgcc_s` itself (`cat`) still does not map it with the
+/// preload, and the preload is mapped (so the check saw its process).
+#[test]
+fn the_preload_does_not_map_libgcc_s() {
+    let out = run(Command::new("cat").arg("/proc/self/maps"), true);
+    let maps = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        maps.contains("libklab_slab_preload.so"),
+        "the preload is not in cat's maps:\n{maps}"
+    );
+    assert!(
+        !maps.contains("libgcc_s"),
+        "libgcc_s is mapped beside the preload:\n{maps}"
+    );
+}
+
+/// A C++ program's exceptions unwind through its own `libgcc_s` while
+/// malloc is the preload's, whose statically linked unwinder stays local.
+#[test]
+fn cxx_exceptions_unwind_on_the_preload() {
+    if !have("g++") {
+        eprintln!("skipped: no g++");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("throw");
+    let src = format!("{}/tests/data/throw.cc", env!("CARGO_MANIFEST_DIR"));
+    run(
+        Command::new("g++")
+            .args(["-O2", "-Wall", "-o"])
+            .arg(&bin)
+            .arg(src),
+        false,
+    );
+    let a = run(&mut Command::new(&bin), false);
+    let b = run(&mut Command::new(&bin), true);
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(String::from_utf8_lossy(&b.stdout), "caught 10000\n");
 }
 
 #[test]
