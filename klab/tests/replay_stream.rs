@@ -57,7 +57,15 @@ fn replay_limited(trace: &Path, policy: &str, out: &Path) -> Result<[u64; 4], St
         .arg("-c")
         .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", LIMIT >> 10))
         .arg(env!("CARGO_BIN_EXE_klab"))
-        .args(["replay", "--memory", "16MiB", "--threads", "1", "--json", "-"])
+        .args([
+            "replay",
+            "--memory",
+            "16MiB",
+            "--threads",
+            "1",
+            "--json",
+            "-",
+        ])
         .arg("--policy")
         .arg(policy)
         .arg("--out")

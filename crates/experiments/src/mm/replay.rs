@@ -21,7 +21,6 @@ use klab_mm_policy::opt::NextTracker;
 use klab_mm_policy::{
     Cache, Clock, Fifo, Lru, LruBalance, ObjectRequest, Opt, PolicyKind, SimStats, TwoQ,
 };
-use rustc_hash::FxHashSet;
 use klab_model::drive::Drive;
 use klab_model::{Access, MachineConfig};
 use klab_trace::{Format, Op, PAGE_SIZE, Request, pages_of};
@@ -273,7 +272,11 @@ impl Keys {
                     if self.sample.is_none_or(|s| s.keeps(key)) {
                         f(ObjectRequest {
                             key,
-                            size: if self.ignore_size { 1 } else { PAGE_SIZE as u32 },
+                            size: if self.ignore_size {
+                                1
+                            } else {
+                                PAGE_SIZE as u32
+                            },
                         });
                     }
                 }
@@ -311,6 +314,54 @@ impl Trace<'_> {
     }
 }
 
+/// Counts distinct keys without a hash probe per key: keys are appended
+/// to a buffer, and a full buffer is sorted and merged into the sorted
+/// distinct keys so far. Memory: the distinct keys plus a buffer at most
+/// as large (and at least 1 Mi keys); time: a sort per key, amortised.
+#[derive(Debug, Default)]
+struct KeyCounter {
+    distinct: Vec<u64>,
+    buf: Vec<u64>,
+}
+
+impl KeyCounter {
+    #[inline]
+    fn insert(&mut self, key: u64) {
+        self.buf.push(key);
+        if self.buf.len() >= self.distinct.len().max(1 << 20) {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.buf.sort_unstable();
+        self.buf.dedup();
+        let mut merged = Vec::with_capacity(self.distinct.len() + self.buf.len());
+        let (mut a, mut b) = (self.distinct.iter().peekable(), self.buf.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x < y => a.next(),
+                (Some(&&x), Some(&&y)) if x > y => b.next(),
+                (Some(_), Some(_)) => {
+                    b.next();
+                    a.next()
+                }
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
+        }
+        self.distinct = merged;
+        self.buf.clear();
+    }
+
+    fn len(mut self) -> u64 {
+        self.flush();
+        self.distinct.len() as u64
+    }
+}
+
 /// One key per (file, page) for textbook policies in page mode.
 fn page_key(file: u32, page: u64) -> u64 {
     (u64::from(file) << 48) ^ page
@@ -328,7 +379,7 @@ fn object_pass(
     trace: Trace<'_>,
     keys: Keys,
     per_request: bool,
-    mut seen: Option<&mut FxHashSet<u64>>,
+    mut seen: Option<&mut KeyCounter>,
     mut access: impl FnMut(u64, ObjectRequest) -> bool,
 ) -> Result<(SimStats, u64), ExperimentError> {
     let mut s = SimStats::default();
@@ -399,13 +450,13 @@ fn textbook_pass(
     keys: Keys,
     policy: PolicyKind,
     memory: u64,
-    seen: Option<&mut FxHashSet<u64>>,
+    seen: Option<&mut KeyCounter>,
 ) -> Result<Outcome, ExperimentError> {
     fn run<C: Cache>(
         mut c: C,
         trace: Trace<'_>,
         keys: Keys,
-        seen: Option<&mut FxHashSet<u64>>,
+        seen: Option<&mut KeyCounter>,
     ) -> Result<Outcome, ExperimentError> {
         let (mut s, population) =
             object_pass(trace, keys, false, seen, |_, o| c.access(o.key, o.size))?;
@@ -536,9 +587,7 @@ impl KernelReplay {
             refaults: Some(st.workingset_refault),
             activations: Some(st.pgactivate + st.workingset_activate),
             bytes_per_frame: Some(m.mm_state_bytes() as f64 / self.frames as f64),
-            expected_requests: self
-                .sample
-                .map(|s| s.rate() * self.population as f64),
+            expected_requests: self.sample.map(|s| s.rate() * self.population as f64),
         }
     }
 }
@@ -559,7 +608,7 @@ fn kernel_pass(
     keys: Keys,
     memory: u64,
     rule: LruBalance,
-    mut seen: Option<&mut FxHashSet<u64>>,
+    mut seen: Option<&mut KeyCounter>,
 ) -> Result<Outcome, ExperimentError> {
     let mut k = KernelReplay::new(memory, rule, keys.block_size, keys.sample);
     trace.each(|r| {
@@ -625,27 +674,24 @@ pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult
         progress.end();
     }
     let policy = opts.policy;
-    let replay_at = |memory: u64, seen: Option<&mut FxHashSet<u64>>| -> Result<Outcome, ExperimentError> {
-        match policy {
-            PolicyKind::Kernel(rule) => kernel_pass(trace, keys, memory, rule, seen),
-            PolicyKind::Opt => opt_pass(trace, keys, memory, &next, false),
-            p => textbook_pass(trace, keys, p, memory, seen),
-        }
-    };
+    let replay_at =
+        |memory: u64, seen: Option<&mut KeyCounter>| -> Result<Outcome, ExperimentError> {
+            match policy {
+                PolicyKind::Kernel(rule) => kernel_pass(trace, keys, memory, rule, seen),
+                PolicyKind::Opt => opt_pass(trace, keys, memory, &next, false),
+                p => textbook_pass(trace, keys, p, memory, seen),
+            }
+        };
 
     progress.begin("replaying", 0);
     let t1 = Instant::now();
-    let mut seen = FxHashSet::default();
-    let main = replay_at(
-        opts.memory,
-        (!policy.needs_future()).then_some(&mut seen),
-    )?;
+    let mut seen = KeyCounter::default();
+    let main = replay_at(opts.memory, (!policy.needs_future()).then_some(&mut seen))?;
     let secs = t1.elapsed().as_secs_f64();
     progress.end();
     if !policy.needs_future() {
-        distinct_keys = seen.len() as u64;
+        distinct_keys = seen.len();
     }
-    drop(seen);
     let requests_per_sec = if secs > 0.0 {
         main.stats.requests as f64 / secs
     } else {
@@ -765,8 +811,7 @@ pub fn curve_error(sampled: &[Outcome], exact: &[Outcome]) -> (f64, f64) {
 /// [`klab_mm_policy::bytes_per_object`]); the kernel rules' cost per page is
 /// the model's `struct page` and radix-tree share, reported by the model.
 fn measure_bytes_per_key(opts: &ReplayOptions) -> Option<f64> {
-    (!opts.policy.is_kernel() && !opts.policy.needs_future())
-        .then(klab_mm_policy::bytes_per_object)
+    (!opts.policy.is_kernel() && !opts.policy.needs_future()).then(klab_mm_policy::bytes_per_object)
 }
 
 /// Memory sizes for a miss-ratio curve: 16 points from 1/64 of `memory` to
@@ -847,8 +892,10 @@ fn build_report(
         r.config("block_size", block_size);
     }
     if let Some(s) = sample {
-        r.config("sample_rate", s.rate())
-            .config("sample", "SHARDS, fixed rate: keys with hash mod 2^24 < T, cache sizes times the rate");
+        r.config("sample_rate", s.rate()).config(
+            "sample",
+            "SHARDS, fixed rate: keys with hash mod 2^24 < T, cache sizes times the rate",
+        );
     }
     let s = &main.stats;
     let mut t = Table::new(
@@ -938,7 +985,12 @@ fn build_report(
             );
             let mut t = Table::new(
                 "SHARDS error against the exact curve",
-                &["memory", "sampled miss ratio", "exact miss ratio", "absolute error"],
+                &[
+                    "memory",
+                    "sampled miss ratio",
+                    "exact miss ratio",
+                    "absolute error",
+                ],
             );
             for (a, b) in mrc.iter().zip(curves.exact) {
                 t.row(cells![
@@ -1057,8 +1109,11 @@ mod tests {
                 })
                 .collect();
             let want = policy.replay(32 << 20, &objects).unwrap();
-            let got = run(&opts(path.clone(), policy, 32 << 20), &klab_lab::experiment::NoProgress)
-                .unwrap();
+            let got = run(
+                &opts(path.clone(), policy, 32 << 20),
+                &klab_lab::experiment::NoProgress,
+            )
+            .unwrap();
             assert_eq!(got.main.stats, want, "{policy}");
             assert_eq!(got.distinct_keys, 48_974, "{policy}");
         }
@@ -1079,10 +1134,16 @@ mod tests {
         let z = dir.path().join("cloudPhysicsIO.csv.zst");
         let bytes = std::fs::read(&plain).unwrap();
         std::fs::write(&z, zstd_encode(&bytes)).unwrap();
-        let a = run(&opts(plain, PolicyKind::Lru, 16 << 20), &klab_lab::experiment::NoProgress)
-            .unwrap();
-        let b = run(&opts(z, PolicyKind::Lru, 16 << 20), &klab_lab::experiment::NoProgress)
-            .unwrap();
+        let a = run(
+            &opts(plain, PolicyKind::Lru, 16 << 20),
+            &klab_lab::experiment::NoProgress,
+        )
+        .unwrap();
+        let b = run(
+            &opts(z, PolicyKind::Lru, 16 << 20),
+            &klab_lab::experiment::NoProgress,
+        )
+        .unwrap();
         assert_eq!(a.main, b.main);
     }
 
@@ -1119,7 +1180,10 @@ mod tests {
             assert_eq!(r.mrc_opt.len(), r.mrc.len(), "{policy}");
             for (p, b) in r.mrc.iter().zip(&r.mrc_opt) {
                 assert_eq!(p.memory, b.memory);
-                assert_eq!(p.stats.requests, b.stats.requests, "{policy}: counted alike");
+                assert_eq!(
+                    p.stats.requests, b.stats.requests,
+                    "{policy}: counted alike"
+                );
                 if unit.is_some() || policy.is_kernel() {
                     // Pages of one size: OPT is the least-miss policy.
                     assert!(b.stats.misses <= p.stats.misses, "{policy} at {}", p.memory);
@@ -1129,15 +1193,23 @@ mod tests {
             assert!(s.lines.iter().any(|l| l.name == "opt (Belady)"), "{policy}");
             let mut no = o.clone();
             no.no_opt = true;
-            assert!(run(&no, &klab_lab::experiment::NoProgress).unwrap().mrc_opt.is_empty());
+            assert!(
+                run(&no, &klab_lab::experiment::NoProgress)
+                    .unwrap()
+                    .mrc_opt
+                    .is_empty()
+            );
         }
     }
 
     #[test]
     fn sampling_at_rate_one_is_exact_and_a_sample_is_a_subset() {
         let path = shared("cloudPhysicsIO.oracleGeneral.bin");
-        let exact = run(&opts(path.clone(), PolicyKind::Lru, 16 << 20), &klab_lab::experiment::NoProgress)
-            .unwrap();
+        let exact = run(
+            &opts(path.clone(), PolicyKind::Lru, 16 << 20),
+            &klab_lab::experiment::NoProgress,
+        )
+        .unwrap();
         let mut o = opts(path.clone(), PolicyKind::Lru, 16 << 20);
         o.sample = Some(1.0);
         let one = run(&o, &klab_lab::experiment::NoProgress).unwrap();
@@ -1150,8 +1222,13 @@ mod tests {
         let reqs = klab_trace::read(&path, None).unwrap();
         let kept = reqs.iter().filter(|r| s.keeps(r.obj_id)).count() as u64;
         assert_eq!(tenth.main.stats.requests, kept);
-        assert_eq!(tenth.main.expected_requests, Some(s.rate() * reqs.len() as f64));
-        assert!(Sample::new(0.0).is_err() && Sample::new(1.5).is_err() && Sample::new(1e-9).is_err());
+        assert_eq!(
+            tenth.main.expected_requests,
+            Some(s.rate() * reqs.len() as f64)
+        );
+        assert!(
+            Sample::new(0.0).is_err() && Sample::new(1.5).is_err() && Sample::new(1e-9).is_err()
+        );
         assert_eq!(Sample::new(0.25).unwrap().scale(1 << 20), 1 << 18);
     }
 
@@ -1183,6 +1260,21 @@ mod tests {
         // Asked for without a sampled curve, the check is an input error.
         o.sample = None;
         assert!(run(&o, &klab_lab::experiment::NoProgress).is_err());
+    }
+
+    #[test]
+    fn the_key_counter_counts_distinct_keys_across_flushes() {
+        let mut c = KeyCounter::default();
+        let mut want = std::collections::BTreeSet::new();
+        let mut x = 1u64;
+        for _ in 0..3_000_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let k = (x >> 33) % 1_500_000;
+            c.insert(k);
+            want.insert(k);
+        }
+        assert!(c.distinct.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(c.len(), want.len() as u64);
     }
 
     #[test]

@@ -62,7 +62,9 @@ pub enum ErrorKind {
     #[error("{0}")]
     Syntax(String),
     /// The file is named `*.zst` but is not zstd-compressed.
-    #[error("the file is named .zst but does not start with zstd's magic 28 B5 2F FD; expected a zstd-compressed trace")]
+    #[error(
+        "the file is named .zst but does not start with zstd's magic 28 B5 2F FD; expected a zstd-compressed trace"
+    )]
     NotZstd,
     /// The file holds no bytes.
     #[error("the file is empty; expected a trace of at least one request")]

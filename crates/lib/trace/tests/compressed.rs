@@ -115,7 +115,11 @@ fn a_cut_or_corrupt_frame_is_an_error_naming_the_file_and_how_far_it_got() {
     let corrupt = dir.path().join("corrupt.txt.zst");
     std::fs::write(&corrupt, &bad).unwrap();
     let e = klab_trace::read(&corrupt, None).unwrap_err();
-    assert!(e.to_string().starts_with(&format!("{}: ", corrupt.display())), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{}: ", corrupt.display())),
+        "{e}"
+    );
 }
 
 #[test]

@@ -194,7 +194,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn unit(keys: &[u64]) -> Vec<ObjectRequest> {
-        keys.iter().map(|&key| ObjectRequest { key, size: 1 }).collect()
+        keys.iter()
+            .map(|&key| ObjectRequest { key, size: 1 })
+            .collect()
     }
 
     /// The reference string of Silberschatz, Galvin and Gagne's Operating
