@@ -33,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
             (Err(a), Err(b)) => {
                 assert_eq!(a.kind, b.kind, "{format:?}");
                 let (pa, pb) = (a.at, b.at);
-                assert_eq!(pa.map(|l| (l.record, l.offset)), pb.map(|l| (l.record, l.offset)));
+                assert_eq!(
+                    pa.map(|l| (l.record, l.offset)),
+                    pb.map(|l| (l.record, l.offset))
+                );
                 if let Some(l) = pb {
                     assert!(l.decompressed, "{b}");
                 }
