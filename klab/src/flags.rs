@@ -156,7 +156,9 @@ pub(crate) struct ResumeArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
     /// The trace: libCacheSim oracleGeneral (.oracleGeneral.bin), csv, txt,
-    /// VMware vscsi (.vscsi) or klab (.ktr).
+    /// VMware vscsi (.vscsi) or klab (.ktr), plain or zstd-compressed (.zst,
+    /// or told by its magic). Read as a stream: memory does not grow with
+    /// the trace.
     #[arg(value_name = "TRACE")]
     pub(crate) trace: PathBuf,
 
@@ -165,7 +167,7 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) memory: u64,
 
-    /// Policy: lru, fifo, clock, 2q, arc, or a kernel rule (classic,
+    /// Policy: lru, fifo, clock, 2q, arc, opt (Belady), or a kernel rule (classic,
     /// refault-distance, workingset-3.15, workingset-6) run in the machine
     /// model.
     #[arg(long, value_name = "P", default_value = "lru")]
@@ -193,6 +195,23 @@ pub(crate) struct ReplayArgs {
     /// and write the miss-ratio curve to the report.
     #[arg(long)]
     pub(crate) mrc: bool,
+
+    /// Leave OPT (Belady's optimal policy) off the miss-ratio curve: its
+    /// pre-pass keeps 8 bytes per request, the one cost of --mrc that grows
+    /// with the trace rather than with the cache.
+    #[arg(long)]
+    pub(crate) no_opt: bool,
+
+    /// SHARDS spatial sampling: replay only the keys whose hash falls under
+    /// RATE (e.g. 0.01), in caches RATE times the size; an estimate of the
+    /// curve at a fraction of the cost. Default: exact.
+    #[arg(long, value_name = "RATE")]
+    pub(crate) sample: Option<f64>,
+
+    /// With --sample and --mrc: also compute the exact curve and report the
+    /// sampled curve's error against it.
+    #[arg(long)]
+    pub(crate) sample_check: bool,
 
     /// Threads for --mrc (default: the number of CPUs).
     #[arg(long, value_name = "N")]

@@ -19,6 +19,9 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
         ignore_size: args.ignore_size,
         block_size: args.block_size,
         mrc: args.mrc,
+        no_opt: args.no_opt,
+        sample: args.sample,
+        sample_check: args.sample_check,
         threads,
     };
     let result = replay::run(&opts, &Bar::new())?;
@@ -51,8 +54,8 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
             out.push_str(&format!("activations:  {a}\n"));
         }
         out.push_str(&format!(
-            "speed:        {:.0} requests/s (trace parsed in {:.3} s)\nkeys:         {} distinct\n",
-            result.requests_per_sec, result.parse_secs, result.distinct_keys
+            "speed:        {:.0} requests/s ({:.3} s reading and replaying, one pass)\nkeys:         {} distinct\n",
+            result.requests_per_sec, result.secs, result.distinct_keys
         ));
         match (result.bytes_per_key, args.policy.is_kernel()) {
             (Some(b), false) => out.push_str(&format!("state:        {b:.1} bytes per cached object\n")),
@@ -61,15 +64,41 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
             )),
             (None, _) => {}
         }
+        if let Some(rate) = args.sample {
+            out.push_str(&format!(
+                "sample:       SHARDS at rate {rate} (counts are the sample's)\n"
+            ));
+        }
         if !result.mrc.is_empty() {
-            out.push_str("\nmiss-ratio curve:\n");
-            for o in &result.mrc {
+            let opt = !result.mrc_opt.is_empty();
+            let exact = !result.mrc_exact.is_empty();
+            out.push_str(&format!(
+                "\nmiss-ratio curve:\n  {:>12}  {:>10}{}{}\n",
+                "memory",
+                args.policy.name(),
+                if opt { "         opt" } else { "" },
+                if exact { "       exact" } else { "" }
+            ));
+            for (i, o) in result.mrc.iter().enumerate() {
                 let m = if args.ignore_size {
                     o.memory.to_string()
                 } else {
                     format_size(o.memory)
                 };
-                out.push_str(&format!("  {m:>12}  {:.4}\n", o.stats.miss_ratio()));
+                out.push_str(&format!("  {m:>12}  {:>10.4}", o.miss_ratio()));
+                if let Some(b) = result.mrc_opt.get(i) {
+                    out.push_str(&format!("  {:>10.4}", b.miss_ratio()));
+                }
+                if let Some(b) = result.mrc_exact.get(i) {
+                    out.push_str(&format!("  {:>10.4}", b.miss_ratio()));
+                }
+                out.push('\n');
+            }
+            if exact {
+                let (mean, max) = replay::curve_error(&result.mrc, &result.mrc_exact);
+                out.push_str(&format!(
+                    "SHARDS error: mean {mean:.4}, largest {max:.4} (absolute miss ratio)\n"
+                ));
             }
         }
         out.push_str(&super::reports_line(&written));

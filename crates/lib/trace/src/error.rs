@@ -24,6 +24,9 @@ pub struct Location {
     pub offset: u64,
     /// True when `record` is a 1-based line number.
     pub is_line: bool,
+    /// True when `offset` counts bytes of the decompressed stream of a
+    /// compressed file, not bytes of the file.
+    pub decompressed: bool,
 }
 
 /// What was wrong.
@@ -58,6 +61,11 @@ pub enum ErrorKind {
     /// A text line has the wrong shape.
     #[error("{0}")]
     Syntax(String),
+    /// The file is named `*.zst` but is not zstd-compressed.
+    #[error(
+        "the file is named .zst but does not start with zstd's magic 28 B5 2F FD; expected a zstd-compressed trace"
+    )]
+    NotZstd,
     /// The file holds no bytes.
     #[error("the file is empty; expected a trace of at least one request")]
     Empty,
@@ -101,6 +109,7 @@ impl TraceError {
                 record,
                 offset,
                 is_line: false,
+                decompressed: false,
             }),
             kind,
         }
@@ -114,6 +123,7 @@ impl TraceError {
                 record: line,
                 offset,
                 is_line: true,
+                decompressed: false,
             }),
             kind,
         }
@@ -124,10 +134,15 @@ impl fmt::Display for TraceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.path.display())?;
         if let Some(at) = self.at {
-            if at.is_line {
-                write!(f, "line {} (offset {}): ", at.record, at.offset)?;
+            let of = if at.decompressed {
+                " of the decompressed stream"
             } else {
-                write!(f, "record {} at offset {}: ", at.record, at.offset)?;
+                ""
+            };
+            if at.is_line {
+                write!(f, "line {} (offset {}{of}): ", at.record, at.offset)?;
+            } else {
+                write!(f, "record {} at offset {}{of}: ", at.record, at.offset)?;
             }
         }
         write!(f, "{}", self.kind)

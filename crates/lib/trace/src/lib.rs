@@ -11,6 +11,10 @@
 //! | [`Format::Txt`] | `*.txt` | one object id per line; every request has size 1 |
 //! | [`Format::Klab`] | `*.ktr` | klab's own text format, see [`klab`] |
 //!
+//! Any of them may be zstd-compressed (`*.csv.zst`, ...): [`open`] tells a
+//! compressed file by its magic and decompresses it as it reads
+//! ([`Source`]), so a compressed trace costs no more memory than a plain one.
+//!
 //! # Design
 //!
 //! Input is parsed once, at the edge, into [`Request`]s, which are valid by
@@ -37,6 +41,7 @@ mod input;
 pub mod klab;
 mod pages;
 mod reader;
+mod source;
 pub mod text;
 
 use std::path::Path;
@@ -46,6 +51,7 @@ pub use error::{ErrorKind, TraceError};
 pub use input::{FIRST_TEXT_READ, MAX_LINE, MAX_READ};
 pub use pages::{PAGE_SIZE, pages_of};
 pub use reader::Reader;
+pub use source::{MAX_WINDOW_LOG, Source, ZSTD_MAGIC};
 
 /// One request of a trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,9 +121,11 @@ impl Format {
         }
     }
 
-    /// The format a file name implies, from its extension.
+    /// The format a file name implies, from its extension; a `.zst` after
+    /// it (a compressed trace) is looked through.
     pub fn from_path(path: &Path) -> Option<Format> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        let name = name.strip_suffix(".zst").unwrap_or(&name);
         if name.ends_with(".oraclegeneral.bin") || name.ends_with(".oraclegeneral") {
             Some(Format::OracleGeneral)
         } else if name.ends_with(".vscsi") {
@@ -174,16 +182,51 @@ pub fn resolve_format(path: &Path, format: Option<Format>) -> Result<Format, Tra
 
 /// Opens a trace file and reads its header or first record and its first
 /// request ([`Reader::new`]). The format comes from `format`, or from the
-/// file's extension when `None`.
+/// file's extension when `None` (a trailing `.zst` looked through).
+///
+/// A file that starts with zstd's magic (`28 B5 2F FD`) is decompressed as
+/// it is read, whatever its name ([`Source`]); a file named `*.zst` that
+/// does not is an error. The offsets in a compressed trace's errors are
+/// offsets in its decompressed stream, and say so.
 ///
 /// # Errors
-/// An unknown format, a file that cannot be opened, or what
-/// [`Reader::new`] refuses.
-pub fn open(path: &Path, format: Option<Format>) -> Result<Reader<std::fs::File>, TraceError> {
+/// An unknown format, a file that cannot be opened, a `.zst` file that is
+/// not zstd, or what [`Reader::new`] refuses.
+pub fn open(
+    path: &Path,
+    format: Option<Format>,
+) -> Result<Reader<Source<std::fs::File>>, TraceError> {
     let format = resolve_format(path, format)?;
-    let file = std::fs::File::open(path)
-        .map_err(|e| TraceError::whole(path, ErrorKind::Io(e.to_string())))?;
-    Reader::new(file, format, path)
+    let io = |e: std::io::Error| TraceError::whole(path, ErrorKind::Io(e.to_string()));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let source = Source::new(file).map_err(io)?;
+    if source.is_compressed() {
+        Reader::new_decompressed(source, format, path)
+    } else if source::named_zst(path) {
+        Err(TraceError::whole(path, ErrorKind::NotZstd))
+    } else {
+        Reader::new(source, format, path)
+    }
+}
+
+/// Parses a whole trace held in memory that may be zstd-compressed
+/// (told by its magic, as [`open`] tells): what [`parse`] gives on the
+/// decompressed bytes, with offsets marked as the decompressed stream's.
+///
+/// # Errors
+/// As [`parse`], and a compressed stream that does not decode.
+pub fn parse_maybe_compressed(
+    bytes: &[u8],
+    format: Format,
+    name: &Path,
+) -> Result<Vec<Request>, TraceError> {
+    let source =
+        Source::new(bytes).map_err(|e| TraceError::whole(name, ErrorKind::Io(e.to_string())))?;
+    if source.is_compressed() {
+        Reader::new_decompressed(source, format, name)?.read_all()
+    } else {
+        Reader::new(source, format, name)?.read_all()
+    }
 }
 
 /// Reads a whole trace file into memory, as a stream ([`open`]): a file
@@ -222,6 +265,9 @@ mod tests {
         assert_eq!(f("x.txt"), Some(Format::Txt));
         assert_eq!(f("x.ktr"), Some(Format::Klab));
         assert_eq!(f("x.bin"), None);
+        assert_eq!(f("x.csv.zst"), Some(Format::Csv));
+        assert_eq!(f("x.oracleGeneral.bin.ZST"), Some(Format::OracleGeneral));
+        assert_eq!(f("x.zst"), None);
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct Reader<R> {
     /// The first request, read by `new`.
     first: Option<Request>,
     failed: bool,
+    /// The input is a decompressed stream: offsets in errors are offsets
+    /// in it, not in the file.
+    decompressed: bool,
 }
 
 fn io_error(name: &Path, e: &io::Error) -> TraceError {
@@ -63,6 +66,28 @@ impl<R: Read> Reader<R> {
     /// A header or first record that the format does not allow, an empty
     /// file, or a file without a request.
     pub fn new(r: R, format: Format, name: &Path) -> Result<Self, TraceError> {
+        Self::build(r, format, name, false)
+    }
+
+    /// [`Reader::new`] over a decompressed stream: the offsets its errors
+    /// give are offsets in that stream ([`crate::Location::decompressed`]).
+    ///
+    /// # Errors
+    /// As [`Reader::new`].
+    pub fn new_decompressed(r: R, format: Format, name: &Path) -> Result<Self, TraceError> {
+        Self::build(r, format, name, true)
+    }
+
+    fn build(r: R, format: Format, name: &Path, decompressed: bool) -> Result<Self, TraceError> {
+        Self::build_inner(r, format, name, decompressed).map_err(|e| mark(e, decompressed))
+    }
+
+    fn build_inner(
+        r: R,
+        format: Format,
+        name: &Path,
+        decompressed: bool,
+    ) -> Result<Self, TraceError> {
         let first_read = match format {
             Format::OracleGeneral => OracleRecord::LEN,
             Format::Vscsi => VscsiVersion::V1.record_len(),
@@ -134,6 +159,7 @@ impl<R: Read> Reader<R> {
             record,
             first: None,
             failed: false,
+            decompressed,
         };
         match reader.next_request()? {
             Some(q) => reader.first = Some(q),
@@ -156,10 +182,38 @@ impl<R: Read> Reader<R> {
     /// # Errors
     /// The first fault.
     pub fn read_all(mut self) -> Result<Vec<Request>, TraceError> {
-        let mut out: Vec<Request> = self.first.take().into_iter().collect();
-        if self.failed {
-            return Ok(out);
+        let mut out = Vec::new();
+        while self.read_into(&mut out)? {}
+        Ok(out)
+    }
+
+    /// Appends the requests of the next buffer of input to `out` (at most
+    /// [`MAX_READ`](crate::MAX_READ) bytes of records or whole lines, so a
+    /// caller that empties `out` between calls holds a bounded batch);
+    /// false once the trace has ended (nothing was appended). A batch may
+    /// be empty while the trace goes on (a buffer of blank lines).
+    ///
+    /// This is the fast way through a trace: the decoder is chosen once
+    /// per buffer, not once per request.
+    ///
+    /// # Errors
+    /// The first fault; the reader then ends.
+    pub fn read_into(&mut self, out: &mut Vec<Request>) -> Result<bool, TraceError> {
+        if let Some(q) = self.first.take() {
+            out.push(q);
+            return Ok(true);
         }
+        if self.failed {
+            return Ok(false);
+        }
+        let r = self.batch(out);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r.map_err(|e| self.mark(e))
+    }
+
+    fn batch(&mut self, out: &mut Vec<Request>) -> Result<bool, TraceError> {
         let binary = match &self.decoder {
             Decoder::Oracle => Some(OracleRecord::LEN),
             Decoder::Vscsi(v) => Some(v.record_len()),
@@ -169,69 +223,87 @@ impl<R: Read> Reader<R> {
             // Text a buffer of whole lines at a time; a line the block
             // check does not pass (a fault, or a line cut by the buffer)
             // goes through `next_request`, which names the fault.
-            loop {
-                let block = (self.input.text_block()).map_err(|e| io_error(&self.name, &e))?;
-                let Some((mut off, block)) = block else {
-                    match self.next_request()? {
-                        Some(q) => out.push(q),
-                        None => return Ok(out),
-                    }
-                    continue;
-                };
-                for raw in block.split_inclusive(|&b| b == b'\n') {
-                    let n = self.record + 1;
-                    let text = &raw[..raw.len() - 1];
-                    let text = text.strip_suffix(b"\r").unwrap_or(text);
-                    let q = match &self.decoder {
-                        Decoder::Csv(cols) => cols.request(text, self.count),
-                        Decoder::Klab => klab::request(text),
-                        _ => Ok(text::txt_request(text, self.count)),
-                    }
-                    .map_err(|k| TraceError::line(&self.name, n, off, k))?;
-                    self.record = n;
-                    off += raw.len() as u64;
-                    if let Some(q) = q {
-                        self.count += 1;
+            let block = (self.input.text_block()).map_err(|e| io_error(&self.name, &e))?;
+            let Some((mut off, block)) = block else {
+                return match self.next_request()? {
+                    Some(q) => {
                         out.push(q);
+                        Ok(true)
                     }
+                    None => Ok(false),
+                };
+            };
+            for raw in block.split_inclusive(|&b| b == b'\n') {
+                let n = self.record + 1;
+                let text = &raw[..raw.len() - 1];
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                let q = match &self.decoder {
+                    Decoder::Csv(cols) => cols.request(text, self.count),
+                    Decoder::Klab => klab::request(text),
+                    _ => Ok(text::txt_request(text, self.count)),
+                }
+                .map_err(|k| TraceError::line(&self.name, n, off, k))?;
+                self.record = n;
+                off += raw.len() as u64;
+                if let Some(q) = q {
+                    self.count += 1;
+                    out.push(q);
                 }
             }
+            return Ok(true);
         };
         // Binary records a buffer at a time, the decoder chosen once.
         match self.decoder {
-            Decoder::Vscsi(v) => self.binary_rest(out, len, |rec| {
+            Decoder::Vscsi(v) => self.binary_batch(out, len, |rec| {
                 VscsiRecord::new_checked(rec, v).map(|r| r.request())
             }),
-            _ => self.binary_rest(out, len, |rec| {
+            _ => self.binary_batch(out, len, |rec| {
                 OracleRecord::new_checked(rec).map(|r| r.request())
             }),
         }
     }
 
-    fn binary_rest(
+    fn binary_batch(
         &mut self,
-        mut out: Vec<Request>,
+        out: &mut Vec<Request>,
         len: usize,
         decode: impl Fn(&[u8]) -> Result<Request, ErrorKind>,
-    ) -> Result<Vec<Request>, TraceError> {
+    ) -> Result<bool, TraceError> {
         let name = &self.name;
-        loop {
-            let mut off = self.input.offset();
-            let bytes = self
-                .input
-                .take_records(len)
-                .map_err(|e| io_error(name, &e))?;
-            if bytes.is_empty() {
-                return Ok(out);
-            }
-            out.reserve(bytes.len().div_ceil(len));
-            for rec in bytes.chunks(len) {
-                let q = decode(rec).map_err(|k| TraceError::record(name, self.record, off, k))?;
-                out.push(q);
-                self.record += 1;
-                off += len as u64;
-            }
+        let mut off = self.input.offset();
+        let bytes = self
+            .input
+            .take_records(len)
+            .map_err(|e| io_error(name, &e))?;
+        if bytes.is_empty() {
+            return Ok(false);
         }
+        out.reserve(bytes.len().div_ceil(len));
+        for rec in bytes.chunks(len) {
+            let q = decode(rec).map_err(|k| TraceError::record(name, self.record, off, k))?;
+            out.push(q);
+            self.record += 1;
+            self.count += 1;
+            off += len as u64;
+        }
+        Ok(true)
+    }
+
+    /// Marks the offsets of an error as offsets of the decompressed stream
+    /// when the input was decompressed.
+    fn mark(&self, e: TraceError) -> TraceError {
+        let mut e = mark(e, self.decompressed);
+        if self.decompressed
+            && e.at.is_none()
+            && let ErrorKind::Io(msg) = &mut e.kind
+        {
+            // A corrupt frame: say how far decompression got.
+            msg.push_str(&format!(
+                " (after {} bytes of the decompressed stream)",
+                self.input.offset()
+            ));
+        }
+        e
     }
 
     fn next_request(&mut self) -> Result<Option<Request>, TraceError> {
@@ -279,6 +351,13 @@ impl<R: Read> Reader<R> {
     }
 }
 
+fn mark(mut e: TraceError, decompressed: bool) -> TraceError {
+    if decompressed && let Some(at) = &mut e.at {
+        at.decompressed = true;
+    }
+    e
+}
+
 fn line_error(name: &Path, line: u64, e: LineError) -> TraceError {
     match e {
         LineError::Io(e) => io_error(name, &e),
@@ -311,7 +390,7 @@ impl<R: Read> Iterator for Reader<R> {
             Ok(None) => None,
             Err(e) => {
                 self.failed = true;
-                Some(Err(e))
+                Some(Err(self.mark(e)))
             }
         }
     }

@@ -8,7 +8,9 @@
 //!   reclaim (`klab-model`, `mm/vmscan.rs`) and by `klab replay` in page
 //!   mode.
 //! * Textbook policies for object caches behind the [`Cache`] trait: [`Lru`],
-//!   [`Fifo`], [`Clock`], [`TwoQ`], [`Arc`]. They validate the replay
+//!   [`Fifo`], [`Clock`], [`TwoQ`], [`Arc`]; and Belady's optimal policy
+//!   [`Opt`], the limit every curve is measured against, which needs each
+//!   request's next access ([`opt`]) and so is not a [`Cache`]. They validate the replay
 //!   engine against other simulators (LRU and FIFO reproduce libCacheSim's
 //!   miss counts exactly; see the tests) and give the kernel rules a
 //!   familiar yardstick.
@@ -27,6 +29,7 @@ mod arc;
 pub mod balance;
 mod clock;
 mod list;
+pub mod opt;
 mod queue;
 pub mod sim;
 mod twoq;
@@ -37,6 +40,7 @@ use std::str::FromStr;
 pub use arc::Arc;
 pub use balance::{LruBalance, RefaultAction};
 pub use clock::Clock;
+pub use opt::Opt;
 pub use queue::{Fifo, Lru};
 pub use sim::{ObjectRequest, SimStats, replay};
 pub use twoq::TwoQ;
@@ -93,6 +97,9 @@ pub enum PolicyKind {
     TwoQ,
     /// Adaptive replacement cache.
     Arc,
+    /// Belady's optimal policy: evicts the object whose next use is
+    /// farthest; needs the whole trace first ([`opt`]).
+    Opt,
     /// The kernel's active/inactive lists with a balancing rule (page mode:
     /// runs in the machine model).
     Kernel(LruBalance),
@@ -100,12 +107,13 @@ pub enum PolicyKind {
 
 impl PolicyKind {
     /// Every policy, textbook first.
-    pub const ALL: [PolicyKind; 9] = [
+    pub const ALL: [PolicyKind; 10] = [
         PolicyKind::Lru,
         PolicyKind::Fifo,
         PolicyKind::Clock,
         PolicyKind::TwoQ,
         PolicyKind::Arc,
+        PolicyKind::Opt,
         PolicyKind::Kernel(LruBalance::Classic),
         PolicyKind::Kernel(LruBalance::RefaultDistance),
         PolicyKind::Kernel(LruBalance::Workingset315),
@@ -120,8 +128,14 @@ impl PolicyKind {
             PolicyKind::Clock => "clock",
             PolicyKind::TwoQ => "2q",
             PolicyKind::Arc => "arc",
+            PolicyKind::Opt => "opt",
             PolicyKind::Kernel(b) => b.name(),
         }
+    }
+
+    /// True for OPT, which needs every request's next access.
+    pub fn needs_future(self) -> bool {
+        self == PolicyKind::Opt
     }
 
     /// True for the kernel's rules.
@@ -130,7 +144,7 @@ impl PolicyKind {
     }
 
     /// A textbook cache of `capacity` bytes; `None` for the kernel's rules,
-    /// which need the machine model.
+    /// which need the machine model, and for OPT, which needs the future.
     pub fn cache(self, capacity: u64) -> Option<Box<dyn Cache + Send>> {
         Some(match self {
             PolicyKind::Lru => Box::new(Lru::new(capacity)),
@@ -138,13 +152,14 @@ impl PolicyKind {
             PolicyKind::Clock => Box::new(Clock::new(capacity)),
             PolicyKind::TwoQ => Box::new(TwoQ::new(capacity)),
             PolicyKind::Arc => Box::new(Arc::new(capacity)),
-            PolicyKind::Kernel(_) => return None,
+            PolicyKind::Opt | PolicyKind::Kernel(_) => return None,
         })
     }
 
     /// Replays `requests` through a new textbook cache of `capacity`
     /// bytes, with the policy's code inlined into the loop (no dynamic
-    /// dispatch per request). `None` for the kernel's rules.
+    /// dispatch per request); OPT computes the next accesses first. `None`
+    /// for the kernel's rules.
     pub fn replay(self, capacity: u64, requests: &[ObjectRequest]) -> Option<SimStats> {
         Some(match self {
             PolicyKind::Lru => replay(&mut Lru::new(capacity), requests),
@@ -152,6 +167,7 @@ impl PolicyKind {
             PolicyKind::Clock => replay(&mut Clock::new(capacity), requests),
             PolicyKind::TwoQ => replay(&mut TwoQ::new(capacity), requests),
             PolicyKind::Arc => replay(&mut Arc::new(capacity), requests),
+            PolicyKind::Opt => opt::replay_opt(capacity, requests),
             PolicyKind::Kernel(_) => return None,
         })
     }
@@ -210,7 +226,7 @@ mod tests {
             cap in 1u64..64,
             reqs in proptest::collection::vec((0u64..40, 1u32..12), 0..400),
         ) {
-            for kind in PolicyKind::ALL.into_iter().filter(|p| !p.is_kernel()) {
+            for kind in PolicyKind::ALL.into_iter().filter(|p| !p.is_kernel() && !p.needs_future()) {
                 let mut c = kind.cache(cap).unwrap();
                 let mut hits = 0;
                 for &(k, s) in &reqs {
