@@ -623,13 +623,12 @@ fn kernel_pass(
     Ok(k.finish())
 }
 
-/// Runs a replay.
-pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult, ExperimentError> {
-    let format = klab_trace::resolve_format(&opts.trace, opts.format)?;
-    let input = |message: String| ExperimentError::Input {
-        path: opts.trace.clone(),
-        message,
-    };
+/// The unit and the sample of `opts`, after checking the flags go
+/// together.
+fn check_options(
+    opts: &ReplayOptions,
+    input: impl Fn(String) -> ExperimentError,
+) -> Result<(Unit, Option<Sample>), ExperimentError> {
     let unit = opts.unit.unwrap_or(if opts.policy.is_kernel() {
         Unit::Page
     } else {
@@ -647,13 +646,105 @@ pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult
                 .into(),
         ));
     }
-    let sample = opts.sample.map(Sample::new).transpose().map_err(input)?;
+    let sample = opts.sample.map(Sample::new).transpose().map_err(&input)?;
     if opts.sample_check && !(sample.is_some() && opts.mrc) {
         return Err(input(
             "--sample-check compares a sampled curve with the exact one: give --sample and --mrc"
                 .into(),
         ));
     }
+    Ok((unit, sample))
+}
+
+/// One pass of `policy` over the stream at `memory` (`next`: OPT's next
+/// accesses, when it needs them).
+fn replay_at(
+    trace: Trace<'_>,
+    keys: Keys,
+    policy: PolicyKind,
+    next: &[u64],
+    memory: u64,
+    seen: Option<&mut KeyCounter>,
+) -> Result<Outcome, ExperimentError> {
+    match policy {
+        PolicyKind::Kernel(rule) => kernel_pass(trace, keys, memory, rule, seen),
+        PolicyKind::Opt => opt_pass(trace, keys, memory, next, false),
+        p => textbook_pass(trace, keys, p, memory, seen),
+    }
+}
+
+/// Which curve a miss-ratio point belongs to.
+#[derive(Clone, Copy)]
+enum Curve {
+    /// The policy's own.
+    Policy,
+    /// OPT's (unless the policy is OPT).
+    Opt,
+    /// The exact policy's, beside a sampled one (`--sample-check`).
+    Exact,
+}
+
+/// The miss-ratio curves: the policy's, OPT's and the exact one's points,
+/// every point its own job on `opts.threads` threads.
+fn mrc_curves(
+    opts: &ReplayOptions,
+    trace: Trace<'_>,
+    keys: Keys,
+    want_opt: bool,
+    next: &[u64],
+    progress: &dyn Progress,
+) -> Result<[Vec<Outcome>; 3], ExperimentError> {
+    let policy = opts.policy;
+    let sizes = mrc_sizes(opts.memory, if opts.ignore_size { 1 } else { PAGE_SIZE });
+    let mut jobs: Vec<(Curve, u64)> = sizes.iter().map(|&m| (Curve::Policy, m)).collect();
+    if want_opt && !policy.needs_future() {
+        jobs.extend(sizes.iter().map(|&m| (Curve::Opt, m)));
+    }
+    if opts.sample_check {
+        jobs.extend(sizes.iter().map(|&m| (Curve::Exact, m)));
+    }
+    progress.begin("miss-ratio curve", jobs.len() as u64);
+    let results = parallel_map(&jobs, opts.threads.max(1), |&(c, m)| {
+        let o = match c {
+            Curve::Policy => replay_at(trace, keys, policy, next, m, None),
+            Curve::Opt => opt_pass(trace, keys, m, next, policy.is_kernel()),
+            Curve::Exact => {
+                let exact = Keys {
+                    sample: None,
+                    ..keys
+                };
+                match policy {
+                    PolicyKind::Opt => {
+                        let (next, _) = next_pass(trace, exact)?;
+                        opt_pass(trace, exact, m, &next, false)
+                    }
+                    p => replay_at(trace, exact, p, &[], m, None),
+                }
+            }
+        };
+        progress.advance(1);
+        o
+    });
+    progress.end();
+    let [mut mrc, mut mrc_opt, mut mrc_exact] = [Vec::new(), Vec::new(), Vec::new()];
+    for (&(c, _), o) in jobs.iter().zip(results) {
+        match c {
+            Curve::Policy => mrc.push(o?),
+            Curve::Opt => mrc_opt.push(o?),
+            Curve::Exact => mrc_exact.push(o?),
+        }
+    }
+    Ok([mrc, mrc_opt, mrc_exact])
+}
+
+/// Runs a replay.
+pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult, ExperimentError> {
+    let format = klab_trace::resolve_format(&opts.trace, opts.format)?;
+    let input = |message: String| ExperimentError::Input {
+        path: opts.trace.clone(),
+        message,
+    };
+    let (unit, sample) = check_options(opts, input)?;
     let block_size = opts.block_size.unwrap_or(format.default_block_size());
     let trace = Trace {
         path: &opts.trace,
@@ -674,19 +765,18 @@ pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult
         progress.end();
     }
     let policy = opts.policy;
-    let replay_at =
-        |memory: u64, seen: Option<&mut KeyCounter>| -> Result<Outcome, ExperimentError> {
-            match policy {
-                PolicyKind::Kernel(rule) => kernel_pass(trace, keys, memory, rule, seen),
-                PolicyKind::Opt => opt_pass(trace, keys, memory, &next, false),
-                p => textbook_pass(trace, keys, p, memory, seen),
-            }
-        };
 
     progress.begin("replaying", 0);
     let t1 = Instant::now();
     let mut seen = KeyCounter::default();
-    let main = replay_at(opts.memory, (!policy.needs_future()).then_some(&mut seen))?;
+    let main = replay_at(
+        trace,
+        keys,
+        policy,
+        &next,
+        opts.memory,
+        (!policy.needs_future()).then_some(&mut seen),
+    )?;
     let secs = t1.elapsed().as_secs_f64();
     progress.end();
     if !policy.needs_future() {
@@ -699,58 +789,11 @@ pub fn run(opts: &ReplayOptions, progress: &dyn Progress) -> Result<ReplayResult
     };
     let bytes_per_key = measure_bytes_per_key(opts).or(main.bytes_per_frame);
 
-    let mut mrc = Vec::new();
-    let mut mrc_opt = Vec::new();
-    let mut mrc_exact = Vec::new();
-    if opts.mrc {
-        let sizes = mrc_sizes(opts.memory, if opts.ignore_size { 1 } else { PAGE_SIZE });
-        // Every curve's points, one job each: the policy's, OPT's (unless
-        // the policy is OPT), the exact policy's (with --sample-check).
-        #[derive(Clone, Copy)]
-        enum Curve {
-            Policy,
-            Opt,
-            Exact,
-        }
-        let mut jobs: Vec<(Curve, u64)> = sizes.iter().map(|&m| (Curve::Policy, m)).collect();
-        if want_opt && !policy.needs_future() {
-            jobs.extend(sizes.iter().map(|&m| (Curve::Opt, m)));
-        }
-        if opts.sample_check {
-            jobs.extend(sizes.iter().map(|&m| (Curve::Exact, m)));
-        }
-        progress.begin("miss-ratio curve", jobs.len() as u64);
-        let results = parallel_map(&jobs, opts.threads.max(1), |&(c, m)| {
-            let o = match c {
-                Curve::Policy => replay_at(m, None),
-                Curve::Opt => opt_pass(trace, keys, m, &next, policy.is_kernel()),
-                Curve::Exact => {
-                    let exact = Keys {
-                        sample: None,
-                        ..keys
-                    };
-                    match policy {
-                        PolicyKind::Kernel(rule) => kernel_pass(trace, exact, m, rule, None),
-                        PolicyKind::Opt => {
-                            let (next, _) = next_pass(trace, exact)?;
-                            opt_pass(trace, exact, m, &next, false)
-                        }
-                        p => textbook_pass(trace, exact, p, m, None),
-                    }
-                }
-            };
-            progress.advance(1);
-            o
-        });
-        progress.end();
-        for (&(c, _), o) in jobs.iter().zip(results) {
-            match c {
-                Curve::Policy => mrc.push(o?),
-                Curve::Opt => mrc_opt.push(o?),
-                Curve::Exact => mrc_exact.push(o?),
-            }
-        }
-    }
+    let [mrc, mrc_opt, mrc_exact] = if opts.mrc {
+        mrc_curves(opts, trace, keys, want_opt, &next, progress)?
+    } else {
+        Default::default()
+    };
     drop(next);
 
     let curves = Curves {
@@ -859,6 +902,90 @@ fn parallel_map<T: Sync, R: Send>(
         .collect()
 }
 
+/// The miss-ratio curve's table and plot, OPT beside it, and the SHARDS
+/// error against the exact curve when it was measured.
+fn mrc_report(opts: &ReplayOptions, sample: Option<Sample>, curves: &Curves<'_>, r: &mut Report) {
+    let mrc = curves.policy;
+    let mem = |m: u64| {
+        if opts.ignore_size {
+            m.to_string()
+        } else {
+            format_size(m)
+        }
+    };
+    let mut cols = vec!["memory", "misses", "miss ratio"];
+    if !curves.opt.is_empty() {
+        cols.extend(["OPT misses", "OPT miss ratio", "distance to OPT (points)"]);
+    }
+    let mut curve = Table::new("miss-ratio curve", &cols);
+    let mut pts = Vec::new();
+    for (i, o) in mrc.iter().enumerate() {
+        let mut row = cells![mem(o.memory), o.stats.misses, o.miss_ratio()];
+        if let Some(b) = curves.opt.get(i) {
+            row.extend(cells![
+                b.stats.misses,
+                b.miss_ratio(),
+                (o.miss_ratio() - b.miss_ratio()) * 100.0
+            ]);
+        }
+        curve.row(row);
+        pts.push([o.memory as f64, o.miss_ratio()]);
+    }
+    r.table(curve);
+    let mut series = Series::new(
+        "miss-ratio curve",
+        Axis::log("memory", if opts.ignore_size { "objects" } else { "bytes" }),
+        Axis::linear("miss ratio", ""),
+    );
+    let label = match sample {
+        Some(s) => format!("{} (SHARDS, rate {})", opts.policy.name(), s.rate()),
+        None => opts.policy.name().to_owned(),
+    };
+    series.line(&label, pts);
+    if !curves.opt.is_empty() {
+        series.line(
+            "opt (Belady)",
+            curves
+                .opt
+                .iter()
+                .map(|o| [o.memory as f64, o.miss_ratio()])
+                .collect(),
+        );
+    }
+    if !curves.exact.is_empty() {
+        series.line(
+            &format!("{} (exact)", opts.policy.name()),
+            curves
+                .exact
+                .iter()
+                .map(|o| [o.memory as f64, o.miss_ratio()])
+                .collect(),
+        );
+        let mut t = Table::new(
+            "SHARDS error against the exact curve",
+            &[
+                "memory",
+                "sampled miss ratio",
+                "exact miss ratio",
+                "absolute error",
+            ],
+        );
+        for (a, b) in mrc.iter().zip(curves.exact) {
+            t.row(cells![
+                mem(a.memory),
+                a.miss_ratio(),
+                b.miss_ratio(),
+                (a.miss_ratio() - b.miss_ratio()).abs()
+            ]);
+        }
+        let (mean, max) = curve_error(mrc, curves.exact);
+        t.row(cells!["mean", "", "", mean]);
+        t.row(cells!["largest", "", "", max]);
+        r.table(t);
+    }
+    r.series(series);
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_report(
     opts: &ReplayOptions,
@@ -928,84 +1055,7 @@ fn build_report(
     speed.row(cells![rps, distinct]);
     r.table(speed);
     if !mrc.is_empty() {
-        let mem = |m: u64| {
-            if opts.ignore_size {
-                m.to_string()
-            } else {
-                format_size(m)
-            }
-        };
-        let mut cols = vec!["memory", "misses", "miss ratio"];
-        if !curves.opt.is_empty() {
-            cols.extend(["OPT misses", "OPT miss ratio", "distance to OPT (points)"]);
-        }
-        let mut curve = Table::new("miss-ratio curve", &cols);
-        let mut pts = Vec::new();
-        for (i, o) in mrc.iter().enumerate() {
-            let mut row = cells![mem(o.memory), o.stats.misses, o.miss_ratio()];
-            if let Some(b) = curves.opt.get(i) {
-                row.extend(cells![
-                    b.stats.misses,
-                    b.miss_ratio(),
-                    (o.miss_ratio() - b.miss_ratio()) * 100.0
-                ]);
-            }
-            curve.row(row);
-            pts.push([o.memory as f64, o.miss_ratio()]);
-        }
-        r.table(curve);
-        let mut series = Series::new(
-            "miss-ratio curve",
-            Axis::log("memory", if opts.ignore_size { "objects" } else { "bytes" }),
-            Axis::linear("miss ratio", ""),
-        );
-        let label = match sample {
-            Some(s) => format!("{} (SHARDS, rate {})", opts.policy.name(), s.rate()),
-            None => opts.policy.name().to_owned(),
-        };
-        series.line(&label, pts);
-        if !curves.opt.is_empty() {
-            series.line(
-                "opt (Belady)",
-                curves
-                    .opt
-                    .iter()
-                    .map(|o| [o.memory as f64, o.miss_ratio()])
-                    .collect(),
-            );
-        }
-        if !curves.exact.is_empty() {
-            series.line(
-                &format!("{} (exact)", opts.policy.name()),
-                curves
-                    .exact
-                    .iter()
-                    .map(|o| [o.memory as f64, o.miss_ratio()])
-                    .collect(),
-            );
-            let mut t = Table::new(
-                "SHARDS error against the exact curve",
-                &[
-                    "memory",
-                    "sampled miss ratio",
-                    "exact miss ratio",
-                    "absolute error",
-                ],
-            );
-            for (a, b) in mrc.iter().zip(curves.exact) {
-                t.row(cells![
-                    mem(a.memory),
-                    a.miss_ratio(),
-                    b.miss_ratio(),
-                    (a.miss_ratio() - b.miss_ratio()).abs()
-                ]);
-            }
-            let (mean, max) = curve_error(mrc, curves.exact);
-            t.row(cells!["mean", "", "", mean]);
-            t.row(cells!["largest", "", "", max]);
-            r.table(t);
-        }
-        r.series(series);
+        mrc_report(opts, sample, curves, &mut r);
     }
     r.verdict = Verdict {
         holds: None,
