@@ -582,6 +582,42 @@ mod tests {
     }
 
     #[test]
+    fn partner_frees_land_in_the_other_nodes_queues() {
+        use std::sync::Arc;
+        // SLAB: CPUs 0 and 1 on node 0, 2 and 3 on node 1; each allocates
+        // 4 objects, frees 2 itself and 2 on the CPU two along (the other
+        // node): 4 objects in each node's alien array for the other node.
+        let slab = crate::Slab::new(
+            Arc::new(crate::FramePool::new(2, 4)),
+            crate::SlabConfig { nr_cpus: 4 },
+        );
+        let c = slab
+            .kmem_cache_create("p", 64, 0, SlabFlags::NONE, None)
+            .unwrap();
+        assert_eq!(slab_partner_frees(&c, 4, 4, |cpu| (cpu + 2) % 4), Some(16));
+        assert_eq!(c.core().node_counts(0).alien_avail, 4);
+        assert_eq!(c.core().node_counts(1).alien_avail, 4);
+        // SLUB: each CPU's slab of 64 objects (order 0) keeps 60 on its
+        // freelist after 4 allocations, and gets back its 2 local frees;
+        // the 2 remote frees go to the slab, not the freeing CPU.
+        let slub = crate::Slub::new(
+            Arc::new(crate::FramePool::new(2, 4)),
+            crate::SlubConfig::default(),
+            Arc::new(crate::CollectSink::new()),
+        );
+        let k = slub
+            .kmem_cache_create("p", 64, 8, SlabFlags::NONE, None)
+            .unwrap();
+        let mut cpus: Vec<_> = (0..4).map(|c| k.cpu_on(c / 2)).collect();
+        assert_eq!(slub_partner_frees(&mut cpus, 4, |c| (c + 2) % 4), Some(16));
+        let free: Vec<usize> = cpus.iter().map(|c| c.state().nr_free()).collect();
+        assert_eq!(free, [62; 4]);
+        // Remote frees on two real threads: every object allocated is freed.
+        let r = remote_frees(&slab, &[32, 200], 3, 10);
+        assert_eq!(r.ops, 2 * 3 * 10 * 2);
+    }
+
+    #[test]
     #[cfg_attr(miri, ignore = "Miri cannot spawn processes")]
     fn run_program_reports_status_output_and_peak_rss() {
         let r = run_program(
