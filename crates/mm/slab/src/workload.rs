@@ -338,6 +338,115 @@ pub fn object_churn<O: ObjectAllocator>(
     }
 }
 
+/// Frees from another CPU on an [`ObjectAllocator`], on two real threads:
+/// one allocates `bursts` bursts of `batch` objects of each cache of
+/// `sizes` and hands each burst over a channel to the other, which frees
+/// it with its own per-CPU state (SLAB: a free into its own array of
+/// another CPU's objects; SLUB: a free into a slab another CPU holds).
+pub fn remote_frees<O: ObjectAllocator>(
+    o: &O,
+    sizes: &[usize],
+    bursts: usize,
+    batch: usize,
+) -> Run {
+    let caches: Vec<O::Cache> = sizes
+        .iter()
+        .map(|&s| {
+            o.create_cache(&format!("remote-{s}"), s, 8, SlabFlags::NONE, None)
+                .expect("cache")
+        })
+        .collect();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<usize>)>(8);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let caches = &caches;
+        s.spawn(move || {
+            let mut cpus: Vec<_> = caches.iter().map(ObjectCache::cpu).collect();
+            for (i, objs) in rx {
+                for a in objs {
+                    let p = std::ptr::NonNull::new(std::ptr::with_exposed_provenance_mut::<u8>(a))
+                        .expect("objects are not null");
+                    // SAFETY: allocated from cache i by the other thread,
+                    // handed over once and freed once here.
+                    unsafe { caches[i].free(&mut cpus[i], p) };
+                }
+            }
+        });
+        let mut cpus: Vec<_> = caches.iter().map(ObjectCache::cpu).collect();
+        for _ in 0..bursts {
+            for (i, c) in caches.iter().enumerate() {
+                let v = (0..batch)
+                    .map(|_| {
+                        let p = c.alloc(&mut cpus[i]).expect("out of memory");
+                        // SAFETY: a fresh object of at least one byte.
+                        unsafe { p.as_ptr().write(1) };
+                        p.as_ptr().expose_provenance()
+                    })
+                    .collect();
+                tx.send((i, v)).expect("the freeing thread runs");
+            }
+        }
+        drop(tx);
+    });
+    Run {
+        ops: 2 * (bursts * batch * sizes.len()) as u64,
+        elapsed: t.elapsed(),
+    }
+}
+
+/// On a model SLAB machine: every CPU allocates `objs` objects of `cache`
+/// and frees the even-numbered ones itself and the others on CPU
+/// `partner(cpu)` (`cache_free_alien()` when that CPU is on another
+/// node). Returns the objects allocated; `None` when the page source ran
+/// out (what was allocated is freed).
+pub fn slab_partner_frees(
+    cache: &crate::SlabCache,
+    cpus: usize,
+    objs: usize,
+    partner: impl Fn(usize) -> usize,
+) -> Option<usize> {
+    let mut n = 0;
+    for cpu in 0..cpus {
+        let got: Vec<_> = (0..objs).map_while(|_| cache.alloc_on(cpu)).collect();
+        let short = got.len() < objs;
+        let other = partner(cpu);
+        for (i, o) in got.into_iter().enumerate() {
+            n += 1;
+            // SAFETY: allocated just above from this cache, freed once.
+            unsafe { cache.free_on(if i % 2 == 0 { cpu } else { other }, o) };
+        }
+        if short {
+            return None;
+        }
+    }
+    Some(n)
+}
+
+/// [`slab_partner_frees`] on SLUB: `cpus[c]` is CPU `c`'s state for one
+/// cache; the odd-numbered objects are freed through CPU `partner(c)`'s.
+pub fn slub_partner_frees(
+    cpus: &mut [crate::CpuSlab],
+    objs: usize,
+    partner: impl Fn(usize) -> usize,
+) -> Option<usize> {
+    let mut n = 0;
+    for cpu in 0..cpus.len() {
+        let got: Vec<_> = (0..objs).map_while(|_| cpus[cpu].alloc()).collect();
+        let short = got.len() < objs;
+        let other = partner(cpu);
+        for (i, o) in got.into_iter().enumerate() {
+            n += 1;
+            // SAFETY: allocated just above from this cache (CPU states of
+            // one cache), freed once.
+            unsafe { cpus[if i % 2 == 0 { cpu } else { other }].free(o) };
+        }
+        if short {
+            return None;
+        }
+    }
+    Some(n)
+}
+
 /// The peak resident set of a child process running `f`, minus its
 /// resident set when `f` started, in KiB (`VmHWM` after resetting it
 /// through `/proc/self/clear_refs`). `None` where fork or /proc is
@@ -470,6 +579,42 @@ mod tests {
         let slob = crate::Slob::new(std::sync::Arc::new(crate::FramePool::new(1, 4)));
         let r = object_churn(&slob, &[32, 200], if q { 2 } else { 10 }, 50);
         assert!(r.ops > 0);
+    }
+
+    #[test]
+    fn partner_frees_land_in_the_other_nodes_queues() {
+        use std::sync::Arc;
+        // SLAB: CPUs 0 and 1 on node 0, 2 and 3 on node 1; each allocates
+        // 4 objects, frees 2 itself and 2 on the CPU two along (the other
+        // node): 4 objects in each node's alien array for the other node.
+        let slab = crate::Slab::new(
+            Arc::new(crate::FramePool::new(2, 4)),
+            crate::SlabConfig { nr_cpus: 4 },
+        );
+        let c = slab
+            .kmem_cache_create("p", 64, 0, SlabFlags::NONE, None)
+            .unwrap();
+        assert_eq!(slab_partner_frees(&c, 4, 4, |cpu| (cpu + 2) % 4), Some(16));
+        assert_eq!(c.core().node_counts(0).alien_avail, 4);
+        assert_eq!(c.core().node_counts(1).alien_avail, 4);
+        // SLUB: each CPU's slab of 64 objects (order 0) keeps 60 on its
+        // freelist after 4 allocations, and gets back its 2 local frees;
+        // the 2 remote frees go to the slab, not the freeing CPU.
+        let slub = crate::Slub::new(
+            Arc::new(crate::FramePool::new(2, 4)),
+            crate::SlubConfig::default(),
+            Arc::new(crate::CollectSink::new()),
+        );
+        let k = slub
+            .kmem_cache_create("p", 64, 8, SlabFlags::NONE, None)
+            .unwrap();
+        let mut cpus: Vec<_> = (0..4).map(|c| k.cpu_on(c / 2)).collect();
+        assert_eq!(slub_partner_frees(&mut cpus, 4, |c| (c + 2) % 4), Some(16));
+        let free: Vec<usize> = cpus.iter().map(|c| c.state().nr_free()).collect();
+        assert_eq!(free, [62; 4]);
+        // Remote frees on two real threads: every object allocated is freed.
+        let r = remote_frees(&slab, &[32, 200], 3, 10);
+        assert_eq!(r.ops, 2 * 3 * 10 * 2);
     }
 
     #[test]
