@@ -421,13 +421,13 @@ fn check_inputs(e: &dyn Run, inputs: &Inputs) -> Result<(), Error> {
                 }
             )));
         }
-        if let Some(path) = inputs.get(kind) {
-            if let Err(err) = std::fs::metadata(path) {
-                return Err(Error::File {
-                    message: format!("{} {}: {err}", kind.flag(), path.display()),
-                    path: path.to_owned(),
-                });
-            }
+        if let Some(path) = inputs.get(kind)
+            && let Err(err) = std::fs::metadata(path)
+        {
+            return Err(Error::File {
+                message: format!("{} {}: {err}", kind.flag(), path.display()),
+                path: path.to_owned(),
+            });
         }
     }
     Ok(())

@@ -6,9 +6,9 @@ curves, and run klab's experiments. Every call returns plain dicts and
 lists, the numbers the ``klab`` command prints, and releases the GIL while
 it works, so threads can run several at once.
 
->>> import klab
->>> r = klab.replay("trace.oracleGeneral.bin", policy="lru", memory="64MiB")
->>> r["hit_ratio"], r["misses"]
+    import klab
+    r = klab.replay("trace.oracleGeneral.bin", policy="lru", memory="64MiB")
+    print(r["hit_ratio"], r["misses"])
 """
 
 from klab._errors import (
