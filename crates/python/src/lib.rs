@@ -150,6 +150,12 @@ pub struct TraceArgs {
     pub block_size: Option<Size>,
     /// Threads for curves; the number of CPUs when `None`.
     pub threads: Option<usize>,
+    /// SHARDS spatial sampling at this rate (`klab replay --sample`);
+    /// exact when `None`.
+    pub sample: Option<f64>,
+    /// Draw OPT's curve beside a miss-ratio curve (`klab replay` does
+    /// unless `--no-opt`).
+    pub opt: bool,
 }
 
 impl TraceArgs {
@@ -174,6 +180,9 @@ impl TraceArgs {
                 .map(|b| b.resolve("block_size"))
                 .transpose()?,
             mrc,
+            no_opt: !self.opt,
+            sample: self.sample,
+            sample_check: false,
             threads: self.threads(),
         })
     }
@@ -249,7 +258,7 @@ pub fn replay(args: &TraceArgs, policy: &str, memory: &Size, mrc: bool) -> Resul
         config("block_size").unwrap_or(Value::Null),
     );
     m.insert("requests_per_sec".into(), finite(r.requests_per_sec));
-    m.insert("parse_secs".into(), finite(r.parse_secs));
+    m.insert("secs".into(), finite(r.secs));
     m.insert("distinct_keys".into(), json!(r.distinct_keys));
     m.insert(
         "bytes_per_key".into(),

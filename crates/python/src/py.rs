@@ -84,8 +84,8 @@ fn size(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Size> {
 /// report `klab replay --json -` prints.
 #[pyfunction]
 #[pyo3(
-    signature = (trace, policy="lru", memory=None, unit=None, format=None, *, ignore_size=false, block_size=None, mrc=false, threads=None),
-    text_signature = "(trace, policy='lru', memory='128MiB', unit=None, format=None, *, ignore_size=False, block_size=None, mrc=False, threads=None)"
+    signature = (trace, policy="lru", memory=None, unit=None, format=None, *, ignore_size=false, block_size=None, mrc=false, threads=None, sample=None, opt=true),
+    text_signature = "(trace, policy='lru', memory='128MiB', unit=None, format=None, *, ignore_size=False, block_size=None, mrc=False, threads=None, sample=None, opt=True)"
 )]
 #[allow(clippy::too_many_arguments)]
 fn replay(
@@ -99,6 +99,8 @@ fn replay(
     block_size: Option<&Bound<'_, PyAny>>,
     mrc: bool,
     threads: Option<usize>,
+    sample: Option<f64>,
+    opt: bool,
 ) -> PyResult<Py<PyAny>> {
     let memory = match memory {
         Some(m) => size(m, "memory")?,
@@ -111,6 +113,8 @@ fn replay(
         ignore_size,
         block_size: block_size.map(|b| size(b, "block_size")).transpose()?,
         threads,
+        sample,
+        opt,
     };
     let policy = policy.to_owned();
     let r = py.detach(|| crate::replay(&args, &policy, &memory, mrc));
@@ -150,6 +154,8 @@ fn mrc(
         ignore_size,
         block_size: block_size.map(|b| size(b, "block_size")).transpose()?,
         threads,
+        sample: None,
+        opt: false,
     };
     let r = py.detach(|| crate::mrc(&args, &policies, &sizes));
     to_py(py, &Value::Array(r.map_err(|e| raise(py, e))?))

@@ -20,6 +20,8 @@ fn args(trace: PathBuf) -> TraceArgs {
         ignore_size: true,
         block_size: None,
         threads: Some(2),
+        sample: None,
+        opt: true,
     }
 }
 
